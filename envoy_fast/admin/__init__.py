@@ -1,0 +1,1 @@
+"""Envoy's admin endpoint, served by the main process."""

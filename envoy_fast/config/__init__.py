@@ -1,0 +1,67 @@
+"""Envoy v3 static bootstrap configuration for envoy_fast.
+
+``load_bootstrap(config_path=None, config_yaml=None)`` reads a YAML/JSON bootstrap
+(and merges ``--config-yaml`` over it as Envoy does), checks it the way Envoy would
+plus envoy_fast's subset limits, and returns a typed :class:`Bootstrap`; any
+problem raises :class:`ConfigError` naming the document path. ``dump_bootstrap``
+turns a Bootstrap back into an Envoy-style document.
+"""
+from .loader import ConfigError, dump_bootstrap, load_bootstrap
+from .types import (
+    ENUMS,
+    NETWORK_FILTER_TYPES,
+    Address,
+    Admin,
+    Bootstrap,
+    CidrRange,
+    CircuitBreakers,
+    Cluster,
+    ClusterLoadAssignment,
+    ClusterWeight,
+    CommonLbConfig,
+    Endpoint,
+    FilterChain,
+    FilterChainMatch,
+    LbEndpoint,
+    LeastRequestLbConfig,
+    Listener,
+    LocalityLbEndpoints,
+    NetworkFilter,
+    Node,
+    SocketAddress,
+    StaticResources,
+    TcpProxy,
+    Thresholds,
+    WeightedClusters,
+)
+
+__all__ = [
+    "ConfigError",
+    "load_bootstrap",
+    "dump_bootstrap",
+    "ENUMS",
+    "NETWORK_FILTER_TYPES",
+    "Address",
+    "Admin",
+    "Bootstrap",
+    "CidrRange",
+    "CircuitBreakers",
+    "Cluster",
+    "ClusterLoadAssignment",
+    "ClusterWeight",
+    "CommonLbConfig",
+    "Endpoint",
+    "FilterChain",
+    "FilterChainMatch",
+    "LbEndpoint",
+    "LeastRequestLbConfig",
+    "Listener",
+    "LocalityLbEndpoints",
+    "NetworkFilter",
+    "Node",
+    "SocketAddress",
+    "StaticResources",
+    "TcpProxy",
+    "Thresholds",
+    "WeightedClusters",
+]

@@ -1,0 +1,106 @@
+"""Turn a loaded Bootstrap into a worker plan: plain data the data plane
+builds its objects from (no config types cross into the worker)."""
+from __future__ import annotations
+
+import ipaddress
+from typing import Any, Dict, List, Optional
+
+from envoy_fast.stats.store import StatsLayout
+
+_LB = {"ROUND_ROBIN": 0, "LEAST_REQUEST": 1, "RANDOM": 3}
+_SOURCE_TYPE = {"ANY": 0, "SAME_IP_OR_LOOPBACK": 1, "EXTERNAL": 2}
+
+
+def _cidrs(ranges) -> List[tuple]:
+    out = []
+    for r in ranges:
+        net = ipaddress.ip_network("%s/%d" % (r.address_prefix, r.prefix_len), strict=False)
+        out.append((net.version, int(net.network_address), net.prefixlen))
+    return out
+
+
+def _match(m) -> Optional[Dict[str, Any]]:
+    if m is None:
+        return None
+    return {
+        "destination_port": m.destination_port,
+        "prefix_ranges": _cidrs(m.prefix_ranges),
+        "direct_source_prefix_ranges": _cidrs(m.direct_source_prefix_ranges),
+        "source_type": _SOURCE_TYPE[m.source_type],
+        "source_prefix_ranges": _cidrs(m.source_prefix_ranges),
+        "source_ports": list(m.source_ports),
+    }
+
+
+def _chain(chain, layout: StatsLayout) -> Dict[str, Any]:
+    filters = []
+    for f in chain.filters:
+        tp = f.typed_config
+        if tp.weighted_clusters is not None:
+            clusters = [(c.name, c.weight) for c in tp.weighted_clusters.clusters]
+        else:
+            clusters = [(tp.cluster, 1)]
+        filters.append({
+            "type": "tcp_proxy",
+            "stat_prefix": tp.stat_prefix,
+            "stats_base": layout.tcp_base[tp.stat_prefix],
+            "clusters": clusters,
+            "idle_timeout": tp.idle_timeout,
+            "max_connect_attempts": tp.max_connect_attempts,
+            "max_downstream_connection_duration": tp.max_downstream_connection_duration,
+        })
+    return {"name": chain.name, "match": _match(chain.filter_chain_match), "filters": filters}
+
+
+def _cluster(cluster, layout: StatsLayout) -> Dict[str, Any]:
+    th = cluster.thresholds()
+    hosts = []
+    if cluster.load_assignment is not None:
+        for loc in cluster.load_assignment.endpoints:
+            for ep in loc.lb_endpoints:
+                if ep.health_status in ("UNHEALTHY", "DRAINING", "TIMEOUT"):
+                    continue        # no traffic to these, as in Envoy
+                sa = ep.endpoint.address.socket_address
+                hosts.append({"address": sa.address, "port": sa.port_value,
+                              "weight": ep.load_balancing_weight})
+    choice_count = 2
+    if cluster.least_request_lb_config is not None:
+        choice_count = cluster.least_request_lb_config.choice_count
+    return {
+        "name": cluster.name,
+        "stats_base": layout.cluster_base[cluster.name],
+        "resources_base": layout.cluster_resources_base[cluster.name],
+        "connect_timeout": cluster.connect_timeout,
+        "buffer_limit": cluster.per_connection_buffer_limit_bytes,
+        "max_connections": th.max_connections,
+        "max_pending_requests": th.max_pending_requests,
+        "max_requests": th.max_requests,
+        "lb_policy": _LB[cluster.lb_policy],
+        "choice_count": choice_count,
+        "hosts": hosts,
+    }
+
+
+def build_plan(bootstrap, layout: StatsLayout, listener_fds: Dict[str, int]) -> Dict[str, Any]:
+    """The plan of one worker; `listener_fds` maps listener name to its socket."""
+    sr = bootstrap.static_resources
+    listeners = []
+    for listener in sr.listeners:
+        limit = bootstrap.listener_connection_limit(listener.name)
+        listeners.append({
+            "name": listener.name,
+            "fd": listener_fds[listener.name],
+            "port": listener.address.socket_address.port_value,
+            "stats_base": layout.listener_base[listener.name],
+            "connection_limit": -1 if limit is None else limit,
+            "buffer_limit": listener.per_connection_buffer_limit_bytes,
+            "filter_chains": [_chain(c, layout) for c in listener.filter_chains],
+            "default_filter_chain": (_chain(listener.default_filter_chain, layout)
+                                     if listener.default_filter_chain is not None else None),
+        })
+    return {
+        "nstats": layout.nstats,
+        "shared_row": layout.shared_row,
+        "clusters": [_cluster(c, layout) for c in sr.clusters],
+        "listeners": listeners,
+    }

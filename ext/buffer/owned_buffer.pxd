@@ -1,0 +1,56 @@
+# OwnedBuffer: a chain of malloc'd slices (Envoy's Buffer::OwnedImpl).
+#
+#   | Drained | Data | Reservable |      one slice of SLICE_SIZE bytes
+#   base      start  end            cap
+#
+# * drain(n) advances `start`; an emptied slice goes back to the worker's
+#   freelist, so steady traffic costs no malloc.
+# * move(other) hands other's slices over without copying the bytes (a small
+#   slice is copied into our tail instead, so a stream of tiny writes does not
+#   become a chain of mostly empty slices).
+# * reserve_for_read()/commit() let readv() land directly in slice memory;
+#   fill_iovec()/drain() feed writev().
+# * Watermarks: when length() goes above `high_watermark` the watermark
+#   callback runs with above=1; when it falls to `low_watermark` (half the
+#   high one) or less, with above=0. A high watermark of 0 disables them.
+
+ctypedef struct Slice:
+    char *base
+    size_t start
+    size_t end
+    size_t cap
+
+ctypedef void (*watermark_cb_t)(object ctx, bint above)
+
+
+@cython.final
+cdef class OwnedBuffer:
+    cdef Slice *ring                # ring of slices: power-of-two capacity
+    cdef Slice inline_ring[INLINE_SLICES]
+    cdef size_t ring_cap
+    cdef size_t head
+    cdef size_t count
+    cdef size_t len
+    cdef size_t high_watermark
+    cdef size_t low_watermark
+    cdef bint above_high
+    cdef watermark_cb_t watermark_cb
+    cdef object watermark_ctx       # the owning connection; cleared on close
+    cdef size_t reserve_first       # logical index of the first reserved slice
+    cdef int reserve_n              # iovecs handed out by reserve_for_read
+
+    @staticmethod
+    cdef OwnedBuffer new()
+    cdef inline size_t length(self) noexcept:
+        return self.len
+    cdef void set_watermarks(self, size_t high, watermark_cb_t cb, object ctx) noexcept
+    cdef void check_watermarks(self) noexcept
+    cdef Slice *push_slice(self) noexcept
+    cdef void add(self, const char *data, size_t n) noexcept
+    cdef void drain(self, size_t n) noexcept
+    cdef void drain_all(self) noexcept
+    cdef void move(self, OwnedBuffer other) noexcept
+    cdef int reserve_for_read(self, iovec *iov, size_t max_bytes) noexcept
+    cdef void commit(self, size_t n) noexcept
+    cdef int fill_iovec(self, iovec *iov, int max_iov) noexcept
+    cdef bytes to_bytes(self)

@@ -1,0 +1,85 @@
+# Dispatcher: one per worker process (Envoy's Event::DispatcherImpl).
+#
+# Contracts:
+# * FileEventHandler.on_file_event runs with the events epoll reported for its
+#   fd; it may raise: the Dispatcher catches, calls on_handler_error (which must
+#   close that handler) and goes on. One bad peer never kills a worker.
+# * A handler registered with epoll is kept alive by the Dispatcher (one
+#   reference) until unregister(); that reference is dropped only after the
+#   current epoll batch, so a later event in the same batch never touches freed
+#   memory. A handler whose fd is -1 is skipped.
+# * Timers fire after the epoll batch, in deadline order; a timer may re-arm
+#   itself or others from its callback.
+# * deferred_delete(obj) keeps obj alive until the end of the current batch
+#   (Envoy's DeferredDeletable): nothing is freed inside its own callback.
+
+cdef class FileEventHandler:
+    cdef int fd
+    cdef uint32_t epoll_mask        # events currently registered (0: not in epoll)
+    cdef Dispatcher dispatcher
+
+    cdef int on_file_event(self, uint32_t events) except -1
+    cdef void on_handler_error(self, object exc) noexcept
+    cdef int set_epoll_mask(self, uint32_t mask) except -1
+    cdef void unregister(self) noexcept
+
+
+cdef class TimerHandler:
+    cdef int on_timer(self, int kind) except -1
+
+
+@cython.final
+cdef class Timer:
+    cdef Dispatcher dispatcher
+    cdef TimerHandler handler
+    cdef int kind
+    cdef double deadline
+    cdef Py_ssize_t heap_index      # -1 when not armed
+
+    @staticmethod
+    cdef Timer new(Dispatcher dispatcher, TimerHandler handler, int kind)
+    cdef void enable(self, double timeout_s) noexcept
+    cdef void disable(self) noexcept
+    cdef inline bint enabled(self) noexcept:
+        return self.heap_index >= 0
+
+
+cdef class _StopTimer(TimerHandler):
+    cdef Dispatcher dispatcher
+
+
+@cython.final
+cdef class Dispatcher:
+    cdef int epfd
+    cdef epoll_event *events
+    cdef double now                 # monotonic seconds, refreshed once per loop turn
+    cdef bint exit_requested
+    cdef list deferred              # objects kept alive until the batch ends
+    cdef PyObject **heap            # binary min-heap of Timer, by deadline
+    cdef Py_ssize_t heap_len
+    cdef Py_ssize_t heap_cap
+    cdef uint64_t rng_state         # xorshift64* for load balancers
+    cdef object error_log           # callable(str) for handler errors
+    cdef uint64_t handler_errors
+    # debug/leak accounting (EF_DEBUG builds and tests)
+    cdef Py_ssize_t live_connections
+
+    cdef int register(self, FileEventHandler h, uint32_t mask) except -1
+    cdef inline void deferred_delete(self, object obj):
+        self.deferred.append(obj)
+    cdef void update_now(self) noexcept
+    cdef int run(self) except -1
+    cdef int run_timers(self) except -1
+    cdef int next_timeout_ms(self) noexcept
+    cdef void heap_push(self, Timer t) noexcept
+    cdef void heap_remove(self, Timer t) noexcept
+    cdef void heap_sift_up(self, Py_ssize_t i) noexcept
+    cdef void heap_sift_down(self, Py_ssize_t i) noexcept
+    cdef inline uint64_t random(self) noexcept:
+        # xorshift64*: cheap, per worker, good enough for load balancing.
+        cdef uint64_t x = self.rng_state
+        x ^= x >> 12
+        x ^= x << 25
+        x ^= x >> 27
+        self.rng_state = x
+        return x * <uint64_t>2685821657736338717ULL

@@ -1,0 +1,276 @@
+# Dispatcher, FileEventHandler and Timer: the worker's event loop over epoll.
+#
+# Level-triggered epoll: a readable socket is read once per event and the
+# kernel reports it again while data remains, so no read ever ends in EAGAIN
+# just to find out (one syscall saved per event on small messages). Interest
+# in EPOLLOUT exists only while a write is blocked.
+
+
+cdef class FileEventHandler:
+
+    cdef int on_file_event(self, uint32_t events) except -1:
+        return 0
+
+    cdef void on_handler_error(self, object exc) noexcept:
+        self.unregister()
+
+    cdef int set_epoll_mask(self, uint32_t mask) except -1:
+        """Make epoll watch exactly `mask` for this fd (0: not watched at all).
+
+        An fd with no interest is removed from epoll, because EPOLLHUP and
+        EPOLLERR are reported whatever the mask says: a read-disabled socket
+        whose peer hung up would otherwise wake the loop forever.
+        """
+        cdef epoll_event ev
+        cdef int op
+        if mask == self.epoll_mask or self.fd < 0:
+            return 0
+        ev.events = mask
+        ev.data.ptr = <void*>self
+        if mask == 0:
+            op = EPOLL_CTL_DEL
+        elif self.epoll_mask == 0:
+            op = EPOLL_CTL_ADD
+        else:
+            op = EPOLL_CTL_MOD
+        if epoll_ctl(self.dispatcher.epfd, op, self.fd, &ev) < 0:
+            raise OSError(errno, "epoll_ctl: " + strerror(errno).decode())
+        if self.epoll_mask == 0:
+            Py_INCREF(self)            # epoll's data.ptr holds a reference
+        elif mask == 0:
+            # Dropped after this batch: a later event of the batch may still
+            # carry this pointer.
+            self.dispatcher.deferred.append(self)
+            Py_DECREF(self)
+        self.epoll_mask = mask
+        return 0
+
+    cdef void unregister(self) noexcept:
+        """Remove from epoll (if watched) and close the fd."""
+        cdef epoll_event ev
+        if self.fd < 0:
+            return
+        if self.epoll_mask != 0:
+            epoll_ctl(self.dispatcher.epfd, EPOLL_CTL_DEL, self.fd, &ev)  # void
+            self.epoll_mask = 0
+            self.dispatcher.deferred.append(self)
+            Py_DECREF(self)
+        close(self.fd)  # void
+        self.fd = -1
+
+
+cdef class TimerHandler:
+
+    cdef int on_timer(self, int kind) except -1:
+        return 0
+
+
+@cython.final
+cdef class Timer:
+    """A one-shot timer in the Dispatcher's heap (Envoy's Event::Timer)."""
+
+    def __init__(self):
+        raise TypeError("Timer is created by Timer.new()")
+
+    @staticmethod
+    cdef Timer new(Dispatcher dispatcher, TimerHandler handler, int kind):
+        cdef Timer t = Timer.__new__(Timer)
+        t.dispatcher = dispatcher
+        t.handler = handler
+        t.kind = kind
+        t.heap_index = -1
+        return t
+
+    cdef void enable(self, double timeout_s) noexcept:
+        if self.heap_index >= 0:
+            self.dispatcher.heap_remove(self)
+        self.deadline = self.dispatcher.now + timeout_s
+        self.dispatcher.heap_push(self)
+
+    cdef void disable(self) noexcept:
+        if self.heap_index >= 0:
+            self.dispatcher.heap_remove(self)
+
+
+@cython.final
+cdef class Dispatcher:
+    """One epoll loop with timers and deferred deletion (Envoy's DispatcherImpl)."""
+
+    def __cinit__(self):
+        self.epfd = -1
+        self.events = NULL
+        self.heap = NULL
+
+    def __init__(self, uint64_t seed=0x9E3779B97F4A7C15ULL, error_log=None):
+        self.epfd = epoll_create1(EPOLL_CLOEXEC)
+        if self.epfd < 0:
+            raise OSError(errno, "epoll_create1")
+        self.events = <epoll_event*>malloc(sizeof(epoll_event) * MAX_EPOLL_EVENTS)
+        self.heap_cap = 64
+        self.heap = <PyObject**>malloc(sizeof(PyObject*) * self.heap_cap)
+        if self.events == NULL or self.heap == NULL:
+            raise MemoryError()
+        self.heap_len = 0
+        self.deferred = []
+        self.rng_state = seed if seed else 1
+        self.error_log = error_log
+        self.update_now()
+
+    def __dealloc__(self):
+        cdef Py_ssize_t i
+        if self.heap != NULL:
+            for i in range(self.heap_len):
+                (<Timer>self.heap[i]).heap_index = -1
+                Py_DECREF(<object>self.heap[i])
+            free(self.heap)
+        if self.events != NULL:
+            free(self.events)
+        if self.epfd >= 0:
+            close(self.epfd)
+
+    cdef int register(self, FileEventHandler h, uint32_t mask) except -1:
+        h.dispatcher = self
+        h.epoll_mask = 0
+        return h.set_epoll_mask(mask)
+
+    cdef void update_now(self) noexcept:
+        cdef timespec ts
+        clock_gettime(CLOCK_MONOTONIC, &ts)
+        self.now = <double>ts.tv_sec + <double>ts.tv_nsec * 1e-9
+
+    cdef int next_timeout_ms(self) noexcept:
+        cdef double delta
+        if self.heap_len == 0:
+            return 1000
+        delta = (<Timer>self.heap[0]).deadline - self.now
+        if delta <= 0:
+            return 0
+        if delta > 1.0:
+            return 1000
+        return <int>(delta * 1000.0) + 1
+
+    cdef int run(self) except -1:
+        cdef int n, i
+        cdef FileEventHandler h
+        self.exit_requested = False
+        while not self.exit_requested:
+            n = epoll_wait(self.epfd, self.events, MAX_EPOLL_EVENTS, self.next_timeout_ms())
+            self.update_now()
+            if n < 0:
+                if errno == EINTR:
+                    PyErr_CheckSignals()
+                    continue
+                raise OSError(errno, "epoll_wait")
+            for i in range(n):
+                h = <FileEventHandler>self.events[i].data.ptr
+                if h.fd < 0:
+                    continue               # closed earlier in this batch
+                try:
+                    h.on_file_event(self.events[i].events)
+                except BaseException as exc:
+                    self.handler_errors += 1
+                    if self.error_log is not None:
+                        try:
+                            self.error_log("handler error: %r" % (exc,))
+                        except BaseException:
+                            pass
+                    h.on_handler_error(exc)
+            if self.heap_len:
+                self.run_timers()
+            if self.deferred:
+                self.deferred = []
+        return 0
+
+    def run_for_test(self, double seconds):
+        """Run the loop until `seconds` pass (tests drive a Dispatcher this way)."""
+        cdef _StopTimer stopper = _StopTimer()
+        cdef Timer t = Timer.new(self, stopper, 0)
+        stopper.dispatcher = self
+        t.enable(seconds)
+        self.run()
+        t.disable()
+
+    def exit(self):
+        self.exit_requested = True
+
+    cdef int run_timers(self) except -1:
+        cdef Timer t
+        while self.heap_len and (<Timer>self.heap[0]).deadline <= self.now:
+            t = <Timer>self.heap[0]
+            self.heap_remove(t)
+            try:
+                t.handler.on_timer(t.kind)
+            except BaseException as exc:
+                self.handler_errors += 1
+                if self.error_log is not None:
+                    self.error_log("timer error: %r" % (exc,))
+        return 0
+
+    # Indexed binary heap: each Timer knows its slot, so disable() is
+    # O(log n) and a connection that connects in 1 ms leaves no stale entry.
+
+    cdef void heap_push(self, Timer t) noexcept:
+        cdef PyObject **grown
+        if self.heap_len == self.heap_cap:
+            grown = <PyObject**>realloc(self.heap, sizeof(PyObject*) * self.heap_cap * 2)
+            if grown == NULL:
+                abort()
+            self.heap = grown
+            self.heap_cap *= 2
+        Py_INCREF(t)
+        self.heap[self.heap_len] = <PyObject*>t
+        t.heap_index = self.heap_len
+        self.heap_len += 1
+        self.heap_sift_up(t.heap_index)
+
+    cdef void heap_remove(self, Timer t) noexcept:
+        cdef Py_ssize_t i = t.heap_index
+        cdef Timer last
+        self.heap_len -= 1
+        if i != self.heap_len:
+            last = <Timer>self.heap[self.heap_len]
+            self.heap[i] = <PyObject*>last
+            last.heap_index = i
+            self.heap_sift_down(i)
+            self.heap_sift_up(last.heap_index)
+        t.heap_index = -1
+        Py_DECREF(t)
+
+    cdef void heap_sift_up(self, Py_ssize_t i) noexcept:
+        cdef PyObject *item = self.heap[i]
+        cdef double d = (<Timer>item).deadline
+        cdef Py_ssize_t parent
+        while i > 0:
+            parent = (i - 1) >> 1
+            if (<Timer>self.heap[parent]).deadline <= d:
+                break
+            self.heap[i] = self.heap[parent]
+            (<Timer>self.heap[i]).heap_index = i
+            i = parent
+        self.heap[i] = item
+        (<Timer>item).heap_index = i
+
+    cdef void heap_sift_down(self, Py_ssize_t i) noexcept:
+        cdef PyObject *item = self.heap[i]
+        cdef double d = (<Timer>item).deadline
+        cdef Py_ssize_t child
+        while True:
+            child = 2 * i + 1
+            if child >= self.heap_len:
+                break
+            if child + 1 < self.heap_len and \
+                    (<Timer>self.heap[child + 1]).deadline < (<Timer>self.heap[child]).deadline:
+                child += 1
+            if d <= (<Timer>self.heap[child]).deadline:
+                break
+            self.heap[i] = self.heap[child]
+            (<Timer>self.heap[i]).heap_index = i
+            i = child
+        self.heap[i] = item
+        (<Timer>item).heap_index = i
+
+
+cdef class _StopTimer(TimerHandler):
+    cdef int on_timer(self, int kind) except -1:
+        self.dispatcher.exit_requested = True
+        return 0

@@ -1,0 +1,302 @@
+# tcp_proxy implementation (shape in tcp_proxy.pxd).
+
+
+@cython.final
+cdef class TcpProxyConfig(NetworkFilterFactory):
+
+    cdef int create_filter(self, FilterManager manager, ConnectionImpl conn) except -1:
+        cdef TcpProxyFilter f = TcpProxyFilter.__new__(TcpProxyFilter)
+        f.config = self
+        f.dispatcher = conn.dispatcher
+        manager.add_read_filter(f)
+        return 0
+
+    cdef ThreadLocalCluster pick_cluster(self, Dispatcher dispatcher):
+        cdef int pick
+        cdef Py_ssize_t i
+        if len(self.clusters) == 1:
+            return <ThreadLocalCluster>self.clusters[0]
+        pick = <int>(dispatcher.random() % <uint64_t>self.total_weight)
+        for i in range(len(self.clusters)):
+            pick -= <int>self.weights[i]
+            if pick < 0:
+                return <ThreadLocalCluster>self.clusters[i]
+        return <ThreadLocalCluster>self.clusters[len(self.clusters) - 1]
+
+
+@cython.final
+cdef class TcpConnPool(ConnPoolCallbacks):
+
+    cdef int new_stream(self) except -1:
+        self.handle = self.pool.new_stream(self)
+        return 0
+
+    cdef int cancel(self) except -1:
+        cdef PendingStream h = self.handle
+        self.handle = None
+        self.parent = None
+        if h is not None:
+            h.cancel()
+        return 0
+
+    cdef int on_pool_ready(self, ActiveClient client, HostImpl host) except -1:
+        cdef TcpProxyFilter parent = self.parent
+        self.handle = None
+        self.parent = None
+        if parent is None:
+            (<ActiveTcpClient>client).release()
+            return 0
+        return parent.on_generic_pool_ready(<ActiveTcpClient>client, host)
+
+    cdef int on_pool_failure(self, int reason, HostImpl host) except -1:
+        cdef TcpProxyFilter parent = self.parent
+        self.handle = None
+        self.parent = None
+        if parent is None:
+            return 0
+        return parent.on_generic_pool_failure(reason, host)
+
+
+@cython.final
+cdef class _DownstreamCallbacks(ConnectionCallbacks):
+
+    cdef int on_event(self, int event) except -1:
+        if self.parent is not None:
+            return self.parent.on_downstream_event(event)
+        return 0
+
+    cdef int on_above_write_buffer_high_watermark(self) except -1:
+        # Downstream cannot take more: stop reading upstream.
+        cdef TcpProxyFilter p = self.parent
+        if p is not None and p.upstream is not None and not p.upstream_paused:
+            p.upstream_paused = True
+            p.upstream.read_disable(True)
+        return 0
+
+    cdef int on_below_write_buffer_low_watermark(self) except -1:
+        cdef TcpProxyFilter p = self.parent
+        if p is not None and p.upstream is not None and p.upstream_paused:
+            p.upstream_paused = False
+            p.upstream.read_disable(False)
+        return 0
+
+
+@cython.final
+cdef class _UpstreamCallbacks(TcpUpstreamCallbacks):
+
+    cdef int on_upstream_data(self, OwnedBuffer data, bint end_stream) except -1:
+        if self.parent is not None:
+            return self.parent.on_upstream_data(data, end_stream)
+        data.drain_all()
+        return 0
+
+    cdef int on_event(self, int event) except -1:
+        cdef TcpProxyFilter p = self.parent
+        if self.flushing and event != CONN_EVENT_CONNECTED:
+            self.flushing = False
+            if p is not None:
+                p.config.stats[TCP_UPSTREAM_FLUSH_ACTIVE] -= 1
+        if p is not None:
+            return p.on_upstream_event(event)
+        return 0
+
+    cdef int on_above_write_buffer_high_watermark(self) except -1:
+        # Upstream cannot take more: stop reading downstream.
+        cdef TcpProxyFilter p = self.parent
+        if p is not None and p.downstream is not None and not p.downstream_paused:
+            p.downstream_paused = True
+            p.config.stats[TCP_DOWNSTREAM_FLOW_CONTROL_PAUSED_READING_TOTAL] += 1
+            p.downstream.read_disable(True)
+        return 0
+
+    cdef int on_below_write_buffer_low_watermark(self) except -1:
+        cdef TcpProxyFilter p = self.parent
+        if p is not None and p.downstream is not None and p.downstream_paused:
+            p.downstream_paused = False
+            p.config.stats[TCP_DOWNSTREAM_FLOW_CONTROL_RESUMED_READING_TOTAL] += 1
+            p.downstream.read_disable(False)
+        return 0
+
+
+@cython.final
+cdef class TcpProxyFilter(ReadFilter):
+    """One downstream connection's tcp_proxy (Envoy's TcpProxy::Filter)."""
+
+    # ReadFilter
+
+    cdef int on_new_connection(self) except -1:
+        cdef TcpProxyConfig config = self.config
+        cdef ConnectionImpl down = self.read_callbacks.connection
+        self.downstream = down
+        config.stats[TCP_DOWNSTREAM_CX_TOTAL] += 1
+        down.set_stats(&config.stats[TCP_DOWNSTREAM_CX_RX_BYTES_TOTAL],
+                       &config.stats[TCP_DOWNSTREAM_CX_TX_BYTES_TOTAL])
+        self.downstream_callbacks = _DownstreamCallbacks.__new__(_DownstreamCallbacks)
+        self.downstream_callbacks.parent = self
+        down.add_callbacks(self.downstream_callbacks)
+        # Nothing is read until the upstream is connected: the bytes would have
+        # nowhere to go (Envoy read-disables the same way).
+        down.read_disable(True)
+        if config.max_downstream_connection_duration > 0:
+            self.duration_timer = Timer.new(self.dispatcher, self, TIMER_MAX_DURATION)
+            self.duration_timer.enable(config.max_downstream_connection_duration)
+        self.initialize_upstream_connection()
+        return FILTER_STOP_ITERATION
+
+    cdef int on_data(self, OwnedBuffer data, bint end_stream) except -1:
+        if self.upstream is not None:
+            self.upstream.write(data, end_stream)
+        else:
+            data.drain_all()
+        return FILTER_STOP_ITERATION
+
+    # Upstream selection
+
+    cdef int initialize_upstream_connection(self) except -1:
+        cdef ThreadLocalCluster cluster = self.config.pick_cluster(self.dispatcher)
+        self.cluster = cluster
+        if not cluster.info.connections.can_create():
+            self.response_flags |= RF_UPSTREAM_OVERFLOW
+            cluster.info.stats[CLUSTER_UPSTREAM_CX_OVERFLOW] += 1
+            return self.on_init_failure()
+        self.connect_attempts += 1
+        return self.maybe_tunnel(cluster)
+
+    cdef int maybe_tunnel(self, ThreadLocalCluster cluster) except -1:
+        cdef TcpConnPoolImpl pool = cluster.tcp_conn_pool()
+        if pool is None:
+            self.response_flags |= RF_NO_HEALTHY_UPSTREAM
+            cluster.info.stats[CLUSTER_UPSTREAM_CX_NONE_HEALTHY] += 1
+            return self.on_init_failure()
+        self.generic_conn_pool = TcpConnPool.__new__(TcpConnPool)
+        self.generic_conn_pool.parent = self
+        self.generic_conn_pool.pool = pool
+        return self.generic_conn_pool.new_stream()
+
+    cdef int on_generic_pool_ready(self, ActiveTcpClient client, HostImpl host) except -1:
+        cdef ConnectionImpl up = client.connection
+        cdef ConnectionImpl down = self.downstream
+        self.generic_conn_pool = None
+        if down is None or down.state != CONN_OPEN:
+            client.release()
+            return 0
+        self.client = client
+        self.upstream = up
+        self.upstream_host = host
+        self.upstream_callbacks = _UpstreamCallbacks.__new__(_UpstreamCallbacks)
+        self.upstream_callbacks.parent = self
+        client.upstream_callbacks = self.upstream_callbacks
+        up.add_callbacks(self.upstream_callbacks)
+        if self.config.allows_splice and not down.filter_manager.write_filters \
+                and len(down.filter_manager.read_filters) == 1:
+            # Only tcp_proxy sees these bytes: bulk transfers may bypass
+            # user space (ConnectionImpl's splice()).
+            down.splice_target = up
+            up.splice_target = down
+        if self.config.idle_timeout > 0:
+            self.idle_timer = Timer.new(self.dispatcher, self, TIMER_IDLE)
+            self.idle_timer.enable(self.config.idle_timeout)
+        down.read_disable(False)
+        return 0
+
+    cdef int on_generic_pool_failure(self, int reason, HostImpl host) except -1:
+        self.generic_conn_pool = None
+        if self.downstream is None or self.downstream.state != CONN_OPEN:
+            return 0
+        if reason == POOL_FAILURE_OVERFLOW:
+            self.response_flags |= RF_UPSTREAM_OVERFLOW
+            return self.on_init_failure()
+        self.response_flags |= RF_UPSTREAM_CONNECTION_FAILURE
+        if self.connect_attempts < self.config.max_connect_attempts:
+            # Each attempt picks a cluster and host again.
+            return self.initialize_upstream_connection()
+        self.response_flags |= RF_UPSTREAM_RETRY_LIMIT_EXCEEDED
+        self.cluster.info.stats[CLUSTER_UPSTREAM_CX_CONNECT_ATTEMPTS_EXCEEDED] += 1
+        return self.on_init_failure()
+
+    cdef int on_init_failure(self) except -1:
+        # No upstream: close promptly, nothing sent (Envoy closes NoFlush).
+        if self.downstream is not None:
+            self.downstream.close(CLOSE_NO_FLUSH)
+        return 0
+
+    # Data from upstream
+
+    cdef int on_upstream_data(self, OwnedBuffer data, bint end_stream) except -1:
+        if self.downstream is not None:
+            self.downstream.write(data, end_stream)
+        else:
+            data.drain_all()
+        return 0
+
+    # Connection events
+
+    cdef int on_downstream_event(self, int event) except -1:
+        cdef ConnectionImpl up = self.upstream
+        if event == CONN_EVENT_CONNECTED:
+            return 0
+        self.disable_timers()
+        self.downstream = None
+        self.downstream_callbacks.parent = None
+        if self.generic_conn_pool is not None:
+            # A pending upstream stream is cancelled with its downstream.
+            self.generic_conn_pool.cancel()
+            self.generic_conn_pool = None
+        if up is not None and up.state == CONN_OPEN:
+            if event == CONN_EVENT_REMOTE_CLOSE and (up.write_buffer.len or up.pipe_bytes):
+                self.config.stats[TCP_UPSTREAM_FLUSH_TOTAL] += 1
+                self.config.stats[TCP_UPSTREAM_FLUSH_ACTIVE] += 1
+                self.upstream_callbacks.flushing = True
+                up.close(CLOSE_FLUSH_WRITE)
+            else:
+                up.close(CLOSE_NO_FLUSH if event == CONN_EVENT_LOCAL_CLOSE else CLOSE_FLUSH_WRITE)
+        return 0
+
+    cdef int on_upstream_event(self, int event) except -1:
+        cdef ConnectionImpl down = self.downstream
+        if event == CONN_EVENT_CONNECTED:
+            return 0
+        self.upstream = None
+        if self.upstream_callbacks is not None:
+            self.upstream_callbacks.parent = None
+        self.client = None
+        if down is not None and down.state == CONN_OPEN:
+            down.close(CLOSE_FLUSH_WRITE)
+        return 0
+
+    # Timers
+
+    cdef int on_timer(self, int kind) except -1:
+        cdef double latest, idle
+        cdef ConnectionImpl down = self.downstream
+        if down is None:
+            return 0
+        if kind == TIMER_IDLE:
+            # Activity only stamps last_activity; the timer checks it when it
+            # fires, so busy connections never touch the timer heap.
+            latest = down.last_activity
+            if self.upstream is not None and self.upstream.last_activity > latest:
+                latest = self.upstream.last_activity
+            idle = self.dispatcher.now - latest
+            if idle < self.config.idle_timeout:
+                self.idle_timer.enable(self.config.idle_timeout - idle)
+                return 0
+            self.config.stats[TCP_IDLE_TIMEOUT] += 1
+            self.response_flags |= RF_STREAM_IDLE_TIMEOUT
+        elif kind == TIMER_MAX_DURATION:
+            self.config.stats[TCP_MAX_DOWNSTREAM_CONNECTION_DURATION] += 1
+            self.response_flags |= RF_DURATION_TIMEOUT
+        if self.upstream is not None:
+            self.upstream.close(CLOSE_NO_FLUSH)
+        if self.downstream is not None:
+            self.downstream.close(CLOSE_NO_FLUSH)
+        return 0
+
+    cdef void disable_timers(self):
+        # Timers hold their handler: drop them to cut the cycle.
+        if self.idle_timer is not None:
+            self.idle_timer.disable()
+            self.idle_timer = None
+        if self.duration_timer is not None:
+            self.duration_timer.disable()
+            self.duration_timer = None

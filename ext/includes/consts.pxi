@@ -1,0 +1,21 @@
+# Tunables of the worker data plane, in one place (uvloop includes/consts.pxi).
+cdef enum:
+    # One buffer slice: 16 KiB, a multiple of the page size (Envoy's default slice).
+    SLICE_SIZE = 16384
+    # Slices kept in the per-worker freelist before they go back to malloc.
+    SLICE_FREELIST_MAX = 4096
+    # Slices stored inline in an OwnedBuffer before its ring is malloc'd.
+    INLINE_SLICES = 4
+    # Most iovecs one readv/writev takes.
+    MAX_IOV = 64
+    # Most bytes one read event takes (up to the buffer limit): 4 slices.
+    READ_MAX_BYTES = 65536
+    # Events one epoll_wait returns.
+    MAX_EPOLL_EVENTS = 256
+    # Connections one listener accepts per readiness event (batched accept4).
+    ACCEPT_BATCH = 64
+    # A read of at least this many bytes marks a tcp_proxy direction as bulk,
+    # which switches it to splice() through a pipe.
+    SPLICE_THRESHOLD = 65536
+    # Pipe capacity asked for with F_SETPIPE_SZ for splice().
+    SPLICE_PIPE_SIZE = 262144

@@ -1,0 +1,111 @@
+# Listeners (Envoy source/common/network/tcp_listener_impl.h and
+# source/common/listener_manager/active_tcp_listener.h, active_tcp_socket.h,
+# filter_chain_manager_impl.h).
+#
+# Path of one connection:
+#   TcpListener.on_file_event: accept4() up to ACCEPT_BATCH
+#    -> ActiveTcpListener.on_accept: connection limit, stats
+#    -> ActiveTcpSocket: listener filters (none configured yet), continue_filter_chain
+#    -> ActiveTcpSocket.new_connection: FilterChainManager.find_filter_chain
+#    -> ActiveTcpListener.new_connection: ConnectionImpl + network filters,
+#       initialize_read_filters (-> on_new_connection), then epoll.
+
+cdef class ActiveTcpSocket
+cdef class ActiveTcpListener
+cdef class TcpListener
+cdef class _ListenerResume
+
+
+cdef class NetworkFilterFactory:
+    """Builds one network filter of a chain for each new connection."""
+    cdef bint allows_splice         # the filter lets bytes bypass the chain
+    cdef int create_filter(self, FilterManager manager, ConnectionImpl conn) except -1
+
+
+@cython.final
+cdef class FilterChainImpl:
+    cdef str name
+    cdef list factories             # NetworkFilterFactory
+    # filter_chain_match, flattened
+    cdef int destination_port       # -1: unset
+    cdef list prefix_ranges         # [(family, network int, prefix_len)]
+    cdef list direct_source_prefix_ranges
+    cdef int source_type            # 0 ANY, 1 SAME_IP_OR_LOOPBACK, 2 EXTERNAL
+    cdef list source_prefix_ranges
+    cdef frozenset source_ports
+
+    cdef bint matches_everything(self)
+
+
+@cython.final
+cdef class FilterChainManager:
+    cdef list chains                # FilterChainImpl
+    cdef FilterChainImpl default_chain
+    cdef FilterChainImpl only_chain # set when one chain matches everything
+    cdef bint needs_local_address   # some chain matches on destination IP
+
+    cdef FilterChainImpl find_filter_chain(self, ActiveTcpSocket socket)
+
+
+@cython.final
+cdef class ActiveTcpSocket:
+    cdef ActiveTcpListener listener
+    cdef int fd
+    cdef sockaddr_storage remote_addr
+    cdef socklen_t remote_addr_len
+    cdef sockaddr_storage local_addr
+    cdef socklen_t local_addr_len
+    cdef Py_ssize_t filter_index    # next listener filter to run
+    cdef list accept_filters
+
+    cdef int continue_filter_chain(self, bint success) except -1
+    cdef int new_connection(self) except -1
+
+
+@cython.final
+cdef class ActiveTcpConnection(ConnectionCallbacks):
+    """Tracks one downstream connection for its listener's stats and limit."""
+    cdef ActiveTcpListener listener
+    cdef ConnectionImpl connection
+
+
+cdef enum:  # ListenerStat: offsets in a listener's stats block
+    LISTENER_DOWNSTREAM_CX_TOTAL
+    LISTENER_DOWNSTREAM_CX_ACTIVE
+    LISTENER_DOWNSTREAM_CX_DESTROY
+    LISTENER_DOWNSTREAM_CX_OVERFLOW
+    LISTENER_NO_FILTER_CHAIN_MATCH
+    LISTENER_DOWNSTREAM_GLOBAL_CX_OVERFLOW
+    LISTENER_STATS_COUNT
+
+
+@cython.final
+cdef class ActiveTcpListener:
+    cdef Dispatcher dispatcher
+    cdef TcpListener listener
+    cdef str name
+    cdef int port
+    cdef int64_t *stats
+    cdef FilterChainManager filter_chain_manager
+    cdef Py_ssize_t connection_limit    # -1: none
+    cdef Py_ssize_t num_connections
+    cdef size_t buffer_limit
+    cdef set connections            # ActiveTcpConnection, for drain/shutdown
+
+    cdef int on_accept(self, int fd, sockaddr_storage *addr, socklen_t addr_len) except -1
+    cdef int new_connection(self, ActiveTcpSocket socket, FilterChainImpl chain) except -1
+    cdef void remove_connection(self, ActiveTcpConnection active)
+
+
+@cython.final
+cdef class TcpListener(FileEventHandler):
+    cdef ActiveTcpListener cb
+    cdef Timer resume_timer         # re-arms accept after EMFILE/ENFILE
+    cdef _ListenerResume resume
+
+    cdef int enable(self) except -1
+    cdef int disable(self) except -1
+
+
+cdef class _ListenerResume(TimerHandler):
+    cdef TcpListener listener

@@ -1,0 +1,57 @@
+# Stat names, declared once beside the hot-path enums they index
+# (Envoy's ALL_*_STATS macros). Python builds the shared-memory layout and the
+# admin output from these tuples; the data plane adds to `block[ENUM]`.
+
+COUNTER = "counter"
+GAUGE = "gauge"
+
+LISTENER_STATS = (
+    ("downstream_cx_total", COUNTER),            # LISTENER_DOWNSTREAM_CX_TOTAL
+    ("downstream_cx_active", GAUGE),             # LISTENER_DOWNSTREAM_CX_ACTIVE
+    ("downstream_cx_destroy", COUNTER),          # LISTENER_DOWNSTREAM_CX_DESTROY
+    ("downstream_cx_overflow", COUNTER),         # LISTENER_DOWNSTREAM_CX_OVERFLOW
+    ("no_filter_chain_match", COUNTER),          # LISTENER_NO_FILTER_CHAIN_MATCH
+    ("downstream_global_cx_overflow", COUNTER),  # LISTENER_DOWNSTREAM_GLOBAL_CX_OVERFLOW
+)
+
+CLUSTER_STATS = (
+    ("upstream_cx_total", COUNTER),
+    ("upstream_cx_active", GAUGE),
+    ("upstream_cx_connect_fail", COUNTER),
+    ("upstream_cx_connect_timeout", COUNTER),
+    ("upstream_cx_connect_attempts_exceeded", COUNTER),
+    ("upstream_cx_overflow", COUNTER),
+    ("upstream_cx_none_healthy", COUNTER),
+    ("upstream_cx_destroy", COUNTER),
+    ("upstream_cx_destroy_local", COUNTER),
+    ("upstream_cx_destroy_remote", COUNTER),
+    ("upstream_cx_rx_bytes_total", COUNTER),
+    ("upstream_cx_tx_bytes_total", COUNTER),
+    ("upstream_rq_total", COUNTER),
+    ("upstream_rq_active", GAUGE),
+    ("upstream_rq_pending_total", COUNTER),
+    ("upstream_rq_pending_active", GAUGE),
+    ("upstream_rq_pending_overflow", COUNTER),
+    ("upstream_rq_pending_failure_eject", COUNTER),
+    ("upstream_rq_cancelled", COUNTER),
+)
+
+TCP_PROXY_STATS = (
+    ("downstream_cx_total", COUNTER),
+    ("downstream_cx_no_route", COUNTER),
+    ("downstream_cx_rx_bytes_total", COUNTER),
+    ("downstream_cx_tx_bytes_total", COUNTER),
+    ("downstream_flow_control_paused_reading_total", COUNTER),
+    ("downstream_flow_control_resumed_reading_total", COUNTER),
+    ("idle_timeout", COUNTER),
+    ("max_downstream_connection_duration", COUNTER),
+    ("upstream_flush_total", COUNTER),
+    ("upstream_flush_active", GAUGE),
+)
+
+# Circuit-breaker counts shared by all workers (ClusterResource order).
+CLUSTER_RESOURCES = ("cx_open", "rq_pending_open", "rq_open")
+
+if len(LISTENER_STATS) != LISTENER_STATS_COUNT or len(CLUSTER_STATS) != CLUSTER_STATS_COUNT \
+        or len(TCP_PROXY_STATS) != TCP_STATS_COUNT or len(CLUSTER_RESOURCES) != RESOURCE_COUNT:
+    raise ImportError("stat name tables and enums disagree")

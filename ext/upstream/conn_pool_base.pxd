@@ -1,0 +1,114 @@
+# Connection pools (Envoy source/common/conn_pool/conn_pool_base.h and
+# source/common/tcp/conn_pool.h).
+#
+# An ActiveClient is CONNECTING, READY, BUSY, DRAINING or CLOSED; each state
+# but CLOSED owns a list and every move goes through
+# transition_active_client_state(). Streams that find no READY client wait as
+# PendingStreams while try_create_new_connections() opens connections within
+# the cluster's max_connections; max_pending_requests caps the waiting.
+#
+#   new_stream ─┬─ ready client ──────────────> attach_stream_to_client ─> on_pool_ready
+#               ├─ pending overflow ──────────> on_pool_failure(OVERFLOW)
+#               └─ new_pending_stream, try_create_new_connections
+#                      on_connection_event(CONNECTED) -> on_upstream_ready -> attach
+#                      close while CONNECTING -> purge_pending_streams(failure)
+
+cdef enum ActiveClientState:
+    CLIENT_CONNECTING = 0
+    CLIENT_READY = 1
+    CLIENT_BUSY = 2
+    CLIENT_DRAINING = 3
+    CLIENT_CLOSED = 4
+
+cdef enum PoolFailureReason:
+    POOL_FAILURE_OVERFLOW = 0
+    POOL_FAILURE_REMOTE_CONNECTION_FAILURE = 1
+    POOL_FAILURE_LOCAL_CONNECTION_FAILURE = 2
+    POOL_FAILURE_TIMEOUT = 3
+
+cdef enum:
+    TIMER_CONNECT = 1
+
+cdef class ConnPoolImplBase
+cdef class ActiveClient
+
+
+cdef class ConnPoolCallbacks:
+    """What a stream's owner hears from the pool (Envoy's Tcp::ConnectionPool::Callbacks)."""
+    cdef int on_pool_ready(self, ActiveClient client, HostImpl host) except -1
+    cdef int on_pool_failure(self, int reason, HostImpl host) except -1
+
+
+cdef class PendingStream(LinkedObject):
+    cdef ConnPoolImplBase parent
+    cdef ConnPoolCallbacks callbacks
+
+    cdef int cancel(self) except -1
+
+
+cdef class ActiveClient(LinkedObject):
+    cdef ConnPoolImplBase parent
+    cdef int state
+    cdef ConnectionImpl connection
+    cdef Timer connect_timer
+    cdef bint timed_out
+    cdef bint has_stream
+    cdef Py_ssize_t capacity        # streams this client can still take
+
+
+cdef class _ClientConnectionCallbacks(ConnectionCallbacks):
+    cdef ActiveClient client
+
+
+cdef class ConnPoolImplBase:
+    cdef Dispatcher dispatcher
+    cdef HostImpl host
+    cdef ClusterInfo cluster
+    cdef LinkedList ready_clients
+    cdef LinkedList busy_clients
+    cdef LinkedList connecting_clients
+    cdef LinkedList pending_streams
+    cdef Py_ssize_t connecting_stream_capacity
+
+    cdef void init_pool(self, Dispatcher dispatcher, HostImpl host)
+    cdef PendingStream new_stream(self, ConnPoolCallbacks callbacks)
+    cdef int attach_stream_to_client(self, ActiveClient client, ConnPoolCallbacks callbacks) except -1
+    cdef PendingStream new_pending_stream(self, ConnPoolCallbacks callbacks)
+    cdef int try_create_new_connections(self) except -1
+    cdef bint try_create_new_connection(self) except -1
+    cdef ActiveClient instantiate_active_client(self)
+    cdef int on_upstream_ready(self) except -1
+    cdef int on_connection_event(self, ActiveClient client, int event) except -1
+    cdef int on_connect_timeout(self, ActiveClient client) except -1
+    cdef void transition_active_client_state(self, ActiveClient client, int new_state)
+    cdef int on_pool_ready(self, ActiveClient client, ConnPoolCallbacks callbacks) except -1
+    cdef int on_pool_failure(self, int reason, ConnPoolCallbacks callbacks) except -1
+    cdef int purge_pending_streams(self, int reason) except -1
+    cdef int on_pending_stream_cancel(self, PendingStream stream) except -1
+    cdef void remove_pending_stream(self, PendingStream stream)
+    cdef int on_stream_closed(self, ActiveClient client) except -1
+
+
+# TCP pool: each stream is a whole upstream connection.
+
+cdef class TcpUpstreamCallbacks(ConnectionCallbacks):
+    """Receives an upstream connection's bytes (Envoy's Tcp::ConnectionPool::UpstreamCallbacks)."""
+    cdef int on_upstream_data(self, OwnedBuffer data, bint end_stream) except -1
+
+
+@cython.final
+cdef class ActiveTcpClient(ActiveClient):
+    cdef TcpUpstreamCallbacks upstream_callbacks
+
+    cdef int release(self) except -1
+
+
+@cython.final
+cdef class _TcpClientReadFilter(ReadFilter):
+    """Envoy's ActiveTcpClient::ConnReadFilter: hands upstream bytes to the stream."""
+    cdef ActiveTcpClient client
+
+
+@cython.final
+cdef class TcpConnPoolImpl(ConnPoolImplBase):
+    pass

@@ -1,0 +1,139 @@
+# Cluster side of a worker (Envoy source/common/upstream/): hosts, cluster
+# info with circuit breakers, ThreadLocalCluster and its load balancers.
+
+cdef class TcpConnPoolImpl
+cdef class ClusterInfo
+
+
+cdef class LinkedObject(TimerHandler):
+    """An intrusive list entry (Envoy's LinkedObject): O(1) removal from the
+    list it is in. It may own timers too, hence the TimerHandler base."""
+    cdef LinkedObject prev
+    cdef LinkedObject next
+    cdef LinkedList owner_list
+
+
+@cython.final
+cdef class LinkedList:
+    cdef LinkedObject head
+    cdef LinkedObject tail
+    cdef Py_ssize_t size
+
+    cdef void push_back(self, LinkedObject o)
+    cdef void remove(self, LinkedObject o)
+
+
+cdef enum:  # ClusterStat: offsets in a cluster's stats block
+    CLUSTER_UPSTREAM_CX_TOTAL
+    CLUSTER_UPSTREAM_CX_ACTIVE
+    CLUSTER_UPSTREAM_CX_CONNECT_FAIL
+    CLUSTER_UPSTREAM_CX_CONNECT_TIMEOUT
+    CLUSTER_UPSTREAM_CX_CONNECT_ATTEMPTS_EXCEEDED
+    CLUSTER_UPSTREAM_CX_OVERFLOW
+    CLUSTER_UPSTREAM_CX_NONE_HEALTHY
+    CLUSTER_UPSTREAM_CX_DESTROY
+    CLUSTER_UPSTREAM_CX_DESTROY_LOCAL
+    CLUSTER_UPSTREAM_CX_DESTROY_REMOTE
+    CLUSTER_UPSTREAM_CX_RX_BYTES_TOTAL
+    CLUSTER_UPSTREAM_CX_TX_BYTES_TOTAL
+    CLUSTER_UPSTREAM_RQ_TOTAL
+    CLUSTER_UPSTREAM_RQ_ACTIVE
+    CLUSTER_UPSTREAM_RQ_PENDING_TOTAL
+    CLUSTER_UPSTREAM_RQ_PENDING_ACTIVE
+    CLUSTER_UPSTREAM_RQ_PENDING_OVERFLOW
+    CLUSTER_UPSTREAM_RQ_PENDING_FAILURE_EJECT
+    CLUSTER_UPSTREAM_RQ_CANCELLED
+    CLUSTER_STATS_COUNT
+
+# Cluster-wide (all workers) circuit-breaker counts, in shared memory.
+cdef enum:  # ClusterResource
+    RESOURCE_CONNECTIONS
+    RESOURCE_PENDING_REQUESTS
+    RESOURCE_REQUESTS
+    RESOURCE_COUNT
+
+
+@cython.final
+cdef class ResourceLimit:
+    """One circuit-breaker threshold over a shared-memory count (Envoy's
+    ResourceManagerImpl::ResourceImpl)."""
+    cdef int64_t *count
+    cdef int64_t max
+
+    cdef inline bint can_create(self) noexcept:
+        return ef_atomic_load(self.count) < self.max
+    cdef inline void inc(self) noexcept:
+        ef_atomic_add(self.count, 1)
+    cdef inline void dec(self) noexcept:
+        ef_atomic_add(self.count, -1)
+
+
+@cython.final
+cdef class ClusterInfo:
+    cdef str name
+    cdef int64_t *stats
+    cdef double connect_timeout
+    cdef size_t buffer_limit
+    cdef ResourceLimit connections
+    cdef ResourceLimit pending_requests
+    cdef ResourceLimit requests
+
+
+@cython.final
+cdef class HostImpl:
+    cdef ClusterInfo cluster
+    cdef str address_str            # "ip:port"
+    cdef sockaddr_storage address
+    cdef socklen_t address_len
+    cdef int weight
+    cdef Py_ssize_t rq_active       # this worker's active requests (least request)
+    cdef TcpConnPoolImpl tcp_pool   # created on first use
+    # per-host counters (this worker), for /clusters
+    cdef int64_t cx_total
+    cdef int64_t cx_connect_fail
+    cdef int64_t rq_total
+
+
+cdef enum LbPolicy:
+    LB_ROUND_ROBIN = 0
+    LB_LEAST_REQUEST = 1
+    LB_RANDOM = 3
+
+
+cdef class LoadBalancer:
+    cdef Dispatcher dispatcher
+    cdef list hosts                 # HostImpl
+    cdef Py_ssize_t n
+    cdef bint equal_weights
+    cdef int total_weight
+
+    cdef void init_hosts(self, Dispatcher dispatcher, list hosts)
+    cdef HostImpl choose_host(self)
+    cdef HostImpl weighted_random(self)
+
+
+@cython.final
+cdef class RoundRobinLoadBalancer(LoadBalancer):
+    cdef Py_ssize_t rr_index
+    cdef int *current               # smooth weighted round robin state
+    cdef int *weights
+
+
+@cython.final
+cdef class RandomLoadBalancer(LoadBalancer):
+    pass
+
+
+@cython.final
+cdef class LeastRequestLoadBalancer(LoadBalancer):
+    cdef int choice_count
+
+
+@cython.final
+cdef class ThreadLocalCluster:
+    cdef ClusterInfo info
+    cdef list hosts
+    cdef LoadBalancer lb
+    cdef Dispatcher dispatcher
+
+    cdef TcpConnPoolImpl tcp_conn_pool(self)

@@ -1,0 +1,39 @@
+# The worker data plane is one extension module: every subsystem's .pxd is
+# included here and its .pyx in worker.pyx, so cdef calls between subsystems
+# are direct C calls (uvloop's loop.pxd does the same).
+cimport cython
+from cpython.object cimport PyObject
+from cpython.ref cimport Py_INCREF, Py_DECREF
+from libc.stdint cimport uint32_t, uint64_t, int64_t
+from includes.system cimport *
+
+include "includes/consts.pxi"
+include "event/dispatcher.pxd"
+include "buffer/owned_buffer.pxd"
+include "network/filter.pxd"
+include "network/connection_impl.pxd"
+include "network/listener.pxd"
+include "upstream/upstream.pxd"
+include "upstream/conn_pool_base.pxd"
+include "filters/network/tcp_proxy.pxd"
+
+
+cdef class ControlChannel(FileEventHandler):
+    cdef Worker worker
+    cdef bytearray pending
+
+
+cdef class Worker:
+    cdef Dispatcher dispatcher
+    cdef object stats_view
+    cdef int64_t *stats_row
+    cdef int64_t *shared_row
+    cdef int64_t scratch_stats[64]
+    cdef list listeners             # ActiveTcpListener
+    cdef list tcp_listeners         # TcpListener
+    cdef dict clusters              # name -> ThreadLocalCluster
+    cdef ControlChannel control
+
+    cdef ThreadLocalCluster build_cluster(self, dict c)
+    cdef FilterChainImpl build_chain(self, dict chain)
+    cdef build_listener(self, dict l)

@@ -1,0 +1,234 @@
+# cython: language_level=3
+"""envoy_fast's worker data plane: Dispatcher, buffers, connections,
+listeners, filter chains, tcp_proxy, clusters and connection pools."""
+
+cimport cython
+from cpython.exc cimport PyErr_CheckSignals
+from cpython.object cimport PyObject
+from cpython.ref cimport Py_INCREF, Py_DECREF
+from libc.stdint cimport uint32_t, uint64_t, int64_t
+from includes.system cimport *
+import os as _os
+import socket as _pysocket
+import msgspec as _msgspec
+
+include "event/dispatcher.pyx"
+include "buffer/owned_buffer.pyx"
+include "network/filter_manager.pyx"
+include "network/connection_impl.pyx"
+include "network/listener.pyx"
+include "upstream/upstream.pyx"
+include "upstream/conn_pool_base.pyx"
+include "filters/network/tcp_proxy.pyx"
+include "stats/stats.pyx"
+
+_LB_POLICIES = {"ROUND_ROBIN": LB_ROUND_ROBIN, "LEAST_REQUEST": LB_LEAST_REQUEST,
+                "RANDOM": LB_RANDOM}
+
+cdef object _control_decoder = _msgspec.msgpack.Decoder()
+
+
+cdef class ControlChannel(FileEventHandler):
+    """Length-prefixed msgpack frames from the main process. EOF means main
+    is gone: the worker stops."""
+
+    cdef int on_file_event(self, uint32_t events) except -1:
+        cdef bytes chunk
+        cdef Py_ssize_t n
+        try:
+            chunk = _os.read(self.fd, 65536)
+        except BlockingIOError:
+            return 0
+        if not chunk:
+            self.unregister()
+            self.worker.dispatcher.exit_requested = True
+            return 0
+        self.pending += chunk
+        while len(self.pending) >= 4:
+            n = int.from_bytes(self.pending[:4], "big")
+            if len(self.pending) < 4 + n:
+                break
+            msg = _control_decoder.decode(bytes(self.pending[4:4 + n]))
+            del self.pending[:4 + n]
+            self.worker.on_control_message(msg)
+        return 0
+
+    cdef void on_handler_error(self, object exc) noexcept:
+        self.pending = bytearray()
+
+
+cdef class Worker:
+    """One worker's data plane, built from a plan (plain data made by the
+    main process from the bootstrap config), running one Dispatcher."""
+
+    def __init__(self, dict plan, stats_buffer, int worker_index, int control_fd=-1,
+                 error_log=None):
+        cdef int64_t[::1] view
+        self.dispatcher = Dispatcher(
+            seed=int.from_bytes(_os.urandom(8), "little") | 1, error_log=error_log)
+        if stats_buffer is not None:
+            view = memoryview(stats_buffer).cast("B").cast("q")
+            self.stats_view = view
+            self.stats_row = &view[worker_index * plan["nstats"]]
+            self.shared_row = &view[plan["shared_row"] * plan["nstats"]]
+        else:
+            self.stats_row = self.scratch_stats
+            self.shared_row = self.scratch_stats
+        self.clusters = {}
+        for c in plan["clusters"]:
+            self.clusters[c["name"]] = self.build_cluster(c)
+        self.listeners = []
+        self.tcp_listeners = []
+        for l in plan["listeners"]:
+            self.build_listener(l)
+        if control_fd >= 0:
+            self.control = ControlChannel.__new__(ControlChannel)
+            self.control.fd = control_fd
+            self.control.worker = self
+            self.control.pending = bytearray()
+            self.dispatcher.register(self.control, EPOLLIN)
+
+    cdef ThreadLocalCluster build_cluster(self, dict c):
+        cdef ClusterInfo info = ClusterInfo.__new__(ClusterInfo)
+        cdef ThreadLocalCluster tlc = ThreadLocalCluster.__new__(ThreadLocalCluster)
+        cdef HostImpl host
+        cdef list hosts = []
+        cdef int rbase = c["resources_base"]
+        info.name = c["name"]
+        info.stats = &self.stats_row[<int>c["stats_base"]]
+        info.connect_timeout = c["connect_timeout"]
+        info.buffer_limit = c["buffer_limit"]
+        info.connections = _resource(&self.shared_row[rbase + RESOURCE_CONNECTIONS], c["max_connections"])
+        info.pending_requests = _resource(&self.shared_row[rbase + RESOURCE_PENDING_REQUESTS], c["max_pending_requests"])
+        info.requests = _resource(&self.shared_row[rbase + RESOURCE_REQUESTS], c["max_requests"])
+        for h in c["hosts"]:
+            host = HostImpl.__new__(HostImpl)
+            host.cluster = info
+            host.weight = h["weight"]
+            host.address_str = "[%s]:%d" % (h["address"], h["port"]) if ":" in h["address"] \
+                else "%s:%d" % (h["address"], h["port"])
+            _fill_sockaddr(&host.address, &host.address_len, h["address"], h["port"])
+            hosts.append(host)
+        policy = c["lb_policy"]
+        if policy == LB_ROUND_ROBIN:
+            tlc.lb = RoundRobinLoadBalancer(self.dispatcher, hosts)
+        elif policy == LB_RANDOM:
+            tlc.lb = RandomLoadBalancer(self.dispatcher, hosts)
+        elif policy == LB_LEAST_REQUEST:
+            tlc.lb = LeastRequestLoadBalancer(self.dispatcher, hosts, c.get("choice_count", 2))
+        else:
+            raise ValueError("lb_policy %r" % (policy,))
+        tlc.info = info
+        tlc.hosts = hosts
+        tlc.dispatcher = self.dispatcher
+        return tlc
+
+    cdef FilterChainImpl build_chain(self, dict chain):
+        cdef list factories = []
+        cdef TcpProxyConfig tp
+        for f in chain["filters"]:
+            if f["type"] != "tcp_proxy":
+                raise ValueError("network filter %r" % (f["type"],))
+            tp = TcpProxyConfig.__new__(TcpProxyConfig)
+            tp.stat_prefix = f["stat_prefix"]
+            tp.stats = &self.stats_row[<int>f["stats_base"]]
+            tp.clusters = [self.clusters[name] for name, _ in f["clusters"]]
+            tp.weights = [w for _, w in f["clusters"]]
+            tp.total_weight = sum(tp.weights)
+            tp.idle_timeout = f["idle_timeout"]
+            tp.max_connect_attempts = f["max_connect_attempts"]
+            tp.max_downstream_connection_duration = f["max_downstream_connection_duration"] or 0.0
+            tp.allows_splice = True
+            factories.append(tp)
+        return FilterChainImpl(chain.get("name", ""), factories, chain.get("match"))
+
+    cdef build_listener(self, dict l):
+        cdef FilterChainManager mgr
+        cdef ActiveTcpListener active
+        cdef TcpListener tl
+        chains = [self.build_chain(c) for c in l["filter_chains"]]
+        default = self.build_chain(l["default_filter_chain"]) if l.get("default_filter_chain") else None
+        mgr = FilterChainManager(chains, default)
+        active = ActiveTcpListener(l["name"], l["port"], mgr, l.get("connection_limit", -1),
+                                   l["buffer_limit"])
+        active.dispatcher = self.dispatcher
+        active.stats = &self.stats_row[<int>l["stats_base"]]
+        tl = TcpListener.__new__(TcpListener)
+        tl.fd = l["fd"]
+        tl.cb = active
+        tl.resume = _ListenerResume.__new__(_ListenerResume)
+        tl.resume.listener = tl
+        tl.resume_timer = Timer.new(self.dispatcher, tl.resume, 0)
+        active.listener = tl
+        self.dispatcher.register(tl, EPOLLIN)
+        self.listeners.append(active)
+        self.tcp_listeners.append(tl)
+
+    def on_control_message(self, msg):
+        op = msg.get("op") if isinstance(msg, dict) else None
+        if op == "shutdown":
+            self.dispatcher.exit_requested = True
+        elif op == "stop_listening":
+            self.stop_listening()
+
+    def stop_listening(self):
+        """Stop accepting; the listen sockets stay open (main owns them)."""
+        cdef TcpListener tl
+        for tl in self.tcp_listeners:
+            tl.disable()
+
+    def run(self):
+        """Run the event loop until shutdown (or EOF on the control channel)."""
+        self.dispatcher.run()
+
+    def run_for_test(self, double seconds):
+        self.dispatcher.run_for_test(seconds)
+
+    def exit(self):
+        self.dispatcher.exit_requested = True
+
+    def close_all(self):
+        cdef ActiveTcpListener l
+        for l in self.listeners:
+            l.close_all_for_shutdown()
+
+    def live_connections_for_test(self):
+        return self.dispatcher.live_connections
+
+    def handler_errors_for_test(self):
+        return self.dispatcher.handler_errors
+
+    def pool_counts_for_test(self, str cluster):
+        cdef ThreadLocalCluster tlc = self.clusters[cluster]
+        cdef HostImpl h
+        out = {}
+        for h in tlc.hosts:
+            if h.tcp_pool is not None:
+                out[h.address_str] = h.tcp_pool.counts_for_test()
+        return out
+
+    def choose_host_for_test(self, str cluster):
+        return (<ThreadLocalCluster>self.clusters[cluster]).choose_host_for_test()
+
+    def host_stats(self):
+        """{cluster: {host: {stat: value}}} of this worker, for admin /clusters."""
+        cdef ThreadLocalCluster tlc
+        cdef HostImpl h
+        return {name: {h.address_str: h.stats_for_admin() for h in tlc.hosts}
+                for name, tlc in self.clusters.items()}
+
+
+cdef ResourceLimit _resource(int64_t *count, int64_t max):
+    cdef ResourceLimit r = ResourceLimit.__new__(ResourceLimit)
+    r.count = count
+    r.max = max
+    return r
+
+
+def set_parent_death_signal(int sig):
+    """Have the kernel signal this worker when the main process dies."""
+    prctl(PR_SET_PDEATHSIG, sig, 0, 0, 0)
+
+
+def slice_counts_for_test():
+    return buffer_slices_for_test()
