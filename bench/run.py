@@ -191,6 +191,16 @@ def tree_cpu(root: int) -> dict[int, tuple[int, int]]:
     return {pid: (stats[pid][2], stats[pid][3]) for pid in pids}
 
 
+def host_cpu() -> tuple[int, int, int]:
+    """(busy, steal, total) jiffies over all CPUs from /proc/stat."""
+    with open("/proc/stat") as f:
+        v = [int(x) for x in f.readline().split()[1:]]
+    v += [0] * (10 - len(v))
+    user, nice, system, idle, iowait, irq, softirq, steal = v[:8]
+    total = user + nice + system + idle + iowait + irq + softirq + steal  # guest is in user
+    return total - idle - iowait - steal, steal, total
+
+
 def cpu_delta(before: dict, after: dict) -> tuple[float, float, int]:
     """(user_seconds, sys_seconds, n_processes) consumed between snapshots."""
     u = s = 0
@@ -445,18 +455,19 @@ static_resources:
     return path
 
 
-def haproxy_cfg(path: Path, listen: int, upstream: int, threads: int) -> Path:
+def haproxy_cfg(path: Path, listen: int, upstream: int, threads: int, splice: bool = False) -> Path:
+    extra = "    option splice-auto\n" if splice else ""
     path.write_text(f"""\
 global
     nbthread {threads}
-    maxconn 9000
+    maxconn 4000
     log stderr format raw local0 err
 defaults
     mode tcp
     timeout connect 5s
     timeout client 60s
     timeout server 60s
-frontend fe
+{extra}frontend fe
     bind 127.0.0.1:{listen}
     default_backend be
 backend be
@@ -488,7 +499,8 @@ stream {{
     return conf
 
 
-def proxy_command(name: str, work: Path, listen: int, upstream: int, conc: int, base_id: int):
+def proxy_command(name: str, work: Path, listen: int, upstream: int, conc: int, base_id: int,
+                  haproxy_splice: bool = False):
     """-> (argv, env, cwd, note)."""
     d = work / f"{name}_c{conc}"
     d.mkdir(parents=True, exist_ok=True)
@@ -504,7 +516,7 @@ def proxy_command(name: str, work: Path, listen: int, upstream: int, conc: int, 
         return ([exe, "-c", str(cfg), "--concurrency", str(conc), "-l", "error",
                  "--base-id", str(base_id), "--disable-hot-restart"], None, str(d), exe)
     if name == "haproxy":
-        cfg = haproxy_cfg(d / "haproxy.cfg", listen, upstream, conc)
+        cfg = haproxy_cfg(d / "haproxy.cfg", listen, upstream, conc, haproxy_splice)
         return ["haproxy", "-db", "-f", str(cfg)], None, str(d), "haproxy"
     if name == "nginx":
         conf = nginx_stream_conf(d, listen, upstream, conc)
@@ -567,10 +579,12 @@ def run_wrk(port: int, path: str, conns: int, threads: int, duration: int, heade
 def measure(proxy: Proc, upstream: Proc, port: int, wl: str, a, cpus_load) -> dict:
     path, conns, headers, _ = WORKLOADS[wl]
     b_proxy, b_up = tree_cpu(proxy.pid), tree_cpu(upstream.pid)
+    b_host, b_ch = host_cpu(), resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.monotonic()
     out, rc = run_wrk(port, path, conns, a.wrk_threads, a.duration, headers, cpus_load)
     wall = time.monotonic() - t0
     a_proxy, a_up = tree_cpu(proxy.pid), tree_cpu(upstream.pid)
+    a_host, a_ch = host_cpu(), resource.getrusage(resource.RUSAGE_CHILDREN)
     r = parse_wrk(out)
     r["wrk_rc"] = rc
     r["wall_s"] = wall
@@ -579,6 +593,15 @@ def measure(proxy: Proc, upstream: Proc, port: int, wl: str, a, cpus_load) -> di
     r["proxy_user_s"], r["proxy_sys_s"], r["proxy_nprocs"] = u, s, nproc
     r["proxy_cpu_pct"] = 100.0 * (u + s) / wall
     r["upstream_cpu_pct"] = 100.0 * (uu + us) / wall
+    # wrk is the only child reaped during the run -> RUSAGE_CHILDREN delta is wrk's CPU
+    wrk_s = (a_ch.ru_utime - b_ch.ru_utime) + (a_ch.ru_stime - b_ch.ru_stime)
+    r["wrk_cpu_pct"] = 100.0 * wrk_s / wall
+    host_s = (a_host[0] - b_host[0]) / CLK_TCK
+    r["host_busy_pct"] = 100.0 * host_s / wall
+    r["host_steal_pct"] = 100.0 * (a_host[1] - b_host[1]) / CLK_TCK / wall
+    # CPU used on the host by anything other than proxy, upstream and wrk
+    # (other users of the machine, kernel threads, this script): a noise indicator
+    r["other_cpu_pct"] = max(0.0, 100.0 * (host_s - (u + s) - (uu + us) - wrk_s) / wall)
     n = r["requests"]
     r["user_us_per_req"] = u * 1e6 / n if n else None
     r["sys_us_per_req"] = s * 1e6 / n if n else None
@@ -622,7 +645,7 @@ def _lat(ms):
 def print_table(results: list[dict], concs: list[int], baseline: str) -> str:
     lines = []
     hdr = ("proxy", "c", "workload", "req/s", "MiB/s", "p50", "p99", "usr us/req",
-           "sys us/req", "tot us/req", "us/MiB", "proxy cpu%", "upstr cpu%", "errors")
+           "sys us/req", "tot us/req", "us/MiB", "proxy cpu%", "upstr cpu%", "wrk cpu%", "other cpu%", "errors")
     rows = []
     for res in results:
         if res["status"] != "ok":
@@ -635,6 +658,7 @@ def print_table(results: list[dict], concs: list[int], baseline: str) -> str:
                      _f(m.get("cpu_us_per_req"), "{:.1f}"),
                      _f(m.get("cpu_us_per_mib"), "{:.0f}") if res["workload"] == "1mb" else "",
                      _f(m.get("proxy_cpu_pct")), _f(m.get("upstream_cpu_pct")),
+                     _f(m.get("wrk_cpu_pct")), _f(m.get("other_cpu_pct")),
                      str(m.get("errors", 0)) + (" DIED" if m.get("proxy_died") else "")))
     widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(hdr)]
     right = set(range(3, len(hdr)))
@@ -649,6 +673,15 @@ def print_table(results: list[dict], concs: list[int], baseline: str) -> str:
             lines.append("")
         prev = (r[0], r[1])
         lines.append(fmt(r))
+
+    noisy = [(r["proxy"], r["workload"], r["result"].get("other_cpu_pct") or 0)
+             for r in results if r["status"] == "ok"]
+    worst = max(noisy, key=lambda x: x[2]) if noisy else None
+    if worst and worst[2] > 15:
+        lines.append("")
+        lines.append(f"WARNING: other processes used up to {worst[2]:.0f}% CPU during the runs "
+                     f"(worst: {worst[0]}/{worst[1]}); req/s and latency are unreliable, compare the "
+                     f"CPU us/req columns and/or re-run with --repeat 3 on a quiet machine.")
 
     failed = [r for r in results if r["status"] != "ok"]
     if failed:
@@ -764,6 +797,8 @@ def parse_args(argv=None):
     ap.add_argument("--upstream-workers", type=int, default=1, help="nginx upstream worker_processes")
     ap.add_argument("--pin", action="store_true",
                     help="pin the proxy to the first N CPUs (N=concurrency) and wrk+upstream to the rest")
+    ap.add_argument("--haproxy-splice", action="store_true",
+                    help="add `option splice-auto` to HAProxy (default: stock config, no splice)")
     ap.add_argument("--start-timeout", type=float, default=20.0, help="seconds to wait for a proxy to accept")
     ap.add_argument("--baseline", default=BASELINE, help="proxy the ratios are computed against")
     ap.add_argument("--out", default=str(BENCH_DIR / "results"), help="output directory")
@@ -802,7 +837,9 @@ def bench_proxy(name, conc, a, work, upstream, up_port, results, skip):
     wls = a.workload_list
 
     def fail_all(err):
-        log(f"{name} c={conc}: {err.splitlines()[0] if err else err}")
+        tail = [ln for ln in (err or "").splitlines() if ln.strip()]
+        log(f"{name} c={conc}: " + (tail[0] + (f" ... {tail[-1].strip()}" if len(tail) > 1 else "")
+                                    if tail else "failed"))
         for w in wls:
             results.append({"proxy": name, "concurrency": conc, "workload": w,
                             "status": "error", "error": err, "runs": []})
@@ -813,7 +850,8 @@ def bench_proxy(name, conc, a, work, upstream, up_port, results, skip):
     port = free_port()
     try:
         argv, env, cwd, note = proxy_command(name, work, port, up_port, conc,
-                                             base_id=(os.getpid() * 10 + conc) % 60000 + 1000)
+                                             base_id=(os.getpid() * 10 + conc) % 60000 + 1000,
+                                             haproxy_splice=a.haproxy_splice)
     except Exception as e:  # noqa: BLE001
         return fail_all(f"cannot build command: {e}")
     log(f"starting {name} c={conc} on :{port}: {' '.join(argv)}")
@@ -842,7 +880,7 @@ def bench_proxy(name, conc, a, work, upstream, up_port, results, skip):
                 runs.append(r)
                 log(f"  {w} run {i + 1}/{a.repeat}: {_f(r.get('rps'))} req/s, "
                     f"{_f(r.get('cpu_us_per_req'), '{:.1f}')} us/req, proxy cpu {r['proxy_cpu_pct']:.0f}%, "
-                    f"errors {r['errors']}")
+                    f"other cpu {r['other_cpu_pct']:.0f}%, errors {r['errors']}")
             m = median_run(runs)
             status = "ok" if m.get("rps") is not None else "error"
             results.append({"proxy": name, "concurrency": conc, "workload": w, "status": status,

@@ -352,7 +352,9 @@ class _Normaliser:
             parts = {"seconds": 0, "nanos": 0}
             for key, part in value.items():
                 if key not in parts:
-                    raise self.error(path + (str(key),), f"unknown field: google.protobuf.Duration has no field '{key}'")
+                    raise self.error(
+                        path + (str(key),), f"unknown field: google.protobuf.Duration has no field '{key}'"
+                    )
                 part = self.scalar("int", part, path + (key,))
                 if part is not None and (isinstance(part, bool) or not isinstance(part, int)):
                     raise self.error(path + (key,), f"expected an integer, got {_kind(part)}")
@@ -387,51 +389,57 @@ class _Normaliser:
             if known_url.rsplit("/", 1)[-1] == message_name:
                 return self.message(cls, value, path)
         supported = ", ".join(t.NETWORK_FILTER_TYPES)
-        raise self.error(path + ("@type",), f"unsupported network filter type '{url}' (envoy_fast supports: {supported})")
+        raise self.error(
+            path + ("@type",), f"unsupported network filter type '{url}' (envoy_fast supports: {supported})"
+        )
 
     def layered_runtime(self, value: Any, path: Path) -> Dict[str, Any]:
         """envoy.config.bootstrap.v3.LayeredRuntime, kept as a dict.
 
         Layer field names are normalised; static_layer keys (runtime keys) are not.
         """
-        layer_fields = {"name", "static_layer", "disk_layer", "admin_layer", "rtds_layer"}
+        runtime = "envoy.config.bootstrap.v3.LayeredRuntime"
         if not isinstance(value, dict):
-            raise self.error(path, f"expected a mapping (envoy.config.bootstrap.v3.LayeredRuntime), got {_kind(value)}")
+            raise self.error(path, f"expected a mapping ({runtime}), got {_kind(value)}")
         layers: List[Dict[str, Any]] = []
         for key, raw_layers in value.items():
             if key != "layers":
-                raise self.error(path + (str(key),), f"unknown field: envoy.config.bootstrap.v3.LayeredRuntime has no field '{key}'")
+                raise self.error(path + (str(key),), f"unknown field: {runtime} has no field '{key}'")
             if raw_layers is None:
                 continue
             if not isinstance(raw_layers, list):
                 raise self.error(path + ("layers",), f"expected a list, got {_kind(raw_layers)}")
-            for i, raw in enumerate(raw_layers):
-                lpath = path + ("layers", i)
-                if not isinstance(raw, dict):
-                    raise self.error(lpath, f"expected a mapping (envoy.config.bootstrap.v3.RuntimeLayer), got {_kind(raw)}")
-                layer: Dict[str, Any] = {}
-                for lkey, lvalue in raw.items():
-                    name = next((f for f in layer_fields if lkey in (f, _json_name(f))), None)
-                    if name is None:
-                        raise self.error(lpath + (str(lkey),), f"unknown field: envoy.config.bootstrap.v3.RuntimeLayer has no field '{lkey}'")
-                    if lvalue is None:
-                        continue
-                    if name in ("disk_layer", "rtds_layer"):
-                        raise self.error(lpath + (name,), f"not supported by envoy_fast (envoy.config.bootstrap.v3.RuntimeLayer.{name})")
-                    if name == "name":
-                        lvalue = self.scalar("str", lvalue, lpath + (name,))
-                        if not isinstance(lvalue, str):
-                            raise self.error(lpath + (name,), f"expected a string, got {_kind(lvalue)}")
-                    elif not isinstance(lvalue, dict):
-                        raise self.error(lpath + (name,), f"expected a mapping, got {_kind(lvalue)}")
-                    elif name == "admin_layer" and lvalue:
-                        key0 = next(iter(lvalue))
-                        raise self.error(lpath + (name, str(key0)), f"unknown field: AdminLayer has no field '{key0}'")
-                    layer[name] = _deep_copy(lvalue)
-                if not {"static_layer", "admin_layer"} & set(layer):
-                    raise self.error(lpath, "a runtime layer needs static_layer or admin_layer")
-                layers.append(layer)
+            layers.extend(self.runtime_layer(raw, path + ("layers", i)) for i, raw in enumerate(raw_layers))
         return {"layers": layers}
+
+    def runtime_layer(self, raw: Any, path: Path) -> Dict[str, Any]:
+        """envoy.config.bootstrap.v3.RuntimeLayer: a name plus a static or admin layer."""
+        message = "envoy.config.bootstrap.v3.RuntimeLayer"
+        fields = ("name", "static_layer", "disk_layer", "admin_layer", "rtds_layer")
+        if not isinstance(raw, dict):
+            raise self.error(path, f"expected a mapping ({message}), got {_kind(raw)}")
+        layer: Dict[str, Any] = {}
+        for key, value in raw.items():
+            name = next((f for f in fields if key in (f, _json_name(f))), None)
+            if name is None:
+                raise self.error(path + (str(key),), f"unknown field: {message} has no field '{key}'")
+            fpath = path + (name,)
+            if value is None:
+                continue
+            if name in ("disk_layer", "rtds_layer"):
+                raise self.error(fpath, f"not supported by envoy_fast ({message}.{name})")
+            if name == "name":
+                if not isinstance(value, str):
+                    raise self.error(fpath, f"expected a string, got {_kind(value)}")
+            elif not isinstance(value, dict):
+                raise self.error(fpath, f"expected a mapping, got {_kind(value)}")
+            elif name == "admin_layer" and value:  # AdminLayer has no fields
+                first = next(iter(value))
+                raise self.error(fpath + (str(first),), f"unknown field: {message}.AdminLayer has no field '{first}'")
+            layer[name] = _deep_copy(value)
+        if "static_layer" not in layer and "admin_layer" not in layer:
+            raise self.error(path, "a runtime layer needs static_layer or admin_layer")
+        return layer
 
 
 def _deep_copy(value: Any) -> Any:
@@ -511,7 +519,8 @@ class _Checker:
             self.listener(listener, i, path)
             if listener.name in names:
                 raise ConfigError(
-                    f"duplicate listener name '{listener.name}' (also static_resources.listeners[{names[listener.name]}])",
+                    f"duplicate listener name '{listener.name}'"
+                    f" (also static_resources.listeners[{names[listener.name]}])",
                     f"{path}.name",
                 )
             names[listener.name] = i
@@ -537,7 +546,10 @@ class _Checker:
         if _ip(sa.address) is None:
             hint = ""
             if what == "endpoint":
-                hint = " (a STATIC cluster takes IP literals; STRICT_DNS/LOGICAL_DNS are not supported yet by envoy_fast)"
+                hint = (
+                    " (a STATIC cluster takes IP literals;"
+                    " STRICT_DNS/LOGICAL_DNS are not supported yet by envoy_fast)"
+                )
             raise ConfigError(f"malformed IP address: {sa.address}{hint}", f"{path}.address")
 
     def cidr(self, cidr: t.CidrRange, path: str) -> Union[ipaddress.IPv4Network, ipaddress.IPv6Network]:
@@ -593,7 +605,8 @@ class _Checker:
         if not listener.name:
             # Envoy names an unnamed listener with a random UUID; a stable one
             # keeps every worker process agreeing on it.
-            listener.name = str(uuid.uuid5(uuid.NAMESPACE_URL, f"envoy_fast:listener:{index}:{sa.address}:{sa.port_value}"))
+            seed = f"envoy_fast:listener:{index}:{sa.address}:{sa.port_value}"
+            listener.name = str(uuid.uuid5(uuid.NAMESPACE_URL, seed))
         if not listener.filter_chains and listener.default_filter_chain is None:
             raise ConfigError(
                 f"listener '{listener.name}' has no filter chains (give filter_chains or default_filter_chain)", path
@@ -637,7 +650,9 @@ class _Checker:
                     )
         limit = proxy.max_downstream_connection_duration
         if limit is not None and limit < 0.001:
-            raise ConfigError("value must be greater than or equal to 1ms", f"{path}.max_downstream_connection_duration")
+            raise ConfigError(
+                "value must be greater than or equal to 1ms", f"{path}.max_downstream_connection_duration"
+            )
 
     def match_key(self, match: t.FilterChainMatch, path: str) -> Tuple[Any, ...]:
         """The filter_chain_match as per-criterion sets of values (None = unset)."""

@@ -102,6 +102,8 @@ cdef extern from "<sys/socket.h>" nogil:
     int setsockopt(int fd, int level, int optname, const void *optval, socklen_t optlen)
     int getsockname(int fd, sockaddr *addr, socklen_t *addrlen)
     int shutdown(int fd, int how)
+    ssize_t recv(int fd, void *buf, size_t len, int flags)
+    ssize_t send(int fd, const void *buf, size_t len, int flags)
 
 cdef extern from "<netinet/in.h>" nogil:
     enum:

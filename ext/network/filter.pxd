@@ -52,6 +52,7 @@ cdef class FilterManager:
     cdef ConnectionImpl connection
     cdef list read_filters
     cdef list write_filters
+    cdef ReadFilter sole_filter         # set while the chain has one filter
 
     cdef void add_read_filter(self, ReadFilter f)
     cdef void add_write_filter(self, WriteFilter f)

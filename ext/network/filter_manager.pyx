@@ -42,6 +42,7 @@ cdef class FilterManager:
     cdef void add_read_filter(self, ReadFilter f):
         f.filter_index = len(self.read_filters)
         self.read_filters.append(f)
+        self.sole_filter = f if len(self.read_filters) == 1 else None
         f.initialize_read_filter_callbacks(self)
 
     cdef void add_write_filter(self, WriteFilter f):
@@ -59,9 +60,15 @@ cdef class FilterManager:
         return self.on_continue_reading(0)
 
     cdef int on_continue_reading(self, Py_ssize_t start) except -1:
-        cdef Py_ssize_t i, n = len(self.read_filters)
-        cdef ReadFilter f
+        cdef Py_ssize_t i, n
+        cdef ReadFilter f = self.sole_filter
         cdef ConnectionImpl conn = self.connection
+        if f is not None and start == 0 and f.initialized:
+            # One initialized filter (tcp_proxy): the per-read fast path.
+            if conn.read_buffer.len or conn.read_end_seen:
+                f.on_data(conn.read_buffer, conn.read_end_seen)
+            return 0
+        n = len(self.read_filters)
         for i in range(start, n):
             f = <ReadFilter>self.read_filters[i]
             if not f.initialized:
@@ -91,4 +98,5 @@ cdef class FilterManager:
             f.read_callbacks = None
         self.read_filters = []
         self.write_filters = []
+        self.sole_filter = None
         self.connection = None
