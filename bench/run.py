@@ -34,7 +34,6 @@ import resource
 import shutil
 import signal
 import socket
-import statistics
 import subprocess
 import sys
 import time
@@ -710,6 +709,8 @@ def print_table(results: list[dict], concs: list[int], baseline: str) -> str:
                 continue
             lines.append(f"(c={c}) baseline {baseline} has no results -> ratios shown vs {alt} instead")
             base = alt
+        if not any(p != base for p in proxies):
+            continue
         lines.append("")
         lines.append(f"Ratios vs {base} (c={c}):  req/s = proxy/{base} (>1: proxy faster);  "
                      f"cpu/req = proxy/{base} (>1: proxy uses more CPU per request)")

@@ -8,6 +8,9 @@
 #   reference) until unregister(); that reference is dropped only after the
 #   current epoll batch, so a later event in the same batch never touches freed
 #   memory. A handler whose fd is -1 is skipped.
+# * set_epoll_mask() changes take effect at the end of the loop turn
+#   (apply_epoll_changes): one epoll_ctl per fd per turn at most, none for a
+#   connection closed in the turn it changed.
 # * Timers fire after the epoll batch, in deadline order; a timer may re-arm
 #   itself or others from its callback.
 # * deferred_delete(obj) keeps obj alive until the end of the current batch
@@ -15,13 +18,15 @@
 
 cdef class FileEventHandler:
     cdef int fd
-    cdef uint32_t epoll_mask        # events currently registered (0: not in epoll)
+    cdef uint32_t epoll_mask        # events wanted (0: not in epoll)
+    cdef uint32_t kernel_mask       # events registered in the kernel now
+    cdef bint dirty                 # queued for apply_epoll_changes()
     cdef Dispatcher dispatcher
 
     cdef int on_file_event(self, uint32_t events) except -1
     cdef void on_handler_error(self, object exc) noexcept
     cdef int set_epoll_mask(self, uint32_t mask) except -1
-    cdef void unregister(self) noexcept
+    cdef void unregister(self, bint fd_is_private=*) noexcept
 
 
 cdef class TimerHandler:
@@ -55,6 +60,7 @@ cdef class Dispatcher:
     cdef double now                 # monotonic seconds, refreshed once per loop turn
     cdef bint exit_requested
     cdef list deferred              # objects kept alive until the batch ends
+    cdef list dirty                 # handlers whose epoll interest changed
     cdef PyObject **heap            # binary min-heap of Timer, by deadline
     cdef Py_ssize_t heap_len
     cdef Py_ssize_t heap_cap
@@ -67,6 +73,7 @@ cdef class Dispatcher:
     cdef int register(self, FileEventHandler h, uint32_t mask) except -1
     cdef inline void deferred_delete(self, object obj):
         self.deferred.append(obj)
+    cdef int apply_epoll_changes(self) except -1
     cdef void update_now(self) noexcept
     cdef int run(self) except -1
     cdef int run_timers(self) except -1

@@ -15,46 +15,42 @@ cdef class FileEventHandler:
         self.unregister()
 
     cdef int set_epoll_mask(self, uint32_t mask) except -1:
-        """Make epoll watch exactly `mask` for this fd (0: not watched at all).
+        """Want epoll to watch exactly `mask` for this fd (0: not at all).
 
+        The change reaches the kernel at the end of the loop turn, so a
+        connection that is read-disabled and closed in one turn costs no
+        epoll_ctl at all, and several changes in one turn cost one.
         An fd with no interest is removed from epoll, because EPOLLHUP and
         EPOLLERR are reported whatever the mask says: a read-disabled socket
         whose peer hung up would otherwise wake the loop forever.
         """
-        cdef epoll_event ev
-        cdef int op
-        if mask == self.epoll_mask or self.fd < 0:
+        if self.fd < 0:
             return 0
-        ev.events = mask
-        ev.data.ptr = <void*>self
-        if mask == 0:
-            op = EPOLL_CTL_DEL
-        elif self.epoll_mask == 0:
-            op = EPOLL_CTL_ADD
-        else:
-            op = EPOLL_CTL_MOD
-        if epoll_ctl(self.dispatcher.epfd, op, self.fd, &ev) < 0:
-            raise OSError(errno, "epoll_ctl: " + strerror(errno).decode())
-        if self.epoll_mask == 0:
-            Py_INCREF(self)            # epoll's data.ptr holds a reference
-        elif mask == 0:
-            # Dropped after this batch: a later event of the batch may still
-            # carry this pointer.
-            self.dispatcher.deferred.append(self)
-            Py_DECREF(self)
         self.epoll_mask = mask
+        if not self.dirty and mask != self.kernel_mask:
+            self.dirty = True
+            self.dispatcher.dirty.append(self)
         return 0
 
-    cdef void unregister(self) noexcept:
-        """Remove from epoll (if watched) and close the fd."""
+    cdef void unregister(self, bint fd_is_private=False) noexcept:
+        """Remove from epoll (if watched) and close the fd.
+
+        close() alone drops an fd from epoll only when no other process holds
+        the same open file: true for connections (made after fork), false for
+        listen sockets, which main keeps. `fd_is_private` saves the DEL.
+        """
         cdef epoll_event ev
         if self.fd < 0:
             return
-        if self.epoll_mask != 0:
-            epoll_ctl(self.dispatcher.epfd, EPOLL_CTL_DEL, self.fd, &ev)  # void
-            self.epoll_mask = 0
+        if self.kernel_mask != 0:
+            if not fd_is_private:
+                epoll_ctl(self.dispatcher.epfd, EPOLL_CTL_DEL, self.fd, &ev)  # void
+            self.kernel_mask = 0
+            # epoll's reference, dropped after this batch: a later event of
+            # the batch may still carry this pointer.
             self.dispatcher.deferred.append(self)
             Py_DECREF(self)
+        self.epoll_mask = 0
         close(self.fd)  # void
         self.fd = -1
 
@@ -112,6 +108,7 @@ cdef class Dispatcher:
             raise MemoryError()
         self.heap_len = 0
         self.deferred = []
+        self.dirty = []
         self.rng_state = seed if seed else 1
         self.error_log = error_log
         self.update_now()
@@ -130,7 +127,6 @@ cdef class Dispatcher:
 
     cdef int register(self, FileEventHandler h, uint32_t mask) except -1:
         h.dispatcher = self
-        h.epoll_mask = 0
         return h.set_epoll_mask(mask)
 
     cdef void update_now(self) noexcept:
@@ -149,11 +145,47 @@ cdef class Dispatcher:
             return 1000
         return <int>(delta * 1000.0) + 1
 
+    cdef int apply_epoll_changes(self) except -1:
+        """Bring the kernel's epoll set in line with what handlers want."""
+        cdef list dirty = self.dirty
+        cdef FileEventHandler h
+        cdef epoll_event ev
+        cdef int op
+        self.dirty = []
+        for h in dirty:
+            h.dirty = False
+            if h.fd < 0 or h.epoll_mask == h.kernel_mask:
+                continue
+            ev.events = h.epoll_mask
+            ev.data.ptr = <void*>h
+            if h.epoll_mask == 0:
+                op = EPOLL_CTL_DEL
+            elif h.kernel_mask == 0:
+                op = EPOLL_CTL_ADD
+            else:
+                op = EPOLL_CTL_MOD
+            if epoll_ctl(self.epfd, op, h.fd, &ev) < 0:
+                self.handler_errors += 1
+                if self.error_log is not None:
+                    self.error_log("epoll_ctl(fd %d): %s" % (h.fd, strerror(errno).decode()))
+                continue
+            if h.kernel_mask == 0:
+                Py_INCREF(h)            # epoll's data.ptr holds a reference
+            elif h.epoll_mask == 0:
+                self.deferred.append(h)
+                Py_DECREF(h)
+            h.kernel_mask = h.epoll_mask
+        return 0
+
     cdef int run(self) except -1:
         cdef int n, i
         cdef FileEventHandler h
         self.exit_requested = False
         while not self.exit_requested:
+            if self.dirty:
+                self.apply_epoll_changes()
+            if self.deferred:
+                self.deferred = []
             n = epoll_wait(self.epfd, self.events, MAX_EPOLL_EVENTS, self.next_timeout_ms())
             self.update_now()
             if n < 0:
@@ -177,8 +209,8 @@ cdef class Dispatcher:
                     h.on_handler_error(exc)
             if self.heap_len:
                 self.run_timers()
-            if self.deferred:
-                self.deferred = []
+        if self.dirty:
+            self.apply_epoll_changes()
         return 0
 
     def run_for_test(self, double seconds):

@@ -37,6 +37,7 @@ cdef class ConnectionImpl(FileEventHandler):
     cdef int read_disable_count
     cdef int connect_errno
     cdef size_t buffer_limit
+    cdef size_t read_size           # bytes the next read asks for
     cdef OwnedBuffer read_buffer
     cdef OwnedBuffer write_buffer
     cdef FilterManager filter_manager
@@ -81,7 +82,7 @@ cdef class ConnectionImpl(FileEventHandler):
     cdef int on_read_ready(self) except -1
     cdef int on_read_eof(self) except -1
     cdef int on_write_ready(self) except -1
-    cdef int on_connected(self) except -1
+    cdef int on_connected(self, uint32_t events) except -1
     cdef int close(self, int close_type) except -1
     cdef int close_socket(self, int event) except -1
     cdef int connect(self) except -1

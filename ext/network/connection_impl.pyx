@@ -41,6 +41,7 @@ cdef class ConnectionImpl(FileEventHandler):
         self.pipe_r = -1
         self.pipe_w = -1
         self.buffer_limit = buffer_limit
+        self.read_size = SLICE_SIZE
         self.read_buffer = OwnedBuffer.new()
         self.write_buffer = OwnedBuffer.new()
         self.write_buffer.set_watermarks(buffer_limit, _conn_write_watermark, self)
@@ -120,7 +121,7 @@ cdef class ConnectionImpl(FileEventHandler):
 
     cdef int on_file_event(self, uint32_t events) except -1:
         if self.connecting:
-            return self.on_connected()
+            return self.on_connected(events)
         if (events & EPOLLOUT) or ((events & (EPOLLERR | EPOLLHUP)) and self.write_blocked):
             self.on_write_ready()
             if self.state == CONN_CLOSED:
@@ -140,7 +141,7 @@ cdef class ConnectionImpl(FileEventHandler):
 
     cdef int on_read_ready(self) except -1:
         cdef iovec iov[MAX_IOV]
-        cdef size_t max_bytes = READ_MAX_BYTES
+        cdef size_t max_bytes = self.read_size
         cdef size_t room
         cdef int n
         cdef ssize_t r
@@ -160,6 +161,9 @@ cdef class ConnectionImpl(FileEventHandler):
             r = readv(self.fd, iov, n)
         if r > 0:
             self.read_buffer.commit(<size_t>r)
+            # Read one slice at a time (a plain recv()) until a read fills
+            # what was asked: then the peer is sending bulk, ask for more.
+            self.read_size = READ_MAX_BYTES if <size_t>r >= max_bytes else SLICE_SIZE
             self.bytes_read += <uint64_t>r
             self.rx_bytes_stat[0] += r
             self.last_activity = self.dispatcher.now
@@ -247,10 +251,11 @@ cdef class ConnectionImpl(FileEventHandler):
             self.write_blocked = False
             self.update_epoll()
         if self.write_end_pending and not self.write_end_sent:
-            shutdown(self.fd, SHUT_WR)  # void
             self.write_end_sent = True
             if self.read_end_seen:
+                # Both directions done: close() sends the FIN, no shutdown().
                 return self.close_socket(CONN_EVENT_LOCAL_CLOSE)
+            shutdown(self.fd, SHUT_WR)  # void
         if self.state == CONN_CLOSING:
             return self.close_socket(CONN_EVENT_LOCAL_CLOSE)
         return 0
@@ -272,12 +277,13 @@ cdef class ConnectionImpl(FileEventHandler):
         self.connecting = True
         return self.update_epoll()
 
-    cdef int on_connected(self) except -1:
+    cdef int on_connected(self, uint32_t events) except -1:
         cdef int err = 0
         cdef socklen_t len = sizeof(int)
-        if self.connect_errno == 0:
+        if self.connect_errno == 0 and (events & (EPOLLERR | EPOLLHUP)):
+            # Plain EPOLLOUT means connected; only an error event needs SO_ERROR.
             getsockopt(self.fd, SOL_SOCKET, SO_ERROR, &err, &len)  # void
-            self.connect_errno = err
+            self.connect_errno = err if err else ECONNREFUSED
         if self.connect_errno:
             return self.close_socket(CONN_EVENT_REMOTE_CLOSE)
         self.connecting = False
@@ -306,7 +312,7 @@ cdef class ConnectionImpl(FileEventHandler):
         if self.state == CONN_CLOSED:
             return 0
         self.state = CONN_CLOSED
-        self.unregister()
+        self.unregister(True)
         if self.pipe_r >= 0:
             close(self.pipe_r)
             close(self.pipe_w)
