@@ -260,3 +260,344 @@ def run_envoy(cfg: dict, wait: Optional[List[int]] = None) -> Iterator[Proxy]:
         _stop(proc)
         logf.close()
         os.unlink(path)
+
+
+# ------------------------------------------------- scripted upstreams, /proc
+
+class ScriptedServer:
+    """TCP server on 127.0.0.1:0 that runs `handler(conn)` in a thread per
+    accepted connection. Return values land in `results`, exceptions in
+    `errors` (both in completion order); `done` counts finished handlers."""
+
+    def __init__(self, handler) -> None:
+        self.handler = handler
+        self.sock = socket.socket()
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(1024)
+        self.port = self.sock.getsockname()[1]
+        self.accepted = 0
+        self.results: list = []
+        self.errors: list = []
+        self._conns: List[socket.socket] = []
+        self._lock = threading.Lock()
+        self._stop = False
+        threading.Thread(target=self._accept_loop, daemon=True).start()
+
+    @property
+    def done(self) -> int:
+        with self._lock:
+            return len(self.results) + len(self.errors)
+
+    def _accept_loop(self) -> None:
+        while not self._stop:
+            try:
+                c, _ = self.sock.accept()
+            except OSError:
+                return
+            with self._lock:
+                self.accepted += 1
+                self._conns.append(c)
+            threading.Thread(target=self._serve, args=(c,), daemon=True).start()
+
+    def _serve(self, c: socket.socket) -> None:
+        try:
+            r = self.handler(c)
+            with self._lock:
+                self.results.append(r)
+        except BaseException as e:  # recorded for the test to inspect
+            with self._lock:
+                self.errors.append(e)
+        finally:
+            c.close()
+
+    def wait_done(self, n: int = 1, timeout: float = 10.0) -> None:
+        wait_for(lambda: self.done >= n, timeout, what="%d upstream handler(s)" % n)
+
+    def close(self) -> None:
+        self._stop = True
+        self.sock.close()
+        with self._lock:
+            conns, self._conns = self._conns, []
+        for c in conns:
+            try:
+                c.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+
+@contextlib.contextmanager
+def scripted_server(handler) -> Iterator[ScriptedServer]:
+    s = ScriptedServer(handler)
+    try:
+        yield s
+    finally:
+        s.close()
+
+
+def recv_until_eof(s: socket.socket, limit: int = 1 << 30) -> bytes:
+    """Everything the peer sends up to its FIN (bounded by the socket's timeout)."""
+    chunks = []
+    n = 0
+    while n < limit:
+        d = s.recv(65536)
+        if not d:
+            break
+        chunks.append(d)
+        n += len(d)
+    return b"".join(chunks)
+
+
+def recv_exactly(s: socket.socket, n: int) -> bytes:
+    buf = bytearray()
+    while len(buf) < n:
+        d = s.recv(n - len(buf))
+        if not d:
+            raise AssertionError("EOF after %d of %d bytes" % (len(buf), n))
+        buf += d
+    return bytes(buf)
+
+
+def ensure_nofile(n: int) -> None:
+    """Raise this process's RLIMIT_NOFILE soft limit to at least n (children inherit it)."""
+    import resource
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < n:
+        if hard != resource.RLIM_INFINITY and hard < n:
+            raise AssertionError("RLIMIT_NOFILE hard limit %d < %d" % (hard, n))
+        resource.setrlimit(resource.RLIMIT_NOFILE, (n, hard))
+
+
+def rss_kb(pid: int) -> int:
+    """VmRSS of a live process in KiB (0 once it is gone)."""
+    try:
+        with open("/proc/%d/status" % pid) as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+class RssSampler:
+    """Samples VmRSS of `pids` every `interval` s in a thread; `peak[pid]` in KiB."""
+
+    def __init__(self, pids: List[int], interval: float = 0.02) -> None:
+        self.pids = list(pids)
+        self.interval = interval
+        self.baseline = {p: rss_kb(p) for p in self.pids}
+        self.peak = dict(self.baseline)
+        self.samples = 0
+        self._stop = threading.Event()
+        self._t = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            for p in self.pids:
+                v = rss_kb(p)
+                if v > self.peak[p]:
+                    self.peak[p] = v
+            self.samples += 1
+            self._stop.wait(self.interval)
+
+    def growth_kb(self) -> Dict[int, int]:
+        return {p: self.peak[p] - self.baseline[p] for p in self.pids}
+
+    def __enter__(self) -> "RssSampler":
+        self._t.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._t.join(timeout=5)
+
+
+def socket_inodes(pid: int) -> set:
+    """Inodes of the sockets process `pid` holds open."""
+    out = set()
+    d = "/proc/%d/fd" % pid
+    try:
+        names = os.listdir(d)
+    except OSError:
+        return out
+    for n in names:
+        try:
+            t = os.readlink(os.path.join(d, n))
+        except OSError:
+            continue
+        if t.startswith("socket:["):
+            out.add(int(t[8:-1]))
+    return out
+
+
+def tcp_established_inodes(local_port: int) -> set:
+    """Inodes of ESTABLISHED IPv4 TCP sockets whose local port is `local_port`."""
+    out = set()
+    with open("/proc/net/tcp") as f:
+        next(f)
+        for line in f:
+            parts = line.split()
+            local, state, inode = parts[1], parts[3], int(parts[9])
+            if state == "01" and int(local.split(":")[1], 16) == local_port and inode:
+                out.add(inode)
+    return out
+
+
+# ------------------------------------ failure upstreams, closes, stats, impls
+
+def named_server(name: str):
+    """A scripted_server that greets each connection with `name` + "\\n", then
+    echoes until the peer closes; each handler returns the monotonic time at
+    which it saw the close (EOF or reset), so `results` tells that (and when)
+    the upstream side of a connection was closed."""
+    greeting = name.encode() + b"\n"
+
+    def handler(c: socket.socket) -> float:
+        c.settimeout(60)
+        try:
+            c.sendall(greeting)
+            while True:
+                d = c.recv(65536)
+                if not d:
+                    break
+                c.sendall(d)
+        except (ConnectionResetError, BrokenPipeError):
+            pass
+        return time.monotonic()
+
+    return scripted_server(handler)
+
+
+class BlackholeServer:
+    """An upstream whose TCP handshake never completes: a listen(0) socket on
+    127.0.0.1 whose accept queue is filled by connections never accepted, so
+    the kernel drops further SYNs (connects hang until the caller's timeout).
+    Loopback only."""
+
+    def __init__(self) -> None:
+        import select
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(0)
+        self.port = self.sock.getsockname()[1]
+        self._fillers: List[socket.socket] = []
+        for _ in range(8):
+            c = socket.socket()
+            c.setblocking(False)
+            c.connect_ex(("127.0.0.1", self.port))
+            self._fillers.append(c)
+            _, w, _ = select.select([], [c], [], 0.3)
+            if not w:          # this SYN was dropped: the queue is full
+                return
+        self.close()
+        raise AssertionError("could not fill the accept queue of a listen(0) socket")
+
+    def close(self) -> None:
+        for c in self._fillers:
+            c.close()
+        self.sock.close()
+
+
+@contextlib.contextmanager
+def blackhole_server() -> Iterator[BlackholeServer]:
+    s = BlackholeServer()
+    try:
+        yield s
+    finally:
+        s.close()
+
+
+def wait_closed(s: socket.socket, timeout: float = 5.0):
+    """Read until the peer closes (EOF or reset). Returns (bytes received,
+    seconds taken); AssertionError if still open after `timeout`."""
+    t0 = time.monotonic()
+    data = bytearray()
+    while True:
+        left = t0 + timeout - time.monotonic()
+        if left <= 0:
+            raise AssertionError("connection still open after %.2fs (got %r)" % (timeout, bytes(data[:64])))
+        s.settimeout(left)
+        try:
+            d = s.recv(65536)
+        except socket.timeout:
+            continue
+        except ConnectionResetError:
+            break
+        if not d:
+            break
+        data += d
+    return bytes(data), time.monotonic() - t0
+
+
+def is_open(s: socket.socket, wait: float = 0.0) -> bool:
+    """True if the peer has neither closed nor reset `s` (within `wait` s);
+    any bytes that arrive meanwhile are consumed."""
+    import select
+    deadline = time.monotonic() + wait
+    while True:
+        r, _, _ = select.select([s], [], [], max(0.0, deadline - time.monotonic()))
+        if not r:
+            return True
+        try:
+            if not s.recv(65536, socket.MSG_DONTWAIT):
+                return False
+        except BlockingIOError:
+            continue
+        except ConnectionResetError:
+            return False
+        if time.monotonic() >= deadline:
+            return True
+
+
+def connect_from(port: int, src_ip: str = "127.0.0.1", src_port: int = 0,
+                 timeout: float = 5.0) -> socket.socket:
+    """Connect to 127.0.0.1:`port` from a chosen loopback source address."""
+    s = socket.socket()
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.settimeout(timeout)
+    try:
+        s.bind((src_ip, src_port))
+        s.connect(("127.0.0.1", port))
+    except OSError:
+        s.close()
+        raise
+    return s
+
+
+def abort(s: socket.socket) -> None:
+    """Close with RST (SO_LINGER 0): no TIME_WAIT left behind."""
+    import struct
+    try:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    except OSError:
+        pass
+    s.close()
+
+
+def wait_stat(proxy: "Proxy", name: str, value: int, timeout: float = 5.0) -> Dict[str, int]:
+    """Wait until stat `name` equals `value`; returns the stats then."""
+    last: Dict[str, int] = {}
+    deadline = time.monotonic() + timeout
+    while True:
+        last = proxy.stats()
+        if last.get(name) == value:
+            return last
+        if time.monotonic() >= deadline:
+            raise AssertionError("stat %s: wanted %d, got %r" % (name, value, last.get(name)))
+        time.sleep(0.02)
+
+
+IMPLS = ["envoy_fast", "envoy"]
+
+
+def run_impl(impl: str, cfg: dict, concurrency: int = 1):
+    """run_envoy_fast or (impl == "envoy") the real Envoy, which always runs
+    one worker; skips the test when the Envoy binary is missing."""
+    if impl == "envoy":
+        if not envoy_binary():
+            import pytest
+            pytest.skip("envoy binary not installed")
+        assert concurrency == 1
+        return run_envoy(cfg)
+    return run_envoy_fast(cfg, concurrency=concurrency)

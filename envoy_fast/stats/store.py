@@ -18,6 +18,9 @@ from typing import Dict, Iterable, List, Tuple
 
 from envoy_fast import _worker
 
+# Listener stats Envoy also keeps per worker.
+_PER_WORKER = (".downstream_cx_total", ".downstream_cx_active")
+
 COUNTER = _worker.COUNTER
 GAUGE = _worker.GAUGE
 
@@ -99,15 +102,21 @@ class StatsStore:
         self.view = memoryview(self.mem).cast("q")
 
     def values(self) -> Dict[str, int]:
-        """name -> value summed over worker rows."""
+        """name -> value summed over worker rows, plus Envoy's per-worker
+        listener stats (`listener.<a>.worker_<i>.downstream_cx_total`)."""
         n = self.layout.nstats
         rows = self.layout.rows
         view = self.view
         out = {}
         for i, (name, _kind) in enumerate(self.layout.names):
             total = 0
+            per_worker = name.startswith("listener.") and name.endswith(_PER_WORKER)
             for r in range(rows):
-                total += view[r * n + i]
+                v = view[r * n + i]
+                total += v
+                if per_worker:
+                    head, _, tail = name.rpartition(".")
+                    out["%s.worker_%d.%s" % (head, r, tail)] = v
             out[name] = total
         return out
 
