@@ -591,13 +591,20 @@ def wait_stat(proxy: "Proxy", name: str, value: int, timeout: float = 5.0) -> Di
 IMPLS = ["envoy_fast", "envoy"]
 
 
-def run_impl(impl: str, cfg: dict, concurrency: int = 1):
+@contextlib.contextmanager
+def run_impl(impl: str, cfg: dict, concurrency: int = 1) -> Iterator[Proxy]:
     """run_envoy_fast or (impl == "envoy") the real Envoy, which always runs
-    one worker; skips the test when the Envoy binary is missing."""
+    one worker; skips the test when the Envoy binary is missing. Fails the
+    test if an envoy_fast worker died meanwhile (the main restarts it)."""
     if impl == "envoy":
         if not envoy_binary():
             import pytest
             pytest.skip("envoy binary not installed")
         assert concurrency == 1
-        return run_envoy(cfg)
-    return run_envoy_fast(cfg, concurrency=concurrency)
+        with run_envoy(cfg) as proxy:
+            yield proxy
+        return
+    with run_envoy_fast(cfg, concurrency=concurrency) as proxy:
+        yield proxy
+        crashes = [l for l in proxy.log().splitlines() if "killed by" in l]
+        assert not crashes, crashes

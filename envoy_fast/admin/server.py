@@ -40,9 +40,13 @@ class AdminServer:
             "/quitquitquit": ("POST", self.handle_quit),
         }
 
-    async def start(self) -> None:
-        self._srv = await asyncio.start_server(self._client, self.address, self.port,
-                                               reuse_address=True)
+    async def start(self, sock=None) -> None:
+        """Serve on `sock` (bound by the server before its workers start)."""
+        if sock is not None:
+            self._srv = await asyncio.start_server(self._client, sock=sock)
+        else:
+            self._srv = await asyncio.start_server(self._client, self.address, self.port,
+                                                   reuse_address=True)
         self.port = self._srv.sockets[0].getsockname()[1]
         log.info("admin address: %s:%d", self.address, self.port)
 

@@ -112,8 +112,28 @@ class Server:
                 self.listeners[listener.name] = ListenerSockets(listener, self.concurrency)
             except OSError as exc:
                 sa = listener.address.socket_address
+                for ls in self.listeners.values():
+                    ls.close()
                 raise RuntimeError("cannot bind '%s:%d' for listener '%s': %s"
                                    % (sa.address, sa.port_value, listener.name, exc.strerror))
+
+    def open_admin_socket(self) -> Optional[socket.socket]:
+        """Bind the admin listener before any worker starts, so a busy port
+        fails start-up cleanly."""
+        if self.bootstrap.admin is None:
+            return None
+        sa = self.bootstrap.admin.address.socket_address
+        family = socket.AF_INET6 if ":" in sa.address else socket.AF_INET
+        s = socket.socket(family, socket.SOCK_STREAM)
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind((sa.address, sa.port_value))
+            s.listen(128)
+        except OSError as exc:
+            s.close()
+            raise RuntimeError("cannot bind '%s:%d': %s" % (sa.address, sa.port_value, exc.strerror))
+        s.setblocking(False)
+        return s
 
     def worker_plan(self, index: int) -> dict:
         fds = {name: ls.sockets[index].fileno() for name, ls in self.listeners.items()}
@@ -161,6 +181,7 @@ class Server:
     def run(self) -> int:
         """Open sockets, fork workers, serve admin; returns the exit code."""
         self.open_listeners()
+        admin_sock = self.open_admin_socket()
         for i in range(self.concurrency):
             self.workers.append(WorkerProcess(i))
         for w in self.workers:
@@ -175,12 +196,12 @@ class Server:
         asyncio.set_event_loop(loop)
         self._loop = loop
         try:
-            return loop.run_until_complete(self._main())
+            return loop.run_until_complete(self._main(admin_sock))
         finally:
             self._stop_workers()
             loop.close()
 
-    async def _main(self) -> int:
+    async def _main(self, admin_sock: Optional[socket.socket]) -> int:
         loop = asyncio.get_running_loop()
         self._done = loop.create_future()
         for sig in (signal.SIGTERM, signal.SIGINT):
@@ -190,7 +211,7 @@ class Server:
         if self.bootstrap.admin is not None:
             from envoy_fast.admin.server import AdminServer
             self.admin = AdminServer(self)
-            await self.admin.start()
+            await self.admin.start(admin_sock)
         self.state = "LIVE"
         log.info("all workers started; envoy_fast %s is live", __version__)
         return await self._done

@@ -178,7 +178,7 @@ cdef class Dispatcher:
         return 0
 
     cdef int run(self) except -1:
-        cdef int n, i
+        cdef int n, i, timeout
         cdef FileEventHandler h
         self.exit_requested = False
         while not self.exit_requested:
@@ -186,7 +186,11 @@ cdef class Dispatcher:
                 self.apply_epoll_changes()
             if self.deferred:
                 self.deferred = []
-            n = epoll_wait(self.epfd, self.events, MAX_EPOLL_EVENTS, self.next_timeout_ms())
+            timeout = self.next_timeout_ms()
+            # The only place the GIL is dropped: a worker has no other
+            # threads, but tests run a Dispatcher beside Python threads.
+            with nogil:
+                n = epoll_wait(self.epfd, self.events, MAX_EPOLL_EVENTS, timeout)
             self.update_now()
             if n < 0:
                 if errno == EINTR:

@@ -324,6 +324,8 @@ cdef class ConnectionImpl(FileEventHandler):
         self.dispatcher.live_connections -= 1
         self.dispatcher.deferred.append(self)
         cbs = self.callbacks
+        # Callbacks may be running below us on the stack: free them later.
+        self.dispatcher.deferred.append(cbs)
         try:
             for cb in cbs:
                 (<ConnectionCallbacks>cb).on_event(event)

@@ -96,6 +96,10 @@ cdef class FilterManager:
         cdef ReadFilter f
         for f in self.read_filters:
             f.read_callbacks = None
+        # A filter may be running below us on the stack (it closed its own
+        # connection): keep the filters alive until the batch ends.
+        if self.connection is not None:
+            self.connection.dispatcher.deferred.append(self.read_filters)
         self.read_filters = []
         self.write_filters = []
         self.sole_filter = None

@@ -63,6 +63,13 @@ cdef class ConnPoolImplBase:
         self.try_create_new_connections()
         if pending.parent is None:
             return None               # already failed or attached
+        if self.pending_streams.size > self.connecting_stream_capacity and \
+                not (self.reuses_clients and self.busy_clients.size):
+            # No connection coming for it and none to wait for (a TCP pool
+            # never reuses one): fail now rather than leave it stranded.
+            self.remove_pending_stream(pending)
+            self.on_pool_failure(POOL_FAILURE_OVERFLOW, callbacks)
+            return None
         return pending
 
     cdef PendingStream new_pending_stream(self, ConnPoolCallbacks callbacks):
@@ -103,11 +110,12 @@ cdef class ConnPoolImplBase:
 
     cdef bint try_create_new_connection(self) except -1:
         cdef ActiveClient client
-        if not self.cluster.connections.can_create():
+        if not self.cluster.connections.try_inc():
             self.cluster.stats[CLUSTER_UPSTREAM_CX_OVERFLOW] += 1
             return False
         client = self.instantiate_active_client()
         if client is None:
+            self.cluster.connections.dec()
             return False
         return True
 
@@ -193,7 +201,8 @@ cdef class ConnPoolImplBase:
         client.parent = None
         client.connection = None
         self.dispatcher.deferred_delete(client)
-        if was == CLIENT_CONNECTING:
+        if was == CLIENT_CONNECTING and (event == CONN_EVENT_REMOTE_CLOSE or client.timed_out):
+            # A local close while connecting is a cancel, not a failure.
             self.cluster.stats[CLUSTER_UPSTREAM_CX_CONNECT_FAIL] += 1
             self.host.cx_connect_fail += 1
             reason = POOL_FAILURE_TIMEOUT if client.timed_out else POOL_FAILURE_REMOTE_CONNECTION_FAILURE
@@ -281,7 +290,6 @@ cdef class TcpConnPoolImpl(ConnPoolImplBase):
         conn.pool_client = client
         conn.set_stats(&self.cluster.stats[CLUSTER_UPSTREAM_CX_RX_BYTES_TOTAL],
                        &self.cluster.stats[CLUSTER_UPSTREAM_CX_TX_BYTES_TOTAL])
-        self.cluster.connections.inc()
         self.cluster.stats[CLUSTER_UPSTREAM_CX_TOTAL] += 1
         self.cluster.stats[CLUSTER_UPSTREAM_CX_ACTIVE] += 1
         self.host.cx_total += 1

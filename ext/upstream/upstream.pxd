@@ -62,6 +62,12 @@ cdef class ResourceLimit:
 
     cdef inline bint can_create(self) noexcept:
         return ef_atomic_load(self.count) < self.max
+    cdef inline bint try_inc(self) noexcept:
+        # Reserve atomically: check-then-add would let two workers both pass.
+        if ef_atomic_add(self.count, 1) > self.max:
+            ef_atomic_add(self.count, -1)
+            return False
+        return True
     cdef inline void inc(self) noexcept:
         ef_atomic_add(self.count, 1)
     cdef inline void dec(self) noexcept:
@@ -127,6 +133,7 @@ cdef class RandomLoadBalancer(LoadBalancer):
 @cython.final
 cdef class LeastRequestLoadBalancer(LoadBalancer):
     cdef int choice_count
+    cdef double *current            # weighted schedule state (unequal weights)
 
 
 @cython.final

@@ -147,26 +147,52 @@ cdef class RandomLoadBalancer(LoadBalancer):
 
 @cython.final
 cdef class LeastRequestLoadBalancer(LoadBalancer):
-    """Power of `choice_count` choices: the least busy of random picks. With
-    unequal weights the picks are weighted and busyness is active/weight."""
+    """Equal weights: the least busy of `choice_count` random hosts (power of
+    two choices). Unequal weights: as Envoy, a weighted schedule on
+    weight / (active + 1) — smooth weighted round robin over those effective
+    weights, so with nothing in flight the shares follow the weights."""
+
+    def __cinit__(self):
+        self.current = NULL
+
+    def __dealloc__(self):
+        free(self.current)
 
     def __init__(self, Dispatcher dispatcher, list hosts, int choice_count=2):
+        cdef Py_ssize_t i
         self.init_hosts(dispatcher, hosts)
         self.choice_count = choice_count if choice_count > 0 else 2
+        if not self.equal_weights:
+            self.current = <double*>malloc(sizeof(double) * self.n)
+            if self.current == NULL:
+                raise MemoryError()
+            for i in range(self.n):
+                self.current[i] = 0.0
 
     cdef HostImpl choose_host(self):
         cdef HostImpl best = None, h
         cdef int i
+        cdef Py_ssize_t j, best_j = 0
+        cdef double eff, total = 0.0
         if self.n == 0:
             return None
         if self.n == 1:
             return <HostImpl>self.hosts[0]
-        for i in range(self.choice_count):
-            h = self.weighted_random()
-            if best is None or \
-                    (h.rq_active + 1) * best.weight < (best.rq_active + 1) * h.weight:
-                best = h
-        return best
+        if self.equal_weights:
+            for i in range(self.choice_count):
+                h = <HostImpl>self.hosts[self.dispatcher.random() % <uint64_t>self.n]
+                if best is None or h.rq_active < best.rq_active:
+                    best = h
+            return best
+        for j in range(self.n):
+            h = <HostImpl>self.hosts[j]
+            eff = <double>h.weight / <double>(h.rq_active + 1)
+            total += eff
+            self.current[j] += eff
+            if self.current[j] > self.current[best_j]:
+                best_j = j
+        self.current[best_j] -= total
+        return <HostImpl>self.hosts[best_j]
 
 
 @cython.final

@@ -176,3 +176,54 @@ def test_no_hosts_chooses_none():
         store = StatsStore(layout)
         w = Worker(build_plan(bs, layout, {}), store.mem, 0)
         assert w.choose_host_for_test("c") is None
+
+
+def test_least_request_avoids_host_with_active_requests():
+    """Equal weights: power of choice_count choices on active requests, which
+    the TCP pool keeps per host (attach +1, stream closed -1)."""
+    import socket
+    import time
+
+    from helpers import echo_server, listener, tcp_proxy_filter
+
+    with echo_server() as up_a, echo_server() as up_b:
+        lsock = socket.socket()
+        lsock.bind(("127.0.0.1", 0))
+        lsock.listen(16)
+        lsock.setblocking(False)
+        port = lsock.getsockname()[1]
+        cfg = bootstrap([listener("l0", port, [{"filters": [tcp_proxy_filter("c")]}])],
+                        [cluster("c", [up_a.port, up_b.port], lb_policy="LEAST_REQUEST",
+                                 least_request_lb_config={"choice_count": 10})])
+        bs = load_bootstrap(config_yaml=yaml.safe_dump(cfg))
+        layout = StatsLayout(bs, 1)
+        store = StatsStore(layout)
+        w = Worker(build_plan(bs, layout, {"l0": lsock.fileno()}), store.mem, 0)
+        try:
+            c = socket.create_connection(("127.0.0.1", port), timeout=5)
+
+            def busy_hosts():
+                return [h for h, cnt in w.pool_counts_for_test("c").items() if cnt["busy"]]
+
+            deadline = time.monotonic() + 5
+            while not busy_hosts() and time.monotonic() < deadline:
+                w.run_for_test(0.02)
+            [busy] = busy_hosts()
+            assert w.host_stats()["c"][busy]["rq_active"] == 1
+            seq = picks(w, 1000)
+            # Only when all 10 random picks hit the busy host: ~0.1%.
+            assert seq.count(busy) <= 15, Counter(seq)
+            c.close()
+            deadline = time.monotonic() + 5
+            while busy_hosts() and time.monotonic() < deadline:
+                w.run_for_test(0.02)
+            assert not busy_hosts()
+            assert w.host_stats()["c"][busy]["rq_active"] == 0
+            counts = Counter(picks(w, 2000))
+            assert abs(counts[busy] - 1000) < 200, counts
+        finally:
+            w.close_all()
+            w.run_for_test(0.05)
+            w.stop_listening()
+            w.run_for_test(0.01)
+            lsock.close()

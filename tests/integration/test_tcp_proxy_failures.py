@@ -193,6 +193,7 @@ def test_max_connections_overflow(impl):
                 assert data == b"" and took < 1.0, (data, took)
                 st = wait_stat(proxy, "cluster.up.upstream_cx_overflow", 1)
                 assert st["cluster.up.upstream_cx_total"] == 2
+                assert st["cluster.up.upstream_cx_connect_attempts_exceeded"] == 0
                 assert up.accepted == 2
                 held.pop().close()
                 wait_stat(proxy, "cluster.up.upstream_cx_active", 1)
@@ -218,59 +219,119 @@ def test_max_pending_requests_overflow(impl):
                 with socket.create_connection(("127.0.0.1", lp), timeout=5) as second:
                     data, took = wait_closed(second, 5)
                 assert data == b"" and took < 1.0, (data, took)
+                assert is_open(first, 0.2), "the waiting connection was closed too"
                 st = wait_stat(proxy, "cluster.up.upstream_rq_pending_overflow", 1)
                 assert st["cluster.up.upstream_rq_pending_active"] == 1
-                assert is_open(first)          # still waiting for its upstream
+                assert st["cluster.up.upstream_cx_total"] == 1
+                assert st["cluster.up.upstream_cx_active"] == 1
+                # Envoy counts a pending overflow as attempts exceeded too.
+                assert st["cluster.up.upstream_cx_connect_attempts_exceeded"] == 1
             assert proxy.stats()["cluster.up.upstream_rq_pending_overflow"] == 1
 
 
 @pytest.mark.parametrize("impl", IMPLS)
-def test_pending_stream_cancelled_when_downstream_leaves(impl):
+def test_downstream_leaving_while_connecting_goes_unnoticed(impl):
+    """As Envoy: the downstream is read-disabled until its upstream connects,
+    so its FIN (or RST) is not seen; the pending stream is not cancelled but
+    waits for connect_timeout and then fails (pending_failure_eject)."""
     with blackhole_server() as hole:
         lp, ap = free_port(), free_port()
         cfg = bootstrap([listener("l0", lp, [{"filters": [tcp_proxy_filter("up")]}])],
+                        [cluster("up", [hole.port], connect_timeout="0.5s")], ap)
+        with run_impl(impl, cfg) as proxy:
+            for n, close in ((1, socket.socket.close), (2, abort)):
+                s = socket.create_connection(("127.0.0.1", lp), timeout=5)
+                wait_stat(proxy, "cluster.up.upstream_rq_pending_active", 1)
+                close(s)
+                time.sleep(0.15)
+                st = proxy.stats()
+                assert st["cluster.up.upstream_rq_pending_active"] == 1
+                st = wait_stat(proxy, "cluster.up.upstream_rq_pending_active", 0, timeout=3)
+                assert st["cluster.up.upstream_cx_connect_timeout"] == n
+                assert st["cluster.up.upstream_rq_pending_failure_eject"] == n
+                assert st["cluster.up.upstream_rq_cancelled"] == 0
+                wait_stat(proxy, "cluster.up.upstream_cx_active", 0)
+
+
+@pytest.mark.parametrize("impl", IMPLS)
+@pytest.mark.parametrize("timer", ["max_downstream_connection_duration", "idle_timeout"])
+def test_pending_stream_cancelled_when_downstream_closed(impl, timer):
+    """A tcp_proxy timer closing the downstream while its upstream is still
+    connecting cancels the pending stream (and its connection): Envoy runs
+    both timers from accept, not from the upstream connect."""
+    with blackhole_server() as hole:
+        lp, ap = free_port(), free_port()
+        cfg = bootstrap([listener("l0", lp, [{"filters": [tcp_proxy_filter("up", **{timer: "0.3s"})]}])],
                         [cluster("up", [hole.port], connect_timeout="10s")], ap)
         with run_impl(impl, cfg) as proxy:
-            with socket.create_connection(("127.0.0.1", lp), timeout=5):
-                st = wait_stat(proxy, "cluster.up.upstream_rq_pending_active", 1)
-                assert st["cluster.up.upstream_rq_cancelled"] == 0
+            with socket.create_connection(("127.0.0.1", lp), timeout=5) as s:
+                data, took = wait_closed(s, 3)
+            assert data == b"" and 0.2 <= took < 1.0, (data, took)
             st = wait_stat(proxy, "cluster.up.upstream_rq_cancelled", 1)
-            wait_stat(proxy, "cluster.up.upstream_rq_pending_active", 0)
+            st = wait_stat(proxy, "cluster.up.upstream_rq_pending_active", 0)
+            st = wait_stat(proxy, "cluster.up.upstream_cx_active", 0)
+            assert st["tcp.tp.%s" % timer] == 1
+            assert st["cluster.up.upstream_cx_destroy_local"] == 1
+            assert st["cluster.up.upstream_cx_connect_fail"] == 0
             assert st["cluster.up.upstream_cx_connect_timeout"] == 0
+            assert st["cluster.up.upstream_rq_pending_failure_eject"] == 0
 
 
 def test_max_connections_is_cluster_wide_over_workers():
+    """Rounds of 4 quick connections through 2 workers, max_connections 2:
+    each round exactly 2 are proxied and 2 closed at once (never 3, never one
+    left waiting), and the connections do reach both workers."""
     with named_server("up") as up:
         lp, ap = free_port(), free_port()
         cfg = bootstrap([listener("l0", lp, [{"filters": [tcp_proxy_filter("up")]}])],
                         [breaker_cluster("up", [up.port], max_connections=2)], ap)
         w0 = "listener.127.0.0.1_%d.worker_0.downstream_cx_total" % lp
         w1 = "listener.127.0.0.1_%d.worker_1.downstream_cx_total" % lp
+        rounds = 60
         with run_envoy_fast(cfg, concurrency=2) as proxy:
-            spread = False
-            for rnd in range(6):
+            spread = 0
+            for rnd in range(rounds):
                 before = proxy.stats()
                 conns = [socket.create_connection(("127.0.0.1", lp), timeout=5) for _ in range(4)]
                 try:
-                    outcomes = [read_greeting(s) for s in conns]
+                    outcomes = []
+                    for s in conns:
+                        try:
+                            outcomes.append(read_greeting(s, timeout=3))
+                        except socket.timeout:
+                            outcomes.append("neither proxied nor closed after 3s")
                     after = proxy.stats()
                     assert sorted(outcomes, key=str) == [None, None, "up", "up"], (rnd, outcomes)
                 finally:
                     for s in conns:
                         s.close()
-                spread = spread or (after[w0] > before[w0] and after[w1] > before[w1])
+                spread += after[w0] > before[w0] and after[w1] > before[w1]
                 wait_stat(proxy, "cluster.up.upstream_cx_active", 0)
-                if spread:
-                    break
-            assert spread, "4 connections per round never reached both workers"
+            assert spread, "no round reached both workers"
             st = proxy.stats()
-            assert st["cluster.up.upstream_cx_overflow"] == 2 * (rnd + 1)
-            assert st["cluster.up.upstream_cx_total"] == 2 * (rnd + 1)
+            assert st["cluster.up.upstream_cx_total"] == 2 * rounds
+            assert st["cluster.up.upstream_cx_overflow"] == 2 * rounds
+            assert st[w0] + st[w1] == 4 * rounds
+
+
+def test_listener_per_worker_stats():
+    with named_server("up") as up:
+        lp, ap = free_port(), free_port()
+        cfg = bootstrap([listener("l0", lp, [{"filters": [tcp_proxy_filter("up")]}])],
+                        [cluster("up", [up.port])], ap)
+        with run_envoy_fast(cfg, concurrency=2) as proxy:
+            for _ in range(20):
+                assert greet_once(lp) == "up"
+            pre = "listener.127.0.0.1_%d." % lp
+            st = wait_stat(proxy, pre + "downstream_cx_active", 0)
+            assert st[pre + "downstream_cx_total"] == 20
+            assert st[pre + "worker_0.downstream_cx_total"] + st[pre + "worker_1.downstream_cx_total"] == 20
+            assert st[pre + "worker_0.downstream_cx_active"] == st[pre + "worker_1.downstream_cx_active"] == 0
 
 
 # ------------------------------------------------------------ filter chains
 
-def _chain(name: str, port: int, match: Optional[dict] = None) -> dict:
+def _chain(name: str, match: Optional[dict] = None) -> dict:
     ch = {"filters": [tcp_proxy_filter(name, stat_prefix=name)]}
     if match is not None:
         ch["filter_chain_match"] = match
@@ -289,20 +350,20 @@ def test_filter_chain_match_precedence(impl):
         lp1, lp2, ap, sp = free_port(), free_port(), free_port(), free_port()
         other = free_port()
         chains = [
-            _chain("src32", lp1, {"destination_port": lp1, "source_prefix_ranges": [_cidr("127.0.0.2", 32)]}),
-            _chain("src8", lp1, {"destination_port": lp1, "source_prefix_ranges": [_cidr("127.0.0.0", 8)]}),
-            _chain("sport", lp1, {"destination_port": lp1, "source_prefix_ranges": [_cidr("127.0.0.0", 8)],
+            _chain("src32", {"destination_port": lp1, "source_prefix_ranges": [_cidr("127.0.0.2", 32)]}),
+            _chain("src8", {"destination_port": lp1, "source_prefix_ranges": [_cidr("127.0.0.0", 8)]}),
+            _chain("sport", {"destination_port": lp1, "source_prefix_ranges": [_cidr("127.0.0.0", 8)],
                                   "source_ports": [sp]}),
-            _chain("src4_sport", lp1, {"destination_port": lp1, "source_prefix_ranges": [_cidr("127.0.0.4", 32)],
+            _chain("src4_sport", {"destination_port": lp1, "source_prefix_ranges": [_cidr("127.0.0.4", 32)],
                                        "source_ports": [sp]}),
             # exact destination port beats unset: never chosen
-            _chain("noport", lp1, {"source_prefix_ranges": [_cidr("127.0.0.3", 32)]}),
+            _chain("noport", {"source_prefix_ranges": [_cidr("127.0.0.3", 32)]}),
             # another destination port never matches
-            _chain("otherport", lp1, {"destination_port": other}),
+            _chain("otherport", {"destination_port": other}),
         ]
         cfg = bootstrap(
-            [listener("l1", lp1, chains, default_filter_chain=_chain("default", lp1)),
-             listener("l2", lp2, [_chain("l2", lp2, {"source_prefix_ranges": [_cidr("127.0.0.2", 32)]})])],
+            [listener("l1", lp1, chains, default_filter_chain=_chain("default")),
+             listener("l2", lp2, [_chain("l2", {"source_prefix_ranges": [_cidr("127.0.0.2", 32)]})])],
             [cluster(n, [servers[n].port]) for n in names], ap)
         cases = [
             (("127.0.0.2", 0), "src32"),

@@ -28,7 +28,12 @@ cdef class TcpProxyConfig(NetworkFilterFactory):
 cdef class TcpConnPool(ConnPoolCallbacks):
 
     cdef int new_stream(self) except -1:
-        self.handle = self.pool.new_stream(self)
+        # The pool may answer before returning (ready client, overflow), and
+        # the filter then drops us: hold a reference across the call.
+        cdef TcpConnPool keep = self
+        cdef PendingStream handle = self.pool.new_stream(self)
+        if keep.parent is not None:
+            keep.handle = handle
         return 0
 
     cdef int cancel(self) except -1:
@@ -140,6 +145,10 @@ cdef class TcpProxyFilter(ReadFilter):
         if config.max_downstream_connection_duration > 0:
             self.duration_timer = Timer.new(self.dispatcher, self, TIMER_MAX_DURATION)
             self.duration_timer.enable(config.max_downstream_connection_duration)
+        if config.idle_timeout > 0:
+            # From accept, as Envoy: an upstream that never answers is idle too.
+            self.idle_timer = Timer.new(self.dispatcher, self, TIMER_IDLE)
+            self.idle_timer.enable(config.idle_timeout)
         self.initialize_upstream_connection()
         return FILTER_STOP_ITERATION
 
@@ -193,9 +202,6 @@ cdef class TcpProxyFilter(ReadFilter):
             # user space (ConnectionImpl's splice()).
             down.splice_target = up
             up.splice_target = down
-        if self.config.idle_timeout > 0:
-            self.idle_timer = Timer.new(self.dispatcher, self, TIMER_IDLE)
-            self.idle_timer.enable(self.config.idle_timeout)
         down.read_disable(False)
         return 0
 
@@ -203,10 +209,12 @@ cdef class TcpProxyFilter(ReadFilter):
         self.generic_conn_pool = None
         if self.downstream is None or self.downstream.state != CONN_OPEN:
             return 0
+        # Every pool failure, overflow included, uses up one connect attempt
+        # (Envoy counts a pending overflow in upstream_cx_connect_attempts_exceeded).
         if reason == POOL_FAILURE_OVERFLOW:
             self.response_flags |= RF_UPSTREAM_OVERFLOW
-            return self.on_init_failure()
-        self.response_flags |= RF_UPSTREAM_CONNECTION_FAILURE
+        else:
+            self.response_flags |= RF_UPSTREAM_CONNECTION_FAILURE
         if self.connect_attempts < self.config.max_connect_attempts:
             # Each attempt picks a cluster and host again.
             return self.initialize_upstream_connection()
