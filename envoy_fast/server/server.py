@@ -9,6 +9,7 @@ Main then runs an asyncio (uvloop) loop for the admin listener and signals.
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import os
 import signal
@@ -173,6 +174,10 @@ class Server:
         wlog = logging.getLogger("envoy_fast.worker.%d" % index)
         worker = _worker.Worker(plan, self.stats.mem, index, control.fileno(),
                                 error_log=wlog.error)
+        # The data plane cuts its own reference cycles on close; the cyclic
+        # collector only needs to run rarely, and never over start-up state.
+        gc.freeze()
+        gc.set_threshold(100000, 50, 100)
         worker.run()
         return 0
 

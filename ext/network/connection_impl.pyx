@@ -89,6 +89,11 @@ cdef class ConnectionImpl(FileEventHandler):
             mask |= EPOLLOUT
         if self.state == CONN_OPEN and self.read_disable_count == 0 and not self.read_end_seen:
             mask |= EPOLLIN
+        if mask == 0:
+            # Not reading, nothing to write: still hear a reset (EPOLLERR), as
+            # Envoy's early-close detection does. Edge-triggered, so a peer
+            # FIN we are not ready to read does not wake the loop again.
+            mask = EPOLLRDHUP | EPOLLET
         return self.set_epoll_mask(mask)
 
     cdef int read_disable(self, bint disable) except -1:
@@ -126,6 +131,10 @@ cdef class ConnectionImpl(FileEventHandler):
             self.on_write_ready()
             if self.state == CONN_CLOSED:
                 return 0
+        elif (events & EPOLLERR) and not (self.epoll_mask & EPOLLIN):
+            # Reset while we were not reading (back-pressure, half-closed, or
+            # waiting for the upstream): its unread bytes are gone anyway.
+            return self.close_socket(CONN_EVENT_REMOTE_CLOSE)
         if events & (EPOLLIN | EPOLLHUP | EPOLLERR):
             if self.state == CONN_OPEN and self.read_disable_count == 0 and not self.read_end_seen:
                 self.on_read_ready()
@@ -194,7 +203,7 @@ cdef class ConnectionImpl(FileEventHandler):
         if self.state != CONN_OPEN or self.write_end_pending:
             data.drain_all()
             return 0
-        if self.filter_manager.write_filters:
+        if self.filter_manager.write_filters is not None:
             if self.filter_manager.on_write(data, end_stream) == FILTER_STOP_ITERATION:
                 return 0
         if data.len:

@@ -37,7 +37,7 @@ cdef class FilterManager:
 
     def __cinit__(self):
         self.read_filters = []
-        self.write_filters = []
+        self.write_filters = None         # made on first add: most chains have none
 
     cdef void add_read_filter(self, ReadFilter f):
         f.filter_index = len(self.read_filters)
@@ -47,6 +47,8 @@ cdef class FilterManager:
 
     cdef void add_write_filter(self, WriteFilter f):
         # Write filters run in reverse order of addition.
+        if self.write_filters is None:
+            self.write_filters = []
         self.write_filters.insert(0, f)
 
     cdef int initialize_read_filters(self) except -1:
@@ -101,6 +103,6 @@ cdef class FilterManager:
         if self.connection is not None:
             self.connection.dispatcher.deferred.append(self.read_filters)
         self.read_filters = []
-        self.write_filters = []
+        self.write_filters = None
         self.sole_filter = None
         self.connection = None

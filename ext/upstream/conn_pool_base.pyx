@@ -97,7 +97,7 @@ cdef class ConnPoolImplBase:
         # (Envoy: CancelPolicy::CloseExcess).
         if self.connecting_clients.size and \
                 self.connecting_stream_capacity > self.pending_streams.size:
-            client = <ActiveClient>self.connecting_clients.tail
+            client = <ActiveClient>self.connecting_clients.head
             client.connection.close(CLOSE_NO_FLUSH)
         return 0
 

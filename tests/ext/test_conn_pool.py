@@ -690,14 +690,18 @@ def test_downstream_half_close_while_connecting_is_forwarded(stuck):
 
 
 @isolated
-def test_downstream_reset_while_connecting_cleans_up(stuck):
+def test_downstream_reset_while_connecting_cancels_pending_stream(stuck):
+    # The downstream is read-disabled while its upstream connects, but a reset
+    # is still seen: the pending stream is cancelled and its connection closed.
     with harness([stuck.port]) as h:
         c = h.client()
         h.run_until(lambda: h.counts()["pending"] == 1)
         h.clients.remove(c)
         rst_close(c)
-        stuck.release()
-        h.run_until(lambda: h.cstat("upstream_rq_total") == 1, timeout=8, what="attached")
+        h.run_until(lambda: h.cstat("upstream_rq_cancelled") == 1, timeout=3, what="cancelled")
         h.run_until(lambda: h.counts() == ZERO and h.cstat("upstream_cx_active") == 0
                     and h.lstat("downstream_cx_active") == 0, what="idle")
+        assert h.cstat("upstream_rq_total") == 0
+        assert h.cstat("upstream_cx_connect_fail") == 0
+        stuck.release()
         h.assert_idle()

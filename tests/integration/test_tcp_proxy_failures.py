@@ -230,27 +230,53 @@ def test_max_pending_requests_overflow(impl):
 
 
 @pytest.mark.parametrize("impl", IMPLS)
-def test_downstream_leaving_while_connecting_goes_unnoticed(impl):
+def test_downstream_fin_while_connecting_goes_unnoticed(impl):
     """As Envoy: the downstream is read-disabled until its upstream connects,
-    so its FIN (or RST) is not seen; the pending stream is not cancelled but
-    waits for connect_timeout and then fails (pending_failure_eject)."""
+    and with half-close a FIN is data for later, not a close: the pending
+    stream waits for connect_timeout and then fails (pending_failure_eject)."""
     with blackhole_server() as hole:
         lp, ap = free_port(), free_port()
         cfg = bootstrap([listener("l0", lp, [{"filters": [tcp_proxy_filter("up")]}])],
                         [cluster("up", [hole.port], connect_timeout="0.5s")], ap)
         with run_impl(impl, cfg) as proxy:
-            for n, close in ((1, socket.socket.close), (2, abort)):
-                s = socket.create_connection(("127.0.0.1", lp), timeout=5)
-                wait_stat(proxy, "cluster.up.upstream_rq_pending_active", 1)
-                close(s)
+            s = socket.create_connection(("127.0.0.1", lp), timeout=5)
+            wait_stat(proxy, "cluster.up.upstream_rq_pending_active", 1)
+            s.close()
+            time.sleep(0.15)
+            assert proxy.stats()["cluster.up.upstream_rq_pending_active"] == 1
+            st = wait_stat(proxy, "cluster.up.upstream_rq_pending_active", 0, timeout=3)
+            assert st["cluster.up.upstream_cx_connect_timeout"] == 1
+            assert st["cluster.up.upstream_rq_pending_failure_eject"] == 1
+            assert st["cluster.up.upstream_rq_cancelled"] == 0
+            wait_stat(proxy, "cluster.up.upstream_cx_active", 0)
+
+
+@pytest.mark.parametrize("impl", IMPLS)
+def test_downstream_reset_while_connecting(impl):
+    """A downstream RST while its upstream is connecting: Envoy does not see it
+    (it is not reading) and the stream waits for connect_timeout. envoy_fast
+    still watches a read-disabled socket for errors, so the pending stream is
+    cancelled at once (a deliberate difference, see docs/decisions.md)."""
+    with blackhole_server() as hole:
+        lp, ap = free_port(), free_port()
+        cfg = bootstrap([listener("l0", lp, [{"filters": [tcp_proxy_filter("up")]}])],
+                        [cluster("up", [hole.port], connect_timeout="0.5s")], ap)
+        with run_impl(impl, cfg) as proxy:
+            s = socket.create_connection(("127.0.0.1", lp), timeout=5)
+            wait_stat(proxy, "cluster.up.upstream_rq_pending_active", 1)
+            abort(s)
+            if impl == "envoy":
                 time.sleep(0.15)
-                st = proxy.stats()
-                assert st["cluster.up.upstream_rq_pending_active"] == 1
+                assert proxy.stats()["cluster.up.upstream_rq_pending_active"] == 1
                 st = wait_stat(proxy, "cluster.up.upstream_rq_pending_active", 0, timeout=3)
-                assert st["cluster.up.upstream_cx_connect_timeout"] == n
-                assert st["cluster.up.upstream_rq_pending_failure_eject"] == n
+                assert st["cluster.up.upstream_cx_connect_timeout"] == 1
                 assert st["cluster.up.upstream_rq_cancelled"] == 0
-                wait_stat(proxy, "cluster.up.upstream_cx_active", 0)
+            else:
+                st = wait_stat(proxy, "cluster.up.upstream_rq_pending_active", 0, timeout=0.3)
+                assert st["cluster.up.upstream_rq_cancelled"] == 1
+                assert st["cluster.up.upstream_cx_connect_timeout"] == 0
+                assert st["cluster.up.upstream_cx_connect_fail"] == 0
+            wait_stat(proxy, "cluster.up.upstream_cx_active", 0)
 
 
 @pytest.mark.parametrize("impl", IMPLS)

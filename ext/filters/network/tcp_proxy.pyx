@@ -196,7 +196,7 @@ cdef class TcpProxyFilter(ReadFilter):
         self.upstream_callbacks.parent = self
         client.upstream_callbacks = self.upstream_callbacks
         up.add_callbacks(self.upstream_callbacks)
-        if self.config.allows_splice and not down.filter_manager.write_filters \
+        if self.config.allows_splice and down.filter_manager.write_filters is None \
                 and len(down.filter_manager.read_filters) == 1:
             # Only tcp_proxy sees these bytes: bulk transfers may bypass
             # user space (ConnectionImpl's splice()).
@@ -243,7 +243,6 @@ cdef class TcpProxyFilter(ReadFilter):
         cdef ConnectionImpl up = self.upstream
         if event == CONN_EVENT_CONNECTED:
             return 0
-        self.disable_timers()
         self.downstream = None
         self.downstream_callbacks.parent = None
         if self.generic_conn_pool is not None:
@@ -258,6 +257,14 @@ cdef class TcpProxyFilter(ReadFilter):
                 up.close(CLOSE_FLUSH_WRITE)
             else:
                 up.close(CLOSE_NO_FLUSH if event == CONN_EVENT_LOCAL_CLOSE else CLOSE_FLUSH_WRITE)
+        if self.upstream is not None and self.upstream.state == CONN_CLOSING:
+            # Still flushing: the idle timeout bounds how long a peer that
+            # stopped reading can hold it.
+            if self.duration_timer is not None:
+                self.duration_timer.disable()
+                self.duration_timer = None
+        else:
+            self.disable_timers()
         return 0
 
     cdef int on_upstream_event(self, int event) except -1:
@@ -270,19 +277,22 @@ cdef class TcpProxyFilter(ReadFilter):
         self.client = None
         if down is not None and down.state == CONN_OPEN:
             down.close(CLOSE_FLUSH_WRITE)
+        if self.downstream is None or self.downstream.state == CONN_CLOSED:
+            self.disable_timers()
         return 0
 
     # Timers
 
     cdef int on_timer(self, int kind) except -1:
-        cdef double latest, idle
+        cdef double latest = 0.0, idle
         cdef ConnectionImpl down = self.downstream
-        if down is None:
+        if down is None and self.upstream is None:
             return 0
         if kind == TIMER_IDLE:
             # Activity only stamps last_activity; the timer checks it when it
             # fires, so busy connections never touch the timer heap.
-            latest = down.last_activity
+            if down is not None:
+                latest = down.last_activity
             if self.upstream is not None and self.upstream.last_activity > latest:
                 latest = self.upstream.last_activity
             idle = self.dispatcher.now - latest
