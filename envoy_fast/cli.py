@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import signal
 import sys
 import time
 from typing import List, Optional
@@ -48,8 +49,20 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+# A stop signal received before the server's event loop runs (config loading,
+# forking) is remembered here and honoured as soon as the loop starts.
+early_stop_signal = 0
+
+
+def _remember_signal(sig: int, frame) -> None:
+    global early_stop_signal
+    early_stop_signal = sig
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     """Entry point of `envoy-fast` and `python -m envoy_fast`."""
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, _remember_signal)
     argv = sys.argv[1:] if argv is None else argv
     args = build_parser().parse_args(argv)
     if args.version:
@@ -91,6 +104,8 @@ def main(argv: Optional[List[str]] = None) -> int:
         config_yaml=args.config_yaml, log_level=args.log_level,
         drain_time_s=args.drain_time_s, parent_shutdown_time_s=args.parent_shutdown_time_s,
         base_id=args.base_id, argv=list(argv))
+    if early_stop_signal:
+        return 0
     server = Server(bootstrap, options)
     try:
         return server.run()

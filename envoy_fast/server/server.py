@@ -104,6 +104,7 @@ class Server:
         self.admin = None
         self._loop: Optional[asyncio.AbstractEventLoop] = None
         self._done: Optional[asyncio.Future] = None
+        self._early_signal = 0
 
     # Start-up
 
@@ -185,6 +186,12 @@ class Server:
 
     def run(self) -> int:
         """Open sockets, fork workers, serve admin; returns the exit code."""
+        # A stop signal that lands before the event loop takes over is kept
+        # and honoured as soon as it does: start-up is never killed half-way.
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, self._on_early_signal)
+        from envoy_fast import cli
+        self._early_signal = cli.early_stop_signal
         self.open_listeners()
         admin_sock = self.open_admin_socket()
         for i in range(self.concurrency):
@@ -211,6 +218,8 @@ class Server:
         self._done = loop.create_future()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self._on_stop_signal, sig)
+        if self._early_signal:
+            self._on_stop_signal(self._early_signal)
         for w in self.workers:
             self._watch(w)
         if self.bootstrap.admin is not None:
@@ -220,6 +229,9 @@ class Server:
         self.state = "LIVE"
         log.info("all workers started; envoy_fast %s is live", __version__)
         return await self._done
+
+    def _on_early_signal(self, sig: int, frame) -> None:
+        self._early_signal = sig
 
     def _on_stop_signal(self, sig: int) -> None:
         log.warning("caught %s, shutting down", signal.Signals(sig).name)

@@ -29,3 +29,30 @@ def test_per_worker_listener_stats():
             prefix = "listener.127.0.0.1_%d." % lp
             per = [s[prefix + "worker_%d.downstream_cx_total" % i] for i in range(2)]
             assert sum(per) == s[prefix + "downstream_cx_total"] == 20
+
+
+def test_sigterm_during_start_up_exits_zero(tmp_path):
+    """A stop signal that arrives while the server is still starting (config,
+    sockets, forking workers) is honoured once it can be, with exit code 0:
+    never a half-started kill. (Before the interpreter has run envoy_fast's
+    first line, the default action applies, as for any program.)"""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    import yaml
+
+    from helpers import ROOT
+
+    with echo_server() as up:
+        for delay in (0.4, 0.5, 0.6, 0.8):
+            lp = free_port()
+            cfg = tmp_path / "c.yaml"
+            cfg.write_text(yaml.safe_dump(simple_proxy_config(up.port, lp, free_port())))
+            proc = subprocess.Popen([sys.executable, "-m", "envoy_fast", "-c", str(cfg),
+                                     "--concurrency", "2"], cwd=ROOT,
+                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            time.sleep(delay)
+            proc.send_signal(signal.SIGTERM)
+            assert proc.wait(timeout=10) == 0, "delay %.2f" % delay
