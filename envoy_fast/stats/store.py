@@ -35,7 +35,8 @@ def listener_stat_prefix(listener) -> str:
     if listener.stat_prefix:
         return "listener." + listener.stat_prefix
     sa = listener.address.socket_address
-    return "listener.%s_%d" % (stat_name_fragment(sa.address), sa.port_value)
+    addr = "[%s]" % sa.address if ":" in sa.address else sa.address
+    return "listener.%s_%d" % (stat_name_fragment(addr), sa.port_value)
 
 
 def cluster_stat_prefix(cluster) -> str:

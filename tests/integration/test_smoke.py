@@ -56,3 +56,41 @@ def test_sigterm_during_start_up_exits_zero(tmp_path):
             time.sleep(delay)
             proc.send_signal(signal.SIGTERM)
             assert proc.wait(timeout=10) == 0, "delay %.2f" % delay
+
+
+def test_ipv6_listener_and_upstream():
+    """[::1] on both sides; the listener's stats are named as Envoy names them."""
+    import pytest
+
+    from helpers import bootstrap, cluster, listener, tcp_proxy_filter
+
+    if not socket.has_ipv6:
+        pytest.skip("no IPv6")
+    try:
+        probe = socket.socket(socket.AF_INET6)
+        probe.bind(("::1", 0))
+    except OSError:
+        pytest.skip("no ::1")
+    up = socket.socket(socket.AF_INET6)
+    up.bind(("::1", 0))
+    up.listen(8)
+    port = probe.getsockname()[1]
+    probe.close()
+    ap = free_port()
+    lst = listener("v6", port, [{"filters": [tcp_proxy_filter("up6")]}])
+    lst["address"]["socket_address"]["address"] = "::1"
+    cl = cluster("up6", [up.getsockname()[1]])
+    cl["load_assignment"]["endpoints"][0]["lb_endpoints"][0]["endpoint"]["address"][
+        "socket_address"]["address"] = "::1"
+    with run_envoy_fast(bootstrap([lst], [cl], ap)) as proxy:
+        with socket.create_connection(("::1", port), timeout=5) as c:
+            u, _ = up.accept()
+            c.sendall(b"six")
+            assert u.recv(3) == b"six"
+            u.sendall(b"ok")
+            assert c.recv(2) == b"ok"
+            u.close()
+        s = proxy.stats()
+        assert s["listener.[__1]_%d.downstream_cx_total" % port] == 1
+        assert "v6::[::1]:%d" % port in proxy.admin("/listeners")
+    up.close()
