@@ -15,7 +15,7 @@ import tempfile
 import threading
 import time
 import urllib.request
-from typing import Dict, Iterator, List, Optional
+from typing import ContextManager, Dict, Iterator, List, Optional
 
 import yaml
 
@@ -51,21 +51,35 @@ def wait_port(port: int, timeout: float = 10.0) -> None:
 
 # ---------------------------------------------------------------- upstreams
 
-class EchoServer:
-    """Threaded TCP echo server; half-close aware (echoes, then shuts down
-    its write side when the client does)."""
+def _listening_socket(backlog: int = 1024):
+    """A SO_REUSEADDR socket listening on 127.0.0.1:0; returns (socket, port)."""
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(backlog)
+    return sock, sock.getsockname()[1]
+
+
+@contextlib.contextmanager
+def _closing(make, *args):
+    """Build `make(*args)` on entry; close() it on exit."""
+    s = make(*args)
+    try:
+        yield s
+    finally:
+        s.close()
+
+
+class _ThreadedServer:
+    """Listens on 127.0.0.1:0 and runs `_serve(conn)` in a thread per accepted
+    connection; `accepted` counts them. Subclasses set their own state before
+    calling this __init__ (the accept thread starts here)."""
 
     def __init__(self) -> None:
-        self.sock = socket.socket()
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(1024)
-        self.port = self.sock.getsockname()[1]
+        self.sock, self.port = _listening_socket()
         self.accepted = 0
         self._stop = False
-        self._threads: List[threading.Thread] = []
-        t = threading.Thread(target=self._accept_loop, daemon=True)
-        t.start()
+        threading.Thread(target=self._accept_loop, daemon=True).start()
 
     def _accept_loop(self) -> None:
         while not self._stop:
@@ -73,9 +87,23 @@ class EchoServer:
                 c, _ = self.sock.accept()
             except OSError:
                 return
-            self.accepted += 1
-            t = threading.Thread(target=self._serve, args=(c,), daemon=True)
-            t.start()
+            self._on_accept(c)
+            threading.Thread(target=self._serve, args=(c,), daemon=True).start()
+
+    def _on_accept(self, c: socket.socket) -> None:
+        self.accepted += 1
+
+    def _serve(self, c: socket.socket) -> None:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        self._stop = True
+        self.sock.close()
+
+
+class EchoServer(_ThreadedServer):
+    """Threaded TCP echo server; half-close aware (echoes, then shuts down
+    its write side when the client does)."""
 
     def _serve(self, c: socket.socket) -> None:
         try:
@@ -90,18 +118,9 @@ class EchoServer:
         finally:
             c.close()
 
-    def close(self) -> None:
-        self._stop = True
-        self.sock.close()
 
-
-@contextlib.contextmanager
-def echo_server() -> Iterator[EchoServer]:
-    s = EchoServer()
-    try:
-        yield s
-    finally:
-        s.close()
+def echo_server() -> ContextManager[EchoServer]:
+    return _closing(EchoServer)
 
 
 # ------------------------------------------------------------------ configs
@@ -195,27 +214,36 @@ def _write_config(cfg: dict) -> str:
 
 
 @contextlib.contextmanager
-def run_envoy_fast(cfg: dict, concurrency: int = 1, args: Optional[List[str]] = None,
-                   wait: Optional[List[int]] = None) -> Iterator[Proxy]:
-    """Start `python -m envoy_fast` on `cfg`; wait for the admin (or `wait` ports)."""
+def _run_process(cfg: dict, command, wait: Optional[List[int]], timeout: float, what: str,
+                 cwd: Optional[str] = None) -> Iterator[Proxy]:
+    """Write `cfg` to a temporary file, start `command(path)` logging to
+    path + ".log", wait (up to `timeout` s each) for the `wait` ports or else
+    the admin port and then for the admin's /ready; stop it on exit."""
     path = _write_config(cfg)
     log_path = path + ".log"
     logf = open(log_path, "w")
-    cmd = [sys.executable, "-m", "envoy_fast", "-c", path, "--concurrency", str(concurrency),
-           "-l", "info"] + (args or [])
-    proc = subprocess.Popen(cmd, stdout=logf, stderr=subprocess.STDOUT, cwd=ROOT)
+    proc = subprocess.Popen(command(path), stdout=logf, stderr=subprocess.STDOUT, cwd=cwd)
     admin_port = (cfg.get("admin") or {}).get("address", {}).get("socket_address", {}).get("port_value")
     proxy = Proxy(proc, admin_port, log_path)
     try:
         for p in (wait if wait is not None else ([admin_port] if admin_port else [])):
-            wait_port(p)
+            wait_port(p, timeout=timeout)
         if admin_port:
-            wait_for(lambda: _ready(proxy), what="envoy_fast /ready")
+            wait_for(lambda: _ready(proxy), timeout=timeout, what=what)
         yield proxy
     finally:
         _stop(proc)
         logf.close()
         os.unlink(path)
+
+
+def run_envoy_fast(cfg: dict, concurrency: int = 1, args: Optional[List[str]] = None,
+                   wait: Optional[List[int]] = None) -> ContextManager[Proxy]:
+    """Start `python -m envoy_fast` on `cfg`; wait for the admin (or `wait` ports)."""
+    def command(path: str) -> List[str]:
+        return [sys.executable, "-m", "envoy_fast", "-c", path, "--concurrency", str(concurrency),
+                "-l", "info"] + (args or [])
+    return _run_process(cfg, command, wait, 10.0, "envoy_fast /ready", cwd=ROOT)
 
 
 def _ready(proxy: Proxy) -> bool:
@@ -239,66 +267,38 @@ def envoy_binary() -> Optional[str]:
     return shutil.which("envoy")
 
 
-@contextlib.contextmanager
-def run_envoy(cfg: dict, wait: Optional[List[int]] = None) -> Iterator[Proxy]:
+def run_envoy(cfg: dict, wait: Optional[List[int]] = None) -> ContextManager[Proxy]:
     """The real Envoy on the same config (the oracle)."""
-    path = _write_config(cfg)
-    log_path = path + ".log"
-    logf = open(log_path, "w")
-    cmd = [envoy_binary(), "-c", path, "--concurrency", "1", "-l", "warning",
-           "--base-id", str(os.getpid() % 100000 + free_port())]
-    proc = subprocess.Popen(cmd, stdout=logf, stderr=subprocess.STDOUT)
-    admin_port = (cfg.get("admin") or {}).get("address", {}).get("socket_address", {}).get("port_value")
-    proxy = Proxy(proc, admin_port, log_path)
-    try:
-        for p in (wait if wait is not None else ([admin_port] if admin_port else [])):
-            wait_port(p, timeout=30)
-        if admin_port:
-            wait_for(lambda: _ready(proxy), timeout=30, what="envoy /ready")
-        yield proxy
-    finally:
-        _stop(proc)
-        logf.close()
-        os.unlink(path)
+    def command(path: str) -> List[str]:
+        return [envoy_binary(), "-c", path, "--concurrency", "1", "-l", "warning",
+                "--base-id", str(os.getpid() % 100000 + free_port())]
+    return _run_process(cfg, command, wait, 30.0, "envoy /ready")
 
 
 # ------------------------------------------------- scripted upstreams, /proc
 
-class ScriptedServer:
+class ScriptedServer(_ThreadedServer):
     """TCP server on 127.0.0.1:0 that runs `handler(conn)` in a thread per
     accepted connection. Return values land in `results`, exceptions in
     `errors` (both in completion order); `done` counts finished handlers."""
 
     def __init__(self, handler) -> None:
         self.handler = handler
-        self.sock = socket.socket()
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(1024)
-        self.port = self.sock.getsockname()[1]
-        self.accepted = 0
         self.results: list = []
         self.errors: list = []
         self._conns: List[socket.socket] = []
         self._lock = threading.Lock()
-        self._stop = False
-        threading.Thread(target=self._accept_loop, daemon=True).start()
+        super().__init__()
 
     @property
     def done(self) -> int:
         with self._lock:
             return len(self.results) + len(self.errors)
 
-    def _accept_loop(self) -> None:
-        while not self._stop:
-            try:
-                c, _ = self.sock.accept()
-            except OSError:
-                return
-            with self._lock:
-                self.accepted += 1
-                self._conns.append(c)
-            threading.Thread(target=self._serve, args=(c,), daemon=True).start()
+    def _on_accept(self, c: socket.socket) -> None:
+        with self._lock:
+            self.accepted += 1
+            self._conns.append(c)
 
     def _serve(self, c: socket.socket) -> None:
         try:
@@ -315,8 +315,7 @@ class ScriptedServer:
         wait_for(lambda: self.done >= n, timeout, what="%d upstream handler(s)" % n)
 
     def close(self) -> None:
-        self._stop = True
-        self.sock.close()
+        super().close()
         with self._lock:
             conns, self._conns = self._conns, []
         for c in conns:
@@ -326,13 +325,8 @@ class ScriptedServer:
                 pass
 
 
-@contextlib.contextmanager
-def scripted_server(handler) -> Iterator[ScriptedServer]:
-    s = ScriptedServer(handler)
-    try:
-        yield s
-    finally:
-        s.close()
+def scripted_server(handler) -> ContextManager[ScriptedServer]:
+    return _closing(ScriptedServer, handler)
 
 
 def recv_until_eof(s: socket.socket, limit: int = 1 << 30) -> bytes:
@@ -499,13 +493,8 @@ class BlackholeServer:
         self.sock.close()
 
 
-@contextlib.contextmanager
-def blackhole_server() -> Iterator[BlackholeServer]:
-    s = BlackholeServer()
-    try:
-        yield s
-    finally:
-        s.close()
+def blackhole_server() -> ContextManager[BlackholeServer]:
+    return _closing(BlackholeServer)
 
 
 def wait_closed(s: socket.socket, timeout: float = 5.0):

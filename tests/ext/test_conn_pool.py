@@ -153,6 +153,12 @@ class Harness:
             if time.monotonic() > deadline:
                 raise AssertionError("timed out waiting for %s; counts=%r" % (what, self.counts_all()))
 
+    def run_until_idle(self, what="idle", downstream=True):
+        """Until the pool is empty and no upstream (and, with `downstream`, no
+        downstream) connection is active."""
+        self.run_until(lambda: self.counts() == ZERO and self.cstat("upstream_cx_active") == 0
+                       and (not downstream or self.lstat("downstream_cx_active") == 0), what=what)
+
     def client(self):
         c = socket.create_connection(("127.0.0.1", self.port), timeout=5)
         self.clients.append(c)
@@ -171,6 +177,11 @@ class Harness:
 
     def cstat(self, name):
         return self.stats()["cluster.up." + name]
+
+    def assert_cstats(self, **want):
+        """Each named cluster stat ("upstream_cx_total"=...) has its value."""
+        got = {name: self.cstat(name) for name in want}
+        assert got == want, got
 
     def tstat(self, name):
         return self.stats()["tcp.tp." + name]
@@ -238,6 +249,39 @@ def rst_close(c):
     c.close()
 
 
+def drive_recv(h, s, want, timeout=5.0):
+    """Turn the loop and read `s` (left non-blocking) until it has received
+    `want` or `timeout` passed; returns what it received."""
+    s.settimeout(0)
+    got = b""
+    deadline = time.monotonic() + timeout
+    while got != want and time.monotonic() < deadline:
+        h.run(0.02)
+        try:
+            got += s.recv(100)
+        except BlockingIOError:
+            pass
+    return got
+
+
+def drive_recv_to_eof(h, s, timeout=5.0):
+    """Turn the loop and read `s` (left non-blocking) until EOF or `timeout`;
+    returns (bytes received, whether EOF was seen)."""
+    s.settimeout(0)
+    got = b""
+    eof = False
+    deadline = time.monotonic() + timeout
+    while not eof and time.monotonic() < deadline:
+        h.run(0.02)
+        try:
+            chunk = s.recv(100)
+        except BlockingIOError:
+            continue
+        got += chunk
+        eof = chunk == b""
+    return got, eof
+
+
 @pytest.fixture
 def stuck():
     up = StuckUpstream()
@@ -260,11 +304,8 @@ def test_connecting_then_busy_when_upstream_accepts(stuck):
         c = h.client()
         h.run_until(lambda: h.counts()["pending"] == 1, what="pending stream")
         assert h.counts() == dict(ZERO, connecting=1, pending=1, connecting_capacity=1)
-        assert h.cstat("upstream_cx_total") == 1
-        assert h.cstat("upstream_cx_active") == 1
-        assert h.cstat("upstream_rq_pending_total") == 1
-        assert h.cstat("upstream_rq_pending_active") == 1
-        assert h.cstat("upstream_rq_total") == 0
+        h.assert_cstats(upstream_cx_total=1, upstream_cx_active=1, upstream_rq_pending_total=1,
+                        upstream_rq_pending_active=1, upstream_rq_total=0)
         assert h.resource("cx_open") == 1
         assert h.resource("rq_pending_open") == 1
         assert h.resource("rq_open") == 0
@@ -277,10 +318,8 @@ def test_connecting_then_busy_when_upstream_accepts(stuck):
         stuck.release()
         h.run_until(lambda: h.counts()["busy"] == 1, timeout=8, what="busy client")
         assert h.counts() == dict(ZERO, busy=1)
-        assert h.cstat("upstream_rq_total") == 1
-        assert h.cstat("upstream_rq_active") == 1
-        assert h.cstat("upstream_rq_pending_active") == 0
-        assert h.cstat("upstream_cx_connect_fail") == 0
+        h.assert_cstats(upstream_rq_total=1, upstream_rq_active=1, upstream_rq_pending_active=0,
+                        upstream_cx_connect_fail=0)
         assert h.resource("rq_pending_open") == 0
         assert h.resource("rq_open") == 1
         assert h.resource("cx_open") == 1
@@ -294,35 +333,17 @@ def test_connecting_then_busy_when_upstream_accepts(stuck):
             got += u.recv(100)
         assert got == b"early bytes"
         u.sendall(b"reply")
-        c.settimeout(0)
-        got = b""
-        deadline = time.monotonic() + 5
-        while got != b"reply" and time.monotonic() < deadline:
-            h.run(0.02)
-            try:
-                got += c.recv(100)
-            except BlockingIOError:
-                pass
-        assert got == b"reply"
+        assert drive_recv(h, c, b"reply") == b"reply"
         c.settimeout(5)
 
         # Downstream closes: tcp_proxy half-closes the upstream; once the
         # upstream closes too the pool's connection is gone (never reused).
         c.close()
         h.clients.remove(c)
-        deadline = time.monotonic() + 5
-        u.settimeout(0)
-        eof = False
-        while not eof and time.monotonic() < deadline:
-            h.run(0.02)
-            try:
-                eof = u.recv(100) == b""
-            except BlockingIOError:
-                pass
+        _, eof = drive_recv_to_eof(h, u)
         assert eof, "downstream FIN not forwarded upstream"
         u.close()
-        h.run_until(lambda: h.counts() == ZERO and h.cstat("upstream_cx_active") == 0,
-                    what="pool idle")
+        h.run_until_idle("pool idle", downstream=False)
         h.run(0.05)
         h.assert_idle()
         assert h.cstat("upstream_cx_destroy") == 1
@@ -335,29 +356,17 @@ def test_fast_upstream_each_stream_gets_its_own_connection():
         clients = [h.client() for _ in range(5)]
         h.run_until(lambda: h.counts()["busy"] == 5, what="5 busy")
         assert h.counts() == dict(ZERO, busy=5)
-        assert h.cstat("upstream_cx_total") == 5
-        assert h.cstat("upstream_rq_total") == 5
-        assert h.cstat("upstream_rq_pending_total") == 5
+        h.assert_cstats(upstream_cx_total=5, upstream_rq_total=5, upstream_rq_pending_total=5)
         assert h.resource("rq_open") == 5
         for i, c in enumerate(clients):
             c.sendall(b"ping%d" % i)
         for i, c in enumerate(clients):
             want = b"ping%d" % i
-            got = b""
-            c.settimeout(0)
-            deadline = time.monotonic() + 5
-            while got != want and time.monotonic() < deadline:
-                h.run(0.02)
-                try:
-                    got += c.recv(100)
-                except BlockingIOError:
-                    pass
-            assert got == want
+            assert drive_recv(h, c, want) == want
         for c in clients:
             c.close()
         h.clients.clear()
-        h.run_until(lambda: h.counts() == ZERO and h.cstat("upstream_cx_active") == 0
-                    and h.lstat("downstream_cx_active") == 0, what="pool idle")
+        h.run_until_idle("pool idle")
         h.assert_idle()
         # TCP upstream connections are never handed to a second stream.
         assert h.cstat("upstream_cx_total") == 5
@@ -386,10 +395,8 @@ def test_max_connections_is_checked_by_tcp_proxy(stuck):
         h.run(0.05)
         # The third never reaches the pool: tcp_proxy sees max_connections.
         assert closed_by_peer(c, 2.0)
-        assert h.cstat("upstream_cx_overflow") == 1
-        assert h.cstat("upstream_rq_pending_overflow") == 0
-        assert h.cstat("upstream_rq_pending_total") == 2
-        assert h.cstat("upstream_cx_total") == 2
+        h.assert_cstats(upstream_cx_overflow=1, upstream_rq_pending_overflow=0,
+                        upstream_rq_pending_total=2, upstream_cx_total=2)
         assert h.counts() == dict(ZERO, connecting=2, pending=2, connecting_capacity=2)
         assert not closed_by_peer(a) and not closed_by_peer(b)
 
@@ -461,16 +468,7 @@ def test_max_requests_overflow_then_ready_client_is_used():
         assert h.cstat("upstream_cx_total") == 2
         assert h.cstat("upstream_rq_total") == 2
         c.sendall(b"via ready client")
-        c.settimeout(0)
-        got = b""
-        deadline = time.monotonic() + 5
-        while got != b"via ready client" and time.monotonic() < deadline:
-            h.run(0.02)
-            try:
-                got += c.recv(100)
-            except BlockingIOError:
-                pass
-        assert got == b"via ready client"
+        assert drive_recv(h, c, b"via ready client") == b"via ready client"
 
 
 # ------------------------------------------------------------ failures
@@ -486,11 +484,9 @@ def test_connect_refused_fails_all_pending_streams(refusing):
                     and h.lstat("downstream_cx_active") == 0, what="failures")
         assert closed_by_peer(a, 2.0)
         assert closed_by_peer(b, 2.0)
-        assert h.cstat("upstream_rq_pending_total") == 2
-        assert h.cstat("upstream_rq_pending_failure_eject") == 2
-        assert h.cstat("upstream_cx_connect_attempts_exceeded") == 2
-        assert h.cstat("upstream_cx_destroy") == 2
-        assert h.cstat("upstream_rq_total") == 0
+        h.assert_cstats(upstream_rq_pending_total=2, upstream_rq_pending_failure_eject=2,
+                        upstream_cx_connect_attempts_exceeded=2, upstream_cx_destroy=2,
+                        upstream_rq_total=0)
         h.assert_idle()
 
 
@@ -516,9 +512,8 @@ def test_connect_timeout_purges_every_pending_stream(stuck):
         assert h.cstat("upstream_cx_connect_attempts_exceeded") == 2
         # The other connection times out on its own later; nothing left to fail.
         h.run_until(lambda: h.cstat("upstream_cx_connect_timeout") == 2, what="second timeout")
-        assert h.cstat("upstream_rq_pending_failure_eject") == 2
-        assert h.cstat("upstream_cx_connect_fail") == 2
-        assert h.cstat("upstream_cx_destroy_local") == 2
+        h.assert_cstats(upstream_rq_pending_failure_eject=2, upstream_cx_connect_fail=2,
+                        upstream_cx_destroy_local=2)
         h.assert_idle()
 
 
@@ -528,8 +523,7 @@ def test_retries_with_concurrent_failures_leave_pool_clean(refusing):
         clients = [h.client() for _ in range(3)]
         h.run_until(lambda: h.cstat("upstream_cx_connect_attempts_exceeded") == 3
                     and h.lstat("downstream_cx_active") == 0, what="attempts exceeded")
-        h.run_until(lambda: h.counts() == ZERO and h.cstat("upstream_cx_active") == 0,
-                    what="pool idle")
+        h.run_until_idle("pool idle", downstream=False)
         for c in clients:
             assert closed_by_peer(c, 2.0)
         total = h.cstat("upstream_cx_total")
@@ -547,16 +541,7 @@ def test_retry_moves_to_another_host(refusing):
         for i in range(4):
             c = h.client()
             c.sendall(b"hello%d" % i)
-            c.settimeout(0)
-            got = b""
-            deadline = time.monotonic() + 5
-            while got != b"hello%d" % i and time.monotonic() < deadline:
-                h.run(0.02)
-                try:
-                    got += c.recv(100)
-                except BlockingIOError:
-                    pass
-            assert got == b"hello%d" % i
+            assert drive_recv(h, c, b"hello%d" % i) == b"hello%d" % i
             c.close()
             h.clients.remove(c)
         h.run_until(lambda: h.lstat("downstream_cx_active") == 0
@@ -597,9 +582,8 @@ def test_duration_timeout_cancels_pending_stream(stuck):
         assert h.cstat("upstream_cx_destroy_local") == 1
         # Closing an excess connection is not a connect failure (Envoy moves
         # the client to DRAINING before closing it).
-        assert h.cstat("upstream_cx_connect_fail") == 0
-        assert h.cstat("upstream_rq_pending_failure_eject") == 0
-        assert h.cstat("upstream_rq_total") == 0
+        h.assert_cstats(upstream_cx_connect_fail=0, upstream_rq_pending_failure_eject=0,
+                        upstream_rq_total=0)
         wait_closed(h, c)
         h.run(0.05)
         h.assert_idle()
@@ -656,36 +640,13 @@ def test_downstream_half_close_while_connecting_is_forwarded(stuck):
         stuck.release()
         h.run_until(lambda: h.counts()["busy"] == 1, timeout=8, what="busy")
         u = stuck.accept()
-        u.settimeout(0)
-        got = b""
-        eof = False
-        deadline = time.monotonic() + 5
-        while not eof and time.monotonic() < deadline:
-            h.run(0.02)
-            try:
-                chunk = u.recv(100)
-            except BlockingIOError:
-                continue
-            got += chunk
-            eof = chunk == b""
+        got, eof = drive_recv_to_eof(h, u)
         assert got == b"request" and eof
         u.sendall(b"response")
         u.close()
-        c.settimeout(0)
-        got = b""
-        eof = False
-        deadline = time.monotonic() + 5
-        while not eof and time.monotonic() < deadline:
-            h.run(0.02)
-            try:
-                chunk = c.recv(100)
-            except BlockingIOError:
-                continue
-            got += chunk
-            eof = chunk == b""
+        got, eof = drive_recv_to_eof(h, c)
         assert got == b"response" and eof
-        h.run_until(lambda: h.counts() == ZERO and h.cstat("upstream_cx_active") == 0
-                    and h.lstat("downstream_cx_active") == 0, what="idle")
+        h.run_until_idle()
         h.assert_idle()
 
 
@@ -699,8 +660,7 @@ def test_downstream_reset_while_connecting_cancels_pending_stream(stuck):
         h.clients.remove(c)
         rst_close(c)
         h.run_until(lambda: h.cstat("upstream_rq_cancelled") == 1, timeout=3, what="cancelled")
-        h.run_until(lambda: h.counts() == ZERO and h.cstat("upstream_cx_active") == 0
-                    and h.lstat("downstream_cx_active") == 0, what="idle")
+        h.run_until_idle()
         assert h.cstat("upstream_rq_total") == 0
         assert h.cstat("upstream_cx_connect_fail") == 0
         stuck.release()

@@ -14,14 +14,18 @@ from helpers import bootstrap, cluster
 BASE_PORT = 20001
 
 
-def make_worker(hosts, **cluster_extra):
-    """A Worker with one cluster "c" of `hosts` ((port, weight) or port) and no listener."""
-    cfg = bootstrap([], [cluster("c", hosts, **cluster_extra)])
+def worker_for(cfg, listen_fds=None):
+    """A Worker (index 0, one worker) on the plan of bootstrap `cfg`; returns (worker, store)."""
     bs = load_bootstrap(config_yaml=yaml.safe_dump(cfg))
     layout = StatsLayout(bs, 1)
     store = StatsStore(layout)
-    plan = build_plan(bs, layout, {})
+    plan = build_plan(bs, layout, listen_fds or {})
     return Worker(plan, store.mem, 0), store
+
+
+def make_worker(hosts, **cluster_extra):
+    """A Worker with one cluster "c" of `hosts` ((port, weight) or port) and no listener."""
+    return worker_for(bootstrap([], [cluster("c", hosts, **cluster_extra)]))
 
 
 def addr(port):
@@ -30,6 +34,14 @@ def addr(port):
 
 def picks(worker, n):
     return [worker.choose_host_for_test("c") for _ in range(n)]
+
+
+def assert_even_spread(worker, ports, n, tolerance):
+    """n picks reach every host of `ports`, each within `tolerance` of n / len(ports)."""
+    counts = Counter(picks(worker, n))
+    assert set(counts) == {addr(p) for p in ports}
+    for p in ports:
+        assert abs(counts[addr(p)] - n / len(ports)) < tolerance, counts
 
 
 # ------------------------------------------------------------ round robin
@@ -111,12 +123,8 @@ def test_weighted_round_robin_dominant_weight():
 def test_random_equal_weights_spread():
     ports = [BASE_PORT + i for i in range(3)]
     w, _ = make_worker(ports, lb_policy="RANDOM")
-    n = 6000
-    counts = Counter(picks(w, n))
-    assert set(counts) == {addr(p) for p in ports}
-    for p in ports:
-        # expectation 2000, sd ~37: 250 is ~7 sd
-        assert abs(counts[addr(p)] - n / 3) < 250, counts
+    # expectation 2000 each, sd ~37: 250 is ~7 sd
+    assert_even_spread(w, ports, 6000, 250)
     # Not a rotation: some host is picked twice in a row.
     seq = picks(w, 200)
     assert any(a == b for a, b in zip(seq, seq[1:]))
@@ -141,11 +149,7 @@ def test_random_single_host():
 def test_least_request_spread_without_load():
     ports = [BASE_PORT + i for i in range(4)]
     w, _ = make_worker(ports, lb_policy="LEAST_REQUEST")
-    n = 8000
-    counts = Counter(picks(w, n))
-    assert set(counts) == {addr(p) for p in ports}
-    for p in ports:
-        assert abs(counts[addr(p)] - n / 4) < 300, counts
+    assert_even_spread(w, ports, 8000, 300)
 
 
 def test_least_request_weighted_spread_without_load():
@@ -171,10 +175,7 @@ def test_no_hosts_chooses_none():
         cfg = bootstrap([], [{"name": "c", "connect_timeout": "1s", "type": "STATIC",
                               "lb_policy": policy,
                               "load_assignment": {"cluster_name": "c", "endpoints": []}}])
-        bs = load_bootstrap(config_yaml=yaml.safe_dump(cfg))
-        layout = StatsLayout(bs, 1)
-        store = StatsStore(layout)
-        w = Worker(build_plan(bs, layout, {}), store.mem, 0)
+        w, _ = worker_for(cfg)
         assert w.choose_host_for_test("c") is None
 
 
@@ -195,10 +196,7 @@ def test_least_request_avoids_host_with_active_requests():
         cfg = bootstrap([listener("l0", port, [{"filters": [tcp_proxy_filter("c")]}])],
                         [cluster("c", [up_a.port, up_b.port], lb_policy="LEAST_REQUEST",
                                  least_request_lb_config={"choice_count": 10})])
-        bs = load_bootstrap(config_yaml=yaml.safe_dump(cfg))
-        layout = StatsLayout(bs, 1)
-        store = StatsStore(layout)
-        w = Worker(build_plan(bs, layout, {"l0": lsock.fileno()}), store.mem, 0)
+        w, _ = worker_for(cfg, {"l0": lsock.fileno()})
         try:
             c = socket.create_connection(("127.0.0.1", port), timeout=5)
 

@@ -31,6 +31,20 @@ def _connect(port: int, timeout: float = 10.0) -> socket.socket:
     return socket.create_connection(("127.0.0.1", port), timeout=timeout)
 
 
+def _hash_to_eof(c: socket.socket):
+    """Read `c` up to EOF in 1 MiB reads; returns (byte count, sha256 hex)."""
+    h = hashlib.sha256()
+    n = 0
+    buf = bytearray(MB)
+    while True:
+        k = c.recv_into(buf)
+        if not k:
+            break
+        h.update(memoryview(buf)[:k])
+        n += k
+    return n, h.hexdigest()
+
+
 def _wait_stats(proxy, expected: dict, timeout: float = 10.0) -> dict:
     """Wait until every stat in `expected` has its value; on timeout show the diff."""
     last = {}
@@ -112,19 +126,11 @@ def test_100mb_echo_both_ways_sha256():
                         err.append(e)
                 t = threading.Thread(target=send)
                 t.start()
-                h = hashlib.sha256()
-                n = 0
-                buf = bytearray(MB)
-                while True:
-                    k = c.recv_into(buf)
-                    if not k:
-                        break
-                    h.update(memoryview(buf)[:k])
-                    n += k
+                n, digest = _hash_to_eof(c)
                 t.join(timeout=20)
                 assert not err and not t.is_alive()
             assert n == BULK
-            assert h.hexdigest() == _sha(data)
+            assert digest == _sha(data)
             _wait_stats(proxy, {"tcp.tp.downstream_cx_rx_bytes_total": BULK,
                                 "tcp.tp.downstream_cx_tx_bytes_total": BULK,
                                 "cluster.up.upstream_cx_rx_bytes_total": BULK,
@@ -134,17 +140,9 @@ def test_100mb_echo_both_ways_sha256():
 def _sink_handler(c: socket.socket):
     """Hash everything up to EOF; answer '<count> <sha256>' and close."""
     c.settimeout(30)
-    h = hashlib.sha256()
-    n = 0
-    buf = bytearray(MB)
-    while True:
-        k = c.recv_into(buf)
-        if not k:
-            break
-        h.update(memoryview(buf)[:k])
-        n += k
-    c.sendall(b"%d %s" % (n, h.hexdigest().encode()))
-    return n, h.hexdigest()
+    n, digest = _hash_to_eof(c)
+    c.sendall(b"%d %s" % (n, digest.encode()))
+    return n, digest
 
 
 def test_100mb_upload_to_sink_sha256():
@@ -174,17 +172,9 @@ def test_100mb_download_from_source_sha256():
         lp, ap = free_port(), free_port()
         with run_envoy_fast(simple_proxy_config(up.port, lp, ap)) as proxy:
             with _connect(lp, timeout=30) as c:
-                h = hashlib.sha256()
-                n = 0
-                buf = bytearray(MB)
-                while True:
-                    k = c.recv_into(buf)
-                    if not k:
-                        break
-                    h.update(memoryview(buf)[:k])
-                    n += k
+                n, digest = _hash_to_eof(c)
             assert n == BULK
-            assert h.hexdigest() == _sha(data)
+            assert digest == _sha(data)
             _wait_stats(proxy, {"tcp.tp.downstream_cx_tx_bytes_total": BULK,
                                 "cluster.up.upstream_cx_rx_bytes_total": BULK})
 
@@ -404,6 +394,14 @@ RSS_GROWTH_LIMIT_KB = 64 * 1024
 IN_FLIGHT_LIMIT = 64 * MB
 
 
+def _assert_rss_flat(rss: RssSampler) -> None:
+    """Sampled often enough, and no process grew past the limit."""
+    growth = rss.growth_kb()
+    assert rss.samples > 10
+    assert all(g < RSS_GROWTH_LIMIT_KB for g in growth.values()), \
+        "RSS grew (KiB) %r from baseline %r" % (growth, rss.baseline)
+
+
 def _slow_then_fast_read(c: socket.socket, slow_s: float, progress: list) -> int:
     """64 KiB every 10 ms for `slow_s`, then as fast as possible to EOF."""
     buf = bytearray(MB)
@@ -448,10 +446,7 @@ def test_slow_downstream_reader_1gb_from_upstream_rss_bounded():
             up.wait_done(timeout=30)
             assert not up.errors, up.errors
             assert n == GB
-            growth = rss.growth_kb()
-            assert rss.samples > 10
-            assert all(g < RSS_GROWTH_LIMIT_KB for g in growth.values()), \
-                "RSS grew (KiB) %r from baseline %r" % (growth, rss.baseline)
+            _assert_rss_flat(rss)
             assert max_in_flight[0] < IN_FLIGHT_LIMIT, \
                 "upstream got %d MiB ahead of the reader" % (max_in_flight[0] // MB)
             s = proxy.stats()
@@ -486,10 +481,7 @@ def test_slow_upstream_reader_1gb_from_downstream_rss_bounded():
             assert answer == b"%d" % GB
             up.wait_done(timeout=30)
             assert up.results == [GB] and not up.errors
-            growth = rss.growth_kb()
-            assert rss.samples > 10
-            assert all(g < RSS_GROWTH_LIMIT_KB for g in growth.values()), \
-                "RSS grew (KiB) %r from baseline %r" % (growth, rss.baseline)
+            _assert_rss_flat(rss)
             assert max_in_flight < IN_FLIGHT_LIMIT, \
                 "client got %d MiB ahead of the upstream reader" % (max_in_flight // MB)
             s = proxy.stats()

@@ -229,11 +229,10 @@ def test_max_pending_requests_overflow(impl):
             assert proxy.stats()["cluster.up.upstream_rq_pending_overflow"] == 1
 
 
-@pytest.mark.parametrize("impl", IMPLS)
-def test_downstream_fin_while_connecting_goes_unnoticed(impl):
-    """As Envoy: the downstream is read-disabled until its upstream connects,
-    and with half-close a FIN is data for later, not a close: the pending
-    stream waits for connect_timeout and then fails (pending_failure_eject)."""
+@contextlib.contextmanager
+def pending_downstream(impl: str):
+    """A downstream whose upstream (a blackhole, connect_timeout 0.5 s) is
+    still connecting: yields (proxy, socket) once its stream is pending."""
     with blackhole_server() as hole:
         lp, ap = free_port(), free_port()
         cfg = bootstrap([listener("l0", lp, [{"filters": [tcp_proxy_filter("up")]}])],
@@ -241,14 +240,30 @@ def test_downstream_fin_while_connecting_goes_unnoticed(impl):
         with run_impl(impl, cfg) as proxy:
             s = socket.create_connection(("127.0.0.1", lp), timeout=5)
             wait_stat(proxy, "cluster.up.upstream_rq_pending_active", 1)
-            s.close()
-            time.sleep(0.15)
-            assert proxy.stats()["cluster.up.upstream_rq_pending_active"] == 1
-            st = wait_stat(proxy, "cluster.up.upstream_rq_pending_active", 0, timeout=3)
-            assert st["cluster.up.upstream_cx_connect_timeout"] == 1
-            assert st["cluster.up.upstream_rq_pending_failure_eject"] == 1
-            assert st["cluster.up.upstream_rq_cancelled"] == 0
-            wait_stat(proxy, "cluster.up.upstream_cx_active", 0)
+            yield proxy, s
+
+
+def assert_pending_until_connect_timeout(proxy) -> Dict[str, int]:
+    """The pending stream outlives its downstream's close and ends only at
+    connect_timeout, without a cancel; returns the stats then."""
+    time.sleep(0.15)
+    assert proxy.stats()["cluster.up.upstream_rq_pending_active"] == 1
+    st = wait_stat(proxy, "cluster.up.upstream_rq_pending_active", 0, timeout=3)
+    assert st["cluster.up.upstream_cx_connect_timeout"] == 1
+    assert st["cluster.up.upstream_rq_cancelled"] == 0
+    return st
+
+
+@pytest.mark.parametrize("impl", IMPLS)
+def test_downstream_fin_while_connecting_goes_unnoticed(impl):
+    """As Envoy: the downstream is read-disabled until its upstream connects,
+    and with half-close a FIN is data for later, not a close: the pending
+    stream waits for connect_timeout and then fails (pending_failure_eject)."""
+    with pending_downstream(impl) as (proxy, s):
+        s.close()
+        st = assert_pending_until_connect_timeout(proxy)
+        assert st["cluster.up.upstream_rq_pending_failure_eject"] == 1
+        wait_stat(proxy, "cluster.up.upstream_cx_active", 0)
 
 
 @pytest.mark.parametrize("impl", IMPLS)
@@ -257,26 +272,16 @@ def test_downstream_reset_while_connecting(impl):
     (it is not reading) and the stream waits for connect_timeout. envoy_fast
     still watches a read-disabled socket for errors, so the pending stream is
     cancelled at once (a deliberate difference, see docs/decisions.md)."""
-    with blackhole_server() as hole:
-        lp, ap = free_port(), free_port()
-        cfg = bootstrap([listener("l0", lp, [{"filters": [tcp_proxy_filter("up")]}])],
-                        [cluster("up", [hole.port], connect_timeout="0.5s")], ap)
-        with run_impl(impl, cfg) as proxy:
-            s = socket.create_connection(("127.0.0.1", lp), timeout=5)
-            wait_stat(proxy, "cluster.up.upstream_rq_pending_active", 1)
-            abort(s)
-            if impl == "envoy":
-                time.sleep(0.15)
-                assert proxy.stats()["cluster.up.upstream_rq_pending_active"] == 1
-                st = wait_stat(proxy, "cluster.up.upstream_rq_pending_active", 0, timeout=3)
-                assert st["cluster.up.upstream_cx_connect_timeout"] == 1
-                assert st["cluster.up.upstream_rq_cancelled"] == 0
-            else:
-                st = wait_stat(proxy, "cluster.up.upstream_rq_pending_active", 0, timeout=0.3)
-                assert st["cluster.up.upstream_rq_cancelled"] == 1
-                assert st["cluster.up.upstream_cx_connect_timeout"] == 0
-                assert st["cluster.up.upstream_cx_connect_fail"] == 0
-            wait_stat(proxy, "cluster.up.upstream_cx_active", 0)
+    with pending_downstream(impl) as (proxy, s):
+        abort(s)
+        if impl == "envoy":
+            assert_pending_until_connect_timeout(proxy)
+        else:
+            st = wait_stat(proxy, "cluster.up.upstream_rq_pending_active", 0, timeout=0.3)
+            assert st["cluster.up.upstream_rq_cancelled"] == 1
+            assert st["cluster.up.upstream_cx_connect_timeout"] == 0
+            assert st["cluster.up.upstream_cx_connect_fail"] == 0
+        wait_stat(proxy, "cluster.up.upstream_cx_active", 0)
 
 
 @pytest.mark.parametrize("impl", IMPLS)
