@@ -8,6 +8,7 @@ from libc.stdint cimport uint32_t, uint64_t, int64_t
 from includes.system cimport *
 
 include "includes/consts.pxi"
+include "stats/stats.pxd"
 include "event/dispatcher.pxd"
 include "buffer/owned_buffer.pxd"
 include "network/filter.pxd"
@@ -28,7 +29,6 @@ cdef class Worker:
     cdef object stats_view
     cdef int64_t *stats_row
     cdef int64_t *shared_row
-    cdef int64_t scratch_stats[64]
     cdef list listeners             # ActiveTcpListener
     cdef list tcp_listeners         # TcpListener
     cdef dict clusters              # name -> ThreadLocalCluster

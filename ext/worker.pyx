@@ -66,14 +66,10 @@ cdef class Worker:
         cdef int64_t[::1] view
         self.dispatcher = Dispatcher(
             seed=int.from_bytes(_os.urandom(8), "little") | 1, error_log=error_log)
-        if stats_buffer is not None:
-            view = memoryview(stats_buffer).cast("B").cast("q")
-            self.stats_view = view
-            self.stats_row = &view[worker_index * plan["nstats"]]
-            self.shared_row = &view[plan["shared_row"] * plan["nstats"]]
-        else:
-            self.stats_row = self.scratch_stats
-            self.shared_row = self.scratch_stats
+        view = memoryview(stats_buffer).cast("B").cast("q")
+        self.stats_view = view
+        self.stats_row = &view[worker_index * plan["nstats"]]
+        self.shared_row = &view[plan["shared_row"] * plan["nstats"]]
         self.clusters = {}
         for c in plan["clusters"]:
             self.clusters[c["name"]] = self.build_cluster(c)
@@ -96,6 +92,8 @@ cdef class Worker:
         cdef int rbase = c["resources_base"]
         info.name = c["name"]
         info.stats = &self.stats_row[<int>c["stats_base"]]
+        info.connect_ms = &self.stats_row[<int>c["histograms"]["upstream_cx_connect_ms"]]
+        info.length_ms = &self.stats_row[<int>c["histograms"]["upstream_cx_length_ms"]]
         info.connect_timeout = c["connect_timeout"]
         info.buffer_limit = c["buffer_limit"]
         info.connections = _resource(&self.shared_row[rbase + RESOURCE_CONNECTIONS], c["max_connections"])
@@ -105,6 +103,7 @@ cdef class Worker:
             host = HostImpl.__new__(HostImpl)
             host.cluster = info
             host.weight = h["weight"]
+            host.stats = &self.stats_row[<int>h["stats_base"]]
             host.address_str = "[%s]:%d" % (h["address"], h["port"]) if ":" in h["address"] \
                 else "%s:%d" % (h["address"], h["port"])
             _fill_sockaddr(&host.address, &host.address_len, h["address"], h["port"])
@@ -153,6 +152,7 @@ cdef class Worker:
                                    l["buffer_limit"])
         active.dispatcher = self.dispatcher
         active.stats = &self.stats_row[<int>l["stats_base"]]
+        active.cx_length_ms = &self.stats_row[<int>l["histograms"]["downstream_cx_length_ms"]]
         tl = TcpListener.__new__(TcpListener)
         tl.fd = l["fd"]
         tl.cb = active
@@ -209,14 +209,6 @@ cdef class Worker:
 
     def choose_host_for_test(self, str cluster):
         return (<ThreadLocalCluster>self.clusters[cluster]).choose_host_for_test()
-
-    def host_stats(self):
-        """{cluster: {host: {stat: value}}} of this worker, for admin /clusters."""
-        cdef ThreadLocalCluster tlc
-        cdef HostImpl h
-        return {name: {h.address_str: h.stats_for_admin() for h in tlc.hosts}
-                for name, tlc in self.clusters.items()}
-
 
 cdef ResourceLimit _resource(int64_t *count, int64_t max):
     cdef ResourceLimit r = ResourceLimit.__new__(ResourceLimit)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import ipaddress
 from typing import Any, Dict, List, Optional
 
-from envoy_fast.stats.store import StatsLayout
+from envoy_fast.stats.store import StatsLayout, host_address
 
 _LB = {"ROUND_ROBIN": 0, "LEAST_REQUEST": 1, "RANDOM": 3}
 _SOURCE_TYPE = {"ANY": 0, "SAME_IP_OR_LOOPBACK": 1, "EXTERNAL": 2}
@@ -62,13 +62,16 @@ def _cluster(cluster, layout: StatsLayout) -> Dict[str, Any]:
                     continue        # no traffic to these, as in Envoy
                 sa = ep.endpoint.address.socket_address
                 hosts.append({"address": sa.address, "port": sa.port_value,
-                              "weight": ep.load_balancing_weight})
+                              "weight": ep.load_balancing_weight,
+                              "stats_base": layout.hosts[(cluster.name, host_address(
+                                  sa.address, sa.port_value))]})
     choice_count = 2
     if cluster.least_request_lb_config is not None:
         choice_count = cluster.least_request_lb_config.choice_count
     return {
         "name": cluster.name,
         "stats_base": layout.cluster_base[cluster.name],
+        "histograms": layout.cluster_hist[cluster.name],
         "resources_base": layout.cluster_resources_base[cluster.name],
         "connect_timeout": cluster.connect_timeout,
         "buffer_limit": cluster.per_connection_buffer_limit_bytes,
@@ -92,6 +95,7 @@ def build_plan(bootstrap, layout: StatsLayout, listener_fds: Dict[str, int]) -> 
             "fd": listener_fds[listener.name],
             "port": listener.address.socket_address.port_value,
             "stats_base": layout.listener_base[listener.name],
+            "histograms": layout.listener_hist[listener.name],
             "connection_limit": -1 if limit is None else limit,
             "buffer_limit": listener.per_connection_buffer_limit_bytes,
             "filter_chains": [_chain(c, layout) for c in listener.filter_chains],

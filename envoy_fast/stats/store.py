@@ -1,28 +1,34 @@
-"""Shared-memory counters and gauges.
+"""Shared-memory counters, gauges and histograms.
 
 Every stat name is known once the config is loaded, so each gets an index in
 a row of int64 slots. The region is an anonymous shared mmap created before
-the workers fork; worker i adds to row i with plain C stores (one writer per
-row, no lock), and the admin sums the rows when it reads. One extra row holds
-the cluster-wide circuit-breaker counts, updated with atomics by every worker.
+the workers fork; worker i adds to its row with plain C stores (one writer per
+row, no lock), and the admin sums the rows when it reads.
 
-    row 0      | listener blocks | cluster blocks | tcp_proxy blocks |   worker 0
-    row 1      |       ...                                           |   worker 1
-    ...
-    row N      | cluster resource counts (cx_open, rq_pending_open ...)   shared
+    rows 0 .. W*G-1   one per worker slot and generation (G generations may
+                      run at once during reloads)
+    row  W*G          "retired": what finished generations counted, folded in
+                      by main so counters keep counting across reloads
+    row  W*G+1        cluster-wide circuit-breaker counts (atomics, all workers)
+
+Indices never change once given: a reload appends the names it adds
+(`extend`), so workers of two generations agree on every slot. A histogram is
+HISTOGRAM_SLOTS consecutive slots (bucket counts, then the sum); per-host
+stats (for /clusters) have slots but are not listed in /stats.
 """
 from __future__ import annotations
 
 import mmap
-from typing import Dict, Iterable, List, Tuple
+from typing import Dict, Iterable, List, NamedTuple, Optional, Tuple
 
 from envoy_fast import _worker
 
-# Listener stats Envoy also keeps per worker.
-_PER_WORKER = (".downstream_cx_total", ".downstream_cx_active")
-
 COUNTER = _worker.COUNTER
 GAUGE = _worker.GAUGE
+HISTOGRAM = "histogram"
+
+# Listener stats Envoy also keeps per worker.
+_PER_WORKER = (".downstream_cx_total", ".downstream_cx_active")
 
 
 def stat_name_fragment(name: str) -> str:
@@ -43,58 +49,141 @@ def cluster_stat_prefix(cluster) -> str:
     return "cluster." + stat_name_fragment(cluster.alt_stat_name or cluster.name)
 
 
-class StatsLayout:
-    """Assigns every stat of a bootstrap an index in a row."""
+def host_address(address: str, port: int) -> str:
+    """"ip:port" as /clusters prints it ("[::1]:port" for IPv6)."""
+    return "[%s]:%d" % (address, port) if ":" in address else "%s:%d" % (address, port)
 
-    def __init__(self, bootstrap, rows: int) -> None:
-        self.rows = rows                   # worker slots
-        self.names: List[Tuple[str, str]] = []   # (name, kind) by index
+
+class StatsLayout:
+    """Assigns every stat of a bootstrap a slot in a row; grows on reload."""
+
+    def __init__(self, bootstrap, rows: int, generations: int = 1,
+                 capacity: Optional[int] = None) -> None:
+        self.rows = rows                    # worker slots per generation
+        self.generations = generations
+        self.entries: Dict[str, Tuple[str, int]] = {}     # name -> (kind, index)
+        self.hosts: Dict[Tuple[str, str], int] = {}       # (cluster, host) -> base
         self.listener_base: Dict[str, int] = {}
+        self.listener_hist: Dict[str, Dict[str, int]] = {}
         self.cluster_base: Dict[str, int] = {}
+        self.cluster_hist: Dict[str, Dict[str, int]] = {}
         self.cluster_resources_base: Dict[str, int] = {}
         self.tcp_base: Dict[str, int] = {}
-        self._prefix_base: Dict[str, int] = {}
+        self._blocks: Dict[str, int] = {}
+        self._next = 0
+        self.nstats = 0
+        self.extend(bootstrap)
+        # Room for what reloads may add.
+        self.nstats = capacity or (2 * self._next + 8192)
+        self.retired_row = rows * generations
+        self.shared_row = self.retired_row + 1
+
+    @property
+    def total_rows(self) -> int:
+        return self.shared_row + 1
+
+    @property
+    def size_bytes(self) -> int:
+        return self.total_rows * self.nstats * 8
+
+    @property
+    def names(self) -> List[Tuple[str, str]]:
+        """(name, kind) of the counters and gauges, in slot order."""
+        return [(n, k) for n, (k, _) in self.entries.items() if k != HISTOGRAM]
+
+    def extend(self, bootstrap) -> None:
+        """Give slots to the stats of `bootstrap` that have none yet."""
         sr = bootstrap.static_resources
         for listener in sr.listeners:
-            self.listener_base[listener.name] = self._block(
-                listener_stat_prefix(listener), _worker.LISTENER_STATS)
+            prefix = listener_stat_prefix(listener)
+            self.listener_base[listener.name] = self._block(prefix, _worker.LISTENER_STATS)
+            self.listener_hist[listener.name] = self._histograms(prefix, _worker.LISTENER_HISTOGRAMS)
             chains = list(listener.filter_chains)
             if listener.default_filter_chain is not None:
                 chains.append(listener.default_filter_chain)
             for chain in chains:
                 for f in chain.filters:
-                    prefix = f.typed_config.stat_prefix
-                    self.tcp_base[prefix] = self._block("tcp." + prefix, _worker.TCP_PROXY_STATS)
+                    p = f.typed_config.stat_prefix
+                    self.tcp_base[p] = self._block("tcp." + p, _worker.TCP_PROXY_STATS)
         for cluster in sr.clusters:
-            self.cluster_base[cluster.name] = self._block(
-                cluster_stat_prefix(cluster), _worker.CLUSTER_STATS)
-        self.nstats = max(len(self.names), 1)
-        # The shared row reuses the same width: resource counts by cluster.
-        slot = 0
+            prefix = cluster_stat_prefix(cluster)
+            self.cluster_base[cluster.name] = self._block(prefix, _worker.CLUSTER_STATS)
+            self.cluster_hist[cluster.name] = self._histograms(prefix, _worker.CLUSTER_HISTOGRAMS)
+            if cluster.load_assignment is not None:
+                for loc in cluster.load_assignment.endpoints:
+                    for ep in loc.lb_endpoints:
+                        sa = ep.endpoint.address.socket_address
+                        key = (cluster.name, host_address(sa.address, sa.port_value))
+                        if key not in self.hosts:
+                            self.hosts[key] = self._alloc(len(_worker.HOST_STATS))
+        # Circuit-breaker counts live in the shared row, by cluster.
+        width = len(_worker.CLUSTER_RESOURCES)
         for cluster in sr.clusters:
-            self.cluster_resources_base[cluster.name] = slot
-            slot += len(_worker.CLUSTER_RESOURCES)
-        if slot > self.nstats:
-            self.nstats = slot
-        self.shared_row = rows
+            if cluster.name not in self.cluster_resources_base:
+                self.cluster_resources_base[cluster.name] = width * len(self.cluster_resources_base)
+        if self.nstats and (self._next > self.nstats
+                            or width * len(self.cluster_resources_base) > self.nstats):
+            raise ValueError("the stats region is full (%d slots): restart envoy_fast to "
+                             "apply this configuration" % self.nstats)
+
+    def _alloc(self, n: int) -> int:
+        base = self._next
+        self._next += n
+        return base
 
     def _block(self, prefix: str, table: Iterable[Tuple[str, str]]) -> int:
         # Two filters with one stat_prefix share their stats, as in Envoy.
-        if prefix in self._prefix_base:
-            return self._prefix_base[prefix]
-        base = len(self.names)
-        for name, kind in table:
-            self.names.append(("%s.%s" % (prefix, name), kind))
-        self._prefix_base[prefix] = base
+        if prefix in self._blocks:
+            return self._blocks[prefix]
+        table = list(table)
+        base = self._alloc(len(table))
+        for i, (name, kind) in enumerate(table):
+            self.entries["%s.%s" % (prefix, name)] = (kind, base + i)
+        self._blocks[prefix] = base
         return base
 
+    def _histograms(self, prefix: str, names: Iterable[str]) -> Dict[str, int]:
+        out = {}
+        for name in names:
+            full = "%s.%s" % (prefix, name)
+            if full not in self.entries:
+                self.entries[full] = (HISTOGRAM, self._alloc(_worker.HISTOGRAM_SLOTS))
+            out[name] = self.entries[full][1]
+        return out
+
+    def worker_row(self, generation: int, slot: int) -> int:
+        return (generation % self.generations) * self.rows + slot
+
+
+class Histogram(NamedTuple):
+    """A histogram summed over workers: per-bucket counts and the sum (ms)."""
+    counts: List[int]
+    sum: int
+
     @property
-    def size_bytes(self) -> int:
-        return (self.rows + 1) * self.nstats * 8
+    def count(self) -> int:
+        return sum(self.counts)
+
+    def quantile(self, q: float) -> float:
+        """Value at quantile q (0..1), interpolated inside its bucket."""
+        total = self.count
+        if total == 0:
+            return float("nan")
+        target = q * total
+        seen = 0
+        for (lo, hi), n in zip(BUCKET_BOUNDS, self.counts):
+            if n and seen + n >= target:
+                frac = (target - seen) / n if n else 0.0
+                return lo + (hi - lo) * frac
+            seen += n
+        return float(BUCKET_BOUNDS[-1][1])
+
+
+BUCKET_BOUNDS = _worker.histogram_bucket_bounds()
 
 
 class StatsStore:
-    """The shared region and the admin's view of it (summed over workers)."""
+    """The shared region and the admin's view of it (summed over rows)."""
 
     def __init__(self, layout: StatsLayout) -> None:
         self.layout = layout
@@ -102,27 +191,62 @@ class StatsStore:
                              prot=mmap.PROT_READ | mmap.PROT_WRITE)
         self.view = memoryview(self.mem).cast("q")
 
+    def _summed(self, index: int) -> int:
+        n = self.layout.nstats
+        view = self.view
+        return sum(view[r * n + index] for r in range(self.layout.shared_row))
+
     def values(self) -> Dict[str, int]:
-        """name -> value summed over worker rows, plus Envoy's per-worker
+        """Counters and gauges summed over rows, plus Envoy's per-worker
         listener stats (`listener.<a>.worker_<i>.downstream_cx_total`)."""
         n = self.layout.nstats
         rows = self.layout.rows
         view = self.view
         out = {}
-        for i, (name, _kind) in enumerate(self.layout.names):
-            total = 0
-            per_worker = name.startswith("listener.") and name.endswith(_PER_WORKER)
-            for r in range(rows):
-                v = view[r * n + i]
-                total += v
-                if per_worker:
-                    head, _, tail = name.rpartition(".")
-                    out["%s.worker_%d.%s" % (head, r, tail)] = v
-            out[name] = total
+        for name, (kind, i) in self.layout.entries.items():
+            if kind == HISTOGRAM:
+                continue
+            out[name] = self._summed(i)
+            if name.startswith("listener.") and name.endswith(_PER_WORKER):
+                head, _, tail = name.rpartition(".")
+                for slot in range(rows):
+                    v = sum(view[self.layout.worker_row(g, slot) * n + i]
+                            for g in range(self.layout.generations))
+                    out["%s.worker_%d.%s" % (head, slot, tail)] = v
         return out
 
     def kinds(self) -> Dict[str, str]:
-        return dict(self.layout.names)
+        return {name: kind for name, (kind, _) in self.layout.entries.items()}
+
+    def histograms(self) -> Dict[str, Histogram]:
+        """name -> Histogram summed over rows."""
+        n = self.layout.nstats
+        view = self.view
+        rows = range(self.layout.shared_row)
+        nb = _worker.HISTOGRAM_BUCKETS
+        out = {}
+        for name, (kind, base) in self.layout.entries.items():
+            if kind != HISTOGRAM:
+                continue
+            counts = [0] * nb
+            total = 0
+            for r in rows:
+                off = r * n + base
+                row = view[off:off + nb]
+                for b, v in enumerate(row):
+                    if v:
+                        counts[b] += v
+                total += view[off + nb]
+            out[name] = Histogram(counts, total)
+        return out
+
+    def host_values(self) -> Dict[str, Dict[str, Dict[str, int]]]:
+        """{cluster: {"ip:port": {stat: value}}} summed over rows (for /clusters)."""
+        out: Dict[str, Dict[str, Dict[str, int]]] = {}
+        for (cluster, host), base in self.layout.hosts.items():
+            out.setdefault(cluster, {})[host] = {
+                name: self._summed(base + i) for i, (name, _k) in enumerate(_worker.HOST_STATS)}
+        return out
 
     def resource(self, cluster: str, which: str) -> int:
         """A cluster-wide circuit-breaker count ("cx_open", "rq_pending_open" ...)."""
@@ -130,9 +254,33 @@ class StatsStore:
         idx = _worker.CLUSTER_RESOURCES.index(which)
         return self.view[self.layout.shared_row * self.layout.nstats + base + idx]
 
+    def retire_row(self, row: int) -> None:
+        """Fold a finished worker's counters and histograms into the retired
+        row and zero its slots (its gauges died with its connections)."""
+        n = self.layout.nstats
+        view = self.view
+        dst = self.layout.retired_row * n
+        src = row * n
+        for name, (kind, i) in self.layout.entries.items():
+            width = _worker.HISTOGRAM_SLOTS if kind == HISTOGRAM else 1
+            for j in range(i, i + width):
+                if kind != GAUGE:
+                    view[dst + j] += view[src + j]
+                view[src + j] = 0
+        width = len(_worker.HOST_STATS)
+        for base in self.layout.hosts.values():
+            for i, (_name, kind) in enumerate(_worker.HOST_STATS):
+                if kind != GAUGE:
+                    view[dst + base + i] += view[src + base + i]
+                view[src + base + i] = 0
+
     def reset_gauges_of_row(self, row: int) -> None:
         """Zero a dead worker's gauges (its connections are gone with it)."""
         n = self.layout.nstats
-        for i, (_name, kind) in enumerate(self.layout.names):
+        for name, (kind, i) in self.layout.entries.items():
             if kind == GAUGE:
                 self.view[row * n + i] = 0
+        for base in self.layout.hosts.values():
+            for i, (_name, kind) in enumerate(_worker.HOST_STATS):
+                if kind == GAUGE:
+                    self.view[row * n + base + i] = 0

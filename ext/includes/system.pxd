@@ -155,6 +155,9 @@ cdef extern from "<stdlib.h>" nogil:
     void free(void *ptr)
     void abort()
 
+cdef extern from *:
+    int __builtin_clzll(unsigned long long x) nogil
+
 cdef extern from "atomics.h" nogil:
     int64_t ef_atomic_add(int64_t *p, int64_t v)
     int64_t ef_atomic_load(int64_t *p)

@@ -67,6 +67,7 @@ cdef class ActiveTcpConnection(ConnectionCallbacks):
     """Tracks one downstream connection for its listener's stats and limit."""
     cdef ActiveTcpListener listener
     cdef ConnectionImpl connection
+    cdef double created
 
 
 cdef enum:  # ListenerStat: offsets in a listener's stats block
@@ -86,6 +87,7 @@ cdef class ActiveTcpListener:
     cdef str name
     cdef int port
     cdef int64_t *stats
+    cdef int64_t *cx_length_ms      # histogram
     cdef FilterChainManager filter_chain_manager
     cdef Py_ssize_t connection_limit    # -1: none
     cdef Py_ssize_t num_connections

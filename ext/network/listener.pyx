@@ -261,6 +261,7 @@ cdef class ActiveTcpListener:
         conn.remote_addr_len = socket.remote_addr_len
         active.listener = self
         active.connection = conn
+        active.created = self.dispatcher.now
         conn.add_callbacks(active)
         self.connections.add(active)
         self.num_connections += 1
@@ -286,6 +287,7 @@ cdef class ActiveTcpListener:
         self.num_connections -= 1
         self.stats[LISTENER_DOWNSTREAM_CX_ACTIVE] -= 1
         self.stats[LISTENER_DOWNSTREAM_CX_DESTROY] += 1
+        hist_record(self.cx_length_ms, (self.dispatcher.now - active.created) * 1000.0)
 
     def close_all_for_shutdown(self):
         cdef ActiveTcpConnection a

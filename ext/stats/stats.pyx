@@ -49,9 +49,49 @@ TCP_PROXY_STATS = (
     ("upstream_flush_active", GAUGE),
 )
 
+# Per-host counters (HostStat order): shown by /clusters, not /stats.
+HOST_STATS = (
+    ("cx_total", COUNTER),
+    ("cx_active", GAUGE),
+    ("cx_connect_fail", COUNTER),
+    ("rq_total", COUNTER),
+    ("rq_active", GAUGE),
+    ("rq_error", COUNTER),
+    ("rq_success", COUNTER),
+    ("rq_timeout", COUNTER),
+)
+
+# Histograms of each block (milliseconds).
+LISTENER_HISTOGRAMS = ("downstream_cx_length_ms",)
+CLUSTER_HISTOGRAMS = ("upstream_cx_connect_ms", "upstream_cx_length_ms")
+HISTOGRAM_SLOTS = HIST_SLOTS
+HISTOGRAM_BUCKETS = HIST_BUCKETS
+
+
+def histogram_bucket_bounds():
+    """[lower, upper) integer bounds of each histogram bucket, in order."""
+    out = []
+    cdef Py_ssize_t i
+    cdef uint64_t lo, width
+    cdef int msb
+    for i in range(HIST_BUCKETS):
+        if i < HIST_SUB:
+            out.append((i, i + 1))
+            continue
+        msb = <int>((i - HIST_SUB) // HIST_SUB) + HIST_SUB_BITS
+        width = (<uint64_t>1) << (msb - HIST_SUB_BITS)
+        lo = ((<uint64_t>1) << msb) + ((i - HIST_SUB) % HIST_SUB) * width
+        out.append((lo, lo + width))
+    return out
+
+
+def histogram_bucket_for_test(uint64_t v):
+    return hist_bucket(v)
+
 # Circuit-breaker counts shared by all workers (ClusterResource order).
 CLUSTER_RESOURCES = ("cx_open", "rq_pending_open", "rq_open")
 
 if len(LISTENER_STATS) != LISTENER_STATS_COUNT or len(CLUSTER_STATS) != CLUSTER_STATS_COUNT \
-        or len(TCP_PROXY_STATS) != TCP_STATS_COUNT or len(CLUSTER_RESOURCES) != RESOURCE_COUNT:
+        or len(TCP_PROXY_STATS) != TCP_STATS_COUNT or len(CLUSTER_RESOURCES) != RESOURCE_COUNT \
+        or len(HOST_STATS) != HOST_STATS_COUNT:
     raise ImportError("stat name tables and enums disagree")

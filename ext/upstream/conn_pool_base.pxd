@@ -53,6 +53,7 @@ cdef class ActiveClient(LinkedObject):
     cdef Timer connect_timer
     cdef bint timed_out
     cdef bint has_stream
+    cdef double created             # monotonic, for upstream_cx_connect_ms / _length_ms
     cdef Py_ssize_t capacity        # streams this client can still take
 
 

@@ -151,7 +151,8 @@ cdef class ConnPoolImplBase:
         self.cluster.stats[CLUSTER_UPSTREAM_RQ_TOTAL] += 1
         self.cluster.stats[CLUSTER_UPSTREAM_RQ_ACTIVE] += 1
         self.host.rq_active += 1
-        self.host.rq_total += 1
+        self.host.stats[HOST_RQ_TOTAL] += 1
+        self.host.stats[HOST_RQ_ACTIVE] += 1
         return self.on_pool_ready(client, callbacks)
 
     cdef int on_stream_closed(self, ActiveClient client) except -1:
@@ -160,6 +161,7 @@ cdef class ConnPoolImplBase:
             self.cluster.requests.dec()
             self.cluster.stats[CLUSTER_UPSTREAM_RQ_ACTIVE] -= 1
             self.host.rq_active -= 1
+            self.host.stats[HOST_RQ_ACTIVE] -= 1
         return 0
 
     cdef int on_upstream_ready(self) except -1:
@@ -184,6 +186,7 @@ cdef class ConnPoolImplBase:
             return 0
         if event == CONN_EVENT_CONNECTED:
             client.connect_timer.disable()
+            hist_record(self.cluster.connect_ms, (self.dispatcher.now - client.created) * 1000.0)
             self.transition_active_client_state(client, CLIENT_READY)
             return self.on_upstream_ready()
         # Closed.
@@ -195,6 +198,9 @@ cdef class ConnPoolImplBase:
         else:
             self.cluster.stats[CLUSTER_UPSTREAM_CX_DESTROY_LOCAL] += 1
         self.cluster.stats[CLUSTER_UPSTREAM_CX_ACTIVE] -= 1
+        self.host.stats[HOST_CX_ACTIVE] -= 1
+        if was != CLIENT_CONNECTING:
+            hist_record(self.cluster.length_ms, (self.dispatcher.now - client.created) * 1000.0)
         self.cluster.connections.dec()
         self.on_stream_closed(client)
         self.transition_active_client_state(client, CLIENT_CLOSED)
@@ -204,7 +210,7 @@ cdef class ConnPoolImplBase:
         if was == CLIENT_CONNECTING and (event == CONN_EVENT_REMOTE_CLOSE or client.timed_out):
             # A local close while connecting is a cancel, not a failure.
             self.cluster.stats[CLUSTER_UPSTREAM_CX_CONNECT_FAIL] += 1
-            self.host.cx_connect_fail += 1
+            self.host.stats[HOST_CX_CONNECT_FAIL] += 1
             reason = POOL_FAILURE_TIMEOUT if client.timed_out else POOL_FAILURE_REMOTE_CONNECTION_FAILURE
             # A connect failure fails every waiting stream, so that their
             # owners decide (retry on another host, or give up) instead of
@@ -292,7 +298,9 @@ cdef class TcpConnPoolImpl(ConnPoolImplBase):
                        &self.cluster.stats[CLUSTER_UPSTREAM_CX_TX_BYTES_TOTAL])
         self.cluster.stats[CLUSTER_UPSTREAM_CX_TOTAL] += 1
         self.cluster.stats[CLUSTER_UPSTREAM_CX_ACTIVE] += 1
-        self.host.cx_total += 1
+        self.host.stats[HOST_CX_TOTAL] += 1
+        self.host.stats[HOST_CX_ACTIVE] += 1
+        client.created = self.dispatcher.now
         self.transition_active_client_state(client, CLIENT_CONNECTING)
         client.connect_timer = Timer.new(self.dispatcher, client, TIMER_CONNECT)
         if self.cluster.connect_timeout > 0:

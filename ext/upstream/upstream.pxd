@@ -78,6 +78,8 @@ cdef class ResourceLimit:
 cdef class ClusterInfo:
     cdef str name
     cdef int64_t *stats
+    cdef int64_t *connect_ms        # histograms
+    cdef int64_t *length_ms
     cdef double connect_timeout
     cdef size_t buffer_limit
     cdef ResourceLimit connections
@@ -94,10 +96,7 @@ cdef class HostImpl:
     cdef int weight
     cdef Py_ssize_t rq_active       # this worker's active requests (least request)
     cdef TcpConnPoolImpl tcp_pool   # created on first use
-    # per-host counters (this worker), for /clusters
-    cdef int64_t cx_total
-    cdef int64_t cx_connect_fail
-    cdef int64_t rq_total
+    cdef int64_t *stats             # HostStat block in this worker's row (/clusters)
 
 
 cdef enum LbPolicy:

@@ -52,9 +52,7 @@ cdef class ClusterInfo:
 @cython.final
 cdef class HostImpl:
 
-    def stats_for_admin(self):
-        return {"cx_total": self.cx_total, "cx_connect_fail": self.cx_connect_fail,
-                "rq_total": self.rq_total, "rq_active": self.rq_active}
+    pass
 
 
 cdef class LoadBalancer:

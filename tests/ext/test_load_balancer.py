@@ -196,7 +196,7 @@ def test_least_request_avoids_host_with_active_requests():
         cfg = bootstrap([listener("l0", port, [{"filters": [tcp_proxy_filter("c")]}])],
                         [cluster("c", [up_a.port, up_b.port], lb_policy="LEAST_REQUEST",
                                  least_request_lb_config={"choice_count": 10})])
-        w, _ = worker_for(cfg, {"l0": lsock.fileno()})
+        w, store = worker_for(cfg, {"l0": lsock.fileno()})
         try:
             c = socket.create_connection(("127.0.0.1", port), timeout=5)
 
@@ -207,7 +207,7 @@ def test_least_request_avoids_host_with_active_requests():
             while not busy_hosts() and time.monotonic() < deadline:
                 w.run_for_test(0.02)
             [busy] = busy_hosts()
-            assert w.host_stats()["c"][busy]["rq_active"] == 1
+            assert store.host_values()["c"][busy]["rq_active"] == 1
             seq = picks(w, 1000)
             # Only when all 10 random picks hit the busy host: ~0.1%.
             assert seq.count(busy) <= 15, Counter(seq)
@@ -216,7 +216,7 @@ def test_least_request_avoids_host_with_active_requests():
             while busy_hosts() and time.monotonic() < deadline:
                 w.run_for_test(0.02)
             assert not busy_hosts()
-            assert w.host_stats()["c"][busy]["rq_active"] == 0
+            assert store.host_values()["c"][busy]["rq_active"] == 0
             counts = Counter(picks(w, 2000))
             assert abs(counts[busy] - 1000) < 200, counts
         finally:
