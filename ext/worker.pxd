@@ -19,9 +19,25 @@ include "upstream/conn_pool_base.pxd"
 include "filters/network/tcp_proxy.pxd"
 
 
+cdef class Worker
+
+
 cdef class ControlChannel(FileEventHandler):
     cdef Worker worker
     cdef bytearray pending
+
+
+cdef enum:
+    WORKER_TIMER_DRAIN_CHECK = 100
+    WORKER_TIMER_DRAIN_DEADLINE = 101
+    WORKER_TIMER_TICK = 102
+
+
+cdef class _WorkerTimers(TimerHandler):
+    cdef Worker worker
+    cdef Timer drain_check
+    cdef Timer drain_deadline
+    cdef Timer tick
 
 
 cdef class Worker:
@@ -33,6 +49,10 @@ cdef class Worker:
     cdef list tcp_listeners         # TcpListener
     cdef dict clusters              # name -> ThreadLocalCluster
     cdef ControlChannel control
+    cdef _WorkerTimers timers
+    cdef bint draining
+    cdef object on_tick
+    cdef object on_reopen_logs
 
     cdef ThreadLocalCluster build_cluster(self, dict c)
     cdef FilterChainImpl build_chain(self, dict chain)

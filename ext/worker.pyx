@@ -77,6 +77,8 @@ cdef class Worker:
         self.tcp_listeners = []
         for l in plan["listeners"]:
             self.build_listener(l)
+        self.timers = _WorkerTimers.__new__(_WorkerTimers)
+        self.timers.worker = self
         if control_fd >= 0:
             self.control = ControlChannel.__new__(ControlChannel)
             self.control.fd = control_fd
@@ -165,17 +167,46 @@ cdef class Worker:
         self.tcp_listeners.append(tl)
 
     def on_control_message(self, msg):
+        """Main's requests: drain, stop_listening, shutdown, reopen_logs."""
         op = msg.get("op") if isinstance(msg, dict) else None
         if op == "shutdown":
             self.dispatcher.exit_requested = True
         elif op == "stop_listening":
             self.stop_listening()
+        elif op == "drain":
+            self.drain(float(msg.get("deadline", 600.0)))
+        elif op == "reopen_logs":
+            if self.on_reopen_logs is not None:
+                self.on_reopen_logs()
+
+    def drain(self, double deadline_s):
+        """Stop accepting, let open connections finish, exit when none are
+        left; at the deadline close what remains (tcp_proxy has no graceful
+        way to end a connection) and exit."""
+        if self.draining:
+            return
+        self.draining = True
+        self.stop_listening()
+        self.timers.drain_deadline = Timer.new(self.dispatcher, self.timers, WORKER_TIMER_DRAIN_DEADLINE)
+        self.timers.drain_deadline.enable(deadline_s)
+        self.timers.drain_check = Timer.new(self.dispatcher, self.timers, WORKER_TIMER_DRAIN_CHECK)
+        self.timers.drain_check.enable(0.0)
 
     def stop_listening(self):
         """Stop accepting; the listen sockets stay open (main owns them)."""
         cdef TcpListener tl
         for tl in self.tcp_listeners:
             tl.disable()
+
+    def set_tick(self, callback):
+        """Call `callback()` every 100 ms on the loop (access-log flushing)."""
+        self.on_tick = callback
+        if self.timers.tick is None:
+            self.timers.tick = Timer.new(self.dispatcher, self.timers, WORKER_TIMER_TICK)
+            self.timers.tick.enable(0.1)
+
+    def set_reopen_logs(self, callback):
+        self.on_reopen_logs = callback
 
     def run(self):
         """Run the event loop until shutdown (or EOF on the control channel)."""
@@ -209,6 +240,26 @@ cdef class Worker:
 
     def choose_host_for_test(self, str cluster):
         return (<ThreadLocalCluster>self.clusters[cluster]).choose_host_for_test()
+
+cdef class _WorkerTimers(TimerHandler):
+    """The worker's own timers: drain progress and the periodic tick."""
+
+    cdef int on_timer(self, int kind) except -1:
+        cdef Worker w = self.worker
+        if kind == WORKER_TIMER_DRAIN_CHECK:
+            if w.dispatcher.live_connections == 0:
+                w.dispatcher.exit_requested = True
+            else:
+                self.drain_check.enable(0.05)
+        elif kind == WORKER_TIMER_DRAIN_DEADLINE:
+            w.close_all()
+            w.dispatcher.exit_requested = True
+        elif kind == WORKER_TIMER_TICK:
+            if w.on_tick is not None:
+                w.on_tick()
+            self.tick.enable(0.1)
+        return 0
+
 
 cdef ResourceLimit _resource(int64_t *count, int64_t max):
     cdef ResourceLimit r = ResourceLimit.__new__(ResourceLimit)

@@ -171,10 +171,21 @@ def simple_proxy_config(upstream_port: int, listen_port: int, admin_port: int, *
 class Proxy:
     """A running envoy-fast (or envoy) process."""
 
-    def __init__(self, proc: subprocess.Popen, admin_port: Optional[int], log_path: str) -> None:
+    def __init__(self, proc: subprocess.Popen, admin_port: Optional[int], log_path: str,
+                 config_path: str = "") -> None:
         self.proc = proc
         self.admin_port = admin_port
         self.log_path = log_path
+        self.config_path = config_path
+
+    def reload(self, cfg) -> None:
+        """Rewrite the config file (a dict, or raw text) and send SIGHUP."""
+        with open(self.config_path, "w") as f:
+            if isinstance(cfg, str):
+                f.write(cfg)
+            else:
+                yaml.safe_dump(cfg, f)
+        self.proc.send_signal(signal.SIGHUP)
 
     def log(self) -> str:
         with open(self.log_path, errors="replace") as f:
@@ -224,7 +235,7 @@ def _run_process(cfg: dict, command, wait: Optional[List[int]], timeout: float, 
     logf = open(log_path, "w")
     proc = subprocess.Popen(command(path), stdout=logf, stderr=subprocess.STDOUT, cwd=cwd)
     admin_port = (cfg.get("admin") or {}).get("address", {}).get("socket_address", {}).get("port_value")
-    proxy = Proxy(proc, admin_port, log_path)
+    proxy = Proxy(proc, admin_port, log_path, path)
     try:
         for p in (wait if wait is not None else ([admin_port] if admin_port else [])):
             wait_port(p, timeout=timeout)
@@ -254,13 +265,18 @@ def _ready(proxy: Proxy) -> bool:
 
 
 def _stop(proc: subprocess.Popen) -> None:
-    if proc.poll() is None:
+    # SIGTERM drains; a second one closes what is left at once.
+    for wait in (3, 10):
+        if proc.poll() is not None:
+            return
         proc.send_signal(signal.SIGTERM)
         try:
-            proc.wait(timeout=10)
+            proc.wait(timeout=wait)
+            return
         except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+            pass
+    proc.kill()
+    proc.wait()
 
 
 def envoy_binary() -> Optional[str]:

@@ -5,11 +5,11 @@ a row of int64 slots. The region is an anonymous shared mmap created before
 the workers fork; worker i adds to its row with plain C stores (one writer per
 row, no lock), and the admin sums the rows when it reads.
 
-    rows 0 .. W*G-1   one per worker slot and generation (G generations may
-                      run at once during reloads)
-    row  W*G          "retired": what finished generations counted, folded in
-                      by main so counters keep counting across reloads
-    row  W*G+1        cluster-wide circuit-breaker counts (atomics, all workers)
+    rows 0 .. W*G-1      block b, slot i: row b*W+i. One block per running
+                         generation (up to G at once during reloads)
+    rows W*G .. W*G+W-1  "retired", by slot: what finished workers counted,
+                         folded in by main so counters keep counting
+    row  W*G+W           cluster-wide circuit-breaker counts (atomics)
 
 Indices never change once given: a reload appends the names it adds
 (`extend`), so workers of two generations agree on every slot. A histogram is
@@ -75,8 +75,8 @@ class StatsLayout:
         self.extend(bootstrap)
         # Room for what reloads may add.
         self.nstats = capacity or (2 * self._next + 8192)
-        self.retired_row = rows * generations
-        self.shared_row = self.retired_row + 1
+        self.retired_base = rows * generations
+        self.shared_row = self.retired_base + rows
 
     @property
     def total_rows(self) -> int:
@@ -151,8 +151,13 @@ class StatsLayout:
             out[name] = self.entries[full][1]
         return out
 
-    def worker_row(self, generation: int, slot: int) -> int:
-        return (generation % self.generations) * self.rows + slot
+    def worker_row(self, block: int, slot: int) -> int:
+        return block * self.rows + slot
+
+    def slot_rows(self, slot: int) -> List[int]:
+        """Every row that counts for worker slot `slot` (blocks and retired)."""
+        return [self.worker_row(b, slot) for b in range(self.generations)] + \
+            [self.retired_base + slot]
 
 
 class Histogram(NamedTuple):
@@ -210,8 +215,7 @@ class StatsStore:
             if name.startswith("listener.") and name.endswith(_PER_WORKER):
                 head, _, tail = name.rpartition(".")
                 for slot in range(rows):
-                    v = sum(view[self.layout.worker_row(g, slot) * n + i]
-                            for g in range(self.layout.generations))
+                    v = sum(view[r * n + i] for r in self.layout.slot_rows(slot))
                     out["%s.worker_%d.%s" % (head, slot, tail)] = v
         return out
 
@@ -259,7 +263,7 @@ class StatsStore:
         row and zero its slots (its gauges died with its connections)."""
         n = self.layout.nstats
         view = self.view
-        dst = self.layout.retired_row * n
+        dst = (self.layout.retired_base + row % self.layout.rows) * n
         src = row * n
         for name, (kind, i) in self.layout.entries.items():
             width = _worker.HISTOGRAM_SLOTS if kind == HISTOGRAM else 1
