@@ -54,6 +54,18 @@ class ServerOptions:
     argv: List[str] = field(default_factory=list)
 
 
+def _raise_nofile_limit() -> None:
+    """Use every descriptor the hard limit allows (HAProxy does the same): an
+    edge proxy holds two per proxied connection."""
+    import resource
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < hard:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+        except (ValueError, OSError):
+            pass
+
+
 def _listener_key(listener) -> tuple:
     sa = listener.address.socket_address
     return (listener.name, sa.address, sa.port_value)
@@ -105,6 +117,7 @@ class WorkerProcess:
         self.control: Optional[socket.socket] = None
         self.started_at = 0.0
         self.exited = False
+        self.quick_deaths = 0
 
 
 class Generation:
@@ -322,6 +335,7 @@ class Server:
             signal.signal(sig, self._on_early_signal)
         from envoy_fast import cli
         self._early_signal = cli.early_stop_signal
+        _raise_nofile_limit()
         listeners = self.open_listeners(self.bootstrap, {})
         self.listeners = listeners
         try:
@@ -491,9 +505,15 @@ class Server:
         log.error("worker %d %s; restarting it on the same sockets", w.slot, how)
         self.stats.reset_gauges_of_row(w.row)
         self.worker_restarts += 1
-        delay = 0.0
-        if time.monotonic() - w.started_at < RESTART_BACKOFF_S:
-            delay = RESTART_BACKOFF_S            # crash loop: do not spin
+        # Replace it at once: its socket's accept queue is waiting. Only a
+        # worker that also died young last time (a crash loop) waits, longer
+        # each time, up to 30 s, so a broken worker does not spin.
+        now = time.monotonic()
+        died_young = now - w.started_at < RESTART_BACKOFF_S
+        w.quick_deaths = w.quick_deaths + 1 if died_young else 0
+        delay = 0.0 if w.quick_deaths < 2 else min(30.0, RESTART_BACKOFF_S * 2 ** (w.quick_deaths - 2))
+        if delay:
+            log.error("worker %d keeps dying at start; next restart in %gs", w.slot, delay)
         assert self._loop is not None
         self._loop.call_later(delay, self._respawn, w)
 
