@@ -53,6 +53,7 @@ cdef class Worker:
     cdef bint draining
     cdef object on_tick
     cdef object on_reopen_logs
+    cdef object access_logs         # envoy_fast.accesslog.AccessLogManager or None
 
     cdef ThreadLocalCluster build_cluster(self, dict c)
     cdef FilterChainImpl build_chain(self, dict chain)

@@ -70,6 +70,8 @@ cdef class Worker:
         self.stats_view = view
         self.stats_row = &view[worker_index * plan["nstats"]]
         self.shared_row = &view[plan["shared_row"] * plan["nstats"]]
+        self.timers = _WorkerTimers.__new__(_WorkerTimers)
+        self.timers.worker = self
         self.clusters = {}
         for c in plan["clusters"]:
             self.clusters[c["name"]] = self.build_cluster(c)
@@ -77,8 +79,7 @@ cdef class Worker:
         self.tcp_listeners = []
         for l in plan["listeners"]:
             self.build_listener(l)
-        self.timers = _WorkerTimers.__new__(_WorkerTimers)
-        self.timers.worker = self
+
         if control_fd >= 0:
             self.control = ControlChannel.__new__(ControlChannel)
             self.control.fd = control_fd
@@ -140,6 +141,13 @@ cdef class Worker:
             tp.max_connect_attempts = f["max_connect_attempts"]
             tp.max_downstream_connection_duration = f["max_downstream_connection_duration"] or 0.0
             tp.allows_splice = True
+            if f.get("access_log"):
+                if self.access_logs is None:
+                    from envoy_fast.accesslog import AccessLogManager
+                    self.access_logs = AccessLogManager()
+                    self.set_tick(self.access_logs.flush)
+                    self.set_reopen_logs(self.access_logs.reopen)
+                tp.access_loggers = self.access_logs.create(f["access_log"])
             factories.append(tp)
         return FilterChainImpl(chain.get("name", ""), factories, chain.get("match"))
 
@@ -210,7 +218,11 @@ cdef class Worker:
 
     def run(self):
         """Run the event loop until shutdown (or EOF on the control channel)."""
-        self.dispatcher.run()
+        try:
+            self.dispatcher.run()
+        finally:
+            if self.access_logs is not None:
+                self.access_logs.flush()
 
     def run_for_test(self, double seconds):
         self.dispatcher.run_for_test(seconds)

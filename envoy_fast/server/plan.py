@@ -5,6 +5,7 @@ from __future__ import annotations
 import ipaddress
 from typing import Any, Dict, List, Optional
 
+from envoy_fast.accesslog import build_access_log_plan
 from envoy_fast.stats.store import StatsLayout, host_address
 
 _LB = {"ROUND_ROBIN": 0, "LEAST_REQUEST": 1, "RANDOM": 3}
@@ -32,7 +33,7 @@ def _match(m) -> Optional[Dict[str, Any]]:
     }
 
 
-def _chain(chain, layout: StatsLayout) -> Dict[str, Any]:
+def _chain(chain, layout: StatsLayout, alt_names: Dict[str, str]) -> Dict[str, Any]:
     filters = []
     for f in chain.filters:
         tp = f.typed_config
@@ -48,6 +49,7 @@ def _chain(chain, layout: StatsLayout) -> Dict[str, Any]:
             "idle_timeout": tp.idle_timeout,
             "max_connect_attempts": tp.max_connect_attempts,
             "max_downstream_connection_duration": tp.max_downstream_connection_duration,
+            "access_log": build_access_log_plan(tp, alt_names) if tp.access_log else [],
         })
     return {"name": chain.name, "match": _match(chain.filter_chain_match), "filters": filters}
 
@@ -87,6 +89,7 @@ def _cluster(cluster, layout: StatsLayout) -> Dict[str, Any]:
 def build_plan(bootstrap, layout: StatsLayout, listener_fds: Dict[str, int]) -> Dict[str, Any]:
     """The plan of one worker; `listener_fds` maps listener name to its socket."""
     sr = bootstrap.static_resources
+    alt_names = {c.name: c.alt_stat_name for c in sr.clusters if c.alt_stat_name}
     listeners = []
     for listener in sr.listeners:
         limit = bootstrap.listener_connection_limit(listener.name)
@@ -98,8 +101,8 @@ def build_plan(bootstrap, layout: StatsLayout, listener_fds: Dict[str, int]) -> 
             "histograms": layout.listener_hist[listener.name],
             "connection_limit": -1 if limit is None else limit,
             "buffer_limit": listener.per_connection_buffer_limit_bytes,
-            "filter_chains": [_chain(c, layout) for c in listener.filter_chains],
-            "default_filter_chain": (_chain(listener.default_filter_chain, layout)
+            "filter_chains": [_chain(c, layout, alt_names) for c in listener.filter_chains],
+            "default_filter_chain": (_chain(listener.default_filter_chain, layout, alt_names)
                                      if listener.default_filter_chain is not None else None),
         })
     return {

@@ -69,6 +69,7 @@ cdef class Dispatcher:
     cdef uint64_t handler_errors
     # debug/leak accounting (EF_DEBUG builds and tests)
     cdef Py_ssize_t live_connections
+    cdef uint64_t next_connection_id
 
     cdef int register(self, FileEventHandler h, uint32_t mask) except -1
     cdef inline void deferred_delete(self, object obj):

@@ -123,6 +123,9 @@ cdef extern from "<netinet/in.h>" nogil:
     uint32_t ntohl(uint32_t)
     unsigned short ntohs(unsigned short)
 
+cdef extern from "<arpa/inet.h>" nogil:
+    const char *inet_ntop(int af, const void *src, char *dst, socklen_t size)
+
 cdef extern from "<netinet/tcp.h>" nogil:
     enum:
         TCP_NODELAY

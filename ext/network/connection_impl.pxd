@@ -45,6 +45,7 @@ cdef class ConnectionImpl(FileEventHandler):
     cdef int64_t *rx_bytes_stat
     cdef int64_t *tx_bytes_stat
     cdef int64_t dummy_stat[2]
+    cdef uint64_t connection_id
     cdef uint64_t bytes_read
     cdef uint64_t bytes_written
     cdef double last_activity

@@ -52,6 +52,8 @@ cdef class ConnectionImpl(FileEventHandler):
         self.tx_bytes_stat = &self.dummy_stat[1]
         self.last_activity = dispatcher.now
         dispatcher.live_connections += 1
+        dispatcher.next_connection_id += 1
+        self.connection_id = dispatcher.next_connection_id
         # Small request/response traffic: never wait for Nagle.
         setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &_one, sizeof(int))  # void
 

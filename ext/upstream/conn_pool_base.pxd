@@ -71,6 +71,7 @@ cdef class ConnPoolImplBase:
     cdef LinkedList pending_streams
     cdef Py_ssize_t connecting_stream_capacity
     cdef bint reuses_clients        # a busy client takes streams again later (HTTP)
+    cdef str last_failure_reason    # of the last failed connect (access logs)
 
     cdef void init_pool(self, Dispatcher dispatcher, HostImpl host)
     cdef PendingStream new_stream(self, ConnPoolCallbacks callbacks)

@@ -181,7 +181,7 @@ cdef class ConnPoolImplBase:
 
     cdef int on_connection_event(self, ActiveClient client, int event) except -1:
         cdef int was = client.state
-        cdef int reason
+        cdef int reason, connect_errno
         if client.state == CLIENT_CLOSED:
             return 0
         if event == CONN_EVENT_CONNECTED:
@@ -190,6 +190,7 @@ cdef class ConnPoolImplBase:
             self.transition_active_client_state(client, CLIENT_READY)
             return self.on_upstream_ready()
         # Closed.
+        connect_errno = client.connection.connect_errno if client.connection is not None else 0
         client.connect_timer.disable()
         client.connect_timer = None
         self.cluster.stats[CLUSTER_UPSTREAM_CX_DESTROY] += 1
@@ -212,6 +213,8 @@ cdef class ConnPoolImplBase:
             self.cluster.stats[CLUSTER_UPSTREAM_CX_CONNECT_FAIL] += 1
             self.host.stats[HOST_CX_CONNECT_FAIL] += 1
             reason = POOL_FAILURE_TIMEOUT if client.timed_out else POOL_FAILURE_REMOTE_CONNECTION_FAILURE
+            self.last_failure_reason = None if client.timed_out or not connect_errno else \
+                "delayed connect error: " + strerror(connect_errno).decode()
             # A connect failure fails every waiting stream, so that their
             # owners decide (retry on another host, or give up) instead of
             # waiting on a host that does not answer (Envoy does the same).

@@ -13,7 +13,8 @@ import time
 import pytest
 
 from helpers import (bootstrap, cluster, echo_server, free_port, listener, recv_exactly,
-                     run_envoy_fast, simple_proxy_config, tcp_proxy_filter, wait_for, wait_port)
+                     run_envoy_fast, simple_proxy_config, tcp_proxy_filter, wait_for, wait_port,
+                     wait_stat)
 
 
 def _roundtrip(port: int, payload: bytes = b"ping") -> bytes:
@@ -172,8 +173,8 @@ def test_reload_adds_and_removes_a_listener():
             held.close()
             wait_for(lambda: _conn_refused(p2), timeout=5, what="removed listener closed")
             assert "closing listener 'gone'" in proxy.log()
-            s = proxy.stats()
-            assert s["tcp.tp.downstream_cx_total"] == 6
+            # 2 + held + wait_port's probe + 2 (the probe may be accepted late).
+            wait_stat(proxy, "tcp.tp.downstream_cx_total", 6)
 
 
 def _conn_refused(port: int) -> bool:

@@ -47,6 +47,7 @@ cdef class TcpProxyConfig(NetworkFilterFactory):
     cdef double idle_timeout        # 0: off
     cdef int max_connect_attempts
     cdef double max_downstream_connection_duration   # 0: none
+    cdef list access_loggers        # envoy_fast.accesslog loggers; None: no logging
 
     cdef ThreadLocalCluster pick_cluster(self, Dispatcher dispatcher)
 
@@ -89,6 +90,18 @@ cdef class TcpProxyFilter(ReadFilter):
     cdef Timer duration_timer
     cdef int connect_attempts
     cdef int response_flags
+    cdef list response_flag_names   # in the order set (access logs print them so)
+    # for access logs, filled only when the filter logs
+    cdef uint64_t connection_id
+    cdef double start_time          # wall clock at accept
+    cdef double start_mono
+    cdef str downstream_local_address
+    cdef str downstream_remote_address
+    cdef str upstream_local_address
+    cdef str failure_reason
+    cdef uint64_t downstream_bytes_read
+    cdef uint64_t downstream_bytes_written
+    cdef bint logged
     cdef bint downstream_paused     # we read-disabled downstream for back-pressure
     cdef bint upstream_paused
 
@@ -101,3 +114,5 @@ cdef class TcpProxyFilter(ReadFilter):
     cdef int on_upstream_event(self, int event) except -1
     cdef int on_init_failure(self) except -1
     cdef void disable_timers(self)
+    cdef void set_flag(self, int flag, str name)
+    cdef int maybe_log(self) except -1

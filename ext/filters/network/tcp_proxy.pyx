@@ -1,6 +1,32 @@
 # tcp_proxy implementation (shape in tcp_proxy.pxd).
 
 
+cdef double _wall_clock() noexcept:
+    cdef timespec ts
+    clock_gettime(CLOCK_REALTIME, &ts)
+    return <double>ts.tv_sec + <double>ts.tv_nsec * 1e-9
+
+
+cdef str _sockaddr_str(sockaddr_storage *addr):
+    """"ip:port" ("[ip]:port" for IPv6), as Envoy prints addresses."""
+    cdef char buf[64]
+    if addr.ss_family == AF_INET:
+        inet_ntop(AF_INET, &(<sockaddr_in*>addr).sin_addr, buf, sizeof(buf))
+        return "%s:%d" % (buf.decode(), ntohs((<sockaddr_in*>addr).sin_port))
+    if addr.ss_family == AF_INET6:
+        inet_ntop(AF_INET6, &(<sockaddr_in6*>addr).sin6_addr, buf, sizeof(buf))
+        return "[%s]:%d" % (buf.decode(), ntohs((<sockaddr_in6*>addr).sin6_port))
+    return None
+
+
+cdef str _local_address(int fd):
+    cdef sockaddr_storage addr
+    cdef socklen_t len = sizeof(sockaddr_storage)
+    if fd < 0 or getsockname(fd, <sockaddr*>&addr, &len) < 0:
+        return None
+    return _sockaddr_str(&addr)
+
+
 @cython.final
 cdef class TcpProxyConfig(NetworkFilterFactory):
 
@@ -139,6 +165,12 @@ cdef class TcpProxyFilter(ReadFilter):
         self.downstream_callbacks = _DownstreamCallbacks.__new__(_DownstreamCallbacks)
         self.downstream_callbacks.parent = self
         down.add_callbacks(self.downstream_callbacks)
+        if config.access_loggers is not None:
+            self.connection_id = down.connection_id
+            self.start_time = _wall_clock()
+            self.start_mono = self.dispatcher.now
+            self.downstream_remote_address = _sockaddr_str(&down.remote_addr)
+            self.downstream_local_address = _local_address(down.fd)
         # Nothing is read until the upstream is connected: the bytes would have
         # nowhere to go (Envoy read-disables the same way).
         down.read_disable(True)
@@ -165,7 +197,7 @@ cdef class TcpProxyFilter(ReadFilter):
         cdef ThreadLocalCluster cluster = self.config.pick_cluster(self.dispatcher)
         self.cluster = cluster
         if not cluster.info.connections.can_create():
-            self.response_flags |= RF_UPSTREAM_OVERFLOW
+            self.set_flag(RF_UPSTREAM_OVERFLOW, "UO")
             cluster.info.stats[CLUSTER_UPSTREAM_CX_OVERFLOW] += 1
             return self.on_init_failure()
         self.connect_attempts += 1
@@ -174,7 +206,7 @@ cdef class TcpProxyFilter(ReadFilter):
     cdef int maybe_tunnel(self, ThreadLocalCluster cluster) except -1:
         cdef TcpConnPoolImpl pool = cluster.tcp_conn_pool()
         if pool is None:
-            self.response_flags |= RF_NO_HEALTHY_UPSTREAM
+            self.set_flag(RF_NO_HEALTHY_UPSTREAM, "UH")
             cluster.info.stats[CLUSTER_UPSTREAM_CX_NONE_HEALTHY] += 1
             return self.on_init_failure()
         self.generic_conn_pool = TcpConnPool.__new__(TcpConnPool)
@@ -192,6 +224,8 @@ cdef class TcpProxyFilter(ReadFilter):
         self.client = client
         self.upstream = up
         self.upstream_host = host
+        if self.config.access_loggers is not None:
+            self.upstream_local_address = _local_address(up.fd)
         self.upstream_callbacks = _UpstreamCallbacks.__new__(_UpstreamCallbacks)
         self.upstream_callbacks.parent = self
         client.upstream_callbacks = self.upstream_callbacks
@@ -212,13 +246,17 @@ cdef class TcpProxyFilter(ReadFilter):
         # Every pool failure, overflow included, uses up one connect attempt
         # (Envoy counts a pending overflow in upstream_cx_connect_attempts_exceeded).
         if reason == POOL_FAILURE_OVERFLOW:
-            self.response_flags |= RF_UPSTREAM_OVERFLOW
+            self.set_flag(RF_UPSTREAM_OVERFLOW, "UO")
         else:
-            self.response_flags |= RF_UPSTREAM_CONNECTION_FAILURE
+            self.upstream_host = host       # the host that failed, as Envoy logs it
+            self.set_flag(RF_UPSTREAM_CONNECTION_FAILURE, "UF")
+            if self.config.access_loggers is not None and host is not None \
+                    and host.tcp_pool is not None:
+                self.failure_reason = host.tcp_pool.last_failure_reason
         if self.connect_attempts < self.config.max_connect_attempts:
             # Each attempt picks a cluster and host again.
             return self.initialize_upstream_connection()
-        self.response_flags |= RF_UPSTREAM_RETRY_LIMIT_EXCEEDED
+        self.set_flag(RF_UPSTREAM_RETRY_LIMIT_EXCEEDED, "URX")
         self.cluster.info.stats[CLUSTER_UPSTREAM_CX_CONNECT_ATTEMPTS_EXCEEDED] += 1
         return self.on_init_failure()
 
@@ -243,6 +281,8 @@ cdef class TcpProxyFilter(ReadFilter):
         cdef ConnectionImpl up = self.upstream
         if event == CONN_EVENT_CONNECTED:
             return 0
+        self.downstream_bytes_read = self.downstream.bytes_read
+        self.downstream_bytes_written = self.downstream.bytes_written
         self.downstream = None
         self.downstream_callbacks.parent = None
         if self.generic_conn_pool is not None:
@@ -265,7 +305,7 @@ cdef class TcpProxyFilter(ReadFilter):
                 self.duration_timer = None
         else:
             self.disable_timers()
-        return 0
+        return self.maybe_log()
 
     cdef int on_upstream_event(self, int event) except -1:
         cdef ConnectionImpl down = self.downstream
@@ -279,7 +319,7 @@ cdef class TcpProxyFilter(ReadFilter):
             down.close(CLOSE_FLUSH_WRITE)
         if self.downstream is None or self.downstream.state == CONN_CLOSED:
             self.disable_timers()
-        return 0
+        return self.maybe_log()
 
     # Timers
 
@@ -300,14 +340,53 @@ cdef class TcpProxyFilter(ReadFilter):
                 self.idle_timer.enable(self.config.idle_timeout - idle)
                 return 0
             self.config.stats[TCP_IDLE_TIMEOUT] += 1
-            self.response_flags |= RF_STREAM_IDLE_TIMEOUT
+            self.set_flag(RF_STREAM_IDLE_TIMEOUT, "SI")
         elif kind == TIMER_MAX_DURATION:
             self.config.stats[TCP_MAX_DOWNSTREAM_CONNECTION_DURATION] += 1
-            self.response_flags |= RF_DURATION_TIMEOUT
+            self.set_flag(RF_DURATION_TIMEOUT, "DT")
         if self.upstream is not None:
             self.upstream.close(CLOSE_NO_FLUSH)
         if self.downstream is not None:
             self.downstream.close(CLOSE_NO_FLUSH)
+        return 0
+
+    cdef void set_flag(self, int flag, str name):
+        if not (self.response_flags & flag):
+            self.response_flags |= flag
+            if self.response_flag_names is None:
+                self.response_flag_names = []
+            self.response_flag_names.append(name)
+
+    cdef int maybe_log(self) except -1:
+        """One access-log record when both connections are done (Envoy logs
+        when the filter goes away)."""
+        cdef HostImpl host = self.upstream_host
+        cdef object logger
+        if self.config.access_loggers is None or self.logged or self.downstream is not None \
+                or (self.upstream is not None and self.upstream.state != CONN_CLOSED):
+            return 0
+        self.logged = True
+        fields = {
+            "start_time": self.start_time,
+            "duration_ms": int((self.dispatcher.now - self.start_mono) * 1000.0),
+            "downstream_remote_address": self.downstream_remote_address,
+            "downstream_local_address": self.downstream_local_address,
+            "upstream_host": host.address_str if host is not None else None,
+            "upstream_cluster": self.cluster.info.name if self.cluster is not None else None,
+            "upstream_local_address": self.upstream_local_address,
+            "bytes_received": self.downstream_bytes_read,
+            "bytes_sent": self.downstream_bytes_written,
+            "response_flags": self.response_flag_names or [],
+            "connection_id": self.connection_id,
+            "upstream_transport_failure_reason": self.failure_reason,
+            "upstream_request_attempt_count": self.connect_attempts,
+        }
+        for logger in self.config.access_loggers:
+            try:
+                logger.log(fields)
+            except Exception as exc:
+                if self.dispatcher.error_log is not None:
+                    self.dispatcher.error_log("access log: %r" % (exc,))
         return 0
 
     cdef void disable_timers(self):
