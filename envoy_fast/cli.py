@@ -85,6 +85,19 @@ def main(argv: Optional[List[str]] = None) -> int:
 
     from envoy_fast.config import ConfigError, load_bootstrap
     shown = args.config_path or "<--config-yaml>"
+    if args.mode == "validate":
+        # Every error, each with its line and a hint, then a summary.
+        from envoy_fast.config import validate_bootstrap
+        errors = validate_bootstrap(config_path=args.config_path or None,
+                                    config_yaml=args.config_yaml or None)
+        if errors:
+            for error in errors:
+                print(error.describe(), file=sys.stderr)
+            print("error initializing configuration '%s': %d error%s"
+                  % (shown, len(errors), "" if len(errors) == 1 else "s"), file=sys.stderr)
+            return 1
+        print("configuration '%s' OK" % shown)
+        return 0
     try:
         bootstrap = load_bootstrap(config_path=args.config_path or None,
                                    config_yaml=args.config_yaml or None)

@@ -3,10 +3,11 @@
 ``load_bootstrap(config_path=None, config_yaml=None)`` reads a YAML/JSON bootstrap
 (and merges ``--config-yaml`` over it as Envoy does), checks it the way Envoy would
 plus envoy_fast's subset limits, and returns a typed :class:`Bootstrap`; any
-problem raises :class:`ConfigError` naming the document path. ``dump_bootstrap``
-turns a Bootstrap back into an Envoy-style document.
+problem raises :class:`ConfigError` naming the document path (and its line).
+``validate_bootstrap`` returns every error instead of raising the first.
+``dump_bootstrap`` turns a Bootstrap back into an Envoy-style document.
 """
-from .loader import ConfigError, dump_bootstrap, load_bootstrap
+from .loader import ConfigError, dump_bootstrap, load_bootstrap, validate_bootstrap
 from .types import (
     ENUMS,
     NETWORK_FILTER_TYPES,
@@ -38,6 +39,7 @@ from .types import (
 __all__ = [
     "ConfigError",
     "load_bootstrap",
+    "validate_bootstrap",
     "dump_bootstrap",
     "ENUMS",
     "NETWORK_FILTER_TYPES",

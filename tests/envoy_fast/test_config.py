@@ -608,7 +608,7 @@ ERRORS = [
     ("listener filters", _set(L0 + ("listener_filters",), [{"name": "x"}]), "static_resources.listeners[0].listener_filters", "not supported by envoy_fast"),
     ("connection balance", _set(L0 + ("connection_balance_config",), {"exact_balance": {}}), "static_resources.listeners[0].connection_balance_config", "not supported by envoy_fast"),
     ("server names", _set(L0 + ("filter_chains", 0, "filter_chain_match"), {"server_names": ["a"]}), "static_resources.listeners[0].filter_chains[0].filter_chain_match.server_names", "not supported"),
-    ("tcp_proxy access_log", _set(TP0 + ("access_log",), [{"name": "x"}]), "static_resources.listeners[0].filter_chains[0].filters[0].typed_config.access_log", "not supported"),
+    ("tcp_proxy access_log filter", _set(TP0 + ("access_log",), [{"name": "x", "filter": {"not_health_check_filter": {}}, "typed_config": {"@type": "type.googleapis.com/envoy.extensions.access_loggers.stream.v3.StdoutAccessLog"}}]), "static_resources.listeners[0].filter_chains[0].filters[0].typed_config.access_log[0].filter", "not supported"),
     ("tcp_proxy hash_policy", _set(TP0 + ("hashPolicy",), [{"source_ip": {}}]), "static_resources.listeners[0].filter_chains[0].filters[0].typed_config.hash_policy", "not supported"),
     ("tcp_proxy tunneling", _set(TP0 + ("tunneling_config",), {"hostname": "h"}), "static_resources.listeners[0].filter_chains[0].filters[0].typed_config.tunneling_config", "not supported"),
     ("admin access_log", _set(("admin",), {"address": {"socket_address": {"address": "127.0.0.1"}}, "access_log": [{"name": "x"}]}), "admin.access_log", "not supported"),
