@@ -93,15 +93,20 @@ cdef class Worker:
         cdef HostImpl host
         cdef list hosts = []
         cdef int rbase = c["resources_base"]
+        cdef int mbase = c["resources_row_base"]
         info.name = c["name"]
         info.stats = &self.stats_row[<int>c["stats_base"]]
         info.connect_ms = &self.stats_row[<int>c["histograms"]["upstream_cx_connect_ms"]]
         info.length_ms = &self.stats_row[<int>c["histograms"]["upstream_cx_length_ms"]]
         info.connect_timeout = c["connect_timeout"]
         info.buffer_limit = c["buffer_limit"]
-        info.connections = _resource(&self.shared_row[rbase + RESOURCE_CONNECTIONS], c["max_connections"])
-        info.pending_requests = _resource(&self.shared_row[rbase + RESOURCE_PENDING_REQUESTS], c["max_pending_requests"])
-        info.requests = _resource(&self.shared_row[rbase + RESOURCE_REQUESTS], c["max_requests"])
+        info.connections = _resource(&self.shared_row[rbase + RESOURCE_CONNECTIONS],
+                                     &self.stats_row[mbase + RESOURCE_CONNECTIONS], c["max_connections"])
+        info.pending_requests = _resource(&self.shared_row[rbase + RESOURCE_PENDING_REQUESTS],
+                                          &self.stats_row[mbase + RESOURCE_PENDING_REQUESTS],
+                                          c["max_pending_requests"])
+        info.requests = _resource(&self.shared_row[rbase + RESOURCE_REQUESTS],
+                                  &self.stats_row[mbase + RESOURCE_REQUESTS], c["max_requests"])
         for h in c["hosts"]:
             host = HostImpl.__new__(HostImpl)
             host.cluster = info
@@ -273,11 +278,19 @@ cdef class _WorkerTimers(TimerHandler):
         return 0
 
 
-cdef ResourceLimit _resource(int64_t *count, int64_t max):
+cdef ResourceLimit _resource(int64_t *count, int64_t *mine, int64_t max):
     cdef ResourceLimit r = ResourceLimit.__new__(ResourceLimit)
     r.count = count
+    r.mine = mine
     r.max = max
     return r
+
+
+def atomic_add(buffer, Py_ssize_t index, int64_t delta):
+    """Atomically add `delta` to int64 slot `index` of a shared buffer (main
+    uses it to take back a dead worker's circuit-breaker counts)."""
+    cdef int64_t[::1] view = memoryview(buffer).cast("B").cast("q")
+    return ef_atomic_add(&view[index], delta)
 
 
 def set_parent_death_signal(int sig):

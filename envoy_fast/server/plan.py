@@ -75,6 +75,7 @@ def _cluster(cluster, layout: StatsLayout) -> Dict[str, Any]:
         "stats_base": layout.cluster_base[cluster.name],
         "histograms": layout.cluster_hist[cluster.name],
         "resources_base": layout.cluster_resources_base[cluster.name],
+        "resources_row_base": layout.cluster_resources_row_base[cluster.name],
         "connect_timeout": cluster.connect_timeout,
         "buffer_limit": cluster.per_connection_buffer_limit_bytes,
         "max_connections": th.max_connections,

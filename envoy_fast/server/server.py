@@ -504,6 +504,7 @@ class Server:
             how = "exited with %d" % os.waitstatus_to_exitcode(status)
         log.error("worker %d %s; restarting it on the same sockets", w.slot, how)
         self.stats.reset_gauges_of_row(w.row)
+        self.stats.release_resources_of_row(w.row)
         self.worker_restarts += 1
         # Replace it at once: its socket's accept queue is waiting. Only a
         # worker that also died young last time (a crash loop) waits, longer

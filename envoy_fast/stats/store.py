@@ -67,7 +67,8 @@ class StatsLayout:
         self.listener_hist: Dict[str, Dict[str, int]] = {}
         self.cluster_base: Dict[str, int] = {}
         self.cluster_hist: Dict[str, Dict[str, int]] = {}
-        self.cluster_resources_base: Dict[str, int] = {}
+        self.cluster_resources_base: Dict[str, int] = {}      # in the shared row
+        self.cluster_resources_row_base: Dict[str, int] = {}  # each worker's part
         self.tcp_base: Dict[str, int] = {}
         self._blocks: Dict[str, int] = {}
         self._next = 0
@@ -121,6 +122,7 @@ class StatsLayout:
         for cluster in sr.clusters:
             if cluster.name not in self.cluster_resources_base:
                 self.cluster_resources_base[cluster.name] = width * len(self.cluster_resources_base)
+                self.cluster_resources_row_base[cluster.name] = self._alloc(width)
         if self.nstats and (self._next > self.nstats
                             or width * len(self.cluster_resources_base) > self.nstats):
             raise ValueError("the stats region is full (%d slots): restart envoy_fast to "
@@ -261,6 +263,7 @@ class StatsStore:
     def retire_row(self, row: int) -> None:
         """Fold a finished worker's counters and histograms into the retired
         row and zero its slots (its gauges died with its connections)."""
+        self.release_resources_of_row(row)
         n = self.layout.nstats
         view = self.view
         dst = (self.layout.retired_base + row % self.layout.rows) * n
@@ -277,6 +280,19 @@ class StatsStore:
                 if kind != GAUGE:
                     view[dst + base + i] += view[src + base + i]
                 view[src + base + i] = 0
+
+    def release_resources_of_row(self, row: int) -> None:
+        """Take a gone worker's part out of the cluster-wide circuit-breaker
+        counts: its connections and pending requests died with it."""
+        n = self.layout.nstats
+        width = len(_worker.CLUSTER_RESOURCES)
+        for cluster, base in self.layout.cluster_resources_row_base.items():
+            shared = self.layout.shared_row * n + self.layout.cluster_resources_base[cluster]
+            for k in range(width):
+                mine = self.view[row * n + base + k]
+                if mine:
+                    _worker.atomic_add(self.mem, shared + k, -mine)
+                    self.view[row * n + base + k] = 0
 
     def reset_gauges_of_row(self, row: int) -> None:
         """Zero a dead worker's gauges (its connections are gone with it)."""

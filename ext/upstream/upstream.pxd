@@ -57,7 +57,9 @@ cdef enum:  # ClusterResource
 cdef class ResourceLimit:
     """One circuit-breaker threshold over a shared-memory count (Envoy's
     ResourceManagerImpl::ResourceImpl)."""
-    cdef int64_t *count
+    cdef int64_t *count             # cluster-wide, in the shared row
+    cdef int64_t *mine              # this worker's part, in its own row: main
+                                    # takes it back if the worker dies
     cdef int64_t max
 
     cdef inline bint can_create(self) noexcept:
@@ -67,11 +69,14 @@ cdef class ResourceLimit:
         if ef_atomic_add(self.count, 1) > self.max:
             ef_atomic_add(self.count, -1)
             return False
+        self.mine[0] += 1
         return True
     cdef inline void inc(self) noexcept:
         ef_atomic_add(self.count, 1)
+        self.mine[0] += 1
     cdef inline void dec(self) noexcept:
         ef_atomic_add(self.count, -1)
+        self.mine[0] -= 1
 
 
 @cython.final

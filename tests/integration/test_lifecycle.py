@@ -226,3 +226,27 @@ http { access_log off; keepalive_requests 100000000;
     finally:
         nginx.terminate()
         nginx.wait(timeout=10)
+
+
+def test_killed_worker_gives_back_its_circuit_breaker_counts():
+    """A worker that dies holding connections must not leave them counted
+    against the cluster-wide max_connections."""
+    with echo_server() as up:
+        lp, ap = free_port(), free_port()
+        cfg = simple_proxy_config(up.port, lp, ap)
+        cfg["static_resources"]["clusters"][0]["circuit_breakers"] = {
+            "thresholds": [{"max_connections": 2}]}
+        with run_envoy_fast(cfg, concurrency=1) as proxy:
+            held = [socket.create_connection(("127.0.0.1", lp), timeout=5) for _ in range(2)]
+            for c in held:
+                c.sendall(b"a")
+                assert recv_exactly(c, 1) == b"a"
+            victim = _workers(proxy)[0]
+            os.kill(victim, signal.SIGKILL)
+            wait_for(lambda: len(_workers(proxy)) == 1 and victim not in _workers(proxy),
+                     timeout=5, what="a replacement worker")
+            for c in held:
+                c.close()
+            for _ in range(2):
+                assert _roundtrip(lp) == b"ping"
+            assert proxy.stats()["cluster.up.upstream_cx_overflow"] == 0

