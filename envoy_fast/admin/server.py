@@ -1,30 +1,64 @@
 """Admin HTTP listener on asyncio/uvloop in the main process.
 
 A small HTTP/1.1 server: the admin answers a handful of operators' requests,
-never the data plane's, so plain asyncio streams are enough. Responses carry
-Envoy's admin headers.
+never the data plane's, so plain asyncio streams are enough. Every endpoint
+answers in Envoy 1.40's format (rendering lives in ``render.py``); responses
+carry Envoy's admin headers, and mutating endpoints want POST.
+
+Histograms are shown as Envoy shows them: computed at each stats flush
+(``stats_flush_interval``, default 5 s, or at each stats request with
+``stats_flush_on_admin: true``), with the last interval's and the cumulative
+quantiles. A histogram with no sample at the last flush reads "No recorded
+values".
+
+``server.*`` stats: Envoy's ``live``, ``state``, ``uptime``, ``concurrency``,
+``total_connections``, ``memory_allocated``, ``memory_heap_size`` and
+``memory_physical_size`` (the memory gauges are the resident set of the main
+process plus every worker, as envoy_fast has no tcmalloc), plus two of
+envoy_fast's own: ``server.worker_restarts`` (counter: workers that died and
+were started again) and ``server.draining_generations`` (gauge: worker
+generations still draining after reloads).
 """
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
+import os
 import re
-from typing import Callable, Dict, Optional, Tuple
+import time
+from typing import Callable, Dict, List, Optional, Tuple
 from urllib.parse import parse_qs, urlsplit
 
 from envoy_fast import __version__
+from envoy_fast.admin import config_doc, render
 
 log = logging.getLogger("envoy_fast.admin")
 
-_TEXT = "text/plain; charset=UTF-8"
-_JSON = "application/json"
+TEXT = "text/plain; charset=UTF-8"
+JSON = "application/json"
 _REASONS = {200: "OK", 400: "Bad Request", 404: "Not Found", 405: "Method Not Allowed",
-            503: "Service Unavailable"}
+            500: "Internal Server Error", 503: "Service Unavailable"}
+
+#: Envoy's default stats flush interval (Bootstrap.stats_flush_interval).
+DEFAULT_FLUSH_INTERVAL_S = 5.0
+# server.state values (envoy.admin.v3.ServerInfo.State).
+_STATE_NUMBERS = {"LIVE": 0, "DRAINING": 1, "PRE_INITIALIZING": 2, "INITIALIZING": 3}
+_WORKER_STAT = re.compile(r"^(listener\..*)\.worker_\d+\.([^.]+)$")
+
+Response = Tuple[int, str, str]
+
+
+class Endpoint:
+    def __init__(self, handler: Callable, help: str, post: bool = False,
+                 params: Tuple[Tuple[str, str], ...] = ()) -> None:
+        self.handler = handler
+        self.help = help
+        self.post = post
+        self.params = params
 
 
 class AdminServer:
-    """Serves /stats, /ready, /listeners, /server_info, /quitquitquit."""
+    """Envoy's admin endpoints for a running Server."""
 
     def __init__(self, server) -> None:
         self.server = server
@@ -32,13 +66,49 @@ class AdminServer:
         self.address = sa.address
         self.port = sa.port_value
         self._srv: Optional[asyncio.base_events.Server] = None
-        self.routes: Dict[str, Tuple[str, Callable]] = {
-            "/stats": ("GET", self.handle_stats),
-            "/ready": ("GET", self.handle_ready),
-            "/listeners": ("GET", self.handle_listeners),
-            "/server_info": ("GET", self.handle_server_info),
-            "/quitquitquit": ("POST", self.handle_quit),
+        self._flush_task: Optional[asyncio.Task] = None
+        self._hist_prev: Dict[str, object] = {}
+        self._hist_views: Dict[str, render.HistView] = {}
+        self._bootstrap = None
+        self._sources = config_doc.Sources(None, {})
+        self._last_updated = render.timestamp(getattr(server, "started", time.time()))
+        self._track_bootstrap()
+        filt = ("filter", "Regular expression (Google re2) for filtering stats")
+        used = ("usedonly", "Only include stats that have been written by system since restart")
+        self.endpoints: Dict[str, Endpoint] = {
+            "/clusters": Endpoint(self.handle_clusters, "upstream cluster status", params=(
+                ("filter", "Regular expression (Google re2) for filtering clusters by name"),
+                ("format", "File format to use; One of (text, json)"))),
+            "/config_dump": Endpoint(self.handle_config_dump, "dump current Envoy configs"),
+            "/drain_listeners": Endpoint(self.handle_drain_listeners, "drain listeners", post=True,
+                                         params=(("graceful", "When draining listeners, enter a "
+                                                  "graceful drain period prior to closing "
+                                                  "listeners. This behaviour and duration is "
+                                                  "configurable via server options or CLI"),)),
+            "/healthcheck/fail": Endpoint(self.handle_healthcheck_fail,
+                                          "cause the server to fail health checks", post=True),
+            "/healthcheck/ok": Endpoint(self.handle_healthcheck_ok,
+                                        "cause the server to pass health checks", post=True),
+            "/help": Endpoint(self.handle_help, "print out list of admin commands"),
+            "/listeners": Endpoint(self.handle_listeners, "print listener info", params=(
+                ("format", "File format to use; One of (text, json)"),)),
+            "/memory": Endpoint(self.handle_memory, "print current allocation/heap usage"),
+            "/quitquitquit": Endpoint(self.handle_quit, "exit the server", post=True),
+            "/ready": Endpoint(self.handle_ready,
+                               "print server state, return 200 if LIVE, otherwise return 503"),
+            "/server_info": Endpoint(self.handle_server_info,
+                                     "print server version/status information"),
+            "/stats": Endpoint(self.handle_stats, "print server stats", params=(
+                used, filt, ("invert_filter", "Invert the filter regex"),
+                ("format", "Format to use; One of (text, json, prometheus)"),
+                ("type", "Stat types to include.; One of (All, Counters, Histograms, Gauges, "
+                         "TextReadouts)"))),
+            "/stats/prometheus": Endpoint(self.handle_prometheus,
+                                          "print server stats in prometheus format", params=(
+                used, filt, ("invert_filter", "Invert the filter regex"))),
         }
+
+    # ----------------------------------------------------------------- serving
 
     async def start(self, sock=None) -> None:
         """Serve on `sock` (bound by the server before its workers start)."""
@@ -48,7 +118,17 @@ class AdminServer:
             self._srv = await asyncio.start_server(self._client, self.address, self.port,
                                                    reuse_address=True)
         self.port = self._srv.sockets[0].getsockname()[1]
+        self._flush_task = asyncio.get_running_loop().create_task(self._flush_loop())
         log.info("admin address: %s:%d", self.address, self.port)
+
+    def close(self) -> None:
+        """Stop listening and flushing (open admin connections finish)."""
+        if self._flush_task is not None:
+            self._flush_task.cancel()
+            self._flush_task = None
+        if self._srv is not None:
+            self._srv.close()
+            self._srv = None
 
     async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
@@ -57,7 +137,7 @@ class AdminServer:
                 lines = head.decode("latin-1").split("\r\n")
                 parts = lines[0].split(" ")
                 if len(parts) != 3:
-                    await self._send(writer, 400, _TEXT, "bad request\n", close=True)
+                    await self._send(writer, 400, TEXT, "bad request\n", close=True)
                     return
                 method, target, version = parts
                 headers = {}
@@ -69,11 +149,19 @@ class AdminServer:
                 if length:
                     await reader.readexactly(length)
                 close = headers.get("connection", "").lower() == "close" or version == "HTTP/1.0"
-                status, ctype, body = self.dispatch(method, target)
+                try:
+                    res = self.dispatch(method, target)
+                except Exception:                       # a bug: answer, keep serving
+                    log.exception("admin %s %s failed", method, target)
+                    res = (500, TEXT, "internal error\n")
+                status, ctype, body = res[:3]
                 await self._send(writer, status, ctype, body, close=close, head=(method == "HEAD"))
+                if len(res) > 3:                        # an action after the answer is out
+                    res[3]()
                 if close:
                     return
-        except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, ConnectionError, ValueError):
+        except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, ConnectionError,
+                ValueError):
             pass
         finally:
             writer.close()
@@ -89,78 +177,295 @@ class AdminServer:
         writer.write(hdr.encode() + b"\r\n" + (b"" if head else data))
         await writer.drain()
 
-    def dispatch(self, method: str, target: str) -> Tuple[int, str, str]:
+    def dispatch(self, method: str, target: str) -> Response:
         url = urlsplit(target)
         query = parse_qs(url.query, keep_blank_values=True)
-        route = self.routes.get(url.path)
-        if route is None:
-            return 404, _TEXT, "invalid path: %s\n" % url.path
-        want, handler = route
-        if want == "POST" and method != "POST":
-            return 405, _TEXT, "Method %s not allowed, POST required." % method
-        return handler(query)
+        ep = self.endpoints.get(url.path)
+        if ep is None:
+            return 404, TEXT, "invalid path. " + self.help_text()
+        if ep.post and method != "POST":
+            return 405, TEXT, "Method %s not allowed, POST required." % method
+        return ep.handler(query)
 
-    # Handlers
+    def help_text(self) -> str:
+        out = ["admin commands are:\n"]
+        for path in sorted(self.endpoints):
+            ep = self.endpoints[path]
+            out.append("  %s%s: %s\n" % (path, " (POST)" if ep.post else "", ep.help))
+            out += ["      %s: %s\n" % p for p in ep.params]
+        return "".join(out)
 
-    def stat_values(self) -> Dict[str, int]:
-        values = self.server.stats.values()
-        values["server.live"] = 1 if self.server.state == "LIVE" else 0
-        values["server.concurrency"] = self.server.concurrency
-        values["server.uptime"] = int(self.server.uptime())
-        values["server.total_connections"] = sum(
-            v for k, v in values.items() if k.startswith("listener.") and k.endswith(".downstream_cx_active"))
-        return values
+    # --------------------------------------------------------------- histograms
 
-    def handle_stats(self, query) -> Tuple[int, str, str]:
-        values = self.stat_values()
-        if "filter" in query:
+    async def _flush_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.flush_interval())
+            try:
+                self._track_bootstrap()
+                self.flush_histograms()
+            except Exception:                           # pragma: no cover
+                log.exception("stats flush failed")
+
+    def flush_interval(self) -> float:
+        interval = self._sources.flush.get("stats_flush_interval") or DEFAULT_FLUSH_INTERVAL_S
+        return max(0.01, float(interval))
+
+    def flush_histograms(self) -> None:
+        """Envoy's stats flush for histograms: the interval since the last
+        flush and the cumulative statistics, as the admin shows them."""
+        from envoy_fast.stats.store import BUCKET_BOUNDS
+        current = self.server.stats.histograms()
+        views = {}
+        for name, h in current.items():
+            prev = self._hist_prev.get(name)
+            if prev is not None:
+                interval = [max(0, a - b) for a, b in zip(h.counts, prev.counts)]
+            else:
+                interval = list(h.counts)
+            cumulative = render.circll_bins(h.counts, BUCKET_BOUNDS)
+            old = self._hist_views.get(name)
+            used = bool(cumulative) or (old is not None and old.used)
+            views[name] = render.HistView(
+                render.hist_stats(render.circll_bins(interval, BUCKET_BOUNDS)),
+                render.hist_stats(cumulative), used)
+        self._hist_prev = current
+        self._hist_views = views
+
+    # --------------------------------------------------------------- the stats
+
+    def _track_bootstrap(self) -> None:
+        """Re-read the config sources when the server's bootstrap changed (a reload)."""
+        bs = self.server.bootstrap
+        if bs is self._bootstrap:
+            return
+        if self._bootstrap is not None:
+            self._last_updated = render.timestamp(time.time())
+        self._bootstrap = bs
+        opts = self.server.options
+        self._sources = config_doc.read_sources(getattr(opts, "config_path", None) or None,
+                                                getattr(opts, "config_yaml", None) or None)
+
+    def memory_bytes(self) -> int:
+        """Resident bytes of the main process and its workers."""
+        info = getattr(self.server, "memory_info", None)
+        if callable(info):
+            try:
+                return sum(int(v) for v in info().values() if isinstance(v, (int, float)))
+            except Exception:                           # pragma: no cover
+                log.exception("memory_info failed")
+        pids = [os.getpid()]
+        try:
+            with open("/proc/self/task/%d/children" % os.getpid()) as f:
+                pids += [int(p) for p in f.read().split()]
+        except OSError:
+            pass
+        page = os.sysconf("SC_PAGE_SIZE")
+        total = 0
+        for pid in pids:
+            try:
+                with open("/proc/%d/statm" % pid) as f:
+                    total += int(f.read().split()[1]) * page
+            except (OSError, ValueError, IndexError):
+                pass
+        return total
+
+    def server_state(self) -> str:
+        return self.server.state
+
+    def _live(self) -> bool:
+        live = getattr(self.server, "live", None)
+        if isinstance(live, bool):
+            return live
+        return self.server.state == "LIVE"
+
+    def _state_number(self) -> int:
+        """server.state: the init state; a failed health check alone keeps 0 (LIVE)."""
+        s = self.server
+        if getattr(s, "shutting_down", False) or getattr(s, "draining", False):
+            return 1
+        if s.state == "DRAINING" and getattr(s, "healthcheck_failed", False):
+            return 0
+        return _STATE_NUMBERS.get(s.state, 0)
+
+    def stat_set(self) -> render.StatSet:
+        store = self.server.stats
+        values = store.values()
+        entry_kinds = store.kinds()
+        kinds: Dict[str, str] = {}
+        for name in values:
+            kind = entry_kinds.get(name)
+            if kind is None:
+                m = _WORKER_STAT.match(name)
+                kind = entry_kinds.get("%s.%s" % m.groups(), "counter") if m else "counter"
+            kinds[name] = str(kind)
+        # Listener totals only: the per-worker copies are not layout entries.
+        total_connections = sum(values.get(n, 0) for n in entry_kinds
+                                if n.startswith("listener.")
+                                and n.endswith(".downstream_cx_active"))
+        mem = self.memory_bytes()
+        server_gauges = {
+            "server.concurrency": int(self.server.concurrency),
+            "server.live": 1 if self._live() else 0,
+            "server.state": self._state_number(),
+            "server.uptime": int(self.server.uptime()),
+            "server.total_connections": total_connections,
+            "server.memory_allocated": mem,
+            "server.memory_heap_size": mem,
+            "server.memory_physical_size": mem,
+        }
+        dg = getattr(self.server, "draining_generations", None)
+        if dg is not None:
+            server_gauges["server.draining_generations"] = int(dg() if callable(dg) else dg)
+        for name, v in server_gauges.items():
+            values[name] = v
+            kinds[name] = "gauge"
+        wr = getattr(self.server, "worker_restarts", None)
+        if wr is not None:
+            values["server.worker_restarts"] = int(wr() if callable(wr) else wr)
+            kinds["server.worker_restarts"] = "counter"
+        hists = {name: self._hist_views.get(name, render.UNUSED_HIST)
+                 for name, kind in entry_kinds.items() if kind == "histogram"}
+        used = render.gauges_in_use(values, kinds, always=server_gauges)
+        return render.StatSet(values, kinds, hists, used)
+
+    def _stats_query(self, query) -> render.StatsQuery:
+        regex = None
+        if "filter" in query and query["filter"][0] != "":
+            regex = re.compile(query["filter"][0])
+        kind = query.get("type", ["All"])[0].lower() or "all"
+        if kind not in ("all", "counters", "gauges", "histograms", "textreadouts"):
+            raise ValueError("usage: /stats?type=(All|Counters|Gauges|Histograms|TextReadouts)\n")
+        return render.StatsQuery(regex, "usedonly" in query, kind,
+                                 "invert_filter" in query)
+
+    def _stats_request(self, query):
+        self._track_bootstrap()
+        if self._sources.flush.get("stats_flush_on_admin"):
+            self.flush_histograms()
+        try:
+            q = self._stats_query(query)
+        except re.error as exc:
+            return None, (400, TEXT, "Invalid re2 regex: %s" % exc)
+        except ValueError as exc:
+            return None, (400, TEXT, str(exc))
+        return q, None
+
+    # ------------------------------------------------------------- handlers
+
+    def handle_stats(self, query) -> Response:
+        fmt = query.get("format", ["text"])[0] or "text"
+        if fmt not in render.STATS_FORMATS or fmt in ("html", "active-html"):
+            return 400, TEXT, render.STATS_USAGE
+        if fmt == "prometheus":
+            return self.handle_prometheus(query)
+        q, err = self._stats_request(query)
+        if err is not None:
+            return err
+        stats = self.stat_set()
+        if fmt == "json":
+            return 200, JSON, render.render_stats_json(stats, q)
+        return 200, TEXT, render.render_stats_text(stats, q)
+
+    def handle_prometheus(self, query) -> Response:
+        q, err = self._stats_request(query)
+        if err is not None:
+            return err
+        return 200, TEXT, render.render_prometheus(self.stat_set(), q)
+
+    def cluster_views(self) -> List[render.ClusterView]:
+        from envoy_fast.config import types as t
+        host_stats = self.server.stats.host_values()
+        out = []
+        for c in self.server.bootstrap.static_resources.clusters:
+            default = c.thresholds() if hasattr(c, "thresholds") else t.Thresholds()
+            high = t.Thresholds(priority="HIGH")
+            if c.circuit_breakers is not None:
+                high = next((th for th in c.circuit_breakers.thresholds if th.priority == "HIGH"),
+                            high)
+            hosts = []
+            stats = host_stats.get(c.name, {})
+            if c.load_assignment is not None:
+                for loc in c.load_assignment.endpoints:
+                    for ep in loc.lb_endpoints:
+                        sa = ep.endpoint.address.socket_address
+                        hv = render.HostView(sa.address, sa.port_value, ep.endpoint.hostname,
+                                             ep.load_balancing_weight, loc.priority,
+                                             ep.health_status, {})
+                        hosts.append(hv._replace(stats=stats.get(hv.address_port, {})))
+            out.append(render.ClusterView(
+                c.name, c.alt_stat_name or c.name,
+                {k: getattr(default, k) for k in render.THRESHOLD_KEYS},
+                {k: getattr(high, k) for k in render.THRESHOLD_KEYS}, hosts))
+        return out
+
+    def handle_clusters(self, query) -> Response:
+        clusters = self.cluster_views()
+        if "filter" in query and query["filter"][0]:
             try:
                 rx = re.compile(query["filter"][0])
             except re.error as exc:
-                return 400, _TEXT, "Invalid re2 regex: %s\n" % exc
-            values = {k: v for k, v in values.items() if rx.search(k)}
-        if "usedonly" in query:
-            values = {k: v for k, v in values.items() if v}
-        if query.get("format", [""])[0] == "json":
-            body = json.dumps({"stats": [{"name": k, "value": values[k]} for k in sorted(values)]})
-            return 200, _JSON, body
-        return 200, _TEXT, "".join("%s: %d\n" % (k, values[k]) for k in sorted(values))
+                return 400, TEXT, "Invalid re2 regex: %s" % exc
+            clusters = [c for c in clusters if rx.search(c.name)]
+        if query.get("format", ["text"])[0] == "json":
+            return 200, JSON, render.envoy_json(render.clusters_json(clusters))
+        return 200, TEXT, render.render_clusters_text(clusters)
 
-    def handle_ready(self, query) -> Tuple[int, str, str]:
-        state = self.server.state
-        return (200 if state == "LIVE" else 503), _TEXT, state + "\n"
+    def handle_config_dump(self, query) -> Response:
+        self._track_bootstrap()
+        bs = config_doc.bootstrap_json(self.server.bootstrap, self._sources.doc, __version__,
+                                       self._sources.flush)
+        return 200, JSON, render.envoy_json(render.config_dump(bs, self._last_updated))
 
-    def handle_listeners(self, query) -> Tuple[int, str, str]:
-        lines = []
-        for name, (addr, port) in self.server.listener_ports().items():
-            shown = "[%s]" % addr if ":" in addr else addr
-            lines.append("%s::%s:%d\n" % (name, shown, port))
-        return 200, _TEXT, "".join(lines)
+    def _listeners(self) -> List[Tuple[str, str, int]]:
+        return [(name, addr, port) for name, (addr, port) in self.server.listener_ports().items()]
 
-    def handle_server_info(self, query) -> Tuple[int, str, str]:
-        opts = self.server.options
-        up = int(self.server.uptime())
-        info = {
-            "version": "envoy_fast/%s" % __version__,
-            "state": self.server.state,
-            "uptime_current_epoch": "%ds" % up,
-            "uptime_all_epochs": "%ds" % up,
-            "command_line_options": {
-                "concurrency": self.server.concurrency,
-                "config_path": opts.config_path,
-                "config_yaml": opts.config_yaml,
-                "log_level": opts.log_level,
-                "drain_time": "%ds" % int(opts.drain_time_s),
-                "parent_shutdown_time": "%ds" % int(opts.parent_shutdown_time_s),
-                "base_id": str(opts.base_id),
-                "mode": "Serve",
-            },
-        }
+    def handle_listeners(self, query) -> Response:
+        if query.get("format", ["text"])[0] == "json":
+            return 200, JSON, render.envoy_json(render.listeners_json(self._listeners()))
+        return 200, TEXT, render.render_listeners_text(self._listeners())
+
+    def handle_server_info(self, query) -> Response:
         node = self.server.bootstrap.node
+        node_doc = None
         if node is not None:
-            info["node"] = {"id": node.id, "cluster": node.cluster}
-        return 200, _JSON, json.dumps(info, indent=2)
+            node_doc = {"id": node.id, "cluster": node.cluster}
+        info = render.server_info(version=__version__, state=self.server_state(),
+                                  uptime_s=self.server.uptime(), options=self.server.options,
+                                  concurrency=self.server.concurrency, node=node_doc)
+        return 200, JSON, render.envoy_json(info)
 
-    def handle_quit(self, query) -> Tuple[int, str, str]:
-        asyncio.get_running_loop().call_soon(self.server.shutdown, 0)
-        return 200, _TEXT, "OK\n"
+    def handle_ready(self, query) -> Response:
+        state = self.server_state()
+        return (200 if state == "LIVE" else 503), TEXT, state + "\n"
+
+    def handle_memory(self, query) -> Response:
+        mem = self.memory_bytes()
+        return 200, JSON, render.envoy_json(render.memory_json(mem, mem, mem))
+
+    def handle_help(self, query) -> Response:
+        return 200, TEXT, self.help_text()
+
+    def handle_healthcheck_fail(self, query) -> Response:
+        fail = getattr(self.server, "healthcheck_fail", None)
+        if callable(fail):
+            fail()
+        elif self.server.state == "LIVE":
+            self.server.state = "DRAINING"
+        return 200, TEXT, "OK\n"
+
+    def handle_healthcheck_ok(self, query) -> Response:
+        ok = getattr(self.server, "healthcheck_ok", None)
+        if callable(ok):
+            ok()
+        elif self.server.state == "DRAINING" and not getattr(self.server, "shutting_down", False):
+            self.server.state = "LIVE"
+        return 200, TEXT, "OK\n"
+
+    def handle_drain_listeners(self, query) -> Response:
+        drain = getattr(self.server, "drain_listeners", None)
+        if callable(drain):
+            drain(graceful="graceful" in query)
+        return 200, TEXT, "OK\n"
+
+    def handle_quit(self, query):
+        return 200, TEXT, "OK\n", lambda: self.server.shutdown(0)
