@@ -102,14 +102,8 @@ def main(argv: Optional[List[str]] = None) -> int:
         bootstrap = load_bootstrap(config_path=args.config_path or None,
                                    config_yaml=args.config_yaml or None)
     except ConfigError as exc:
-        if args.mode == "validate":
-            print("error initializing configuration '%s': %s" % (shown, exc), file=sys.stderr)
-        else:
-            log.critical("error initializing configuration '%s': %s", shown, exc)
+        log.critical("error initializing configuration '%s': %s", shown, exc)
         return 1
-    if args.mode == "validate":
-        print("configuration '%s' OK" % shown)
-        return 0
 
     from envoy_fast.server import Server, ServerOptions
     options = ServerOptions(
