@@ -250,3 +250,38 @@ def test_killed_worker_gives_back_its_circuit_breaker_counts():
             for _ in range(2):
                 assert _roundtrip(lp) == b"ping"
             assert proxy.stats()["cluster.up.upstream_cx_overflow"] == 0
+
+
+def test_draining_generations_are_bounded():
+    """Each reload leaves a generation draining while it holds a connection;
+    past the bound the oldest is ended (its connection closed) and the gauge
+    never exceeds the bound."""
+    from envoy_fast.server.server import MAX_DRAINING_GENERATIONS
+
+    with echo_server() as up:
+        lp, ap = free_port(), free_port()
+        cfg = simple_proxy_config(up.port, lp, ap)
+        with run_envoy_fast(cfg, concurrency=1) as proxy:
+            held = []
+            for i in range(MAX_DRAINING_GENERATIONS + 1):
+                c = socket.create_connection(("127.0.0.1", lp), timeout=5)
+                c.sendall(b"g")
+                assert recv_exactly(c, 1) == b"g"
+                held.append(c)
+                before = proxy.log().count("reloaded:")
+                proxy.proc.send_signal(signal.SIGHUP)
+                wait_for(lambda: proxy.log().count("reloaded:") > before, timeout=5, what="reload")
+                gauge = proxy.stats()["server.draining_generations"]
+                assert gauge <= MAX_DRAINING_GENERATIONS
+            # The first generation was ended to make room: its connection is gone...
+            held[0].settimeout(5)
+            assert held[0].recv(1) == b""
+            # ...the others still work.
+            for c in held[1:]:
+                c.sendall(b"y")
+                assert recv_exactly(c, 1) == b"y"
+            assert proxy.stats()["server.draining_generations"] == MAX_DRAINING_GENERATIONS
+            for c in held:
+                c.close()
+            wait_for(lambda: proxy.stats()["server.draining_generations"] == 0, timeout=5,
+                     what="all old generations gone")
