@@ -618,21 +618,11 @@ class _Normaliser:
         if registry == "access_logger":
             return self.access_logger(value, path)
         assert registry == "network_filter"
-        if not isinstance(value, dict):
-            raise self.error(path, f"expected a mapping with '@type', got {_kind(value)}")
-        url = value.get("@type")
-        if not isinstance(url, str) or not url:
-            raise self.error(
-                path + ("@type",),
-                "missing '@type' (the filter's type URL)",
-                f'add "@type": {next(iter(t.NETWORK_FILTER_TYPES))}',
-            )
-        message_name = url.rsplit("/", 1)[-1]  # protobuf ignores the URL's host part
+        url, message_name, cls = self.type_url(value, path, t.NETWORK_FILTER_TYPES, "the filter's")
         if message_name == t.HTTP_CONNECTION_MANAGER_TYPE:
             raise self.error(path, "http_connection_manager is not supported yet by envoy_fast (L4 tcp_proxy only)")
-        for known_url, cls in t.NETWORK_FILTER_TYPES.items():
-            if known_url.rsplit("/", 1)[-1] == message_name:
-                return self.message(cls, value, path)
+        if cls is not None:
+            return self.message(cls, value, path)
         supported = ", ".join(t.NETWORK_FILTER_TYPES)
         match = diag.close_match(url, list(t.NETWORK_FILTER_TYPES), cutoff=0.8)
         raise self.error(
@@ -643,21 +633,29 @@ class _Normaliser:
 
     def access_logger(self, value: Any, path: Path) -> Dict[str, Any]:
         """An AccessLog's ``typed_config``: one of t.ACCESS_LOGGER_TYPES by ``@type``."""
+        url, _name, cls = self.type_url(value, path, t.ACCESS_LOGGER_TYPES, "the access logger's")
+        if cls is not None:
+            return self.message(cls, value, path)
+        supported = ", ".join(t.ACCESS_LOGGER_TYPES)
+        raise self.error(path + ("@type",), f"unsupported access logger type '{url}' (envoy_fast supports: {supported})")
+
+    def type_url(self, value: Any, path: Path, types: Dict[str, Any], whose: str):
+        """(url, message name, Struct class or None) of a google.protobuf.Any;
+        protobuf ignores the URL's host part, so only the message name counts."""
         if not isinstance(value, dict):
             raise self.error(path, f"expected a mapping with '@type', got {_kind(value)}")
         url = value.get("@type")
         if not isinstance(url, str) or not url:
             raise self.error(
                 path + ("@type",),
-                "missing '@type' (the access logger's type URL)",
-                f'add "@type": {next(iter(t.ACCESS_LOGGER_TYPES))}',
+                f"missing '@type' ({whose} type URL)",
+                f'add "@type": {next(iter(types))}',
             )
         message_name = url.rsplit("/", 1)[-1]
-        for known_url, cls in t.ACCESS_LOGGER_TYPES.items():
+        for known_url, cls in types.items():
             if known_url.rsplit("/", 1)[-1] == message_name:
-                return self.message(cls, value, path)
-        supported = ", ".join(t.ACCESS_LOGGER_TYPES)
-        raise self.error(path + ("@type",), f"unsupported access logger type '{url}' (envoy_fast supports: {supported})")
+                return url, message_name, cls
+        return url, message_name, None
 
     def layered_runtime(self, value: Any, path: Path) -> Dict[str, Any]:
         """envoy.config.bootstrap.v3.LayeredRuntime, kept as a dict.
