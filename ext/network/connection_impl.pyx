@@ -113,8 +113,13 @@ cdef class ConnectionImpl(FileEventHandler):
 
     cdef void on_write_watermark(self, bint above) noexcept:
         cdef ConnectionCallbacks cb
+        cdef Py_ssize_t i
+        # By index, no copy: this can run once per event under back-pressure.
         try:
-            for cb in list(self.callbacks):
+            for i in range(len(self.callbacks)):
+                if i >= len(self.callbacks):
+                    break
+                cb = <ConnectionCallbacks>self.callbacks[i]
                 if above:
                     cb.on_above_write_buffer_high_watermark()
                 else:
