@@ -34,6 +34,7 @@ cdef class ConnectionImpl(FileEventHandler):
     cdef bint write_end_pending     # end_stream written, shutdown after flush
     cdef bint write_end_sent        # shutdown(SHUT_WR) done
     cdef bint write_blocked         # waiting for EPOLLOUT
+    cdef bint peer_closed           # the peer ended both directions
     cdef int read_disable_count
     cdef int connect_errno
     cdef size_t buffer_limit

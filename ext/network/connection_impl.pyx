@@ -198,6 +198,11 @@ cdef class ConnectionImpl(FileEventHandler):
         self.read_end_seen = True
         if not self.half_close:
             return self.close_socket(CONN_EVENT_REMOTE_CLOSE)
+        if self.write_end_sent:
+            # The peer has now ended both directions: however the close
+            # happens from here (a filter may close us while passing the EOF
+            # on), it is the peer's close, as Envoy reports it.
+            self.peer_closed = True
         self.update_epoll()
         self.filter_manager.on_read()
         if self.state != CONN_CLOSED and self.write_end_sent:
@@ -327,6 +332,8 @@ cdef class ConnectionImpl(FileEventHandler):
         cdef list cbs
         if self.state == CONN_CLOSED:
             return 0
+        if self.peer_closed:
+            event = CONN_EVENT_REMOTE_CLOSE
         self.state = CONN_CLOSED
         self.unregister(True)
         if self.pipe_r >= 0:

@@ -198,6 +198,12 @@ cdef class ConnPoolImplBase:
             self.cluster.stats[CLUSTER_UPSTREAM_CX_DESTROY_REMOTE] += 1
         else:
             self.cluster.stats[CLUSTER_UPSTREAM_CX_DESTROY_LOCAL] += 1
+        if client.has_stream:
+            self.cluster.stats[CLUSTER_UPSTREAM_CX_DESTROY_WITH_ACTIVE_RQ] += 1
+            if event == CONN_EVENT_REMOTE_CLOSE:
+                self.cluster.stats[CLUSTER_UPSTREAM_CX_DESTROY_REMOTE_WITH_ACTIVE_RQ] += 1
+            else:
+                self.cluster.stats[CLUSTER_UPSTREAM_CX_DESTROY_LOCAL_WITH_ACTIVE_RQ] += 1
         self.cluster.stats[CLUSTER_UPSTREAM_CX_ACTIVE] -= 1
         self.host.stats[HOST_CX_ACTIVE] -= 1
         if was != CLIENT_CONNECTING:
