@@ -11,12 +11,11 @@ digits: value 0 is its own bin, 1..9.9 have bins 0.1 wide, 10..99 bins 1 wide,
 Prometheus ``le`` counts (every bin whose left edge is <= the bound, so a 255 ms
 sample counts under ``le="250"``), and ``_sum`` (each bin's count times its
 "minimum error" midpoint, not the recorded sum). envoy_fast records integer
-milliseconds in its own log-linear buckets (exact below 32, then 16 per power of
-two); :func:`circll_bins` maps them onto circllhist bins, exactly where a bucket
-lies inside one bin (all values below 32, and most buckets above), otherwise
-sharing its count over the bins it spans in proportion to the integers each
-holds. The output then matches Envoy's digit for digit for the same samples
-below 32 ms and is within a bin elsewhere.
+milliseconds in buckets that are exactly circllhist's bins for integers (see
+ext/stats/stats.pxd); :func:`circll_bins` maps bucket counts onto bins (one
+bin per bucket; a bucket spanning several bins would share its count in
+proportion to the integers each holds). The output matches Envoy's digit for
+digit for the same samples.
 """
 from __future__ import annotations
 

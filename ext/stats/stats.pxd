@@ -1,16 +1,15 @@
 # Shared-memory stats: counters and gauges are int64 slots of a worker's row;
 # a histogram is HIST_SLOTS consecutive slots (bucket counts, then the sum).
 #
-# Buckets are log-linear over integer values (milliseconds): values 0..15 have
-# a bucket each, then every power of two is split in 16, so a bucket is never
-# wider than 1/16 of its value (quantiles within ~6%), up to 2^36 ms.
+# Histogram buckets are Envoy's circllhist bins for integer values (ms): two
+# significant decimal digits. 0..99 have a bucket each; above, each decade
+# has 90: [100,110) [110,120) ... [990,1000) [1000,1100) ... up to 10^11 ms.
+# So admin quantiles and Prometheus buckets come out exactly as Envoy's.
 
 cdef enum:
-    HIST_SUB_BITS = 4
-    HIST_SUB = 16                   # 1 << HIST_SUB_BITS
-    HIST_BUCKETS = 528              # 16 + (36 - 3) * 16
-    HIST_SUM = 528                  # slot of the sum, after the buckets
-    HIST_SLOTS = 529
+    HIST_BUCKETS = 910              # 100 + 9 decades * 90
+    HIST_SUM = 910                  # slot of the sum, after the buckets
+    HIST_SLOTS = 911
 
 cdef enum:  # HostStat: offsets in a host's stats block
     HOST_CX_TOTAL
@@ -25,14 +24,16 @@ cdef enum:  # HostStat: offsets in a host's stats block
 
 
 cdef inline Py_ssize_t hist_bucket(uint64_t v) noexcept:
-    cdef int msb
-    if v < HIST_SUB:
+    cdef uint64_t step = 10         # 10^(exp - 1)
+    cdef int exp = 2
+    if v < 100:
         return <Py_ssize_t>v
-    msb = 63 - __builtin_clzll(v)               # >= HIST_SUB_BITS
-    if msb >= 36 + HIST_SUB_BITS - 1:
-        return HIST_BUCKETS - 1
-    return <Py_ssize_t>(HIST_SUB + (msb - HIST_SUB_BITS) * HIST_SUB
-                        + ((v >> (msb - HIST_SUB_BITS)) & (HIST_SUB - 1)))
+    while v >= step * 100:
+        step *= 10
+        exp += 1
+        if exp > 10:
+            return HIST_BUCKETS - 1
+    return 100 + (exp - 2) * 90 + <Py_ssize_t>(v // step) - 10
 
 
 cdef inline void hist_record(int64_t *h, double value_ms) noexcept:

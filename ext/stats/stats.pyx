@@ -73,18 +73,12 @@ HISTOGRAM_BUCKETS = HIST_BUCKETS
 
 def histogram_bucket_bounds():
     """[lower, upper) integer bounds of each histogram bucket, in order."""
-    out = []
-    cdef Py_ssize_t i
-    cdef uint64_t lo, width
-    cdef int msb
-    for i in range(HIST_BUCKETS):
-        if i < HIST_SUB:
-            out.append((i, i + 1))
-            continue
-        msb = <int>((i - HIST_SUB) // HIST_SUB) + HIST_SUB_BITS
-        width = (<uint64_t>1) << (msb - HIST_SUB_BITS)
-        lo = ((<uint64_t>1) << msb) + ((i - HIST_SUB) % HIST_SUB) * width
-        out.append((lo, lo + width))
+    out = [(i, i + 1) for i in range(100)]
+    cdef object k, step, val          # Python ints: exact, never C doubles
+    for k in range(int(HIST_BUCKETS) - 100):
+        step = 10 ** (1 + k // 90)
+        val = 10 + k % 90
+        out.append((val * step, (val + 1) * step))
     return out
 
 

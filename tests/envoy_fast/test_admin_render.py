@@ -102,16 +102,23 @@ def test_envoy_fast_buckets_are_exact_below_32ms():
             render.bins_of_values(values)
 
 
-def test_wide_buckets_share_their_count_between_envoy_bins():
-    # [32, 34) holds 32 and 33, two of Envoy's bins: 5 samples are split 3/2.
+def test_buckets_are_envoy_bins():
+    # Every bucket is exactly one of Envoy's circllhist bins: counts land as-is.
     bins = render.circll_bins(bucket_counts([32, 32, 33, 33, 33]), BUCKET_BOUNDS)
-    assert [(b.start, b.count) for b in bins] == [(32, 3), (33, 2)]
-    # [100, 104) lies inside Envoy's [100, 110) bin: exact.
-    bins = render.circll_bins(bucket_counts([100, 101, 103]), BUCKET_BOUNDS)
-    assert [(b.start, b.end, b.count) for b in bins] == [(100, 110, 3)]
-    # Huge buckets keep their count.
+    assert [(b.start, b.count) for b in bins] == [(32, 2), (33, 3)]
+    bins = render.circll_bins(bucket_counts([100, 101, 109, 110]), BUCKET_BOUNDS)
+    assert [(b.start, b.end, b.count) for b in bins] == [(100, 110, 3), (110, 120, 1)]
+    for bound in BUCKET_BOUNDS:
+        [b] = render.circll_bins([1], [bound])
+        assert (b.start, b.end) == bound
     bins = render.circll_bins(bucket_counts([10 ** 9] * 7), BUCKET_BOUNDS)
     assert sum(b.count for b in bins) == 7
+
+
+def test_a_bucket_spanning_bins_shares_its_count():
+    # [32, 34) would hold two of Envoy's bins: 5 samples are split 3/2.
+    bins = render.circll_bins([5], [(32, 34)])
+    assert [(b.start, b.count) for b in bins] == [(32, 3), (33, 2)]
 
 
 def test_prometheus_buckets_count_whole_envoy_bins():
