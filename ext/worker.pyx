@@ -9,7 +9,6 @@ from cpython.ref cimport Py_INCREF, Py_DECREF
 from libc.stdint cimport uint32_t, uint64_t, int64_t
 from includes.system cimport *
 import os as _os
-import socket as _pysocket
 import msgspec as _msgspec
 
 include "event/dispatcher.pyx"
@@ -21,9 +20,6 @@ include "upstream/upstream.pyx"
 include "upstream/conn_pool_base.pyx"
 include "filters/network/tcp_proxy.pyx"
 include "stats/stats.pyx"
-
-_LB_POLICIES = {"ROUND_ROBIN": LB_ROUND_ROBIN, "LEAST_REQUEST": LB_LEAST_REQUEST,
-                "RANDOM": LB_RANDOM}
 
 cdef object _control_decoder = _msgspec.msgpack.Decoder()
 

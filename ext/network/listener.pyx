@@ -119,7 +119,6 @@ cdef class FilterChainManager:
 
     def find_for_test(self, int port, str src_ip, int src_port, str dst_ip="127.0.0.1"):
         """Match a made-up connection (tests of the precedence rules)."""
-        import socket as pysocket
         cdef ActiveTcpSocket s = ActiveTcpSocket.__new__(ActiveTcpSocket)
         cdef ActiveTcpListener l = ActiveTcpListener.__new__(ActiveTcpListener)
         l.port = port
