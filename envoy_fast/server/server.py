@@ -301,6 +301,8 @@ class Server:
         _worker.set_parent_death_signal(signal.SIGTERM)
         if os.getppid() == 1:
             return 0                                   # main died before we ran
+        if os.environ.get("ENVOY_FAST_CRASH_WORKER_FOR_TEST"):
+            os._exit(3)                                # tests of the crash-loop backoff
         # Only this worker's sockets stay open in it: a listen socket main
         # closes later (a listener removed by reload) must really close.
         mine = {ls.sockets[w.slot].fileno() for ls in w.generation.listeners.values()}

@@ -285,3 +285,19 @@ def test_draining_generations_are_bounded():
                 c.close()
             wait_for(lambda: proxy.stats()["server.draining_generations"] == 0, timeout=5,
                      what="all old generations gone")
+
+
+def test_crash_loop_backs_off(monkeypatch):
+    """A worker that dies as soon as it starts is restarted with a growing
+    delay (1 s, 2 s, 4 s ...), not in a tight loop; main stays up."""
+    monkeypatch.setenv("ENVOY_FAST_CRASH_WORKER_FOR_TEST", "1")
+    with echo_server() as up:
+        lp, ap = free_port(), free_port()
+        with run_envoy_fast(simple_proxy_config(up.port, lp, ap), concurrency=1) as proxy:
+            time.sleep(3.5)
+            restarts = proxy.stats()["server.worker_restarts"]
+            # immediate, +1 s, +2 s: 3 (perhaps 4) restarts in 3.5 s, not hundreds
+            assert 2 <= restarts <= 4, restarts
+            assert "keeps dying at start; next restart in 1s" in proxy.log()
+            assert "next restart in 2s" in proxy.log()
+            assert proxy.admin("/ready").strip() == "LIVE"
