@@ -108,8 +108,7 @@ cdef class Worker:
             host.cluster = info
             host.weight = h["weight"]
             host.stats = &self.stats_row[<int>h["stats_base"]]
-            host.address_str = "[%s]:%d" % (h["address"], h["port"]) if ":" in h["address"] \
-                else "%s:%d" % (h["address"], h["port"])
+            host.address_str = h["name"]
             _fill_sockaddr(&host.address, &host.address_len, h["address"], h["port"])
             hosts.append(host)
         policy = c["lb_policy"]
@@ -227,9 +226,6 @@ cdef class Worker:
 
     def run_for_test(self, double seconds):
         self.dispatcher.run_for_test(seconds)
-
-    def exit(self):
-        self.dispatcher.exit_requested = True
 
     def close_all(self):
         cdef ActiveTcpListener l

@@ -613,3 +613,20 @@ def run_impl(impl: str, cfg: dict, concurrency: int = 1) -> Iterator[Proxy]:
         yield proxy
         crashes = [l for l in proxy.log().splitlines() if "killed by" in l]
         assert not crashes, crashes
+
+
+def hello_world_connection(port: int, echoed: bool) -> str:
+    """Send "hello world" through a proxy on `port`; with an echoing upstream
+    read it back and half-close to the end, else wait for the proxy to close.
+    Returns the client's "ip:port"."""
+    c = socket.create_connection(("127.0.0.1", port), timeout=10)
+    local = "127.0.0.1:%d" % c.getsockname()[1]
+    c.sendall(b"hello world")
+    if echoed:
+        assert recv_exactly(c, 11) == b"hello world"
+        c.shutdown(socket.SHUT_WR)
+        recv_until_eof(c)
+    else:
+        wait_closed(c)
+    c.close()
+    return local

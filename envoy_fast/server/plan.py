@@ -63,10 +63,10 @@ def _cluster(cluster, layout: StatsLayout) -> Dict[str, Any]:
                 if ep.health_status in ("UNHEALTHY", "DRAINING", "TIMEOUT"):
                     continue        # no traffic to these, as in Envoy
                 sa = ep.endpoint.address.socket_address
-                hosts.append({"address": sa.address, "port": sa.port_value,
+                name = host_address(sa.address, sa.port_value)
+                hosts.append({"address": sa.address, "port": sa.port_value, "name": name,
                               "weight": ep.load_balancing_weight,
-                              "stats_base": layout.hosts[(cluster.name, host_address(
-                                  sa.address, sa.port_value))]})
+                              "stats_base": layout.hosts[(cluster.name, name)]})
     choice_count = 2
     if cluster.least_request_lb_config is not None:
         choice_count = cluster.least_request_lb_config.choice_count

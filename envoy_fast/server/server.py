@@ -19,7 +19,6 @@ import logging
 import os
 import signal
 import socket
-import sys
 import time
 import traceback
 from dataclasses import dataclass, field
@@ -149,7 +148,6 @@ class Server:
         self.layout = StatsLayout(bootstrap, self.concurrency,
                                   generations=MAX_DRAINING_GENERATIONS + 2)
         self.stats = StatsStore(self.layout)
-        self.listeners: Dict[str, ListenerSockets] = {}
         self.generations: List[Generation] = []
         self.started = time.time()
         self.shutting_down = False
@@ -157,8 +155,6 @@ class Server:
         self.healthcheck_failed = False
         self.state = "PRE_INITIALIZING"
         self.worker_restarts = 0
-        self.reloads = 0
-        self.reload_failures = 0
         self.admin = None
         self._loop: Optional[asyncio.AbstractEventLoop] = None
         self._done: Optional[asyncio.Future] = None
@@ -339,7 +335,6 @@ class Server:
         self._early_signal = cli.early_stop_signal
         _raise_nofile_limit()
         listeners = self.open_listeners(self.bootstrap, {})
-        self.listeners = listeners
         try:
             admin_sock = self.open_admin_socket()
             self._admin_fd = admin_sock.fileno() if admin_sock is not None else -1
@@ -536,7 +531,6 @@ class Server:
         opts = self.options
         block = self.free_block()
         if block is None:
-            self.reload_failures += 1
             log.error("reload refused: earlier generations are still exiting; try again")
             return False
         try:
@@ -545,7 +539,6 @@ class Server:
             self.layout.extend(bootstrap)
             listeners = self.open_listeners(bootstrap, self.current.listeners)
         except (ConfigError, ValueError, RuntimeError, OSError) as exc:
-            self.reload_failures += 1
             log.error("reload failed, keeping the running configuration: %s", exc)
             return False
         # Keep at most MAX_DRAINING_GENERATIONS draining: the oldest goes now.
@@ -561,7 +554,6 @@ class Server:
         self._send(old, {"op": "drain", "deadline": opts.drain_time_s})
         assert self._loop is not None
         self._loop.call_later(opts.parent_shutdown_time_s, self._end_generation, old)
-        self.reloads += 1
         log.info("reloaded: generation %d serving, generation %d draining",
                  self.current.number, old.number)
         return True

@@ -226,9 +226,6 @@ cdef class Dispatcher:
         self.run()
         t.disable()
 
-    def exit(self):
-        self.exit_requested = True
-
     cdef int run_timers(self) except -1:
         cdef Timer t
         while self.heap_len and (<Timer>self.heap[0]).deadline <= self.now:

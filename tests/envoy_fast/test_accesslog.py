@@ -35,13 +35,11 @@ from helpers import (
     cluster,
     envoy_binary,
     free_port,
+    hello_world_connection,
     listener,
-    recv_exactly,
-    recv_until_eof,
     run_envoy,
     scripted_server,
     tcp_proxy_filter,
-    wait_closed,
 )
 
 FILE = "type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog"
@@ -724,17 +722,8 @@ def envoy_log_lines(cfg_builder: Callable[[int, int, str], dict]) -> Dict[str, L
             cfg["admin"] = {"address": {"socket_address": {"address": "127.0.0.1", "port_value": admin_port}}}
             try:
                 with run_envoy(cfg):
-                    client = socket.create_connection(("127.0.0.1", listen_port), timeout=10)
                     start = time.time()
-                    local = "127.0.0.1:%d" % client.getsockname()[1]
-                    client.sendall(b"hello world")
-                    if case == "ok":
-                        assert recv_exactly(client, 11) == b"hello world"
-                        client.shutdown(socket.SHUT_WR)
-                        recv_until_eof(client)
-                    else:
-                        wait_closed(client)
-                    client.close()
+                    local = hello_world_connection(listen_port, echoed=(case == "ok"))
                     time.sleep(0.3)  # Envoy logs when it has closed both sides
                 with open(log_path) as f:
                     envoy = f.read()

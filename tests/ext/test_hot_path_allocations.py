@@ -5,7 +5,6 @@ processes. Between two quiet points the client makes thousands of round trips
 on one connection; the number of Python memory blocks allocated in this
 process must not grow with them.
 """
-import os
 import select
 import socket
 import subprocess

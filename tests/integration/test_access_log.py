@@ -7,9 +7,8 @@ import time
 
 import pytest
 
-from helpers import (IMPLS, bootstrap, cluster, echo_server, free_port, listener, recv_exactly,
-                     recv_until_eof, run_impl, run_envoy_fast, tcp_proxy_filter, wait_closed,
-                     wait_for)
+from helpers import (IMPLS, bootstrap, cluster, echo_server, free_port, hello_world_connection,
+                     listener, recv_exactly, run_impl, run_envoy_fast, tcp_proxy_filter, wait_for)
 
 FILE = "type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog"
 L4_TEXT = ("%START_TIME% %DOWNSTREAM_REMOTE_ADDRESS_WITHOUT_PORT% %DOWNSTREAM_LOCAL_ADDRESS% "
@@ -52,15 +51,7 @@ def _records(impl, tmp_path):
             upstream = up.port if case == "ok" else free_port()
             log_path = str(tmp_path / ("%s-%s.log" % (impl, case)))
             with run_impl(impl, _config(lp, upstream, ap, log_path)):
-                c = socket.create_connection(("127.0.0.1", lp), timeout=5)
-                c.sendall(b"hello world")
-                if case == "ok":
-                    assert recv_exactly(c, 11) == b"hello world"
-                    c.shutdown(socket.SHUT_WR)
-                    recv_until_eof(c)
-                else:
-                    wait_closed(c)
-                c.close()
+                hello_world_connection(lp, echoed=(case == "ok"))
                 wait_for(lambda: os.path.exists(log_path) and
                          len(open(log_path).read().splitlines()) == 3, timeout=5,
                          what="3 access log records")

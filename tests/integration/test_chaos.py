@@ -3,19 +3,10 @@ half-closes, upstreams that never read or vanish, clients that stop reading.
 Nothing may crash a worker, log a handler error or leak a connection."""
 import random
 import socket
-import struct
 import threading
 import time
 
-from helpers import free_port, run_envoy_fast, scripted_server, simple_proxy_config, wait_for
-
-
-def _rst(s: socket.socket) -> None:
-    try:
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-    except OSError:
-        pass
-    s.close()
+from helpers import abort, free_port, run_envoy_fast, scripted_server, simple_proxy_config, wait_for
 
 
 def _upstream(c: socket.socket):
@@ -27,7 +18,7 @@ def _upstream(c: socket.socket):
             c.close()
             return how
         if how == "rst":
-            _rst(c)
+            abort(c)
             return how
         if how == "hold":
             time.sleep(rnd.uniform(0, 1.5))
@@ -41,7 +32,7 @@ def _upstream(c: socket.socket):
             c.sendall(data)
             moved += len(data)
             if how == "echo_then_rst" and moved > 1000:
-                _rst(c)
+                abort(c)
                 return how
         if how == "half_close":
             c.sendall(b"bye")
@@ -64,13 +55,13 @@ def _client(port: int, seed: int) -> None:
             c.close()
             return
         if how == "rst_early":
-            _rst(c)
+            abort(c)
             return
         payload = rnd.randbytes(rnd.choice([1, 100, 5000, 200000]))
         c.sendall(payload)
         if how == "rst_mid":
             time.sleep(rnd.uniform(0, 0.05))
-            _rst(c)
+            abort(c)
             return
         if how == "no_read":
             time.sleep(rnd.uniform(0, 0.5))

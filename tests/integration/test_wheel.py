@@ -12,7 +12,7 @@ import zipfile
 
 import pytest
 
-from helpers import ROOT, echo_server, free_port, simple_proxy_config, wait_for, wait_port
+from helpers import ROOT, echo_server, free_port, simple_proxy_config, wait_port
 
 import yaml
 
