@@ -291,34 +291,35 @@ def find_envoy() -> str | None:
     return shutil.which("envoy")
 
 
+def _source_tree_built() -> bool:
+    """True when the checkout's envoy_fast/ holds a compiled data plane
+    (`python setup.py build_ext --inplace`), so it can run from source."""
+    return any((REPO / "envoy_fast").glob("_worker*.so"))
+
+
 def envoy_fast_argv() -> tuple[list[str] | None, dict, str]:
-    """Command prefix to run envoy_fast, env, and a note on how it was found."""
+    """Command prefix to run envoy_fast, env, and a note on how it was found.
+
+    The source tree is used only when it holds a built extension; otherwise
+    the installed `envoy-fast` (beside this interpreter, then on PATH) runs
+    with the source tree kept off its import path, since an unbuilt checkout
+    shadows the installed package."""
     env = dict(os.environ)
-    env["PYTHONPATH"] = str(REPO) + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    from_source = _source_tree_built()
+    if from_source:
+        env["PYTHONPATH"] = str(REPO) + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
     override = os.environ.get("ENVOY_FAST_CMD")
     if override:
         return shlex.split(override), env, f"ENVOY_FAST_CMD={override}"
-    main_py = REPO / "envoy_fast" / "__main__.py"
-    if not main_py.exists():
-        try:
-            old = list(sys.path)
-            sys.path.insert(0, str(REPO))
-            spec = importlib.util.find_spec("envoy_fast")
-        except (ImportError, ValueError):
-            spec = None
-        finally:
-            sys.path[:] = old
-        if spec and spec.submodule_search_locations:
-            for loc in spec.submodule_search_locations:
-                if (Path(loc) / "__main__.py").exists():
-                    main_py = Path(loc) / "__main__.py"
-    if main_py.exists():
-        return [sys.executable, "-m", "envoy_fast"], env, f"{sys.executable} -m envoy_fast"
-    exe = shutil.which("envoy-fast")
+    if from_source:
+        return [sys.executable, "-m", "envoy_fast"], env, f"{sys.executable} -m envoy_fast (source tree)"
+    beside = Path(sys.executable).parent / "envoy-fast"
+    exe = str(beside) if os.access(beside, os.X_OK) else shutil.which("envoy-fast")
     if exe:
         return [exe], env, exe
-    return None, env, ("envoy_fast is not runnable: no envoy_fast/__main__.py under "
-                       f"{REPO} and no `envoy-fast` on PATH")
+    return None, env, ("envoy_fast is not runnable: the source tree has no built extension "
+                       "(python setup.py build_ext --inplace) and no `envoy-fast` is installed "
+                       "(pip install .)")
 
 
 def ensure_tools(proxies: list[str], allow_install: bool) -> dict[str, str]:
@@ -392,8 +393,11 @@ def upstream_conf(work: Path, port: int, workers: int) -> Path:
         onem.write_bytes(bytes(random.Random(1).getrandbits(8) for _ in range(4096)) * (ONE_MIB // 4096))
     body = SMALL_BODY.decode().replace("\n", "")
     conf = root / "nginx.conf"
+    # Started as root, nginx's workers drop to `nobody`, who cannot read an
+    # output folder under a private (0700) directory: keep root's identity.
+    user = "user root;\n" if os.geteuid() == 0 else ""
     conf.write_text(f"""\
-worker_processes {workers};
+{user}worker_processes {workers};
 daemon off;
 master_process on;
 pid {root}/nginx.pid;
@@ -508,7 +512,8 @@ def proxy_command(name: str, work: Path, listen: int, upstream: int, conc: int, 
         if prefix is None:
             raise RuntimeError(note)
         cfg = envoy_yaml(d / "envoy.yaml", listen, upstream)
-        return prefix + ["-c", str(cfg), "--concurrency", str(conc), "-l", "error"], env, str(REPO), note
+        cwd = str(REPO) if _source_tree_built() else str(d)
+        return prefix + ["-c", str(cfg), "--concurrency", str(conc), "-l", "error"], env, cwd, note
     if name == "envoy":
         exe = find_envoy()
         cfg = envoy_yaml(d / "envoy.yaml", listen, upstream)
@@ -969,6 +974,11 @@ def main(argv=None) -> int:
     print(f"wrote {out / 'results.json'}, {out / 'table.txt'}"
           + (f", {out / 'results.png'}" if note is None else f"  ({note})"))
     print(f"configs and proxy logs: {work}")
+    failed = sorted({f"{r['proxy']} c={r['concurrency']}" for r in results if r["status"] != "ok"})
+    if failed:
+        # A table with a missing row must not pass for a complete run.
+        log(f"FAILED: no result for {', '.join(failed)} (see the log lines above)")
+        rc = rc or 1
     return rc
 
 

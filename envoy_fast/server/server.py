@@ -27,6 +27,7 @@ from typing import Dict, List, Optional
 import msgspec
 
 from envoy_fast import __version__, _worker
+from envoy_fast.server import sd_notify
 from envoy_fast.server.plan import build_plan
 from envoy_fast.stats.store import StatsLayout, StatsStore
 
@@ -376,6 +377,7 @@ class Server:
         if not self.shutting_down and not self.draining:
             self.state = "LIVE"
             log.info("all workers started; envoy_fast %s is live", __version__)
+            sd_notify.ready()
         return await self._done
 
     def _on_early_signal(self, sig: int, frame) -> None:
@@ -395,6 +397,7 @@ class Server:
         --drain-time-s), exit 0 when every worker is gone."""
         self.draining = True
         self.state = "DRAINING"
+        sd_notify.stopping()
         for g in self.generations:
             g.draining = True
         self.send_to_workers({"op": "drain", "deadline": self.options.drain_time_s})
@@ -527,6 +530,14 @@ class Server:
         drain the old one. An invalid config leaves everything as it is."""
         if self.draining or self.shutting_down:
             return False
+        sd_notify.reloading()
+        try:
+            return self._reload()
+        finally:
+            if not self.draining and not self.shutting_down:
+                sd_notify.ready()
+
+    def _reload(self) -> bool:
         from envoy_fast.config import ConfigError, load_bootstrap
         opts = self.options
         block = self.free_block()

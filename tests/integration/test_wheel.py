@@ -17,6 +17,15 @@ from helpers import ROOT, echo_server, free_port, simple_proxy_config, wait_port
 import yaml
 
 
+def run_checked(argv, **kw) -> subprocess.CompletedProcess:
+    """Run `argv`; on failure the assertion shows its whole output, not just
+    CalledProcessError."""
+    r = subprocess.run(argv, capture_output=True, text=True, **kw)
+    assert r.returncode == 0, "%s exited %d\n--- stdout\n%s\n--- stderr\n%s" % (
+        " ".join(map(str, argv)), r.returncode, r.stdout[-4000:], r.stderr[-4000:])
+    return r
+
+
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory):
     out = tmp_path_factory.mktemp("wheel")
@@ -25,13 +34,19 @@ def wheel(tmp_path_factory):
     files = subprocess.run(["git", "ls-files", "-co", "--exclude-standard"], cwd=ROOT,
                            capture_output=True, text=True, check=True).stdout.split()
     for f in files:
-        if not os.path.exists(os.path.join(ROOT, f)):
+        # Only what a build reads: the package, the Cython sources and the
+        # top-level build files (a venv or results folder in the checkout is
+        # untracked and unignored, and may hold symlinks to folders).
+        path = os.path.join(ROOT, f)
+        if not (f.split("/")[0] in ("envoy_fast", "ext") or "/" not in f):
+            continue
+        if not os.path.isfile(path) or os.path.islink(path):
             continue
         dst = src / f
         dst.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(os.path.join(ROOT, f), dst)
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation",
-                    "-w", str(out / "dist"), str(src)], check=True, capture_output=True, timeout=600)
+        shutil.copy2(path, dst)
+    run_checked([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation",
+                 "-w", str(out / "dist"), str(src)], timeout=600)
     wheels = list((out / "dist").glob("envoy_fast-*.whl"))
     assert len(wheels) == 1
     return wheels[0]
@@ -87,8 +102,7 @@ def _install_and_proxy(whl, tmp_path):
     venv.EnvBuilder(with_pip=True).create(env_dir)
     py = str(env_dir / "bin" / "python")
     env = dict(os.environ, CC="/bin/false", CXX="/bin/false")   # no compiler
-    subprocess.run([py, "-m", "pip", "install", "-q", str(whl)], check=True, env=env,
-                   timeout=600, capture_output=True)
+    run_checked([py, "-m", "pip", "install", "-q", str(whl)], env=env, timeout=600)
     r = subprocess.run([py, "-c", "import Cython"], capture_output=True)
     assert r.returncode != 0, "Cython must not be needed"
     out = subprocess.run([str(env_dir / "bin" / "envoy-fast"), "--version"], capture_output=True,

@@ -1,0 +1,61 @@
+"""bench/run.py finds the proxy a newcomer has, and a run with a missing row fails."""
+import importlib.util
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from helpers import ROOT
+
+BENCH = Path(ROOT) / "bench" / "run.py"
+
+
+def _bench_module():
+    spec = importlib.util.spec_from_file_location("bench_run", BENCH)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_unbuilt_source_tree_runs_the_installed_command(tmp_path, monkeypatch):
+    # A checkout without a compiled extension must not shadow the installed
+    # package (it would fail with "cannot import name '_worker'").
+    bench = _bench_module()
+    (tmp_path / "envoy_fast").mkdir()
+    (tmp_path / "envoy_fast" / "__main__.py").write_text("")
+    monkeypatch.setattr(bench, "REPO", tmp_path)
+    monkeypatch.delenv("ENVOY_FAST_CMD", raising=False)
+    monkeypatch.setenv("PATH", str(Path(sys.executable).parent) + os.pathsep + os.environ["PATH"])
+    argv, env, note = bench.envoy_fast_argv()
+    assert str(tmp_path) not in env.get("PYTHONPATH", "")
+    installed = os.access(Path(sys.executable).parent / "envoy-fast", os.X_OK)
+    if not installed:
+        # Nothing to run: say how to get it instead of failing at start-up.
+        assert argv is None and "pip install ." in note
+        return
+    assert argv is not None and os.path.basename(argv[0]) == "envoy-fast", note
+    # The installed command really runs.
+    out = subprocess.run(argv + ["--version"], env=env, cwd=str(tmp_path),
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0 and "envoy-fast version" in out.stdout, out.stderr
+
+
+def test_built_source_tree_runs_from_source(tmp_path, monkeypatch):
+    bench = _bench_module()
+    (tmp_path / "envoy_fast").mkdir()
+    (tmp_path / "envoy_fast" / "_worker.cpython-311-x86_64-linux-gnu.so").write_bytes(b"")
+    monkeypatch.setattr(bench, "REPO", tmp_path)
+    monkeypatch.delenv("ENVOY_FAST_CMD", raising=False)
+    argv, env, note = bench.envoy_fast_argv()
+    assert argv == [sys.executable, "-m", "envoy_fast"]
+    assert env["PYTHONPATH"].split(os.pathsep)[0] == str(tmp_path)
+
+
+def test_a_proxy_that_does_not_run_fails_the_bench(tmp_path):
+    env = dict(os.environ, ENVOY_FAST_CMD="/bin/false")
+    r = subprocess.run([sys.executable, str(BENCH), "--proxies", "envoy_fast", "--workloads",
+                        "small_keepalive", "--duration", "1", "--warmup", "0", "--no-install",
+                        "--start-timeout", "3", "--out", str(tmp_path)],
+                       env=env, capture_output=True, text=True, timeout=120)
+    assert r.returncode != 0
+    assert "FAILED: no result for envoy_fast c=1" in r.stdout + r.stderr
