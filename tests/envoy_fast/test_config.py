@@ -418,7 +418,11 @@ class TestParsingRules:
         listener(doc)["listener_filters"] = []
         cluster(doc)["health_checks"] = []
         tcp_proxy(doc)["access_log"] = []
-        self.load(tmp_path, doc)
+        assert self.load(tmp_path, doc) == self.load(tmp_path, base())
+        # Not empty, they are refused.
+        listener(doc)["listener_filters"] = [{"name": "x"}]
+        with pytest.raises(ConfigError, match=r"listener_filters: not supported by envoy_fast"):
+            self.load(tmp_path, doc)
 
     def test_ignored_fields(self, tmp_path):
         doc = base()
@@ -426,7 +430,9 @@ class TestParsingRules:
         cluster(doc)["dns_refresh_rate"] = "5s"
         listener(doc)["traffic_direction"] = "INBOUND"
         doc["node"] = {"id": "n1", "locality": {"zone": "z"}}
-        self.load(tmp_path, doc)
+        bs = self.load(tmp_path, doc)
+        assert bs.static_resources == self.load(tmp_path, base()).static_resources
+        assert bs.node.id == "n1"
 
     def test_ignored_duration_is_still_checked(self, tmp_path):
         doc = base()

@@ -111,6 +111,17 @@ def test_validate_good_config(tmp_path):
     assert port_free(lp) and port_free(ap)
 
 
+def test_strace_sees_a_bind(tmp_path):
+    """The control for the "binds nothing" tests: serving a good config whose
+    ports are taken, the failed bind() is in the trace."""
+    lp, ap = free_port(), free_port()
+    path = write(tmp_path, good_config(lp, ap))
+    with holding_ports(lp, ap):
+        r, binds = inet_binds(["-c", path, "--concurrency", "1"], tmp_path)
+    assert r.returncode == 1, r.stdout + r.stderr
+    assert any("EADDRINUSE" in b and str(p) in b for b in binds for p in (lp, ap)), binds
+
+
 def test_validate_binds_nothing(tmp_path):
     path = write(tmp_path, good_config())
     r, binds = inet_binds(["--mode", "validate", "-c", path], tmp_path)
