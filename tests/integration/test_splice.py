@@ -38,6 +38,7 @@ def envoy_fast_under_strace(cfg, tmp_path):
     with open(log_path, "w") as logf:
         strace = subprocess.Popen(cmd, stdout=logf, stderr=subprocess.STDOUT, cwd=ROOT)
     proxy = Proxy(strace, cfg["admin"]["address"]["socket_address"]["port_value"], log_path, path)
+    main = None
     try:
         main = wait_for(lambda: _child(strace.pid), 10, what="envoy_fast under strace")
         wait_for(lambda: _ready(proxy), 20, what="envoy_fast /ready")
@@ -46,8 +47,17 @@ def envoy_fast_under_strace(cfg, tmp_path):
         assert strace.wait(timeout=20) == 0, proxy.log()
     finally:
         if strace.poll() is None:
-            strace.kill()
-            strace.wait()
+            # A killed strace leaves its tracees running: end main first
+            # (still strace's child, so the pid is its); workers follow it.
+            if main is not None:
+                os.kill(main, signal.SIGKILL)
+                try:
+                    strace.wait(timeout=10)
+                except subprocess.TimeoutExpired:
+                    pass
+            if strace.poll() is None:
+                strace.kill()
+                strace.wait()
 
 
 def _ready(proxy):
