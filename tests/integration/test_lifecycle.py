@@ -3,7 +3,6 @@ drain on SIGTERM, reload on SIGHUP without losing a request."""
 import hashlib
 import os
 import re
-import shutil
 import signal
 import socket
 import subprocess
@@ -13,8 +12,8 @@ import time
 import pytest
 
 from helpers import (bootstrap, cluster, echo_server, free_port, listener, recv_exactly,
-                     run_envoy_fast, simple_proxy_config, tcp_proxy_filter, wait_for, wait_port,
-                     wait_stat)
+                     require_peer, run_envoy_fast, simple_proxy_config, tcp_proxy_filter, wait_for,
+                     wait_port, wait_stat)
 
 
 def _roundtrip(port: int, payload: bytes = b"ping") -> bytes:
@@ -185,10 +184,9 @@ def _conn_refused(port: int) -> bool:
         return True
 
 
-@pytest.mark.skipif(shutil.which("wrk") is None or shutil.which("nginx") is None,
-                    reason="needs wrk and nginx")
 @pytest.mark.parametrize("mode", ["keepalive", "new_connection"])
 def test_five_reloads_under_load_lose_nothing(tmp_path, mode):
+    nginx_exe, wrk_exe = require_peer("nginx"), require_peer("wrk")
     up_port = free_port()
     conf = tmp_path / "nginx.conf"
     conf.write_text("""
@@ -197,14 +195,14 @@ events { worker_connections 4096; }
 http { access_log off; keepalive_requests 100000000;
   server { listen 127.0.0.1:%d; location / { return 200 "hello\\n"; } } }
 """ % (tmp_path, tmp_path, up_port))
-    nginx = subprocess.Popen(["nginx", "-c", str(conf), "-p", str(tmp_path)],
+    nginx = subprocess.Popen([nginx_exe, "-c", str(conf), "-p", str(tmp_path)],
                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         wait_port(up_port)
         lp, ap = free_port(), free_port()
         cfg = simple_proxy_config(up_port, lp, ap)
         with run_envoy_fast(cfg, concurrency=2) as proxy:
-            cmd = ["wrk", "-t1", "-c16", "-d6s", "http://127.0.0.1:%d/" % lp]
+            cmd = [wrk_exe, "-t1", "-c16", "-d6s", "http://127.0.0.1:%d/" % lp]
             if mode == "new_connection":
                 cmd[3:3] = ["-H", "Connection: close"]
             wrk = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)

