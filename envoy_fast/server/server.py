@@ -56,6 +56,7 @@ class ServerOptions:
     argv: List[str] = field(default_factory=list)
     log_path: str = ""
     log_format: str = ""
+    log_format_from_cli: bool = False   # --log-format given: the bootstrap's is refused
     component_log_level: str = ""
 
 
@@ -114,7 +115,7 @@ class ListenerSockets:
             raise
         self.port = port
         if not reuse_port:
-            # Workers take turns on the one socket (the kernel wakes one).
+            # Every worker polls the one socket; the first to accept wins.
             self.sockets = self.sockets * slots
 
     def close(self) -> None:
@@ -596,6 +597,10 @@ class Server:
         try:
             bootstrap = load_bootstrap(config_path=opts.config_path or None,
                                        config_yaml=opts.config_yaml or None)
+            alc = bootstrap.application_log_config
+            if opts.log_format_from_cli and alc is not None and alc.log_format is not None:
+                raise ConfigError("Only one of ApplicationLogConfig.log_format or CLI option "
+                                  "--log-format can be specified.")
             self.layout.extend(bootstrap)
             listeners = self.open_listeners(bootstrap, self.current.listeners)
         except ConfigError as exc:
@@ -608,6 +613,7 @@ class Server:
             return False
         self.stats.inc_server("reload_success")
         self._log_reload_changes(self.bootstrap, bootstrap)
+        self._apply_log_format(bootstrap)
         # Keep at most MAX_DRAINING_GENERATIONS draining: the oldest goes now.
         draining = [g for g in self.generations if g.draining and g.alive]
         while len(draining) >= MAX_DRAINING_GENERATIONS:
@@ -638,6 +644,20 @@ class Server:
         for error in errors:
             for line in error.describe().splitlines():
                 log.error("  %s", line)
+
+    def _apply_log_format(self, bootstrap) -> None:
+        """A reload may change application_log_config: main and the new
+        generation use it (unless --log-format was given)."""
+        from envoy_fast import app_log
+        if self.options.log_format_from_cli:
+            return
+        alc = bootstrap.application_log_config
+        fmt = alc.log_format if alc is not None else None
+        if fmt is not None and fmt.json_format is not None:
+            app_log.set_format(json_format=fmt.json_format)
+        else:
+            app_log.set_format(fmt.text_format if fmt is not None and fmt.text_format
+                               else app_log.DEFAULT_FORMAT)
 
     def _log_reload_changes(self, old, new) -> None:
         any_change = False

@@ -508,3 +508,23 @@ def test_version_agrees_with_server_info(tmp_path):
     with run_envoy_fast(config(lp, ap, free_port())) as proxy:
         info = json.loads(proxy.admin("/server_info"))
     assert info["version"] == version
+
+
+def test_reload_applies_application_log_config(tmp_path):
+    with named_server("up") as up:
+        lp, ap = free_port(), free_port()
+        cfg = config(lp, ap, up.port)
+        with run_envoy_fast(cfg) as proxy:
+            cfg["application_log_config"] = {"log_format": {"text_format": "NEW %l %v"}}
+            proxy.reload(cfg)
+            wait_for(lambda: re.search(r"^NEW info reloaded: generation 1", proxy.log(), re.M), 10,
+                     what="the new format")
+    with named_server("up") as up:
+        lp, ap = free_port(), free_port()
+        cfg = config(lp, ap, up.port)
+        with run_envoy_fast(cfg, args=["--log-format", "CLI %v"]) as proxy:
+            cfg["application_log_config"] = {"log_format": {"text_format": "NEW %l %v"}}
+            proxy.reload(cfg)
+            wait_stat(proxy, "server.reload_failure", 1)
+            assert "CLI   Only one of ApplicationLogConfig.log_format or CLI option --log-format" \
+                in proxy.log(), proxy.log()
