@@ -15,9 +15,9 @@ import time
 import pytest
 import yaml
 
-from helpers import (ROOT, bootstrap, cluster, envoy_binary, free_port, listener, named_server,
-                     run_envoy, run_envoy_fast, tcp_proxy_filter, wait_closed, wait_for, wait_port,
-                     wait_stat)
+from helpers import (ROOT, blackhole_server, bootstrap, cluster, envoy_binary, free_port, listener,
+                     named_server, run_envoy, run_envoy_fast, tcp_proxy_filter, wait_closed,
+                     wait_for, wait_stat)
 
 CMD = [sys.executable, "-m", "envoy_fast"]
 
@@ -87,6 +87,12 @@ def children(pid):
 def cmdline(pid):
     with open("/proc/%d/cmdline" % pid, "rb") as f:
         return f.read().split(b"\0")[0].decode()
+
+
+def require_envoy():
+    """The rest of the test compares with the real Envoy."""
+    if not envoy_binary():
+        pytest.skip("envoy binary not installed: no comparison with Envoy")
 
 
 def refused_port():
@@ -177,14 +183,15 @@ def test_nesting_limit_is_envoys(tmp_path):
     def doc(depth):
         # 4 levels above the static layer.
         return '{"layered_runtime": {"layers": [{"name": "a", "static_layer": %s}]}}' % _nested_json(depth - 4)
-    for depth, ok in ((100, True), (101, False)):
-        path = write(tmp_path, doc(depth), "d%d.json" % depth)
+    cases = [(write(tmp_path, doc(depth), "d%d.json" % depth), ok) for depth, ok in ((100, True), (101, False))]
+    for path, ok in cases:
         r = run_cli(["--mode", "validate", "-c", path])
-        assert (r.returncode == 0) == ok, (depth, r.stderr[-500:])
-        if envoy_binary():
-            e = subprocess.run([envoy_binary(), "--mode", "validate", "-c", path, "-l", "critical"],
-                               capture_output=True, text=True, timeout=60)
-            assert (e.returncode == 0) == ok, (depth, e.stdout[-300:], e.stderr[-300:])
+        assert (r.returncode == 0) == ok, (path, r.stderr[-500:])
+    require_envoy()
+    for path, ok in cases:
+        e = subprocess.run([envoy_binary(), "--mode", "validate", "-c", path, "-l", "critical"],
+                           capture_output=True, text=True, timeout=60)
+        assert (e.returncode == 0) == ok, (path, e.stdout[-300:], e.stderr[-300:])
 
 
 # ------------------------------------------------------------------- logging
@@ -242,6 +249,35 @@ def test_upstream_warnings_follow_the_levels(tmp_path, args):
         time.sleep(0.3)
         log = proxy.log()
     assert "upstream connect failed" not in log, log
+
+
+def test_connect_timeout_is_logged():
+    with blackhole_server() as hole:
+        lp, ap = free_port(), free_port()
+        cfg = bootstrap([listener("l0", lp, [{"filters": [tcp_proxy_filter("up", max_connect_attempts=2)]}])],
+                        [cluster("up", [hole.port], connect_timeout="0.25s")], ap)
+        with run_envoy_fast(cfg) as proxy:
+            _burst(lp, 1)
+            wait_for(lambda: "connect timeout" in proxy.log(), 5, what="the warning")
+            log = proxy.log()
+    assert re.search(r"\[warning\]\[upstream\] cluster 'up': upstream connect failed to 127.0.0.1:%d: "
+                     r"connect timeout \(0.25s\) \(2 attempts\); closing the downstream connection"
+                     % hole.port, log), log
+
+
+def test_worker_death_and_restart_are_logged():
+    with named_server("up") as up:
+        lp, ap = free_port(), free_port()
+        with run_envoy_fast(config(lp, ap, up.port)) as proxy:
+            victim = children(proxy.proc.pid)[0]
+            os.kill(victim, signal.SIGKILL)
+            wait_for(lambda: children(proxy.proc.pid) and children(proxy.proc.pid) != [victim], 10,
+                     what="a new worker")
+            new = children(proxy.proc.pid)[0]
+            wait_for(lambda: "(pid %d)" % new in proxy.log(), 5, what="the restart logged")
+            log = proxy.log()
+    assert "[error][main] worker 0 killed by SIGKILL; restarting it" in log, log
+    assert "worker 0 of generation 0 started (pid %d)" % new in log
 
 
 def test_overflow_is_logged(tmp_path):
@@ -312,24 +348,26 @@ def test_application_log_config_text_format_and_conflict(tmp_path):
     assert r.returncode == 1
     msg = "Only one of ApplicationLogConfig.log_format or CLI option --log-format can be specified."
     assert msg in r.stderr
-    if envoy_binary():
-        e = subprocess.run([envoy_binary(), "-c", path, "--log-format", "%v", "--mode", "validate"],
-                           capture_output=True, text=True, timeout=60)
-        assert e.returncode == 1 and msg in e.stdout + e.stderr
+    require_envoy()
+    e = subprocess.run([envoy_binary(), "-c", path, "--log-format", "%v", "--mode", "validate"],
+                       capture_output=True, text=True, timeout=60)
+    assert e.returncode == 1 and msg in e.stdout + e.stderr
 
 
 def test_component_log_level_checked_like_envoy(tmp_path):
     path = write(tmp_path, config(free_port(), free_port(), free_port()))
-    for spec, want in (("foo:debug", "invalid component specified 'foo'"),
-                       ("upstream:bogus", "invalid log level specified 'bogus'")):
+    cases = (("foo:debug", "invalid component specified 'foo'"),
+             ("upstream:bogus", "invalid log level specified 'bogus'"))
+    for spec, want in cases:
         r = run_cli(["-c", path, "--mode", "validate", "--component-log-level", spec])
         assert r.returncode == 1 and want in r.stderr, r.stderr
-        if envoy_binary():
-            e = subprocess.run([envoy_binary(), "-c", path, "--mode", "validate",
-                                "--component-log-level", spec], capture_output=True, text=True, timeout=60)
-            assert e.returncode != 0 and want in e.stdout + e.stderr
     r = run_cli(["-c", path, "--mode", "validate", "--component-log-level", "upstream:debug,http:trace"])
     assert r.returncode == 0, r.stderr
+    require_envoy()
+    for spec, want in cases:
+        e = subprocess.run([envoy_binary(), "-c", path, "--mode", "validate",
+                            "--component-log-level", spec], capture_output=True, text=True, timeout=60)
+        assert e.returncode != 0 and want in e.stdout + e.stderr
 
 
 def test_worker_process_titles(tmp_path):
@@ -423,8 +461,8 @@ def _reuseport_bind(port):
 def test_enable_reuse_port(tmp_path, impl, reuse):
     """false: nobody else can bind the port (Envoy's behaviour); true: a
     SO_REUSEPORT socket can join."""
-    if impl == "envoy" and not envoy_binary():
-        pytest.skip("envoy binary not installed")
+    if impl == "envoy":
+        require_envoy()
     with named_server("up") as up:
         lp, ap = free_port(), free_port()
         cfg = config(lp, ap, up.port, enable_reuse_port=reuse)
