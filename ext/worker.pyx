@@ -24,6 +24,7 @@ include "stats/stats.pyx"
 
 cdef object _control_decoder = _msgspec.msgpack.Decoder()
 cdef object _upstream_log = _logging.getLogger("envoy_fast.upstream")
+cdef object _listener_log = _logging.getLogger("envoy_fast.worker")
 # Reopens the application log file (set by the main process before fork).
 cdef object _reopen_app_log = None
 
@@ -167,6 +168,8 @@ cdef class Worker:
         active = ActiveTcpListener(l["name"], l["port"], mgr, l.get("connection_limit", -1),
                                    l["buffer_limit"])
         active.dispatcher = self.dispatcher
+        if _listener_log.isEnabledFor(_logging.WARNING):
+            active.log = _listener_log
         active.stats = &self.stats_row[<int>l["stats_base"]]
         active.cx_length_ms = &self.stats_row[<int>l["histograms"]["downstream_cx_length_ms"]]
         tl = TcpListener.__new__(TcpListener)

@@ -296,6 +296,55 @@ def test_overflow_is_logged(tmp_path):
                      r"\(max_connections 1\)", log), log
 
 
+def test_listener_connection_limit_is_logged():
+    with named_server("up") as up:
+        lp, ap = free_port(), free_port()
+        cfg = config(lp, ap, up.port)
+        cfg["layered_runtime"] = {"layers": [{"name": "static", "static_layer": {
+            "envoy.resource_limits.listener.l0.connection_limit": 1}}]}
+        with run_envoy_fast(cfg) as proxy:
+            with socket.create_connection(("127.0.0.1", lp), timeout=5) as held:
+                assert held.recv(10) == b"up\n"
+                _burst(lp, 3)
+                time.sleep(1.1)
+                _burst(lp, 1)
+                wait_stat(proxy, "listener.127.0.0.1_%d.downstream_cx_overflow" % lp, 4)
+                wait_for(lambda: "and 2 more" in proxy.log(), 5, what="the second warning")
+            log = proxy.log()
+    lines = [l for l in log.splitlines() if "connection limit" in l]
+    assert len(lines) == 2, lines
+    assert "[warning][worker] listener 'l0': connection limit (1) reached: closing new connections" in lines[0]
+    assert lines[1].endswith("(and 2 more since the last such line)"), lines
+
+
+def test_out_of_descriptors_is_logged(tmp_path):
+    """accept() failing with EMFILE pauses accepting, and says so."""
+    import resource
+    with named_server("up") as up:
+        lp, ap = free_port(), free_port()
+        path = write(tmp_path, config(lp, ap, up.port))
+
+        def low_nofile():
+            resource.setrlimit(resource.RLIMIT_NOFILE, (64, 64))
+        with open(tmp_path / "log", "w") as logf:
+            proc = subprocess.Popen(CMD + ["-c", path, "--concurrency", "1"], stdout=logf,
+                                    stderr=subprocess.STDOUT, cwd=ROOT, preexec_fn=low_nofile)
+            held = []
+            try:
+                wait_for(lambda: ready(ap), 15, what="live")
+                for _ in range(60):
+                    held.append(socket.create_connection(("127.0.0.1", lp), timeout=5))
+                wait_for(lambda: "Too many open files" in (tmp_path / "log").read_text(), 10,
+                         what="the EMFILE warning")
+            finally:
+                for c in held:
+                    c.close()
+                proc.send_signal(signal.SIGTERM)
+                proc.wait(timeout=15)
+    log = (tmp_path / "log").read_text()
+    assert "[warning][worker] listener 'l0': accept failed: Too many open files; pausing accepts" in log, log
+
+
 def test_log_path_format_and_reopen(tmp_path):
     lp, ap = free_port(), free_port()
     log_file, rotated = tmp_path / "envoy.log", tmp_path / "envoy.log.1"
