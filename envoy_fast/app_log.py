@@ -276,6 +276,15 @@ def set_format(pattern: Optional[str] = None, json_format: Optional[Dict[str, An
         _app_log.handler.setFormatter(EnvoyFormatter(pattern))
 
 
+def log_fds() -> List[int]:
+    """Descriptors the application log writes to (a worker must keep them)."""
+    h = _app_log.handler
+    try:
+        return [h.stream.fileno()] if h is not None else []
+    except (AttributeError, OSError, ValueError):
+        return []
+
+
 def reopen() -> None:
     """SIGUSR1: reopen --log-path (a no-op when logging to stderr)."""
     _app_log.reopen()
