@@ -85,8 +85,12 @@ def children(pid):
 
 
 def cmdline(pid):
-    with open("/proc/%d/cmdline" % pid, "rb") as f:
-        return f.read().split(b"\0")[0].decode()
+    """argv[0] as /proc shows it ("" once the process is gone)."""
+    try:
+        with open("/proc/%d/cmdline" % pid, "rb") as f:
+            return f.read().split(b"\0")[0].decode()
+    except OSError:
+        return ""
 
 
 def require_envoy():
@@ -424,8 +428,10 @@ def test_worker_process_titles(tmp_path):
         lp, ap = free_port(), free_port()
         with run_envoy_fast(config(lp, ap, up.port), concurrency=2) as proxy:
             main_pid = proxy.proc.pid
-            titles = sorted(cmdline(p) for p in children(main_pid))
-            assert titles == ["envoy-fast: worker 0 (generation 0)", "envoy-fast: worker 1 (generation 0)"]
+            # A worker sets its title as it starts (maybe after /ready says LIVE).
+            wait_for(lambda: sorted(cmdline(p) for p in children(main_pid)) == [
+                "envoy-fast: worker 0 (generation 0)", "envoy-fast: worker 1 (generation 0)"],
+                10, what="worker titles")
             with open("/proc/%d/cmdline" % main_pid, "rb") as f:
                 assert b"envoy_fast\0-c\0" in f.read()      # main keeps its command line
             proxy.reload(config(lp, ap, up.port, stat_prefix="changed"))
