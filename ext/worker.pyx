@@ -9,6 +9,7 @@ from cpython.ref cimport Py_INCREF, Py_DECREF
 from libc.stdint cimport uint32_t, uint64_t, int64_t
 from includes.system cimport *
 import os as _os
+import logging as _logging
 import msgspec as _msgspec
 
 include "event/dispatcher.pyx"
@@ -22,6 +23,10 @@ include "filters/network/tcp_proxy.pyx"
 include "stats/stats.pyx"
 
 cdef object _control_decoder = _msgspec.msgpack.Decoder()
+cdef object _upstream_log = _logging.getLogger("envoy_fast.upstream")
+cdef object _listener_log = _logging.getLogger("envoy_fast.worker")
+# Reopens the application log file (set by the main process before fork).
+cdef object _reopen_app_log = None
 
 
 cdef class ControlChannel(FileEventHandler):
@@ -95,6 +100,8 @@ cdef class Worker:
         info.connect_ms = &self.stats_row[<int>c["histograms"]["upstream_cx_connect_ms"]]
         info.length_ms = &self.stats_row[<int>c["histograms"]["upstream_cx_length_ms"]]
         info.connect_timeout = c["connect_timeout"]
+        if _upstream_log.isEnabledFor(_logging.WARNING):
+            info.log = _upstream_log
         info.buffer_limit = c["buffer_limit"]
         info.connections = _resource(&self.shared_row[rbase + RESOURCE_CONNECTIONS],
                                      &self.stats_row[mbase + RESOURCE_CONNECTIONS], c["max_connections"])
@@ -161,6 +168,8 @@ cdef class Worker:
         active = ActiveTcpListener(l["name"], l["port"], mgr, l.get("connection_limit", -1),
                                    l["buffer_limit"])
         active.dispatcher = self.dispatcher
+        if _listener_log.isEnabledFor(_logging.WARNING):
+            active.log = _listener_log
         active.stats = &self.stats_row[<int>l["stats_base"]]
         active.cx_length_ms = &self.stats_row[<int>l["histograms"]["downstream_cx_length_ms"]]
         tl = TcpListener.__new__(TcpListener)
@@ -186,6 +195,8 @@ cdef class Worker:
         elif op == "reopen_logs":
             if self.on_reopen_logs is not None:
                 self.on_reopen_logs()
+            if _reopen_app_log is not None:
+                _reopen_app_log()
 
     def drain(self, double deadline_s):
         """Stop accepting, let open connections finish, exit when none are
@@ -283,6 +294,12 @@ def atomic_add(buffer, Py_ssize_t index, int64_t delta):
     uses it to take back a dead worker's circuit-breaker counts)."""
     cdef int64_t[::1] view = memoryview(buffer).cast("B").cast("q")
     return ef_atomic_add(&view[index], delta)
+
+
+def set_app_log_reopen(callback):
+    """`callback()` reopens the application log on a reopen_logs request."""
+    global _reopen_app_log
+    _reopen_app_log = callback
 
 
 def set_parent_death_signal(int sig):

@@ -249,17 +249,66 @@ def _read_file(config_path: str) -> Tuple[str, Dict[str, Any], Optional[yaml.Nod
     return (text,) + _parse_text(text, f"config file '{path}'", as_json=ext == ".json", source=diag.FILE)
 
 
+#: Envoy's limit (protobuf's JSON parser): a bootstrap nested deeper is
+#: rejected, so everything that walks a document may recurse safely.
+MAX_NESTING = 100
+
+_JSON_TOKEN = re.compile(r'"(?:[^"\\]|\\.)*"|[\[\]{}]')
+
+
+def _json_too_deep(text: str) -> Optional[Tuple[int, int]]:
+    """(line, column) of the first bracket nested deeper than MAX_NESTING."""
+    depth = 0
+    for m in _JSON_TOKEN.finditer(text):
+        c = m.group()
+        if c in "[{":
+            depth += 1
+            if depth > MAX_NESTING:
+                pos = m.start()
+                line = text.count("\n", 0, pos) + 1
+                return line, pos - (text.rfind("\n", 0, pos) + 1) + 1
+        elif c in "]}":
+            depth -= 1
+    return None
+
+
+def _yaml_too_deep(node: yaml.Node) -> Optional[yaml.Node]:
+    """The first node nested deeper than MAX_NESTING (walked without recursion)."""
+    stack = [(node, 1)]
+    while stack:
+        n, depth = stack.pop()
+        if isinstance(n, yaml.MappingNode):
+            if depth > MAX_NESTING:
+                return n
+            stack.extend((v, depth + 1) for _k, v in reversed(n.value))
+        elif isinstance(n, yaml.SequenceNode):
+            if depth > MAX_NESTING:
+                return n
+            stack.extend((v, depth + 1) for v in reversed(n.value))
+    return None
+
+
 def _parse_text(text: str, what: str, as_json: bool, source: str) -> Tuple[Dict[str, Any], Optional[yaml.Node]]:
     """The document, and its YAML node tree (None for JSON) for error lines."""
     node = None
+    too_deep = f"exceeded maximum nesting depth ({MAX_NESTING} levels)"
     try:
         if as_json:
+            where = _json_too_deep(text)
+            if where is not None:
+                raise ConfigError(f"{what}: invalid JSON at line {where[0]}, column {where[1]}: {too_deep}",
+                                  line=where[0], column=where[1], source=source)
             doc = json.loads(text) if text.strip() else None
         else:
             # yaml.load, keeping the node tree it is built from.
             loader = _YAML_LOADER(text)
             try:
                 node = loader.get_single_node()
+                deep = _yaml_too_deep(node) if node is not None else None
+                if deep is not None:
+                    line, column = deep.start_mark.line + 1, deep.start_mark.column + 1
+                    raise ConfigError(f"{what}: invalid YAML at line {line}, column {column}: {too_deep}",
+                                      line=line, column=column, source=source)
                 doc = loader.construct_document(node) if node is not None else None
             finally:
                 loader.dispose()

@@ -39,6 +39,8 @@ __all__ = [
     "HTTP_CONNECTION_MANAGER_TYPE",
     "AccessLog",
     "Address",
+    "ApplicationLogConfig",
+    "ApplicationLogFormat",
     "Admin",
     "Bootstrap",
     "CidrRange",
@@ -492,8 +494,9 @@ class Listener(_Message, kw_only=True):
     """envoy.config.listener.v3.Listener.
 
     ``name`` is filled in by the loader when the config leaves it out (Envoy
-    assigns an internal UUID). envoy_fast always listens with one
-    ``SO_REUSEPORT`` socket per worker, whatever ``enable_reuse_port`` says.
+    assigns an internal UUID). ``enable_reuse_port`` (default true): one
+    ``SO_REUSEPORT`` socket per worker; false: one socket all workers share,
+    bound without ``SO_REUSEPORT`` so no other process can bind the port.
     """
 
     ENVOY_TYPE = "envoy.config.listener.v3.Listener"
@@ -731,6 +734,33 @@ class StaticResources(_Message, kw_only=True):
     clusters: List[Cluster] = []
 
 
+class ApplicationLogFormat(_Message, kw_only=True):
+    """envoy.config.bootstrap.v3.Bootstrap.ApplicationLogConfig.LogFormat:
+    the application log line as an Envoy (spdlog) pattern, or a JSON object
+    whose string values are patterns."""
+
+    ENVOY_TYPE = "envoy.config.bootstrap.v3.Bootstrap.ApplicationLogConfig.LogFormat"
+    ENVOY_FIELDS = _names("json_format text_format")
+
+    json_format: Optional[Dict[str, Any]] = None
+    text_format: Optional[str] = None
+
+    def __post_init__(self) -> None:
+        given = _one_of(self, "json_format text_format")
+        if len(given) > 1:
+            raise ValueError("only one of json_format, text_format may be set")
+
+
+class ApplicationLogConfig(_Message, kw_only=True):
+    """envoy.config.bootstrap.v3.Bootstrap.ApplicationLogConfig (applied at
+    start-up; ``--log-format`` may not be given too, as in Envoy)."""
+
+    ENVOY_TYPE = "envoy.config.bootstrap.v3.Bootstrap.ApplicationLogConfig"
+    ENVOY_FIELDS = _names("log_format")
+
+    log_format: Optional[ApplicationLogFormat] = None
+
+
 #: layered_runtime is kept as a plain dict: {"layers": [{"name", "static_layer"
 #: | "admin_layer"}]}, static_layer holding the user's keys untouched.
 LayeredRuntime = Annotated[Dict[str, Any], Meta(extra={"kind": "layered_runtime"})]
@@ -769,7 +799,6 @@ class Bootstrap(_Message, kw_only=True):
         "dns_resolution_config": None,
         "typed_dns_resolver_config": None,
         "default_regex_engine": None,
-        "application_log_config": None,
         "enable_worker_cpu_affinity": "bool",
     }
 
@@ -777,6 +806,7 @@ class Bootstrap(_Message, kw_only=True):
     admin: Optional[Admin] = None
     node: Optional[Node] = None
     layered_runtime: Optional[LayeredRuntime] = None
+    application_log_config: Optional[ApplicationLogConfig] = None
 
     def runtime_value(self, key: str) -> Any:
         """The value of runtime ``key`` in the static layers (later layers win), or None.

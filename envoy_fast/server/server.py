@@ -28,12 +28,15 @@ import msgspec
 
 from envoy_fast import __version__, _worker
 from envoy_fast.server import sd_notify
+from envoy_fast.server import proctitle
 from envoy_fast.server.plan import build_plan
 from envoy_fast.stats.store import StatsLayout, StatsStore
 
 log = logging.getLogger("envoy_fast.main")
 
 LISTEN_BACKLOG = 4096
+# Deferred during start-up, handled by the loop afterwards.
+_HANDLED_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGUSR1)
 # A worker that keeps dying is restarted at most this often.
 RESTART_BACKOFF_S = 1.0
 # Generations that may drain while a new one serves; a reload beyond that
@@ -52,6 +55,15 @@ class ServerOptions:
     parent_shutdown_time_s: float = 900.0
     base_id: int = 0
     argv: List[str] = field(default_factory=list)
+    log_path: str = ""
+    log_format: str = ""
+    log_format_from_cli: bool = False   # --log-format given: the bootstrap's is refused
+    component_log_level: str = ""
+
+
+def _endpoint_count(cluster) -> int:
+    la = cluster.load_assignment
+    return sum(len(loc.lb_endpoints) for loc in la.endpoints) if la is not None else 0
 
 
 def _raise_nofile_limit() -> None:
@@ -68,11 +80,13 @@ def _raise_nofile_limit() -> None:
 
 def _listener_key(listener) -> tuple:
     sa = listener.address.socket_address
-    return (listener.name, sa.address, sa.port_value)
+    return (listener.name, sa.address, sa.port_value, listener.enable_reuse_port)
 
 
 class ListenerSockets:
-    """The listen sockets of one listener, one per worker slot."""
+    """The listen sockets of one listener, one per worker slot; with
+    ``enable_reuse_port: false`` one socket that every slot shares (and no
+    SO_REUSEPORT, so nobody else can bind the port)."""
 
     def __init__(self, listener, slots: int) -> None:
         sa = listener.address.socket_address
@@ -82,12 +96,14 @@ class ListenerSockets:
         family = socket.AF_INET6 if ":" in sa.address else socket.AF_INET
         self.sockets: List[socket.socket] = []
         port = sa.port_value
+        reuse_port = listener.enable_reuse_port
         try:
-            for _ in range(slots):
+            for _ in range(slots if reuse_port else 1):
                 s = socket.socket(family, socket.SOCK_STREAM)
                 self.sockets.append(s)
                 s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-                s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+                if reuse_port:
+                    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
                 if family == socket.AF_INET6:
                     s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
                 s.bind((sa.address, port))
@@ -99,6 +115,9 @@ class ListenerSockets:
             self.close()
             raise
         self.port = port
+        if not reuse_port:
+            # Every worker polls the one socket; the first to accept wins.
+            self.sockets = self.sockets * slots
 
     def close(self) -> None:
         for s in self.sockets:
@@ -159,7 +178,7 @@ class Server:
         self.admin = None
         self._loop: Optional[asyncio.AbstractEventLoop] = None
         self._done: Optional[asyncio.Future] = None
-        self._early_signal = 0
+        self._early_signals: List[int] = []
         self._admin_fd = -1
 
     # Views for the admin
@@ -300,6 +319,8 @@ class Server:
             return 0                                   # main died before we ran
         if os.environ.get("ENVOY_FAST_CRASH_WORKER_FOR_TEST"):
             os._exit(3)                                # tests of the crash-loop backoff
+        proctitle.set_title("envoy-fast: worker %d (generation %d)" % (w.slot, w.generation.number),
+                            "ef-worker-%d" % w.slot)
         # Only this worker's sockets stay open in it: a listen socket main
         # closes later (a listener removed by reload) must really close.
         mine = {ls.sockets[w.slot].fileno() for ls in w.generation.listeners.values()}
@@ -314,6 +335,8 @@ class Server:
         if self._admin_fd >= 0:
             os.close(self._admin_fd)
         control.setblocking(False)
+        from envoy_fast import app_log
+        _worker.set_app_log_reopen(app_log.reopen)
         wlog = logging.getLogger("envoy_fast.worker.%d" % w.slot)
         worker = _worker.Worker(plan, self.stats.mem, w.row, control.fileno(),
                                 error_log=wlog.error)
@@ -328,12 +351,13 @@ class Server:
 
     def run(self) -> int:
         """Open sockets, fork workers, serve admin; returns the exit code."""
-        # A stop signal that lands before the event loop takes over is kept
-        # and honoured as soon as it does: start-up is never killed half-way.
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            signal.signal(sig, self._on_early_signal)
+        # A signal that lands before the event loop takes over is kept and
+        # honoured as soon as it does: start-up is never killed half-way.
         from envoy_fast import cli
-        self._early_signal = cli.early_stop_signal
+        self._early_signals = cli.early_signals
+        for sig in _HANDLED_SIGNALS:
+            signal.signal(sig, self._on_early_signal)
+        self._log_start()
         _raise_nofile_limit()
         listeners = self.open_listeners(self.bootstrap, {})
         try:
@@ -356,8 +380,16 @@ class Server:
         try:
             return loop.run_until_complete(self._main(admin_sock))
         finally:
+            # Already stopping: a further signal must not kill main half-way
+            # (closing the loop restores SIGINT's KeyboardInterrupt).
+            signal.pthread_sigmask(signal.SIG_BLOCK, _HANDLED_SIGNALS)
             self._stop_workers()
             loop.close()
+            # Ignored from here to exit (interpreter shutdown would restore
+            # the default action of a Python-level handler).
+            for sig in _HANDLED_SIGNALS:
+                signal.signal(sig, signal.SIG_IGN)
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, _HANDLED_SIGNALS)
 
     async def _main(self, admin_sock: Optional[socket.socket]) -> int:
         loop = asyncio.get_running_loop()
@@ -366,10 +398,12 @@ class Server:
             self._watch(w)
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self._on_stop_signal, sig)
-        loop.add_signal_handler(signal.SIGHUP, self.reload)
-        loop.add_signal_handler(signal.SIGUSR1, self.reopen_logs)
-        if self._early_signal:
-            self._on_stop_signal(self._early_signal)
+        loop.add_signal_handler(signal.SIGHUP, self._on_reload_signal)
+        loop.add_signal_handler(signal.SIGUSR1, self._on_reopen_signal)
+        early = list(self._early_signals)
+        stops = [sig for sig in early if sig in (signal.SIGTERM, signal.SIGINT)]
+        for sig in stops[:2]:
+            self._on_stop_signal(sig)
         if self.bootstrap.admin is not None and not self.shutting_down:
             from envoy_fast.admin.server import AdminServer
             self.admin = AdminServer(self)
@@ -378,10 +412,35 @@ class Server:
             self.state = "LIVE"
             log.info("all workers started; envoy_fast %s is live", __version__)
             sd_notify.ready()
+            # A reload or reopen asked for while starting: the file may have
+            # changed after it was read, so it is applied now (once).
+            if signal.SIGUSR1 in early:
+                self._on_reopen_signal()
+            if signal.SIGHUP in early:
+                self._on_reload_signal()
         return await self._done
 
     def _on_early_signal(self, sig: int, frame) -> None:
-        self._early_signal = sig
+        self._early_signals.append(sig)
+
+    def _on_reload_signal(self) -> None:
+        log.info("caught SIGHUP: reloading '%s'", self.options.config_path or "<--config-yaml>")
+        self.reload()
+
+    def _on_reopen_signal(self) -> None:
+        log.info("caught SIGUSR1: reopening log files")
+        self.reopen_logs()
+
+    def _log_start(self) -> None:
+        opts = self.options
+        sr = self.bootstrap.static_resources
+        log.info("starting envoy_fast %s: config '%s', concurrency %d, log level %s",
+                 __version__, opts.config_path or "<--config-yaml>", self.concurrency,
+                 opts.log_level)
+        log.info("loading %d listener(s), %d cluster(s)", len(sr.listeners), len(sr.clusters))
+        for c in sr.clusters:
+            log.info("cluster '%s': %s, %s, %d endpoint(s)", c.name, c.type, c.lb_policy,
+                     _endpoint_count(c))
 
     def _on_stop_signal(self, sig: int) -> None:
         if self.draining:
@@ -476,6 +535,7 @@ class Server:
     def _on_worker_gone(self, w: WorkerProcess) -> None:
         """A worker that was asked to go has gone: keep what it counted."""
         w.exited = True
+        log.debug("worker %d of generation %d exited", w.slot, w.generation.number)
         self.stats.retire_row(w.row)
         gen = w.generation
         if not gen.alive:
@@ -543,15 +603,28 @@ class Server:
         block = self.free_block()
         if block is None:
             log.error("reload refused: earlier generations are still exiting; try again")
+            self.stats.inc_server("reload_failure")
             return False
         try:
             bootstrap = load_bootstrap(config_path=opts.config_path or None,
                                        config_yaml=opts.config_yaml or None)
+            alc = bootstrap.application_log_config
+            if opts.log_format_from_cli and alc is not None and alc.log_format is not None:
+                raise ConfigError("Only one of ApplicationLogConfig.log_format or CLI option "
+                                  "--log-format can be specified.")
             self.layout.extend(bootstrap)
             listeners = self.open_listeners(bootstrap, self.current.listeners)
-        except (ConfigError, ValueError, RuntimeError, OSError) as exc:
-            log.error("reload failed, keeping the running configuration: %s", exc)
+        except ConfigError as exc:
+            self._log_reload_errors(exc)
+            self.stats.inc_server("reload_failure")
             return False
+        except (ValueError, RuntimeError, OSError) as exc:
+            log.error("reload failed, keeping the running configuration: %s", exc)
+            self.stats.inc_server("reload_failure")
+            return False
+        self.stats.inc_server("reload_success")
+        self._log_reload_changes(self.bootstrap, bootstrap)
+        self._apply_log_format(bootstrap)
         # Keep at most MAX_DRAINING_GENERATIONS draining: the oldest goes now.
         draining = [g for g in self.generations if g.draining and g.alive]
         while len(draining) >= MAX_DRAINING_GENERATIONS:
@@ -569,6 +642,52 @@ class Server:
                  self.current.number, old.number)
         return True
 
+    def _log_reload_errors(self, first) -> None:
+        """Everything validate mode would print: each error with its line
+        and hint."""
+        from envoy_fast.config import validate_bootstrap
+        opts = self.options
+        errors = validate_bootstrap(config_path=opts.config_path or None,
+                                    config_yaml=opts.config_yaml or None) or [first]
+        shown = opts.config_path or "<--config-yaml>"
+        log.error("reload failed, keeping the running configuration: %d error%s in '%s'",
+                  len(errors), "" if len(errors) == 1 else "s", shown)
+        for error in errors:
+            for line in error.describe().splitlines():
+                log.error("  %s", line)
+
+    def _apply_log_format(self, bootstrap) -> None:
+        """A reload may change application_log_config: main and the new
+        generation use it (unless --log-format was given)."""
+        from envoy_fast import app_log
+        if self.options.log_format_from_cli:
+            return
+        alc = bootstrap.application_log_config
+        fmt = alc.log_format if alc is not None else None
+        if fmt is not None and fmt.json_format is not None:
+            app_log.set_format(json_format=fmt.json_format)
+        else:
+            app_log.set_format(fmt.text_format if fmt is not None and fmt.text_format
+                               else app_log.DEFAULT_FORMAT)
+
+    def _log_reload_changes(self, old, new) -> None:
+        any_change = False
+        for kind, before, after in (
+                ("listener", old.static_resources.listeners, new.static_resources.listeners),
+                ("cluster", old.static_resources.clusters, new.static_resources.clusters)):
+            a = {x.name: x for x in before}
+            b = {x.name: x for x in after}
+            added = [n for n in b if n not in a]
+            removed = [n for n in a if n not in b]
+            changed = [n for n in b if n in a and a[n] != b[n]]
+            for what, names in (("added", added), ("removed", removed), ("changed", changed)):
+                if names:
+                    any_change = True
+                    log.info("reload: %s %s%s: %s", what, kind, "s" if len(names) > 1 else "",
+                             ", ".join("'%s'" % n for n in names))
+        if not any_change:
+            log.info("reload: no listener or cluster changed")
+
     def _end_generation(self, gen: Generation) -> None:
         # --parent-shutdown-time-s caps how long an old generation may live.
         for w in gen.workers:
@@ -579,7 +698,10 @@ class Server:
                     pass
 
     def reopen_logs(self) -> None:
-        """SIGUSR1: workers reopen their access-log files (log rotation)."""
+        """SIGUSR1: main reopens --log-path, workers reopen it and their
+        access-log files (log rotation)."""
+        from envoy_fast import app_log
+        app_log.reopen()
         self.send_to_workers({"op": "reopen_logs"})
 
     # Control channel

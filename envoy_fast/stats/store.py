@@ -27,6 +27,10 @@ COUNTER = _worker.COUNTER
 GAUGE = _worker.GAUGE
 HISTOGRAM = "histogram"
 
+#: Main's own counters (``server.<name>``), counted in the retired row of
+#: slot 0, which only main writes.
+SERVER_STATS = (("reload_success", COUNTER), ("reload_failure", COUNTER))
+
 # Listener stats Envoy also keeps per worker.
 _PER_WORKER = (".downstream_cx_total", ".downstream_cx_active")
 
@@ -73,6 +77,7 @@ class StatsLayout:
         self._blocks: Dict[str, int] = {}
         self._next = 0
         self.nstats = 0
+        self.server_base = self._block("server", SERVER_STATS)
         self.extend(bootstrap)
         # Room for what reloads may add.
         self.nstats = capacity or (2 * self._next + 8192)
@@ -264,6 +269,11 @@ class StatsStore:
         base = self.layout.cluster_resources_base[cluster]
         idx = _worker.CLUSTER_RESOURCES.index(which)
         return self.view[self.layout.shared_row * self.layout.nstats + base + idx]
+
+    def inc_server(self, name: str, n: int = 1) -> None:
+        """Count one of main's own ``server.*`` counters (SERVER_STATS)."""
+        i = self.layout.entries["server." + name][1]
+        self.view[self.layout.retired_base * self.layout.nstats + i] += n
 
     def retire_row(self, row: int) -> None:
         """Fold a finished worker's counters and histograms into the retired

@@ -93,6 +93,11 @@ cdef class ActiveTcpListener:
     cdef Py_ssize_t num_connections
     cdef size_t buffer_limit
     cdef set connections            # ActiveTcpConnection, for drain/shutdown
+    # Warnings (connection limit reached, accept failing): None when the
+    # level hides them; at most one line a second, the rest counted.
+    cdef object log                 # logging.Logger or None
+    cdef double log_next
+    cdef int64_t log_suppressed
 
     cdef int on_accept(self, int fd, sockaddr_storage *addr, socklen_t addr_len) except -1
     cdef int new_connection(self, ActiveTcpSocket socket, FilterChainImpl chain) except -1

@@ -225,6 +225,26 @@ cdef class ActiveTcpConnection(ConnectionCallbacks):
         return 0
 
 
+cdef int _warn_listener(ActiveTcpListener l, int err) except -1:
+    """Warn that new connections are refused: the connection limit (err 0)
+    or accept() failing with `err`. Callers check `l.log is not None`; at
+    most one line a second, the next one counting those left out."""
+    if l.dispatcher.now < l.log_next:
+        l.log_suppressed += 1
+        return 0
+    l.log_next = l.dispatcher.now + 1.0
+    if err == 0:
+        what = "connection limit (%d) reached: closing new connections" % l.connection_limit
+    else:
+        what = "accept failed: %s; pausing accepts for 100 ms" % strerror(err).decode()
+    more = ""
+    if l.log_suppressed:
+        more = " (and %d more since the last such line)" % l.log_suppressed
+        l.log_suppressed = 0
+    l.log.warning("listener '%s': %s%s", l.name, what, more)
+    return 0
+
+
 @cython.final
 cdef class ActiveTcpListener:
     """Per-worker listener state (Envoy's ActiveTcpListener)."""
@@ -243,6 +263,8 @@ cdef class ActiveTcpListener:
         if self.connection_limit >= 0 and self.num_connections >= self.connection_limit:
             self.stats[LISTENER_DOWNSTREAM_CX_OVERFLOW] += 1
             close(fd)
+            if self.log is not None:
+                _warn_listener(self, 0)
             return 0
         socket = ActiveTcpSocket.__new__(ActiveTcpSocket)
         socket.listener = self
@@ -320,6 +342,8 @@ cdef class TcpListener(FileEventHandler):
                     # epoll would spin; pause accepting for a moment instead.
                     self.disable()
                     self.resume_timer.enable(0.1)
+                    if self.cb.log is not None:
+                        _warn_listener(self.cb, errno)
                     return 0
                 raise OSError(errno, "accept4: " + strerror(errno).decode())
             try:

@@ -93,6 +93,12 @@ cdef class ClusterInfo:
     cdef ResourceLimit connections
     cdef ResourceLimit pending_requests
     cdef ResourceLimit requests
+    # Warnings about downstream connections closed for want of an upstream:
+    # None when the level hides them (nothing is built then); at most one
+    # line per log_interval, the others counted in log_suppressed.
+    cdef object log                 # logging.Logger or None
+    cdef double log_next
+    cdef int64_t log_suppressed
 
 
 @cython.final

@@ -504,7 +504,8 @@ def test_server_stats(admin):
     assert values == {"server.concurrency": "2", "server.live": "1", "server.state": "0",
                       "server.uptime": "12", "server.total_connections": "3",
                       "server.memory_allocated": "1024", "server.memory_heap_size": "1024",
-                      "server.memory_physical_size": "1024", "server.worker_restarts": "2"}
+                      "server.memory_physical_size": "1024", "server.worker_restarts": "2",
+                      "server.reload_success": "0", "server.reload_failure": "0"}
     text = admin.dispatch("GET", "/stats/prometheus?filter=worker_restarts")[2]
     assert text == "# TYPE envoy_server_worker_restarts counter\nenvoy_server_worker_restarts{} 2\n"
     mem = json.loads(admin.dispatch("GET", "/memory")[2])

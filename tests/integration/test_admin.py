@@ -22,7 +22,8 @@ from helpers import (bootstrap, cluster, echo_server, envoy_binary, free_port, l
                      require_peer, run_envoy, run_envoy_fast, tcp_proxy_filter, wait_for)
 
 # Stats only envoy_fast has (documented in envoy_fast/admin/server.py).
-EF_ONLY = {"server.worker_restarts", "server.draining_generations"}
+EF_ONLY = {"server.worker_restarts", "server.draining_generations",
+           "server.reload_success", "server.reload_failure"}
 
 # Stats (counters, gauges and histograms) the real Envoy has on this config
 # and envoy_fast does not, as fnmatch patterns ("*" is any cluster, listener or
@@ -454,7 +455,8 @@ def test_prometheus(both):
         g2 = dict(prom_groups(body(ev[path])))
         types1 = [t for t, _ in g1]
         only_ef = [t for t in types1 if t not in g2 and not VOLATILE.search(t)]
-        assert only_ef == [t for t in only_ef if "worker_restarts" in t or "draining" in t]
+        assert only_ef == [t for t in only_ef if "worker_restarts" in t or "draining" in t
+                           or "server_reload_" in t]
         order2 = [t for t, _ in prom_groups(body(ev[path]))]
         common = [t for t in types1 if t in g2]
         assert common == [t for t in order2 if t in set(common)]

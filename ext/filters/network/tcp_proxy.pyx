@@ -27,6 +27,51 @@ cdef str _local_address(int fd):
     return _sockaddr_str(&addr)
 
 
+cdef enum:  # why a downstream connection got no upstream (for the log)
+    NO_UPSTREAM_CX_OVERFLOW
+    NO_UPSTREAM_PENDING_OVERFLOW
+    NO_UPSTREAM_NONE_HEALTHY
+    NO_UPSTREAM_CONNECT_FAILURE
+    NO_UPSTREAM_CONNECT_TIMEOUT
+
+# One warning per cluster per this many seconds (per worker).
+cdef double NO_UPSTREAM_LOG_INTERVAL = 1.0
+
+
+cdef int _log_no_upstream(Dispatcher d, ClusterInfo info, int why, HostImpl host,
+                          int attempts) except -1:
+    """Warn that a downstream connection is closed for want of an upstream.
+    Callers check `info.log is not None` first: with the level off, nothing
+    is built. Rate-limited: a line at most every NO_UPSTREAM_LOG_INTERVAL,
+    saying how many were left out since the last one."""
+    if d.now < info.log_next:
+        info.log_suppressed += 1
+        return 0
+    info.log_next = d.now + NO_UPSTREAM_LOG_INTERVAL
+    if why == NO_UPSTREAM_CX_OVERFLOW:
+        what = "upstream connection overflow (max_connections %d)" % info.connections.max
+    elif why == NO_UPSTREAM_PENDING_OVERFLOW:
+        what = "pending connection overflow (max_pending_requests %d)" % info.pending_requests.max
+    elif why == NO_UPSTREAM_NONE_HEALTHY:
+        what = "no healthy upstream host"
+    else:
+        if why == NO_UPSTREAM_CONNECT_TIMEOUT:
+            cause = "connect timeout (%gs)" % info.connect_timeout
+        elif host is not None and host.tcp_pool is not None and host.tcp_pool.last_failure_reason:
+            cause = host.tcp_pool.last_failure_reason
+        else:
+            cause = "connection failure"
+        what = "upstream connect failed%s: %s (%d attempt%s)" % (
+            (" to " + host.address_str) if host is not None else "", cause,
+            attempts, "" if attempts == 1 else "s")
+    more = ""
+    if info.log_suppressed:
+        more = " (and %d more since the last such line)" % info.log_suppressed
+        info.log_suppressed = 0
+    info.log.warning("cluster '%s': %s; closing the downstream connection%s", info.name, what, more)
+    return 0
+
+
 @cython.final
 cdef class TcpProxyConfig(NetworkFilterFactory):
 
@@ -199,6 +244,8 @@ cdef class TcpProxyFilter(ReadFilter):
         if not cluster.info.connections.can_create():
             self.set_flag(RF_UPSTREAM_OVERFLOW, "UO")
             cluster.info.stats[CLUSTER_UPSTREAM_CX_OVERFLOW] += 1
+            if cluster.info.log is not None:
+                _log_no_upstream(self.dispatcher, cluster.info, NO_UPSTREAM_CX_OVERFLOW, None, 0)
             return self.on_init_failure()
         self.connect_attempts += 1
         return self.maybe_tunnel(cluster)
@@ -208,6 +255,8 @@ cdef class TcpProxyFilter(ReadFilter):
         if pool is None:
             self.set_flag(RF_NO_HEALTHY_UPSTREAM, "UH")
             cluster.info.stats[CLUSTER_UPSTREAM_CX_NONE_HEALTHY] += 1
+            if cluster.info.log is not None:
+                _log_no_upstream(self.dispatcher, cluster.info, NO_UPSTREAM_NONE_HEALTHY, None, 0)
             return self.on_init_failure()
         self.generic_conn_pool = TcpConnPool.__new__(TcpConnPool)
         self.generic_conn_pool.parent = self
@@ -258,6 +307,11 @@ cdef class TcpProxyFilter(ReadFilter):
             return self.initialize_upstream_connection()
         self.set_flag(RF_UPSTREAM_RETRY_LIMIT_EXCEEDED, "URX")
         self.cluster.info.stats[CLUSTER_UPSTREAM_CX_CONNECT_ATTEMPTS_EXCEEDED] += 1
+        if self.cluster.info.log is not None:
+            _log_no_upstream(self.dispatcher, self.cluster.info,
+                             NO_UPSTREAM_PENDING_OVERFLOW if reason == POOL_FAILURE_OVERFLOW
+                             else NO_UPSTREAM_CONNECT_TIMEOUT if reason == POOL_FAILURE_TIMEOUT
+                             else NO_UPSTREAM_CONNECT_FAILURE, host, self.connect_attempts)
         return self.on_init_failure()
 
     cdef int on_init_failure(self) except -1:
