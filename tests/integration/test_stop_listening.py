@@ -113,6 +113,21 @@ def test_drain_listeners_refuses_new_connections(impl):
             assert proxy.admin("/ready").strip() == "LIVE"
 
 
+def test_graceful_drain_listeners_stops_listening_after_the_drain_time():
+    with echo_server() as up:
+        lp, ap = free_port(), free_port()
+        with run_envoy_fast(simple_proxy_config(up.port, lp, ap), concurrency=2,
+                            args=["--drain-time-s", "1.5"]) as proxy:
+            t0 = time.monotonic()
+            proxy.admin("/drain_listeners?graceful", "POST")
+            assert _roundtrip(lp) == b"ping"             # still listening meanwhile
+            wait_for(lambda: _refused(lp), timeout=5, what="connections refused")
+            assert time.monotonic() - t0 > 1.3
+            for _ in range(10):
+                assert _refused(lp)
+            assert proxy.admin("/ready").strip() == "LIVE"
+
+
 def test_drain_listeners_serves_the_connections_already_queued():
     with echo_server() as up:
         lp, ap = free_port(), free_port()
