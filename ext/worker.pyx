@@ -89,6 +89,7 @@ cdef class Worker:
             self.control = ControlChannel.__new__(ControlChannel)
             self.control.fd = control_fd
             self.control.sock = _socket.socket(fileno=control_fd)
+            self.control.sock.setblocking(False)
             self.control.fds = []
             self.control.worker = self
             self.control.pending = bytearray()
