@@ -28,8 +28,13 @@ def close_descriptors_except(keep: set) -> None:
     """Close every open descriptor of this process not in `keep`."""
     try:
         open_fds = [int(n) for n in os.listdir("/proc/self/fd")]
-    except OSError:
-        open_fds = list(range(os.sysconf("SC_OPEN_MAX")))
+    except OSError:                                     # no /proc: close ranges
+        low = 0
+        for fd in sorted(keep):
+            os.closerange(low, fd)
+            low = fd + 1
+        os.closerange(low, os.sysconf("SC_OPEN_MAX"))
+        return
     for fd in open_fds:
         if fd not in keep:
             try:
