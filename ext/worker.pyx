@@ -220,7 +220,7 @@ cdef class Worker:
         by_name = {(<ActiveTcpListener>a).name: a for a in self.listeners}
         for name, fd in zip(names, fds):
             active = by_name.get(name)
-            if active is None:
+            if active is None or self.draining:   # a draining worker accepts no more
                 _os.close(fd)
             else:
                 tls.append(self.listen_on(active, fd))
