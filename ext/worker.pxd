@@ -25,6 +25,8 @@ cdef class Worker
 cdef class ControlChannel(FileEventHandler):
     cdef Worker worker
     cdef bytearray pending
+    cdef object sock                # socket.socket over fd (SCM_RIGHTS)
+    cdef list fds                   # received descriptors, not yet claimed
 
 
 cdef enum:
@@ -47,6 +49,7 @@ cdef class Worker:
     cdef int64_t *shared_row
     cdef list listeners             # ActiveTcpListener
     cdef list tcp_listeners         # TcpListener
+    cdef dict adopted               # slot -> [TcpListener]: a sibling slot's sockets
     cdef dict clusters              # name -> ThreadLocalCluster
     cdef ControlChannel control
     cdef _WorkerTimers timers
@@ -58,3 +61,4 @@ cdef class Worker:
     cdef ThreadLocalCluster build_cluster(self, dict c)
     cdef FilterChainImpl build_chain(self, dict chain)
     cdef build_listener(self, dict l)
+    cdef TcpListener listen_on(self, ActiveTcpListener active, int fd)

@@ -10,6 +10,7 @@ from libc.stdint cimport uint32_t, uint64_t, int64_t
 from includes.system cimport *
 import os as _os
 import logging as _logging
+import socket as _socket
 import msgspec as _msgspec
 
 include "event/dispatcher.pyx"
@@ -31,16 +32,23 @@ cdef object _reopen_app_log = None
 
 cdef class ControlChannel(FileEventHandler):
     """Length-prefixed msgpack frames from the main process. EOF means main
-    is gone: the worker stops."""
+    is gone: the worker stops. A frame may come with descriptors (SCM_RIGHTS,
+    sent with its first bytes): they queue in `fds`, in order, for the frame
+    that claims them."""
 
     cdef int on_file_event(self, uint32_t events) except -1:
         cdef bytes chunk
         cdef Py_ssize_t n
         try:
-            chunk = _os.read(self.fd, 65536)
+            chunk, fds, flags, _ = _socket.recv_fds(self.sock, 65536, MAX_CONTROL_FDS)
         except BlockingIOError:
             return 0
+        if fds:
+            self.fds.extend(fds)
+        if flags & _socket.MSG_CTRUNC and self.worker.dispatcher.error_log is not None:
+            self.worker.dispatcher.error_log("control channel: descriptors truncated")
         if not chunk:
+            self.sock.detach()
             self.unregister()
             self.worker.dispatcher.exit_requested = True
             return 0
@@ -81,9 +89,13 @@ cdef class Worker:
         for l in plan["listeners"]:
             self.build_listener(l)
 
+        self.adopted = {}
         if control_fd >= 0:
             self.control = ControlChannel.__new__(ControlChannel)
             self.control.fd = control_fd
+            self.control.sock = _socket.socket(fileno=control_fd)
+            self.control.sock.setblocking(False)
+            self.control.fds = []
             self.control.worker = self
             self.control.pending = bytearray()
             self.dispatcher.register(self.control, EPOLLIN)
@@ -172,50 +184,93 @@ cdef class Worker:
             active.log = _listener_log
         active.stats = &self.stats_row[<int>l["stats_base"]]
         active.cx_length_ms = &self.stats_row[<int>l["histograms"]["downstream_cx_length_ms"]]
-        tl = TcpListener.__new__(TcpListener)
-        tl.fd = l["fd"]
+        self.listeners.append(active)
+        # fd -1: the listener has stopped listening (/drain_listeners) before
+        # this worker started; it stays known by name.
+        if l["fd"] >= 0:
+            self.tcp_listeners.append(self.listen_on(active, l["fd"]))
+
+    cdef TcpListener listen_on(self, ActiveTcpListener active, int fd):
+        cdef TcpListener tl = TcpListener.__new__(TcpListener)
+        tl.fd = fd
         tl.cb = active
         tl.resume = _ListenerResume.__new__(_ListenerResume)
         tl.resume.listener = tl
         tl.resume_timer = Timer.new(self.dispatcher, tl.resume, 0)
         active.listener = tl
         self.dispatcher.register(tl, EPOLLIN)
-        self.listeners.append(active)
-        self.tcp_listeners.append(tl)
+        return tl
 
     def on_control_message(self, msg):
-        """Main's requests: drain, stop_listening, shutdown, reopen_logs."""
+        """Main's requests: drain, stop_listening, adopt, release, shutdown,
+        reopen_logs."""
         op = msg.get("op") if isinstance(msg, dict) else None
         if op == "shutdown":
             self.dispatcher.exit_requested = True
         elif op == "stop_listening":
-            self.stop_listening()
+            self.stop_listening(msg.get("stop"))
         elif op == "drain":
-            self.drain(float(msg.get("deadline", 600.0)))
+            self.drain(float(msg.get("deadline", 600.0)), msg.get("stop"))
+        elif op == "adopt":
+            names = msg["listeners"]
+            fds = self.control.fds[:len(names)]
+            del self.control.fds[:len(names)]
+            self.adopt(msg["slot"], names, fds)
+        elif op == "release":
+            self.release(msg["slot"])
         elif op == "reopen_logs":
             if self.on_reopen_logs is not None:
                 self.on_reopen_logs()
             if _reopen_app_log is not None:
                 _reopen_app_log()
 
-    def drain(self, double deadline_s):
-        """Stop accepting, let open connections finish, exit when none are
-        left; at the deadline close what remains (tcp_proxy has no graceful
-        way to end a connection) and exit."""
+    def adopt(self, int slot, list names, list fds):
+        """Accept on listen sockets of another slot (`fds`, one per listener
+        in `names`) while that slot has no worker."""
+        cdef list tls = self.adopted.setdefault(slot, [])
+        by_name = {(<ActiveTcpListener>a).name: a for a in self.listeners}
+        for name, fd in zip(names, fds):
+            active = by_name.get(name)
+            if active is None or self.draining:   # a draining worker accepts no more
+                _os.close(fd)
+            else:
+                tls.append(self.listen_on(active, fd))
+        for fd in fds[len(names):]:
+            _os.close(fd)
+
+    def release(self, int slot):
+        """That slot's own worker is back: leave its sockets to it."""
+        cdef TcpListener tl
+        for tl in self.adopted.pop(slot, ()):
+            tl.stop(False)
+
+    def drain(self, double deadline_s, stop=None):
+        """Stop accepting (`stop`: as stop_listening), let open connections
+        finish, exit when none are left; at the deadline close what remains
+        (tcp_proxy has no graceful way to end a connection) and exit."""
         if self.draining:
             return
         self.draining = True
-        self.stop_listening()
+        self.stop_listening(stop)
         self.timers.drain_deadline = Timer.new(self.dispatcher, self.timers, WORKER_TIMER_DRAIN_DEADLINE)
         self.timers.drain_deadline.enable(deadline_s)
         self.timers.drain_check = Timer.new(self.dispatcher, self.timers, WORKER_TIMER_DRAIN_CHECK)
         self.timers.drain_check.enable(0.0)
 
-    def stop_listening(self):
-        """Stop accepting; the listen sockets stay open (main owns them)."""
+    def stop_listening(self, stop=None):
+        """Stop accepting on every socket this worker holds, its own and any
+        it adopted. The listeners named in `stop` (every one when None) stop
+        for good: their queued connections are served, then new clients are
+        refused. The others only leave this worker (a reload keeps them for
+        the next generation)."""
         cdef TcpListener tl
-        for tl in self.tcp_listeners:
-            tl.disable()
+        listening = list(self.tcp_listeners)
+        for tls in self.adopted.values():
+            listening.extend(tls)
+        self.tcp_listeners = []
+        self.adopted = {}
+        for tl in listening:
+            tl.stop(stop is None or tl.cb.name in stop)
 
     def set_tick(self, callback):
         """Call `callback()` every 100 ms on the loop (access-log flushing)."""

@@ -27,8 +27,8 @@ from typing import Dict, List, Optional
 import msgspec
 
 from envoy_fast import __version__, _worker
-from envoy_fast.server import sd_notify
-from envoy_fast.server import proctitle
+from envoy_fast.server import proctitle, sd_notify
+from envoy_fast.server.descriptors import close_descriptors_except, log_descriptors
 from envoy_fast.server.plan import build_plan
 from envoy_fast.stats.store import StatsLayout, StatsStore
 
@@ -83,10 +83,31 @@ def _listener_key(listener) -> tuple:
     return (listener.name, sa.address, sa.port_value, listener.enable_reuse_port)
 
 
+def _listen_socket(family: int, address: str, port: int, reuse_port: bool) -> socket.socket:
+    s = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if reuse_port:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        if family == socket.AF_INET6:
+            s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+        s.bind((address, port))
+    except OSError:
+        s.close()
+        raise
+    return s
+
+
 class ListenerSockets:
     """The listen sockets of one listener, one per worker slot; with
     ``enable_reuse_port: false`` one socket that every slot shares (and no
-    SO_REUSEPORT, so nobody else can bind the port)."""
+    SO_REUSEPORT, so nobody else can bind the port).
+
+    A socket is taken out of service with shutdown(), not close(): that
+    takes it out of its SO_REUSEPORT group at once (new clients go to the
+    other slots, or are refused when none is left) whoever else holds it,
+    and it keeps its port, so listen() puts it back.
+    """
 
     def __init__(self, listener, slots: int) -> None:
         sa = listener.address.socket_address
@@ -95,29 +116,61 @@ class ListenerSockets:
         self.address = sa.address
         family = socket.AF_INET6 if ":" in sa.address else socket.AF_INET
         self.sockets: List[socket.socket] = []
+        self.stopped = False            # stopped listening for good
+        self.suspended: set = set()     # slots whose socket is shut down for now
         port = sa.port_value
-        reuse_port = listener.enable_reuse_port
+        # A shared socket: every slot polls it, so a slot without a worker
+        # needs no stand-in and is never suspended.
+        self.shared = not listener.enable_reuse_port
+        picker = None
         try:
-            for _ in range(slots if reuse_port else 1):
-                s = socket.socket(family, socket.SOCK_STREAM)
+            if port == 0 and not self.shared:
+                # Pick the port first and bind every slot to it by number: a
+                # socket bound to port 0 gives its port back when shut down.
+                picker = _listen_socket(family, sa.address, 0, reuse_port=True)
+                port = picker.getsockname()[1]
+            for _ in range(1 if self.shared else slots):
+                s = _listen_socket(family, sa.address, port, reuse_port=not self.shared)
                 self.sockets.append(s)
-                s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-                if reuse_port:
-                    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-                if family == socket.AF_INET6:
-                    s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
-                s.bind((sa.address, port))
-                # Port 0: the first bind picks the port, the others share it.
                 port = s.getsockname()[1]
                 s.listen(LISTEN_BACKLOG)
                 s.setblocking(False)
         except OSError:
             self.close()
             raise
+        finally:
+            if picker is not None:
+                picker.close()
         self.port = port
-        if not reuse_port:
+        if self.shared:
             # Every worker polls the one socket; the first to accept wins.
             self.sockets = self.sockets * slots
+
+    def fileno(self, slot: int) -> int:
+        """The socket a worker of `slot` accepts on; -1 once stopped."""
+        return -1 if self.stopped else self.sockets[slot].fileno()
+
+    def suspend(self, slot: int) -> None:
+        """Refuse what would queue in `slot`'s socket: no worker can serve it
+        (connections already queued there are reset)."""
+        if self.stopped or self.shared or slot in self.suspended:
+            return
+        try:
+            self.sockets[slot].shutdown(socket.SHUT_RD)
+        except OSError:
+            pass
+        self.suspended.add(slot)
+
+    def resume(self, slot: int) -> None:
+        """Listen again on a suspended slot's socket (a worker takes it)."""
+        if self.stopped or slot not in self.suspended:
+            return
+        self.suspended.discard(slot)
+        try:
+            self.sockets[slot].listen(LISTEN_BACKLOG)
+        except OSError as exc:
+            log.error("listener '%s': cannot listen again on %s:%d: %s",
+                      self.name, self.address, self.port, exc.strerror)
 
     def close(self) -> None:
         for s in self.sockets:
@@ -137,6 +190,15 @@ class WorkerProcess:
         self.started_at = 0.0
         self.exited = False
         self.quick_deaths = 0
+        self.in_backoff = False
+        # While this slot has no worker, a live sibling may accept on its
+        # sockets: `adopter` is that sibling, `adopted` the slots it serves.
+        self.adopter: Optional["WorkerProcess"] = None
+        self.adopted: set = set()
+
+    @property
+    def running(self) -> bool:
+        return bool(self.pid) and self.control is not None
 
 
 class Generation:
@@ -179,7 +241,6 @@ class Server:
         self._loop: Optional[asyncio.AbstractEventLoop] = None
         self._done: Optional[asyncio.Future] = None
         self._early_signals: List[int] = []
-        self._admin_fd = -1
 
     # Views for the admin
 
@@ -228,7 +289,7 @@ class Server:
         try:
             for listener in bootstrap.static_resources.listeners:
                 ls = by_key.get(_listener_key(listener))
-                if ls is None:
+                if ls is None or ls.stopped:
                     try:
                         ls = ListenerSockets(listener, self.concurrency)
                     except OSError as exc:
@@ -283,7 +344,9 @@ class Server:
 
     def spawn_worker(self, w: WorkerProcess) -> None:
         gen = w.generation
-        fds = {name: ls.sockets[w.slot].fileno() for name, ls in gen.listeners.items()}
+        for ls in gen.listeners.values():
+            ls.resume(w.slot)
+        fds = {name: ls.fileno(w.slot) for name, ls in gen.listeners.items()}
         plan = build_plan(gen.bootstrap, self.layout, fds)
         parent_end, child_end = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         pid = os.fork()
@@ -302,10 +365,18 @@ class Server:
         w.control = parent_end
         w.started_at = time.monotonic()
         log.info("worker %d of generation %d started (pid %d)", w.slot, gen.number, pid)
+        if w.adopter is not None:
+            # Its own worker is back: the sibling stops accepting for it.
+            self._send_to(w.adopter, {"op": "release", "slot": w.slot})
+            w.adopter.adopted.discard(w.slot)
+            w.adopter = None
         if self._loop is not None:
             self._watch(w)
 
     def _worker_main(self, w: WorkerProcess, plan: dict, control: socket.socket) -> int:
+        # Main's objects, garbage included, are never finalized here: none
+        # may close a descriptor number this worker has reused.
+        gc.freeze()
         signal.signal(signal.SIGINT, signal.SIG_IGN)   # main handles Ctrl-C
         signal.signal(signal.SIGHUP, signal.SIG_IGN)
         signal.signal(signal.SIGUSR1, signal.SIG_IGN)
@@ -317,28 +388,24 @@ class Server:
         _worker.set_parent_death_signal(signal.SIGTERM)
         if os.getppid() == 1:
             return 0                                   # main died before we ran
-        if os.environ.get("ENVOY_FAST_CRASH_WORKER_FOR_TEST"):
+        crash = os.environ.get("ENVOY_FAST_CRASH_WORKER_FOR_TEST")
+        if crash and (crash == "all" or str(w.slot) in crash.split(",")):
             os._exit(3)                                # tests of the crash-loop backoff
         proctitle.set_title("envoy-fast: worker %d (generation %d)" % (w.slot, w.generation.number),
                             "ef-worker-%d" % w.slot)
-        # Only this worker's sockets stay open in it: a listen socket main
-        # closes later (a listener removed by reload) must really close.
-        mine = {ls.sockets[w.slot].fileno() for ls in w.generation.listeners.values()}
-        for g in self.generations:
-            for v in g.workers:
-                if v.control is not None:
-                    v.control.close()
-            for ls in g.listeners.values():
-                for sock in ls.sockets:
-                    if sock.fileno() >= 0 and sock.fileno() not in mine:
-                        sock.close()
-        if self._admin_fd >= 0:
-            os.close(self._admin_fd)
-        control.setblocking(False)
+        # Keep only what this worker uses: its slot's listen sockets (a
+        # socket main closes later must really close, and other slots' are
+        # not its to serve), its control channel, stdio and log files. Main's
+        # admin connections, loop descriptors, pidfds and the other workers'
+        # channels would otherwise stay open as long as this worker.
         from envoy_fast import app_log
+        control_fd = control.detach()
+        keep = {0, 1, 2, control_fd} | log_descriptors() | set(app_log.log_fds())
+        keep.update(l["fd"] for l in plan["listeners"] if l["fd"] >= 0)
+        close_descriptors_except(keep)
         _worker.set_app_log_reopen(app_log.reopen)
         wlog = logging.getLogger("envoy_fast.worker.%d" % w.slot)
-        worker = _worker.Worker(plan, self.stats.mem, w.row, control.fileno(),
+        worker = _worker.Worker(plan, self.stats.mem, w.row, control_fd,
                                 error_log=wlog.error)
         # The data plane cuts its own reference cycles on close; the cyclic
         # collector only needs to run rarely, and never over start-up state.
@@ -362,7 +429,6 @@ class Server:
         listeners = self.open_listeners(self.bootstrap, {})
         try:
             admin_sock = self.open_admin_socket()
-            self._admin_fd = admin_sock.fileno() if admin_sock is not None else -1
         except RuntimeError:
             for ls in listeners.values():
                 ls.close()
@@ -457,9 +523,13 @@ class Server:
         self.draining = True
         self.state = "DRAINING"
         sd_notify.stopping()
+        drain = {"op": "drain", "deadline": self.options.drain_time_s}
+        self._stop_listeners(self.current, None, drain)
         for g in self.generations:
             g.draining = True
-        self.send_to_workers({"op": "drain", "deadline": self.options.drain_time_s})
+            if g is not self.current:
+                self._send(g, drain)
+            self._retire_dead(g)
         self._maybe_done()
         assert self._loop is not None
         # Workers close what is left at the deadline; a wedged one is killed.
@@ -491,14 +561,85 @@ class Server:
             self.state = "LIVE"
 
     def drain_listeners(self, graceful: bool = False) -> None:
-        """Stop accepting on every listener (after --drain-time-s if graceful);
-        open connections carry on."""
+        """Stop listening on every listener (after --drain-time-s if
+        graceful): new clients are refused, queued and open connections are
+        served. A reload listens again."""
         if graceful:
             assert self._loop is not None
-            self._loop.call_later(self.options.drain_time_s, self.send_to_workers,
-                                  {"op": "stop_listening"})
-        else:
-            self.send_to_workers({"op": "stop_listening"})
+            self._loop.call_later(self.options.drain_time_s, self.drain_listeners)
+        elif not self.shutting_down:
+            self._stop_listeners(self.current, None, {"op": "stop_listening"})
+
+    def _stop_listeners(self, gen: Generation, names: Optional[List[str]], msg: dict) -> None:
+        """Send `msg` (drain or stop_listening) to `gen`'s workers, with the
+        listeners `names` (None: all) to stop for good: each worker accepts
+        what their sockets have queued, then shuts them down, so new clients
+        are refused. A slot with no worker is first handed to a live sibling;
+        with none, its queue is lost and its sockets are shut down here."""
+        stopping = [ls for name, ls in gen.listeners.items()
+                    if (names is None or name in names) and not ls.stopped]
+        self._adopt_orphans(gen, every_dead=True)
+        self._send(gen, dict(msg, stop=names))
+        for w in gen.workers:
+            if not w.running and not (w.adopter is not None and w.adopter.running):
+                for ls in stopping:
+                    ls.suspend(w.slot)
+        for ls in stopping:
+            ls.stopped = True
+            ls.close()       # main's copies; each worker closes its own when done
+
+    # Slots without a worker
+
+    def _adopt_orphans(self, gen: Generation, every_dead: bool = False) -> None:
+        """Give each slot of `gen` with no worker that is not about to be
+        restarted at once (in crash backoff; any when `every_dead`) a live
+        sibling that accepts on its sockets meanwhile. A slot in backoff with
+        no sibling alive refuses its share of new connections instead."""
+        for w in gen.workers:
+            if w.running or w.exited or (w.adopter is not None and w.adopter.running):
+                continue
+            w.adopter = None
+            if not (every_dead or w.in_backoff):
+                continue        # its successor takes its queue in a moment
+            if self._adopt(w):
+                continue
+            if w.in_backoff and not every_dead:
+                log.warning("no worker can serve the sockets of worker %d while it waits to "
+                            "restart: refusing their connections meanwhile", w.slot)
+                for ls in gen.listeners.values():
+                    ls.suspend(w.slot)
+
+    def _adopt(self, w: WorkerProcess) -> bool:
+        """Pass `w`'s listen sockets to its least busy live sibling."""
+        gen = w.generation
+        siblings = [v for v in gen.workers if v is not w and v.running]
+        # A shared socket (enable_reuse_port: false) is polled by every worker.
+        names = [name for name, ls in gen.listeners.items() if not ls.stopped and not ls.shared]
+        if not names:
+            return True
+        if not siblings:
+            return False
+        sibling = min(siblings, key=lambda v: len(v.adopted))
+        for name in names:
+            gen.listeners[name].resume(w.slot)
+        # SCM_RIGHTS carries at most 253 descriptors per message.
+        for i in range(0, len(names), 200):
+            chunk = names[i:i + 200]
+            fds = [gen.listeners[name].fileno(w.slot) for name in chunk]
+            if not self._send_to(sibling, {"op": "adopt", "slot": w.slot, "listeners": chunk},
+                                 fds):
+                return False
+        w.adopter = sibling
+        sibling.adopted.add(w.slot)
+        log.info("worker %d of generation %d serves the sockets of worker %d meanwhile",
+                 sibling.slot, gen.number, w.slot)
+        return True
+
+    def _retire_dead(self, gen: Generation) -> None:
+        """Dead workers of a generation that will not restart them are gone."""
+        for w in gen.workers:
+            if not w.pid and not w.exited:
+                self._on_worker_gone(w)
 
     # Supervision
 
@@ -536,6 +677,7 @@ class Server:
         """A worker that was asked to go has gone: keep what it counted."""
         w.exited = True
         log.debug("worker %d of generation %d exited", w.slot, w.generation.number)
+        self._forget_adopted(w)
         self.stats.retire_row(w.row)
         gen = w.generation
         if not gen.alive:
@@ -549,11 +691,9 @@ class Server:
             if g.alive:
                 continue
             for name, ls in list(g.listeners.items()):
-                if id(ls) not in used and ls.sockets and ls.sockets[0].fileno() >= 0:
-                    # No worker of any generation uses it any more: only now
-                    # may it close (closing resets connections in its queue).
-                    if not self.draining:
-                        log.info("closing listener '%s' (removed by reload)", name)
+                if id(ls) not in used:
+                    # No worker of any generation uses it any more (normally
+                    # stopped and closed by then already).
                     ls.close()
         self.generations = [g for g in self.generations if g.alive or g is self.current]
 
@@ -563,6 +703,7 @@ class Server:
         else:
             how = "exited with %d" % os.waitstatus_to_exitcode(status)
         log.error("worker %d %s; restarting it on the same sockets", w.slot, how)
+        self._forget_adopted(w)
         self.stats.reset_gauges_of_row(w.row)
         self.stats.release_resources_of_row(w.row)
         self.worker_restarts += 1
@@ -575,13 +716,23 @@ class Server:
         delay = 0.0 if w.quick_deaths < 2 else min(30.0, RESTART_BACKOFF_S * 2 ** (w.quick_deaths - 2))
         if delay:
             log.error("worker %d keeps dying at start; next restart in %gs", w.slot, delay)
+        w.in_backoff = delay > 0
+        self._adopt_orphans(w.generation)
         assert self._loop is not None
         self._loop.call_later(delay, self._respawn, w)
 
+    def _forget_adopted(self, w: WorkerProcess) -> None:
+        # The slots `w` served for are without a worker again.
+        for slot in w.adopted:
+            w.generation.workers[slot].adopter = None
+        w.adopted = set()
+
     def _respawn(self, w: WorkerProcess) -> None:
+        w.in_backoff = False
         if not self.shutting_down and not self.draining and w.pid == 0 \
                 and not w.generation.draining:
             self.spawn_worker(w)
+            self._adopt_orphans(w.generation)
 
     # Reload
 
@@ -635,7 +786,13 @@ class Server:
         self.bootstrap = bootstrap
         self.start_generation(bootstrap, listeners, block)
         old.draining = True
-        self._send(old, {"op": "drain", "deadline": opts.drain_time_s})
+        kept = {id(ls) for ls in listeners.values()}
+        removed = [name for name, ls in old.listeners.items()
+                   if id(ls) not in kept and not ls.stopped]
+        for name in removed:
+            log.info("closing listener '%s' (removed by reload)", name)
+        self._stop_listeners(old, removed, {"op": "drain", "deadline": opts.drain_time_s})
+        self._retire_dead(old)
         assert self._loop is not None
         self._loop.call_later(opts.parent_shutdown_time_s, self._end_generation, old)
         log.info("reloaded: generation %d serving, generation %d draining",
@@ -707,14 +864,24 @@ class Server:
     # Control channel
 
     def _send(self, gen: Generation, msg: dict) -> None:
+        for w in gen.workers:
+            self._send_to(w, msg)
+
+    def _send_to(self, w: WorkerProcess, msg: dict, fds: Optional[List[int]] = None) -> bool:
+        """One frame to `w`; `fds` travel with its first byte (SCM_RIGHTS)."""
+        if w.control is None:
+            return False
         frame = msgspec.msgpack.encode(msg)
         data = len(frame).to_bytes(4, "big") + frame
-        for w in gen.workers:
-            if w.control is not None:
-                try:
-                    w.control.sendall(data)
-                except OSError:
-                    pass
+        try:
+            if fds:
+                sent = socket.send_fds(w.control, [data], fds)
+                w.control.sendall(data[sent:])
+            else:
+                w.control.sendall(data)
+        except OSError:
+            return False
+        return True
 
     def send_to_workers(self, msg: dict) -> None:
         for g in self.generations:

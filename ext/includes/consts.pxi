@@ -14,6 +14,11 @@ cdef enum:
     MAX_EPOLL_EVENTS = 256
     # Connections one listener accepts per readiness event (batched accept4).
     ACCEPT_BATCH = 64
+    # Batches a listener that stops for good accepts at most to empty its
+    # queue first (the kernel caps a listen queue at somaxconn, 4096).
+    STOP_ACCEPT_BATCHES = 128
+    # Descriptors one control message may carry (the kernel's SCM_MAX_FD).
+    MAX_CONTROL_FDS = 253
     # A read of at least this many bytes marks a tcp_proxy direction as bulk,
     # which switches it to splice() through a pipe.
     SPLICE_THRESHOLD = 65536

@@ -20,6 +20,7 @@ cdef extern from "<errno.h>" nogil:
         ENOMEM
         ECONNABORTED
         ETIMEDOUT
+        EINVAL
 
 cdef extern from "<sys/epoll.h>" nogil:
     ctypedef union epoll_data_t:

@@ -112,6 +112,8 @@ cdef class TcpListener(FileEventHandler):
 
     cdef int enable(self) except -1
     cdef int disable(self) except -1
+    cdef bint accept_connections(self, int limit) except -1
+    cdef int stop(self, bint for_good) except -1
 
 
 cdef class _ListenerResume(TimerHandler):

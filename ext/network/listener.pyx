@@ -328,15 +328,28 @@ cdef class TcpListener(FileEventHandler):
         return self.set_epoll_mask(0)
 
     cdef int on_file_event(self, uint32_t events) except -1:
+        self.accept_connections(ACCEPT_BATCH)
+        return 0
+
+    cdef bint accept_connections(self, int limit) except -1:
+        """Accept up to `limit` queued connections; True if more may wait."""
         cdef sockaddr_storage addr
         cdef socklen_t addr_len
         cdef int fd, i
-        for i in range(ACCEPT_BATCH):
+        for i in range(limit):
             addr_len = sizeof(sockaddr_storage)
             fd = accept4(self.fd, <sockaddr*>&addr, &addr_len, SOCK_NONBLOCK | SOCK_CLOEXEC)
             if fd < 0:
-                if errno == EAGAIN or errno == EINTR or errno == ECONNABORTED:
-                    return 0
+                if errno == EINTR or errno == ECONNABORTED:
+                    continue
+                if errno == EAGAIN:
+                    return False
+                if errno == EINVAL:
+                    # No longer listening: the worker that stopped it for good
+                    # shares this socket (a slot's owner and the sibling that
+                    # stood in for it). Stop watching it.
+                    self.disable()
+                    return False
                 if errno == EMFILE or errno == ENFILE or errno == ENOBUFS or errno == ENOMEM:
                     # Out of descriptors: the queue stays full and level-triggered
                     # epoll would spin; pause accepting for a moment instead.
@@ -344,7 +357,7 @@ cdef class TcpListener(FileEventHandler):
                     self.resume_timer.enable(0.1)
                     if self.cb.log is not None:
                         _warn_listener(self.cb, errno)
-                    return 0
+                    return False
                 raise OSError(errno, "accept4: " + strerror(errno).decode())
             try:
                 self.cb.on_accept(fd, &addr, addr_len)
@@ -352,6 +365,28 @@ cdef class TcpListener(FileEventHandler):
                 self.dispatcher.handler_errors += 1
                 if self.dispatcher.error_log is not None:
                     self.dispatcher.error_log("on_accept error: %r" % (exc,))
+        return True
+
+    cdef int stop(self, bint for_good) except -1:
+        """Stop accepting here and close this worker's descriptor.
+
+        `for_good`: nobody accepts on this socket again. Every connection it
+        has queued is accepted first, then the socket is shut down, which
+        takes it out of its SO_REUSEPORT group: new clients are refused at
+        once, whoever else still holds the socket (closing it would reset the
+        queue, and only once its last holder closes). Otherwise the socket
+        carries on for the workers that still use it.
+        """
+        cdef int i
+        if self.fd < 0:
+            return 0
+        if for_good:
+            for i in range(STOP_ACCEPT_BATCHES):
+                if not self.accept_connections(ACCEPT_BATCH):
+                    break
+            shutdown(self.fd, SHUT_RD)  # void: ENOTCONN if already shut down
+        self.resume_timer.disable()
+        self.unregister()
         return 0
 
     cdef void on_handler_error(self, object exc) noexcept:

@@ -210,9 +210,9 @@ class Harness:
             c.close()
         self.worker.close_all()
         self.run(0.05)
-        self.worker.stop_listening()
+        self.worker.stop_listening()        # closes the worker's descriptor: this one
         self.run(0.01)
-        self.lsock.close()
+        self.lsock.detach()
 
 
 @contextlib.contextmanager

@@ -222,6 +222,6 @@ def test_least_request_avoids_host_with_active_requests():
         finally:
             w.close_all()
             w.run_for_test(0.05)
-            w.stop_listening()
+            w.stop_listening()              # closes the worker's descriptor: this one
             w.run_for_test(0.01)
-            lsock.close()
+            lsock.detach()

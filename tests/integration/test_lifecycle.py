@@ -12,7 +12,8 @@ import time
 import pytest
 
 from helpers import (bootstrap, cluster, echo_server, free_port, listener, recv_exactly,
-                     require_peer, run_envoy_fast, simple_proxy_config, tcp_proxy_filter, wait_for,
+                     require_peer, run_envoy_fast, simple_proxy_config, tcp_proxy_filter, wait_closed,
+                     wait_for,
                      wait_port, wait_stat)
 
 
@@ -77,7 +78,7 @@ def test_sigterm_lets_an_in_flight_transfer_finish():
                 if sent == 10 * step:
                     proxy.proc.send_signal(signal.SIGTERM)
                     # New connections are refused while draining...
-                    wait_for(lambda: _refused(lp), timeout=5, what="listener closed to new connections")
+                    wait_for(lambda: _conn_refused(lp), timeout=5, what="new connections refused")
             c.shutdown(socket.SHUT_WR)
             t.join(30)
             c.close()
@@ -85,18 +86,6 @@ def test_sigterm_lets_an_in_flight_transfer_finish():
             assert received[0] == len(data)
             assert got.hexdigest() == hashlib.sha256(data).hexdigest()
             assert proxy.proc.wait(timeout=10) == 0
-
-
-def _refused(port: int) -> bool:
-    # Stopped accepting: a connect may still complete into a backlog nobody
-    # accepts from; what matters is that nothing answers on it.
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=0.5) as c:
-            c.settimeout(0.3)
-            c.sendall(b"x")
-            return c.recv(1) == b""
-    except (ConnectionRefusedError, socket.timeout, ConnectionResetError):
-        return True
 
 
 def test_drain_deadline_closes_remaining_connections_then_exits_zero():
@@ -166,7 +155,7 @@ def test_reload_adds_and_removes_a_listener():
             assert _roundtrip(p3) == b"ping"
             assert _roundtrip(p1) == b"ping"
             # The removed listener's open connection still works while its
-            # generation drains; its socket closes once that generation is gone.
+            # generation drains (its socket refuses new clients already).
             held.sendall(b"still")
             assert recv_exactly(held, 5) == b"still"
             held.close()
@@ -288,7 +277,7 @@ def test_draining_generations_are_bounded():
 def test_crash_loop_backs_off(monkeypatch):
     """A worker that dies as soon as it starts is restarted with a growing
     delay (1 s, 2 s, 4 s ...), not in a tight loop; main stays up."""
-    monkeypatch.setenv("ENVOY_FAST_CRASH_WORKER_FOR_TEST", "1")
+    monkeypatch.setenv("ENVOY_FAST_CRASH_WORKER_FOR_TEST", "all")
     with echo_server() as up:
         lp, ap = free_port(), free_port()
         with run_envoy_fast(simple_proxy_config(up.port, lp, ap), concurrency=1) as proxy:
@@ -299,3 +288,36 @@ def test_crash_loop_backs_off(monkeypatch):
             assert "keeps dying at start; next restart in 1s" in proxy.log()
             assert "next restart in 2s" in proxy.log()
             assert proxy.admin("/ready").strip() == "LIVE"
+
+
+def test_parent_shutdown_time_ends_the_old_generation():
+    """--parent-shutdown-time-s after a reload the old generation is ended:
+    its workers are gone and its connections closed, however long
+    --drain-time-s would have let them run."""
+    with echo_server() as up:
+        lp, ap = free_port(), free_port()
+        cfg = simple_proxy_config(up.port, lp, ap)
+        with run_envoy_fast(cfg, concurrency=1,
+                            args=["--drain-time-s", "60", "--parent-shutdown-time-s", "2"]) as proxy:
+            old = set(_workers(proxy))
+            held = socket.create_connection(("127.0.0.1", lp), timeout=5)
+            held.sendall(b"a")
+            assert recv_exactly(held, 1) == b"a"
+            t0 = time.monotonic()
+            proxy.reload(cfg)
+            wait_for(lambda: "reloaded:" in proxy.log(), timeout=5, what="reload")
+            time.sleep(1.0)
+            # Still draining: the old generation serves its open connection.
+            assert old <= set(_workers(proxy))
+            held.sendall(b"b")
+            assert recv_exactly(held, 1) == b"b"
+            assert proxy.stats()["server.draining_generations"] == 1
+            wait_closed(held, timeout=10)
+            took = time.monotonic() - t0
+            assert 1.8 < took < 5.0, took
+            wait_for(lambda: not old & set(_workers(proxy)), timeout=3, what="old worker gone")
+            assert len(_workers(proxy)) == 1
+            wait_for(lambda: proxy.stats()["server.draining_generations"] == 0, timeout=3,
+                     what="no generation draining")
+            assert _roundtrip(lp) == b"ping"
+            held.close()
