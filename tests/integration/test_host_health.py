@@ -51,7 +51,7 @@ CASES = [
 
 
 @pytest.mark.parametrize("statuses,threshold", CASES,
-                         ids=["-".join(s) + "@%s" % t for s, t in CASES])
+                         ids=["-".join(s) + "-panic%s" % ("default" if t is None else t) for s, t in CASES])
 def test_host_health_and_panic_match_envoy(statuses, threshold):
     if not envoy_binary():
         pytest.skip("envoy binary not installed")
@@ -59,7 +59,7 @@ def test_host_health_and_panic_match_envoy(statuses, threshold):
     ours, our_stats = run_case("envoy_fast", statuses, threshold, n)
     theirs, their_stats = run_case("envoy", statuses, threshold, n)
     assert set(ours) == set(theirs), (ours, theirs)
-    assert our_stats == their_stats
+    assert our_stats == their_stats, (ours, theirs)
     if None not in ours and len(ours) > 1:
         # Round robin over the same set: an even spread in both.
         assert max(ours.values()) - min(ours.values()) <= 1, ours
@@ -80,3 +80,24 @@ def test_degraded_hosts_take_envoy_share():
     # Binomial(300, 0.7): sd 2.6 %; allow 4 sd on each.
     for impl, share in shares.items():
         assert abs(share - 0.7) < 0.11, shares
+
+
+def test_clusters_health_flags_match_envoy():
+    """/clusters shows each endpoint's health as Envoy does (text and JSON)."""
+    if not envoy_binary():
+        pytest.skip("envoy binary not installed")
+    import json
+    statuses = ["HEALTHY", "UNHEALTHY", "DRAINING", "TIMEOUT", "DEGRADED", "UNKNOWN"]
+    seen = {}
+    for impl in ("envoy_fast", "envoy"):
+        lp, ap = free_port(), free_port()
+        c = health_cluster([(free_port(), s) for s in statuses])
+        cfg = bootstrap([listener("l0", lp, [{"filters": [tcp_proxy_filter("up")]}])], [c], ap)
+        with run_impl(impl, cfg) as proxy:
+            text = [l.split("::")[-1] for l in proxy.admin("/clusters").splitlines()
+                    if "::health_flags::" in l]
+            js = [h.get("health_status") for h in json.loads(
+                proxy.admin("/clusters?format=json"))["cluster_statuses"][0]["host_statuses"]]
+        seen[impl] = (text, js)
+    assert len(seen["envoy"][0]) == len(statuses)
+    assert seen["envoy_fast"] == seen["envoy"]
