@@ -106,6 +106,8 @@ cdef class ConnPoolImplBase:
             if self.connecting_stream_capacity - client.capacity < self.pending_streams.size:
                 break
             client.connection.close(CLOSE_NO_FLUSH)     # leaves connecting_clients
+            if client.owner_list is self.connecting_clients:
+                break                                   # never loop on a stuck entry
         return 0
 
     cdef int try_create_new_connections(self) except -1:
