@@ -9,7 +9,7 @@ import time
 import pytest
 
 from helpers import (IMPLS, abort, bootstrap, cluster, free_port, listener, named_server,
-                     run_envoy_fast, run_impl, tcp_proxy_filter, wait_stat)
+                     run_envoy_fast, run_impl, scripted_server, tcp_proxy_filter, wait_stat)
 from test_tcp_proxy_failures import read_greeting
 
 CHUNK = b"x" * 65536
@@ -68,7 +68,6 @@ def test_max_duration_closes_a_bulk_transfer(impl):
             pass
         return time.monotonic()
 
-    from helpers import scripted_server
     with scripted_server(source) as up:
         lp, ap = free_port(), free_port()
         cfg = bootstrap([listener("l0", lp, [{"filters": [tcp_proxy_filter(
