@@ -126,22 +126,13 @@ cdef class Worker:
             host = HostImpl.__new__(HostImpl)
             host.cluster = info
             host.weight = h["weight"]
+            host.health = h.get("health", HOST_HEALTHY)
             host.stats = &self.stats_row[<int>h["stats_base"]]
             host.address_str = h["name"]
             _fill_sockaddr(&host.address, &host.address_len, h["address"], h["port"])
             hosts.append(host)
-        policy = c["lb_policy"]
-        if policy == LB_ROUND_ROBIN:
-            tlc.lb = RoundRobinLoadBalancer(self.dispatcher, hosts)
-        elif policy == LB_RANDOM:
-            tlc.lb = RandomLoadBalancer(self.dispatcher, hosts)
-        elif policy == LB_LEAST_REQUEST:
-            tlc.lb = LeastRequestLoadBalancer(self.dispatcher, hosts, c.get("choice_count", 2))
-        else:
-            raise ValueError("lb_policy %r" % (policy,))
         tlc.info = info
-        tlc.hosts = hosts
-        tlc.dispatcher = self.dispatcher
+        tlc.init_load_balancers(self.dispatcher, hosts, c)
         return tlc
 
     cdef FilterChainImpl build_chain(self, dict chain):

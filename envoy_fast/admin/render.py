@@ -445,7 +445,7 @@ HOST_GAUGES = ("cx_active", "rq_active", "rq_pending_active")
 THRESHOLD_KEYS = ("max_connections", "max_pending_requests", "max_requests", "max_retries")
 
 # envoy.config.core.v3.HealthStatus set in the config -> Envoy's host flags.
-_EDS_FLAGS = {"UNHEALTHY": "/failed_eds_health", "DRAINING": "/failed_eds_health",
+_EDS_FLAGS = {"UNHEALTHY": "/failed_eds_health", "DRAINING": "/eds_status_draining",
               "TIMEOUT": "/failed_eds_health", "DEGRADED": "/degraded_eds_health"}
 
 
@@ -469,7 +469,10 @@ class HostView(NamedTuple):
 
     @property
     def eds_health_status(self) -> str:
-        return "HEALTHY" if self.health_status in ("UNKNOWN", "HEALTHY") else self.health_status
+        # Envoy reports the host's state, in which TIMEOUT is UNHEALTHY.
+        if self.health_status in ("UNKNOWN", "HEALTHY"):
+            return "HEALTHY"
+        return "UNHEALTHY" if self.health_status == "TIMEOUT" else self.health_status
 
 
 class ClusterView(NamedTuple):

@@ -54,19 +54,54 @@ def _chain(chain, layout: StatsLayout, alt_names: Dict[str, str]) -> Dict[str, A
     return {"name": chain.name, "match": _match(chain.filter_chain_match), "filters": filters}
 
 
+# Host health from the configured HealthStatus, as Envoy classifies it:
+# DRAINING hosts are also left out of the panic computation ("excluded").
+HOST_HEALTHY, HOST_DEGRADED, HOST_UNHEALTHY, HOST_EXCLUDED = range(4)
+_HEALTH = {"UNKNOWN": HOST_HEALTHY, "HEALTHY": HOST_HEALTHY, "DEGRADED": HOST_DEGRADED,
+           "UNHEALTHY": HOST_UNHEALTHY, "TIMEOUT": HOST_UNHEALTHY, "DRAINING": HOST_EXCLUDED}
+_OVERPROVISIONING_FACTOR = 140     # Envoy's default, in percent
+
+
+def host_set_load(health: List[int], panic_threshold: float) -> Dict[str, Any]:
+    """Envoy's LoadBalancerBase arithmetic for one priority (integer
+    percentages, as Envoy computes them): whether the host set is in panic
+    (then every host takes traffic) and the share of picks that go to
+    healthy hosts (the rest to degraded ones)."""
+    threshold = min(100, int(panic_threshold + 0.5))
+    counted = [h for h in health if h != HOST_EXCLUDED]
+    n = len(counted)
+    healthy = counted.count(HOST_HEALTHY)
+    degraded = counted.count(HOST_DEGRADED)
+    h_avail = min(100, _OVERPROVISIONING_FACTOR * healthy // n) if n else 0
+    d_avail = min(100, _OVERPROVISIONING_FACTOR * degraded // n) if n else 0
+    total = min(100, h_avail + d_avail)
+    if total == 0:
+        # Nothing available: panic, unless the threshold is 0 (then no host).
+        return {"panic": threshold > 0, "healthy_load": 100}
+    healthy_pct = 100.0 * healthy / n
+    degraded_pct = 100.0 * degraded / n
+    healthy_load = min(100, h_avail * 100 // total)
+    degraded_load = min(100 - healthy_load, d_avail * 100 // total)
+    if h_avail:
+        healthy_load = 100 - degraded_load      # the rounding remainder
+    return {"panic": healthy_pct + degraded_pct < threshold, "healthy_load": healthy_load}
+
+
 def _cluster(cluster, layout: StatsLayout) -> Dict[str, Any]:
     th = cluster.thresholds()
     hosts = []
     if cluster.load_assignment is not None:
         for loc in cluster.load_assignment.endpoints:
             for ep in loc.lb_endpoints:
-                if ep.health_status in ("UNHEALTHY", "DRAINING", "TIMEOUT"):
-                    continue        # no traffic to these, as in Envoy
                 sa = ep.endpoint.address.socket_address
                 name = host_address(sa.address, sa.port_value)
                 hosts.append({"address": sa.address, "port": sa.port_value, "name": name,
                               "weight": ep.load_balancing_weight,
+                              "health": _HEALTH[ep.health_status],
                               "stats_base": layout.hosts[(cluster.name, name)]})
+    threshold = 50.0
+    if cluster.common_lb_config is not None:
+        threshold = cluster.common_lb_config.healthy_panic_threshold
     choice_count = 2
     if cluster.least_request_lb_config is not None:
         choice_count = cluster.least_request_lb_config.choice_count
@@ -84,6 +119,7 @@ def _cluster(cluster, layout: StatsLayout) -> Dict[str, Any]:
         "lb_policy": _LB[cluster.lb_policy],
         "choice_count": choice_count,
         "hosts": hosts,
+        **host_set_load([h["health"] for h in hosts], threshold),
     }
 
 

@@ -381,15 +381,20 @@ cdef class ConnectionImpl(FileEventHandler):
 
     cdef int splice_read(self) except -1:
         cdef ConnectionImpl dest = self.splice_peer
-        cdef size_t room
+        cdef size_t room, cap
         cdef ssize_t r
         if dest.state != CONN_OPEN or dest.pipe_w < 0:
             self.splice_peer = None
             self.splice_target = None
             return self.on_read_ready()
-        room = dest.pipe_cap - dest.pipe_bytes
-        if room == 0:
+        # The pipe is dest's write buffer: it holds no more than dest's
+        # per_connection_buffer_limit_bytes either.
+        cap = dest.pipe_cap
+        if dest.buffer_limit and dest.buffer_limit < cap:
+            cap = dest.buffer_limit
+        if dest.pipe_bytes >= cap:
             return 0
+        room = cap - dest.pipe_bytes
         r = splice(self.fd, NULL, dest.pipe_w, NULL, room, SPLICE_F_MOVE | SPLICE_F_NONBLOCK)
         if r > 0:
             dest.pipe_bytes += <size_t>r

@@ -37,6 +37,7 @@ CLUSTER_STATS = (
     ("upstream_rq_pending_overflow", COUNTER),
     ("upstream_rq_pending_failure_eject", COUNTER),
     ("upstream_rq_cancelled", COUNTER),
+    ("lb_healthy_panic", COUNTER),               # CLUSTER_LB_HEALTHY_PANIC
 )
 
 TCP_PROXY_STATS = (

@@ -12,6 +12,9 @@
 #               └─ new_pending_stream, try_create_new_connections
 #                      on_connection_event(CONNECTED) -> on_upstream_ready -> attach
 #                      close while CONNECTING -> purge_pending_streams(failure)
+#                          -> close_excess_connecting_clients (no stream waits for them)
+#   READY (idle) client: still read; bytes or EOF close it, so a connection the
+#   upstream closed is never handed to a stream.
 
 cdef enum ActiveClientState:
     CLIENT_CONNECTING = 0
@@ -88,6 +91,7 @@ cdef class ConnPoolImplBase:
     cdef int on_pool_failure(self, int reason, ConnPoolCallbacks callbacks) except -1
     cdef int purge_pending_streams(self, int reason) except -1
     cdef int on_pending_stream_cancel(self, PendingStream stream) except -1
+    cdef int close_excess_connecting_clients(self) except -1
     cdef void remove_pending_stream(self, PendingStream stream)
     cdef int on_stream_closed(self, ActiveClient client) except -1
 

@@ -95,10 +95,19 @@ cdef class ConnPoolImplBase:
         self.cluster.stats[CLUSTER_UPSTREAM_RQ_CANCELLED] += 1
         # A connection opened only for this stream is no longer needed
         # (Envoy: CancelPolicy::CloseExcess).
-        if self.connecting_clients.size and \
-                self.connecting_stream_capacity > self.pending_streams.size:
+        return self.close_excess_connecting_clients()
+
+    cdef int close_excess_connecting_clients(self) except -1:
+        """Close connects no waiting stream needs: one that completed would be
+        a connection nobody uses, held open by the upstream."""
+        cdef ActiveClient client
+        while self.connecting_clients.size:
             client = <ActiveClient>self.connecting_clients.head
-            client.connection.close(CLOSE_NO_FLUSH)
+            if self.connecting_stream_capacity - client.capacity < self.pending_streams.size:
+                break
+            client.connection.close(CLOSE_NO_FLUSH)     # leaves connecting_clients
+            if client.owner_list is self.connecting_clients:
+                break                                   # never loop on a stuck entry
         return 0
 
     cdef int try_create_new_connections(self) except -1:
@@ -238,7 +247,10 @@ cdef class ConnPoolImplBase:
             self.cluster.stats[CLUSTER_UPSTREAM_RQ_PENDING_FAILURE_EJECT] += 1
         for cb in streams:
             self.on_pool_failure(reason, cb)
-        return 0
+        # The failed streams' owners have retried (new streams wait for the
+        # connects still in progress) or given up: the connects left over
+        # would complete into connections nobody waits for.
+        return self.close_excess_connecting_clients()
 
     cdef int on_pool_ready(self, ActiveClient client, ConnPoolCallbacks callbacks) except -1:
         return callbacks.on_pool_ready(client, self.host)
@@ -267,8 +279,16 @@ cdef class _TcpClientReadFilter(ReadFilter):
         cdef ActiveTcpClient client = self.client
         if client is not None and client.upstream_callbacks is not None:
             client.upstream_callbacks.on_upstream_data(data, end_stream)
-        else:
-            data.drain_all()
+            return FILTER_STOP_ITERATION
+        # Bytes or a FIN on a connection no stream holds (idle in the pool):
+        # the upstream closed it or speaks first; either way no stream can
+        # use it any more (Envoy's ActiveTcpClient closes it too).
+        data.drain_all()
+        if client is not None and client.connection is not None:
+            if end_stream:
+                client.connection.close_socket(CONN_EVENT_REMOTE_CLOSE)
+            else:
+                client.connection.close(CLOSE_NO_FLUSH)
         return FILTER_STOP_ITERATION
 
 

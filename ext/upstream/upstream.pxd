@@ -46,6 +46,7 @@ cdef enum:  # ClusterStat: offsets in a cluster's stats block
     CLUSTER_UPSTREAM_RQ_PENDING_OVERFLOW
     CLUSTER_UPSTREAM_RQ_PENDING_FAILURE_EJECT
     CLUSTER_UPSTREAM_RQ_CANCELLED
+    CLUSTER_LB_HEALTHY_PANIC
     CLUSTER_STATS_COUNT
 
 # Cluster-wide (all workers) circuit-breaker counts, in shared memory.
@@ -108,9 +109,17 @@ cdef class HostImpl:
     cdef sockaddr_storage address
     cdef socklen_t address_len
     cdef int weight
+    cdef int health                 # HOST_HEALTHY ... HOST_EXCLUDED
     cdef Py_ssize_t rq_active       # this worker's active requests (least request)
     cdef TcpConnPoolImpl tcp_pool   # created on first use
     cdef int64_t *stats             # HostStat block in this worker's row (/clusters)
+
+
+cdef enum HostHealth:                # from the endpoint's health_status (plan.py)
+    HOST_HEALTHY = 0
+    HOST_DEGRADED = 1
+    HOST_UNHEALTHY = 2
+    HOST_EXCLUDED = 3               # DRAINING: not counted for panic
 
 
 cdef enum LbPolicy:
@@ -153,7 +162,13 @@ cdef class LeastRequestLoadBalancer(LoadBalancer):
 cdef class ThreadLocalCluster:
     cdef ClusterInfo info
     cdef list hosts
-    cdef LoadBalancer lb
+    cdef LoadBalancer lb            # every host: panic mode
+    cdef LoadBalancer healthy_lb    # healthy hosts (lb itself when all are)
+    cdef LoadBalancer degraded_lb   # degraded hosts; None when none
+    cdef bint panic                 # too few healthy hosts: balance over all
+    cdef int healthy_load           # % of picks among healthy hosts, else degraded
     cdef Dispatcher dispatcher
 
+    cdef int init_load_balancers(self, Dispatcher dispatcher, list hosts, dict plan) except -1
+    cdef HostImpl choose_host(self)
     cdef TcpConnPoolImpl tcp_conn_pool(self)

@@ -193,12 +193,50 @@ cdef class LeastRequestLoadBalancer(LoadBalancer):
         return <HostImpl>self.hosts[best_j]
 
 
+cdef LoadBalancer _make_lb(Dispatcher dispatcher, list hosts, dict plan):
+    policy = plan["lb_policy"]
+    if policy == LB_ROUND_ROBIN:
+        return RoundRobinLoadBalancer(dispatcher, hosts)
+    if policy == LB_RANDOM:
+        return RandomLoadBalancer(dispatcher, hosts)
+    if policy == LB_LEAST_REQUEST:
+        return LeastRequestLoadBalancer(dispatcher, hosts, plan.get("choice_count", 2))
+    raise ValueError("lb_policy %r" % (policy,))
+
+
 @cython.final
 cdef class ThreadLocalCluster:
     """A worker's view of one cluster (Envoy's ThreadLocalClusterManagerImpl::ClusterEntry)."""
 
+    cdef int init_load_balancers(self, Dispatcher dispatcher, list hosts, dict plan) except -1:
+        """One balancer over every host, and over the healthy and degraded
+        ones when they differ; `plan` carries lb_policy and the host-set load
+        (panic, healthy_load) computed as Envoy does."""
+        cdef HostImpl h
+        cdef list healthy = [h for h in hosts if h.health == HOST_HEALTHY]
+        cdef list degraded = [h for h in hosts if h.health == HOST_DEGRADED]
+        self.dispatcher = dispatcher
+        self.hosts = hosts
+        self.panic = plan.get("panic", False)
+        self.healthy_load = plan.get("healthy_load", 100)
+        self.lb = _make_lb(dispatcher, hosts, plan)
+        self.healthy_lb = self.lb if len(healthy) == len(hosts) else _make_lb(dispatcher, healthy, plan)
+        self.degraded_lb = _make_lb(dispatcher, degraded, plan) if degraded else None
+        return 0
+
+    cdef HostImpl choose_host(self):
+        # Envoy's hostSourceToUse for one priority: all hosts in panic, else
+        # healthy or degraded ones by the host set's load split.
+        if self.panic:
+            self.info.stats[CLUSTER_LB_HEALTHY_PANIC] += 1
+            return self.lb.choose_host()
+        if self.healthy_load >= 100 or self.degraded_lb is None or \
+                <int>(self.dispatcher.random() % 100) < self.healthy_load:
+            return self.healthy_lb.choose_host()
+        return self.degraded_lb.choose_host()
+
     cdef TcpConnPoolImpl tcp_conn_pool(self):
-        cdef HostImpl host = self.lb.choose_host()
+        cdef HostImpl host = self.choose_host()
         if host is None:
             return None
         if host.tcp_pool is None:
@@ -207,5 +245,5 @@ cdef class ThreadLocalCluster:
         return host.tcp_pool
 
     def choose_host_for_test(self):
-        cdef HostImpl h = self.lb.choose_host()
+        cdef HostImpl h = self.choose_host()
         return None if h is None else h.address_str

@@ -478,42 +478,17 @@ def test_connect_refused_fails_all_pending_streams(refusing):
     with harness([refusing.port]) as h:
         a = h.client()
         b = h.client()
-        # Both downstreams are accepted in one batch, before any connect fails.
+        # Both downstreams are accepted in one batch, before any connect
+        # fails. The first refusal fails both streams, and the other connect,
+        # which no stream waits for any more, is closed with them.
         h.run_until(lambda: h.tstat("downstream_cx_total") == 2
-                    and h.cstat("upstream_cx_connect_fail") == 2
+                    and h.cstat("upstream_cx_destroy") == 2
                     and h.lstat("downstream_cx_active") == 0, what="failures")
         assert closed_by_peer(a, 2.0)
         assert closed_by_peer(b, 2.0)
         h.assert_cstats(upstream_rq_pending_total=2, upstream_rq_pending_failure_eject=2,
-                        upstream_cx_connect_attempts_exceeded=2, upstream_cx_destroy=2,
-                        upstream_rq_total=0)
-        h.assert_idle()
-
-
-@isolated
-def test_connect_timeout_purges_every_pending_stream(stuck):
-    with harness([stuck.port], cluster_extra={"connect_timeout": "0.6s"}) as h:
-        a = h.client()
-        h.run_until(lambda: h.counts()["pending"] == 1)
-        t0 = time.monotonic()
-        h.run(0.3)
-        b = h.client()
-        h.run_until(lambda: h.counts()["pending"] == 2)
-        assert h.counts() == dict(ZERO, connecting=2, pending=2, connecting_capacity=2)
-        # The first connection times out: both waiting streams are failed,
-        # also the one whose own connection has not timed out yet.
-        h.run_until(lambda: h.cstat("upstream_cx_connect_timeout") == 1, what="first timeout")
-        assert time.monotonic() - t0 < 0.6 + 0.25
-        assert h.cstat("upstream_rq_pending_failure_eject") == 2
-        assert h.counts() == dict(ZERO, connecting=1, connecting_capacity=1)
-        h.run(0.05)
-        assert closed_by_peer(a, 1.0)
-        assert closed_by_peer(b, 1.0)
-        assert h.cstat("upstream_cx_connect_attempts_exceeded") == 2
-        # The other connection times out on its own later; nothing left to fail.
-        h.run_until(lambda: h.cstat("upstream_cx_connect_timeout") == 2, what="second timeout")
-        h.assert_cstats(upstream_rq_pending_failure_eject=2, upstream_cx_connect_fail=2,
-                        upstream_cx_destroy_local=2)
+                        upstream_cx_connect_attempts_exceeded=2, upstream_cx_connect_fail=1,
+                        upstream_cx_destroy_local=1, upstream_rq_total=0)
         h.assert_idle()
 
 
@@ -528,7 +503,9 @@ def test_retries_with_concurrent_failures_leave_pool_clean(refusing):
             assert closed_by_peer(c, 2.0)
         total = h.cstat("upstream_cx_total")
         assert 9 >= total >= 3
-        assert h.cstat("upstream_cx_connect_fail") == total
+        # A purge closes the connects no retried stream waits for.
+        assert h.cstat("upstream_cx_connect_fail") + h.cstat("upstream_cx_destroy_local") == total
+        assert h.cstat("upstream_cx_destroy") == total
         assert h.cstat("upstream_rq_pending_total") == 9
         assert h.cstat("upstream_rq_pending_failure_eject") == 9
         h.assert_idle()
@@ -665,3 +642,158 @@ def test_downstream_reset_while_connecting_cancels_pending_stream(stuck):
         assert h.cstat("upstream_cx_connect_fail") == 0
         stuck.release()
         h.assert_idle()
+
+
+# ------------------------------------------------------------ idle READY clients
+
+class ManualUpstream:
+    """A listening socket the test accepts from by hand, so it holds (and can
+    close, reset or write on) each upstream connection of the pool."""
+
+    def __init__(self):
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(16)
+        self.sock.setblocking(False)
+        self.port = self.sock.getsockname()[1]
+        self.conns = []
+
+    def accept_all(self):
+        while True:
+            try:
+                c, _ = self.sock.accept()
+            except BlockingIOError:
+                return self.conns
+            c.setblocking(False)
+            self.conns.append(c)
+
+    def close(self):
+        for c in self.conns:
+            c.close()
+        self.sock.close()
+
+
+@pytest.fixture
+def manual():
+    up = ManualUpstream()
+    yield up
+    up.close()
+
+
+def ready_idle_client(h, up):
+    """a holds one connection; b's stream overflows max_requests (1), so its
+    fresh connection stays READY with no stream. Returns (a, a's upstream
+    socket, the idle connection's upstream socket)."""
+    a = h.client()
+    h.run_until(lambda: h.counts()["busy"] == 1, what="a busy")
+    h.run_until(lambda: len(up.accept_all()) == 1, what="a accepted")
+    ua = up.conns[0]
+    b = h.client()
+    h.run_until(lambda: h.cstat("upstream_rq_pending_overflow") == 1, what="b overflow")
+    h.run_until(lambda: len(up.accept_all()) == 2, what="idle accepted")
+    wait_closed(h, b)
+    h.clients.remove(b)
+    b.close()
+    assert h.counts() == dict(ZERO, busy=1, ready=1)
+    return a, ua, up.conns[1]
+
+
+@pytest.mark.parametrize("how", ["fin", "rst", "data"])
+@isolated
+def test_idle_ready_client_closed_by_upstream_is_dropped_at_once(manual, how):
+    """An idle pooled connection stays watched: the upstream's FIN or reset
+    removes it at once, and so do bytes nobody asked for (Envoy's
+    ActiveTcpClient closes then too). It is never handed to a later stream."""
+    cb = {"circuit_breakers": {"thresholds": [{"max_requests": 1}]}}
+    with harness([manual.port], cluster_extra=cb) as h:
+        a, ua, idle = ready_idle_client(h, manual)
+        if how == "fin":
+            idle.close()
+        elif how == "rst":
+            rst_close(idle)
+        else:
+            idle.sendall(b"unsolicited")
+        h.run_until(lambda: h.counts()["ready"] == 0, timeout=2, what="idle client dropped")
+        assert h.counts() == dict(ZERO, busy=1)
+        assert h.cstat("upstream_cx_destroy") == 1
+        assert h.cstat("upstream_cx_destroy_with_active_rq") == 0
+        # a's stream ends; the next stream gets a fresh connection that works.
+        a.close()
+        h.clients.remove(a)
+        ua.close()
+        h.run_until(lambda: h.counts()["busy"] == 0, what="a gone")
+        c = h.client()
+        h.run_until(lambda: h.counts()["busy"] == 1, what="c busy")
+        assert h.cstat("upstream_cx_total") == 3
+        h.run_until(lambda: len(manual.accept_all()) == 3, what="c accepted")
+        uc = manual.conns[2]
+        c.sendall(b"request")
+        uc.settimeout(0)
+        got = b""
+        deadline = time.monotonic() + 5
+        while got != b"request" and time.monotonic() < deadline:
+            h.run(0.02)
+            try:
+                got += uc.recv(100)
+            except BlockingIOError:
+                pass
+        assert got == b"request"
+        uc.sendall(b"reply")
+        assert drive_recv(h, c, b"reply") == b"reply"
+
+
+@isolated
+def test_purge_closes_connects_no_stream_waits_for(stuck):
+    """A connect failure fails every waiting stream; connects that no stream
+    waits for any more are closed with them, so none of them can complete
+    later into a connection nobody uses (an upstream coming back after an
+    outage would otherwise hold them ESTABLISHED with no downstream)."""
+    with harness([stuck.port], cluster_extra={"connect_timeout": "0.6s"}) as h:
+        a = h.client()
+        h.run_until(lambda: h.counts()["pending"] == 1)
+        t0 = time.monotonic()
+        h.run(0.3)
+        b = h.client()
+        h.run_until(lambda: h.counts()["pending"] == 2)
+        assert h.counts() == dict(ZERO, connecting=2, pending=2, connecting_capacity=2)
+        # The first connection times out: both waiting streams are failed,
+        # also the one whose own connection has not timed out yet...
+        h.run_until(lambda: h.cstat("upstream_cx_connect_timeout") == 1, what="first timeout")
+        assert time.monotonic() - t0 < 0.6 + 0.25
+        assert h.cstat("upstream_rq_pending_failure_eject") == 2
+        assert h.cstat("upstream_cx_connect_attempts_exceeded") == 2
+        # ... and that connection is closed with them.
+        assert h.counts() == ZERO
+        h.assert_cstats(upstream_cx_destroy=2, upstream_cx_destroy_local=2,
+                        upstream_cx_connect_fail=1, upstream_cx_active=0)
+        wait_closed(h, a)
+        wait_closed(h, b)
+        # The upstream comes back: nothing of ours reaches it.
+        stuck.release()
+        for _ in range(30):
+            h.run(0.05)
+        stuck.sock.setblocking(False)
+        with pytest.raises(BlockingIOError):
+            stuck.sock.accept()
+        assert h.cstat("upstream_cx_total") == 2
+        h.assert_idle()
+
+
+@isolated
+def test_purge_keeps_connects_the_retries_wait_for(stuck):
+    """Streams failed by a purge and retried at once (max_connect_attempts)
+    wait for the connects still in progress: none is closed, none opened."""
+    with harness([stuck.port], cluster_extra={"connect_timeout": "0.6s"},
+                 tcp_extra={"max_connect_attempts": 2}) as h:
+        a = h.client()
+        h.run_until(lambda: h.counts()["pending"] == 1)
+        h.run(0.3)
+        b = h.client()
+        h.run_until(lambda: h.counts()["pending"] == 2)
+        h.run_until(lambda: h.cstat("upstream_cx_connect_timeout") == 1, what="first timeout")
+        # Both streams retried: one waits for the remaining connect, the
+        # other got a new one.
+        assert h.counts() == dict(ZERO, connecting=2, pending=2, connecting_capacity=2)
+        assert h.cstat("upstream_cx_total") == 3
+        assert h.cstat("upstream_cx_destroy_local") == 1
+        assert not closed_by_peer(a) and not closed_by_peer(b)

@@ -225,3 +225,42 @@ def test_least_request_avoids_host_with_active_requests():
             w.stop_listening()              # closes the worker's descriptor: this one
             w.run_for_test(0.01)
             lsock.detach()
+
+
+# ------------------------------------------------------------ host health
+
+def health_worker(statuses, policy, threshold=None):
+    ports = [BASE_PORT + i for i in range(len(statuses))]
+    c = cluster("c", ports, lb_policy=policy)
+    for ep, st in zip(c["load_assignment"]["endpoints"][0]["lb_endpoints"], statuses):
+        ep["health_status"] = st
+    if threshold is not None:
+        c["common_lb_config"] = {"healthy_panic_threshold": {"value": threshold}}
+    w, store = worker_for(bootstrap([], [c]))
+    return w, store, ports
+
+
+@pytest.mark.parametrize("policy", ["ROUND_ROBIN", "RANDOM", "LEAST_REQUEST"])
+def test_every_policy_skips_unhealthy_hosts_until_panic(policy):
+    w, store, ports = health_worker(["HEALTHY", "UNHEALTHY", "TIMEOUT", "HEALTHY"], policy)
+    assert set(picks(w, 200)) == {addr(ports[0]), addr(ports[3])}
+    assert store.values()["cluster.c.lb_healthy_panic"] == 0
+    # One healthy host of three (33 % < 50 %): panic, every host, each pick counted.
+    w, store, ports = health_worker(["UNHEALTHY", "HEALTHY", "DRAINING", "UNHEALTHY"], policy)
+    assert set(picks(w, 200)) == {addr(p) for p in ports}
+    assert store.values()["cluster.c.lb_healthy_panic"] == 200
+
+
+@pytest.mark.parametrize("policy", ["ROUND_ROBIN", "RANDOM", "LEAST_REQUEST"])
+def test_no_available_host_and_zero_threshold_chooses_none(policy):
+    w, store, _ = health_worker(["UNHEALTHY", "DRAINING"], policy, threshold=0)
+    assert picks(w, 10) == [None] * 10
+    assert store.values()["cluster.c.lb_healthy_panic"] == 0
+
+
+def test_degraded_hosts_take_what_healthy_ones_cannot():
+    # 2 healthy, 1 degraded: healthy availability 2/3 x 1.4 = 93 %.
+    w, _, ports = health_worker(["HEALTHY", "DEGRADED", "HEALTHY"], "ROUND_ROBIN")
+    counts = Counter(picks(w, 10000))
+    assert abs(counts[addr(ports[1])] - 700) < 150, counts
+    assert abs(counts[addr(ports[0])] - counts[addr(ports[2])]) <= 1, counts

@@ -97,8 +97,7 @@ ENVOY_ONLY = [
     "cluster.*.upstream_flow_control_resumed_reading_total",
     "tcp.*.downstream_cx_rx_bytes_buffered",
     "tcp.*.downstream_cx_tx_bytes_buffered",
-    # Load balancing envoy_fast does not do: subsets, zones, panic mode.
-    "cluster.*.lb_healthy_panic",
+    # Load balancing envoy_fast does not do: subsets, zones.
     "cluster.*.lb_local_cluster_not_ok",
     "cluster.*.lb_recalculate_zone_structures",
     "cluster.*.lb_subsets_*",

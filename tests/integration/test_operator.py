@@ -16,7 +16,7 @@ import pytest
 import yaml
 
 from helpers import (ROOT, blackhole_server, bootstrap, cluster, envoy_binary, free_port, listener,
-                     named_server, run_envoy, run_envoy_fast, tcp_proxy_filter, wait_closed,
+                     named_server, require_peer, run_envoy, run_envoy_fast, tcp_proxy_filter, wait_closed,
                      wait_for, wait_stat)
 
 CMD = [sys.executable, "-m", "envoy_fast"]
@@ -95,8 +95,7 @@ def cmdline(pid):
 
 def require_envoy():
     """The rest of the test compares with the real Envoy."""
-    if not envoy_binary():
-        pytest.skip("envoy binary not installed: no comparison with Envoy")
+    require_peer("envoy")
 
 
 def refused_port():
