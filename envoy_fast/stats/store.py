@@ -18,6 +18,7 @@ stats (for /clusters) have slots but are not listed in /stats.
 """
 from __future__ import annotations
 
+import copy
 import mmap
 from typing import Dict, Iterable, List, NamedTuple, Optional, Tuple
 
@@ -197,6 +198,19 @@ class StatsStore:
         self.mem = mmap.mmap(-1, layout.size_bytes, flags=mmap.MAP_SHARED,
                              prot=mmap.PROT_READ | mmap.PROT_WRITE)
         self.view = memoryview(self.mem).cast("q")
+
+    def snapshot(self) -> "StatsStore":
+        """A read-only copy of the region and of the names (a memcpy and a few
+        dict copies): the admin reads it in another thread while main keeps
+        folding rows and adding names on reloads."""
+        layout = copy.copy(self.layout)
+        for attr in ("entries", "hosts", "cluster_resources_base"):
+            setattr(layout, attr, dict(getattr(layout, attr)))
+        snap = StatsStore.__new__(StatsStore)
+        snap.layout = layout
+        snap.mem = bytes(self.mem)
+        snap.view = memoryview(snap.mem).cast("q")
+        return snap
 
     def _summed(self, index: int) -> int:
         n = self.layout.nstats
