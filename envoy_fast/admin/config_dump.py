@@ -15,6 +15,9 @@ secrets) and then:
 * ``?name_regex=R`` keeps the clusters and listeners whose name R (RE2)
   matches in full.
 
+``include_eds`` (Envoy's EndpointsConfigDump) is refused with a 400 rather
+than ignored.
+
 Paths are checked against the fields of the messages envoy_fast models (see
 ``proto_schema``); below a message it does not model a path is taken as
 written. The messages are JSON documents here, so trimming works on dicts.
@@ -40,7 +43,7 @@ PARAMS = (
     ("resource", "The resource to dump"),
     ("mask", "The mask to apply. When both resource and mask are specified, the mask is "
              "applied to every element in the desired repeated field so that only a subset "
-             "of fields are returned. The mask is parsed as a ProtobufWkt::FieldMask"),
+             "of fields are returned. The mask is parsed as a Protobuf::FieldMask"),
     ("name_regex", "Dump only the currently loaded configurations whose names match the "
                    "specified regex. Can be used with both resource and mask query "
                    "parameters."),
@@ -109,6 +112,9 @@ def config_dump(bootstrap: Dict[str, Any], last_updated: str,
 
 def handle(query: Dict[str, List[str]], bootstrap: Dict[str, Any], last_updated: str) -> Response:
     """/config_dump with Envoy's query parameters: (status, content type, body)."""
+    if "include_eds" in query:
+        return 400, TEXT, ("include_eds is not supported by envoy_fast: every cluster is "
+                           "static; see ?resource=static_clusters&mask=cluster.load_assignment")
     names = None
     name_regex = query.get("name_regex", [""])[0]
     if name_regex:

@@ -168,10 +168,14 @@ class AdminServer:
             self._executor.shutdown(wait=False, cancel_futures=True)
 
     async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        # A connection that never sends a request is held no longer than a
+        # slow request head; one that is idle between requests, longer.
+        idle = http.HEADER_TIMEOUT_S
         try:
             while True:
                 try:
-                    req = await http.read_request(reader)
+                    req = await http.read_request(reader, idle_timeout=idle)
+                    idle = http.IDLE_TIMEOUT_S
                 except http.HttpError as err:
                     await self._refuse(reader, writer, err)
                     return

@@ -107,3 +107,10 @@ def test_config_dump_queries_without_envoy(both):
     assert [c["cluster"]["name"] for c in doc["configs"][0]["static_clusters"]] == ["two", "up"]
     doc = json.loads(mine["resource=static_clusters&mask=cluster.name&name_regex=u"][2])
     assert doc == {}                      # "u" matches no whole name
+
+
+def test_include_eds_is_refused_not_ignored():
+    with run_envoy_fast(config()) as proxy:
+        status, headers, body = admin_request(proxy.admin_port, "/config_dump?include_eds")
+    assert status == 400 and headers["content-type"] == "text/plain"
+    assert body.startswith("include_eds is not supported")

@@ -177,6 +177,7 @@ def test_unknown_method_is_400_as_envoy(ef, envoy):
 
 def test_slow_headers_are_cut(ef):
     from envoy_fast.admin.http import HEADER_TIMEOUT_S
+    silent = socket.create_connection(("127.0.0.1", ef.admin_port), timeout=5)
     with socket.create_connection(("127.0.0.1", ef.admin_port), timeout=5) as c:
         c.sendall(b"GET /ready HTTP/1.1\r\nHost: x\r\n")
         t0 = time.monotonic()
@@ -199,6 +200,9 @@ def test_slow_headers_are_cut(ef):
         took = time.monotonic() - t0
     assert reply.startswith(b"HTTP/1.1 408 "), reply
     assert HEADER_TIMEOUT_S - 1 < took < HEADER_TIMEOUT_S + 5, took
+    # A connection that never sends a byte is closed as soon.
+    with silent:
+        assert wait_closed(silent, 5)[0] == b""
     assert get(ef.admin_port, "/ready")[:2] == (200, b"LIVE\n")
 
 
