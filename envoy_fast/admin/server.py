@@ -22,10 +22,11 @@ generations still draining after reloads).
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import logging
 import os
+import queue
 import re
+import threading
 import time
 from typing import Any, Callable, Dict, List, Optional, Tuple
 from urllib.parse import parse_qs, urlsplit
@@ -85,6 +86,51 @@ class Snapshot:
                           for name, (addr, port) in server.listener_ports().items()]
 
 
+class RenderThread:
+    """One daemon thread that runs the admin's renders in order. A daemon, so
+    that a render in progress never delays the process's exit (the thread of
+    a ThreadPoolExecutor is joined at exit)."""
+
+    def __init__(self) -> None:
+        self._jobs: "queue.SimpleQueue" = queue.SimpleQueue()
+        threading.Thread(target=self._run, name="admin-render", daemon=True).start()
+
+    def submit(self, fn: Callable, *args: Any) -> "asyncio.Future":
+        """Run fn(*args) in the thread; the future resolves on the caller's loop."""
+        loop = asyncio.get_running_loop()
+        fut = loop.create_future()
+        self._jobs.put((loop, fut, fn, args))
+        return fut
+
+    def stop(self) -> None:
+        """End the thread after the jobs already queued."""
+        self._jobs.put(None)
+
+    def _run(self) -> None:
+        while True:
+            job = self._jobs.get()
+            if job is None:
+                return
+            loop, fut, fn, args = job
+            try:
+                res, exc = fn(*args), None
+            except BaseException as e:                 # handed to the awaiting coroutine
+                res, exc = None, e
+            try:
+                loop.call_soon_threadsafe(_settle, fut, res, exc)
+            except RuntimeError:                        # the loop has closed
+                pass
+
+
+def _settle(fut: "asyncio.Future", res: Any, exc: Optional[BaseException]) -> None:
+    if fut.cancelled():
+        return
+    if exc is not None:
+        fut.set_exception(exc)
+    else:
+        fut.set_result(res)
+
+
 class AdminServer:
     """Envoy's admin endpoints for a running Server."""
 
@@ -97,7 +143,7 @@ class AdminServer:
         self._flush_task: Optional[asyncio.Task] = None
         # One thread renders and flushes histograms, in order: the histogram
         # state below is touched only there (or, without a loop, inline).
-        self._executor: Optional[concurrent.futures.ThreadPoolExecutor] = None
+        self._executor: Optional[RenderThread] = None
         self._snapshots: Optional[asyncio.Semaphore] = None
         self._hist_prev: Dict[str, object] = {}
         self._hist_views: Dict[str, render.HistView] = {}
@@ -144,7 +190,7 @@ class AdminServer:
 
     async def start(self, sock=None) -> None:
         """Serve on `sock` (bound by the server before its workers start)."""
-        self._executor = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="admin")
+        self._executor = RenderThread()
         self._snapshots = asyncio.Semaphore(1)
         if sock is not None:
             self._srv = await asyncio.start_server(self._client, sock=sock,
@@ -165,7 +211,8 @@ class AdminServer:
             self._srv.close()
             self._srv = None
         if self._executor is not None:
-            self._executor.shutdown(wait=False, cancel_futures=True)
+            self._executor.stop()
+            self._executor = None
 
     async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         # A connection that never sends a request is held no longer than a
@@ -274,8 +321,7 @@ class AdminServer:
         assert self._snapshots is not None
         async with self._snapshots:
             snap = Snapshot(self)
-            return await asyncio.get_running_loop().run_in_executor(
-                self._executor, fn, snap, *args)
+            return await self._executor.submit(fn, snap, *args)
 
     def _render(self, snap: Snapshot, ep: Endpoint, query) -> Response:
         self._track_bootstrap(snap.bootstrap)

@@ -6,7 +6,9 @@ the event loop, so /ready, signals and worker supervision go on meanwhile.
 Every request here goes through a real socket to a running envoy-fast, and
 where Envoy's answer is observable, the real Envoy gets the same request.
 """
+import http.client
 import os
+import random
 import signal
 import socket
 import threading
@@ -209,12 +211,28 @@ def test_slow_headers_are_cut(ef):
 # ------------------------------------------------- slow renders, off the loop
 
 
+def port_below_ephemeral():
+    """A free port the kernel does not hand out for port 0 (the listeners
+    below bind port 0, and one could take an admin port from free_port())."""
+    with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+        low = int(f.read().split()[0])
+    for _ in range(100):
+        port = random.randrange(max(1024, low - 10000), low)
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+                return port
+            except OSError:
+                continue
+    raise AssertionError("no free port below %d" % low)
+
+
 def many_config(n):
     """n listeners (port 0) and n clusters: /stats/prometheus takes a while."""
     ls = [listener("l%d" % i, 0, [{"filters": [tcp_proxy_filter("c%d" % i, "tp%d" % i)]}])
           for i in range(n)]
     cs = [cluster("c%d" % i, [1]) for i in range(n)]
-    return bootstrap(ls, cs, free_port())
+    return bootstrap(ls, cs, port_below_ephemeral())
 
 
 def children(pid):
@@ -223,7 +241,7 @@ def children(pid):
 
 
 def test_slow_render_does_not_stall_supervision():
-    with run_envoy_fast(many_config(1500), concurrency=2) as proxy:
+    with run_envoy_fast(many_config(1000), concurrency=2) as proxy:
         port = proxy.admin_port
         path = "/stats/prometheus"
         url = "http://127.0.0.1:%d%s" % (port, path)
@@ -265,3 +283,23 @@ def test_slow_render_does_not_stall_supervision():
         replaced_s = time.monotonic() - t0
         t.join(60)
         assert replaced_s < render_s / 2, (replaced_s, render_s)
+
+        # SIGTERM while a render runs is taken at once (main logs it and
+        # starts the drain), and the process exits.
+        def slow_or_cut():
+            try:
+                slow()
+            except (OSError, http.client.HTTPException):
+                pass                               # cut by the exit
+        t = threading.Thread(target=slow_or_cut, daemon=True)
+        t.start()
+        time.sleep(0.05)
+        t0 = time.monotonic()
+        proxy.proc.send_signal(signal.SIGTERM)
+        wait_for(lambda: "SIGTERM" in proxy.log(), timeout=30, what="SIGTERM taken")
+        taken_s = time.monotonic() - t0
+        proxy.proc.wait(timeout=60)
+        print("render %.2fs, /ready %s, replaced in %.2fs, SIGTERM taken in %.2fs"
+              % (render_s, ["%.3f" % x for x in latencies], replaced_s, taken_s))
+        assert proxy.proc.returncode == 0
+        assert taken_s < render_s / 2, (taken_s, render_s)
