@@ -22,6 +22,8 @@ QUERIES = [
     "resource=static_clusters&mask=",
     "resource=static_clusters&mask=cluster.load_assignment.cluster_name,cluster.load_assignment",
     "resource=static_clusters&mask=cluster.connect_timeout.seconds,last_updated.seconds",
+    "resource=static_clusters&mask=cluster.connect_timeout.nanos,cluster.name",
+    "resource=static_clusters&mask=cluster.connect_timeout.seconds,cluster.name",
     "resource=static_clusters&mask=cluster.circuit_breakers,cluster.name",
     "resource=static_secrets",
     "resource=dynamic_active_clusters",
@@ -64,7 +66,7 @@ def config():
     return bootstrap(
         [listener("l0", ports[0], [{"filters": [tcp_proxy_filter("up")]}]),
          listener("l1", ports[1], [{"filters": [tcp_proxy_filter("two", stat_prefix="t2")]}])],
-        [cluster("up", [ports[3]]), two], ports[2])
+        [cluster("up", [ports[3]], connect_timeout="1.250s"), two], ports[2])
 
 
 def answers(run, cfg):
