@@ -5,6 +5,12 @@ never the data plane's, so plain asyncio streams are enough. Every endpoint
 answers in Envoy 1.40's format (rendering lives in ``render.py``); responses
 carry Envoy's admin headers, and mutating endpoints want POST.
 
+The admin shares the main process with worker supervision and signal
+handling, so nothing it serves may hold the event loop: requests are read
+with bounds on size and time (``http.py``), user regexes are RE2, and the
+endpoints whose output grows with the config render in one admin thread
+from a snapshot taken on the loop (see ``Snapshot``).
+
 Histograms are shown as Envoy shows them: computed at each stats flush
 (``stats_flush_interval``, default 5 s, or at each stats request with
 ``stats_flush_on_admin: true``), with the last interval's and the cumulative
