@@ -108,16 +108,9 @@ class RenderThread:
         self._jobs.put((loop, fut, fn, args))
         return fut
 
-    def stop(self) -> None:
-        """End the thread after the jobs already queued."""
-        self._jobs.put(None)
-
     def _run(self) -> None:
         while True:
-            job = self._jobs.get()
-            if job is None:
-                return
-            loop, fut, fn, args = job
+            loop, fut, fn, args = self._jobs.get()
             try:
                 res, exc = fn(*args), None
             except BaseException as e:                 # handed to the awaiting coroutine
@@ -209,17 +202,15 @@ class AdminServer:
         log.info("admin address: %s:%d", self.address, self.port)
 
     def close(self) -> None:
-        """Stop listening and flushing (open admin connections finish)."""
+        """Stop listening and flushing (open admin connections are still served)."""
         if self._flush_task is not None:
             self._flush_task.cancel()
             self._flush_task = None
         if self._srv is not None:
             self._srv.close()
             self._srv = None
-        if self._executor is not None:
-            self._executor.stop()
-            self._executor = None
-
+        # The render thread stays: requests on open connections still render
+        # there, and as a daemon it never delays the exit.
     async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         # A connection that never sends a request is held no longer than a
         # slow request head; one that is idle between requests, longer.
