@@ -77,8 +77,10 @@ class Endpoint:
 
 class Snapshot:
     """What a read-only endpoint shows, taken on the event loop in one go (no
-    await between): a copy of the stats region and names, and the server's
-    values. Rendering then runs in the admin thread while main goes on."""
+    await between): the stats store with copies of its name tables (its rows
+    are read in the admin thread under the store's lock), the bootstrap and
+    the server's values. Rendering then runs in the admin thread while main
+    goes on."""
 
     def __init__(self, admin: "AdminServer") -> None:
         server = admin.server
@@ -314,7 +316,7 @@ class AdminServer:
         return await self._offloop(self._render, ep, query)
 
     async def _offloop(self, fn, *args):
-        # One snapshot at a time: a queue of requests holds no copies.
+        # One render at a time; queued requests wait here, holding nothing.
         assert self._snapshots is not None
         async with self._snapshots:
             snap = Snapshot(self)
