@@ -14,7 +14,7 @@ import copy
 import logging
 from typing import Any, Dict, Optional
 
-from envoy_fast.admin import render
+from envoy_fast.admin import proto_schema, render
 
 log = logging.getLogger("envoy_fast.admin")
 
@@ -92,7 +92,7 @@ def to_envoy(cls, doc: Dict[str, Any]) -> Dict[str, Any]:
         v = _field(cls, name, schema.fields[name], value, top=True)
         if v is not _OMIT:
             out[name] = v
-    return render.order_fields(cls.ENVOY_TYPE, out)
+    return proto_schema.order_fields(cls.ENVOY_TYPE, out)
 
 
 def _field(cls, name: str, spec, value: Any, top: bool) -> Any:
@@ -119,7 +119,7 @@ def _field(cls, name: str, spec, value: Any, top: bool) -> Any:
         return value
     if "enum" in extra:
         zero = next((n for n, num in t.ENUMS[extra["enum"]].items() if num == 0), None)
-        if value == zero and (cls.ENVOY_TYPE, name) not in render.ONEOF_ENUMS:
+        if value == zero and (cls.ENVOY_TYPE, name) not in proto_schema.ONEOF_ENUMS:
             return _OMIT
         return value
     if isinstance(value, bool) or isinstance(value, (int, float, str)):
@@ -145,17 +145,17 @@ def bootstrap_json(bootstrap, raw: Optional[Dict[str, Any]], version: str,
     for item, lst in zip(listeners, bootstrap.static_resources.listeners):
         if not item.get("name"):
             item["name"] = lst.name
-            listeners[listeners.index(item)] = render.order_fields(
+            listeners[listeners.index(item)] = proto_schema.order_fields(
                 "envoy.config.listener.v3.Listener", item)
     node = render.node_json(doc.get("node"), version, defaults=False)
     node.update({k: v for k, v in (doc.get("node") or {}).items() if k not in node})
-    doc["node"] = render.order_fields("envoy.config.core.v3.Node", node)
+    doc["node"] = proto_schema.order_fields("envoy.config.core.v3.Node", node)
     for name, value in (flush or {}).items():
         if name.endswith("interval"):
             doc[name] = render.fmt_seconds(value)
         elif value:
             doc[name] = True
-    return render.order_fields("envoy.config.bootstrap.v3.Bootstrap", doc)
+    return proto_schema.order_fields("envoy.config.bootstrap.v3.Bootstrap", doc)
 
 
 def _plain(doc: Dict[str, Any]) -> Dict[str, Any]:

@@ -5,6 +5,12 @@ never the data plane's, so plain asyncio streams are enough. Every endpoint
 answers in Envoy 1.40's format (rendering lives in ``render.py``); responses
 carry Envoy's admin headers, and mutating endpoints want POST.
 
+The admin shares the main process with worker supervision and signal
+handling, so nothing it serves may hold the event loop: requests are read
+with bounds on size and time (``http.py``), user regexes are RE2, and the
+endpoints whose output grows with the config render in one admin thread
+from a snapshot taken on the loop (see ``Snapshot``).
+
 Histograms are shown as Envoy shows them: computed at each stats flush
 (``stats_flush_interval``, default 5 s, or at each stats request with
 ``stats_flush_on_admin: true``), with the last interval's and the cumulative
@@ -24,20 +30,28 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import queue
 import re
+import threading
 import time
-from typing import Callable, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple
 from urllib.parse import parse_qs, urlsplit
 
-from envoy_fast import __version__
-from envoy_fast.admin import config_doc, render
+from envoy_fast import __version__, regex
+from envoy_fast.admin import config_doc, config_dump, http, render
 
 log = logging.getLogger("envoy_fast.admin")
 
 TEXT = "text/plain; charset=UTF-8"
 JSON = "application/json"
 _REASONS = {200: "OK", 400: "Bad Request", 404: "Not Found", 405: "Method Not Allowed",
-            500: "Internal Server Error", 503: "Service Unavailable"}
+            408: "Request Timeout", 413: "Payload Too Large", 414: "URI Too Long",
+            431: "Request Header Fields Too Large", 500: "Internal Server Error",
+            501: "Not Implemented", 503: "Service Unavailable"}
+#: After an error answer, how long (and how much) the client's further bytes
+#: are read and dropped before the close, so the answer is not lost to a reset.
+_LINGER_S = 1.0
+_LINGER_BYTES = 1 << 20
 
 #: Envoy's default stats flush interval (Bootstrap.stats_flush_interval).
 DEFAULT_FLUSH_INTERVAL_S = 5.0
@@ -49,12 +63,73 @@ Response = Tuple[int, str, str]
 
 
 class Endpoint:
+    """An admin path: `handler(query)`, or with `snapshot` set
+    `handler(query, snapshot)` run off the event loop."""
+
     def __init__(self, handler: Callable, help: str, post: bool = False,
-                 params: Tuple[Tuple[str, str], ...] = ()) -> None:
+                 params: Tuple[Tuple[str, str], ...] = (), snapshot: bool = False) -> None:
         self.handler = handler
         self.help = help
         self.post = post
         self.params = params
+        self.snapshot = snapshot
+
+
+class Snapshot:
+    """What a read-only endpoint shows, taken on the event loop in one go (no
+    await between): the stats store with copies of its name tables (its rows
+    are read in the admin thread under the store's lock), the bootstrap and
+    the server's values. Rendering then runs in the admin thread while main
+    goes on."""
+
+    def __init__(self, admin: "AdminServer") -> None:
+        server = admin.server
+        self.stats = server.stats.snapshot()
+        self.bootstrap = server.bootstrap
+        self.server_gauges = admin.server_gauges()
+        wr = getattr(server, "worker_restarts", None)
+        self.worker_restarts: Optional[int] = None if wr is None else int(
+            wr() if callable(wr) else wr)
+        self.listeners = [(name, addr, port)
+                          for name, (addr, port) in server.listener_ports().items()]
+
+
+class RenderThread:
+    """One daemon thread that runs the admin's renders in order. A daemon, so
+    that a render in progress never delays the process's exit (the thread of
+    a ThreadPoolExecutor is joined at exit)."""
+
+    def __init__(self) -> None:
+        self._jobs: "queue.SimpleQueue" = queue.SimpleQueue()
+        threading.Thread(target=self._run, name="admin-render", daemon=True).start()
+
+    def submit(self, fn: Callable, *args: Any) -> "asyncio.Future":
+        """Run fn(*args) in the thread; the future resolves on the caller's loop."""
+        loop = asyncio.get_running_loop()
+        fut = loop.create_future()
+        self._jobs.put((loop, fut, fn, args))
+        return fut
+
+    def _run(self) -> None:
+        while True:
+            loop, fut, fn, args = self._jobs.get()
+            try:
+                res, exc = fn(*args), None
+            except BaseException as e:                 # handed to the awaiting coroutine
+                res, exc = None, e
+            try:
+                loop.call_soon_threadsafe(_settle, fut, res, exc)
+            except RuntimeError:                        # the loop has closed
+                pass
+
+
+def _settle(fut: "asyncio.Future", res: Any, exc: Optional[BaseException]) -> None:
+    if fut.cancelled():
+        return
+    if exc is not None:
+        fut.set_exception(exc)
+    else:
+        fut.set_result(res)
 
 
 class AdminServer:
@@ -67,19 +142,23 @@ class AdminServer:
         self.port = sa.port_value
         self._srv: Optional[asyncio.base_events.Server] = None
         self._flush_task: Optional[asyncio.Task] = None
+        # One thread renders and flushes histograms, in order: the histogram
+        # state below is touched only there (or, without a loop, inline).
+        self._executor: Optional[RenderThread] = None
+        self._snapshots: Optional[asyncio.Semaphore] = None
         self._hist_prev: Dict[str, object] = {}
         self._hist_views: Dict[str, render.HistView] = {}
         self._bootstrap = None
         self._sources = config_doc.Sources(None, {})
         self._last_updated = render.timestamp(getattr(server, "started", time.time()))
-        self._track_bootstrap()
         filt = ("filter", "Regular expression (Google re2) for filtering stats")
         used = ("usedonly", "Only include stats that have been written by system since restart")
         self.endpoints: Dict[str, Endpoint] = {
             "/clusters": Endpoint(self.handle_clusters, "upstream cluster status", params=(
                 ("filter", "Regular expression (Google re2) for filtering clusters by name"),
-                ("format", "File format to use; One of (text, json)"))),
-            "/config_dump": Endpoint(self.handle_config_dump, "dump current Envoy configs"),
+                ("format", "File format to use; One of (text, json)")), snapshot=True),
+            "/config_dump": Endpoint(self.handle_config_dump, "dump current Envoy configs",
+                                     params=config_dump.PARAMS, snapshot=True),
             "/drain_listeners": Endpoint(self.handle_drain_listeners, "drain listeners", post=True,
                                          params=(("graceful", "When draining listeners, enter a "
                                                   "graceful drain period prior to closing "
@@ -91,7 +170,7 @@ class AdminServer:
                                         "cause the server to pass health checks", post=True),
             "/help": Endpoint(self.handle_help, "print out list of admin commands"),
             "/listeners": Endpoint(self.handle_listeners, "print listener info", params=(
-                ("format", "File format to use; One of (text, json)"),)),
+                ("format", "File format to use; One of (text, json)"),), snapshot=True),
             "/memory": Endpoint(self.handle_memory, "print current allocation/heap usage"),
             "/quitquitquit": Endpoint(self.handle_quit, "exit the server", post=True),
             "/ready": Endpoint(self.handle_ready,
@@ -102,69 +181,95 @@ class AdminServer:
                 used, filt, ("invert_filter", "Invert the filter regex"),
                 ("format", "Format to use; One of (text, json, prometheus)"),
                 ("type", "Stat types to include.; One of (All, Counters, Histograms, Gauges, "
-                         "TextReadouts)"))),
+                         "TextReadouts)")), snapshot=True),
             "/stats/prometheus": Endpoint(self.handle_prometheus,
                                           "print server stats in prometheus format", params=(
-                used, filt, ("invert_filter", "Invert the filter regex"))),
+                used, filt, ("invert_filter", "Invert the filter regex")), snapshot=True),
         }
 
     # ----------------------------------------------------------------- serving
 
     async def start(self, sock=None) -> None:
         """Serve on `sock` (bound by the server before its workers start)."""
+        self._executor = RenderThread()
+        self._snapshots = asyncio.Semaphore(1)
         if sock is not None:
-            self._srv = await asyncio.start_server(self._client, sock=sock)
+            self._srv = await asyncio.start_server(self._client, sock=sock,
+                                                   limit=http.READ_LIMIT)
         else:
             self._srv = await asyncio.start_server(self._client, self.address, self.port,
-                                                   reuse_address=True)
+                                                   reuse_address=True, limit=http.READ_LIMIT)
         self.port = self._srv.sockets[0].getsockname()[1]
         self._flush_task = asyncio.get_running_loop().create_task(self._flush_loop())
         log.info("admin address: %s:%d", self.address, self.port)
 
     def close(self) -> None:
-        """Stop listening and flushing (open admin connections finish)."""
+        """Stop listening and flushing (open admin connections are still served)."""
         if self._flush_task is not None:
             self._flush_task.cancel()
             self._flush_task = None
         if self._srv is not None:
             self._srv.close()
             self._srv = None
-
+        # The render thread stays: requests on open connections still render
+        # there, and as a daemon it never delays the exit.
     async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        # A connection that never sends a request is held no longer than a
+        # slow request head; one that is idle between requests, longer.
+        idle = http.HEADER_TIMEOUT_S
         try:
             while True:
-                head = await reader.readuntil(b"\r\n\r\n")
-                lines = head.decode("latin-1").split("\r\n")
-                parts = lines[0].split(" ")
-                if len(parts) != 3:
-                    await self._send(writer, 400, TEXT, "bad request\n", close=True)
-                    return
-                method, target, version = parts
-                headers = {}
-                for line in lines[1:]:
-                    if ":" in line:
-                        k, v = line.split(":", 1)
-                        headers[k.strip().lower()] = v.strip()
-                length = int(headers.get("content-length", "0") or 0)
-                if length:
-                    await reader.readexactly(length)
-                close = headers.get("connection", "").lower() == "close" or version == "HTTP/1.0"
                 try:
-                    res = self.dispatch(method, target)
+                    req = await http.read_request(reader, idle_timeout=idle)
+                    idle = http.IDLE_TIMEOUT_S
+                except http.HttpError as err:
+                    await self._refuse(reader, writer, err)
+                    return
+                if req is None:
+                    return
+                try:
+                    res = await self.dispatch_async(req.method, req.target)
                 except Exception:                       # a bug: answer, keep serving
-                    log.exception("admin %s %s failed", method, target)
+                    log.exception("admin %s %s failed", req.method, req.target)
                     res = (500, TEXT, "internal error\n")
                 status, ctype, body = res[:3]
-                await self._send(writer, status, ctype, body, close=close, head=(method == "HEAD"))
+                await self._send(writer, status, ctype, body, close=req.close,
+                                 head=(req.method == "HEAD"))
                 if len(res) > 3:                        # an action after the answer is out
                     res[3]()
-                if close:
+                if req.close:
                     return
-        except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, ConnectionError,
-                ValueError):
+        except (asyncio.IncompleteReadError, ConnectionError, ValueError):
             pass
         finally:
             writer.close()
+
+    async def _refuse(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
+                      err: http.HttpError) -> None:
+        """Answer a request the admin will not serve, as Envoy's codec does,
+        then close; what the client still sends is read and dropped (bounded)
+        so that the close does not reset the answer away."""
+        body = err.body.encode()
+        writer.write(b"HTTP/1.1 %d %s\r\ncontent-length: %d\r\ncontent-type: text/plain\r\n"
+                     b"connection: close\r\n\r\n%s"
+                     % (err.status, _REASONS.get(err.status, "").encode(), len(body), body))
+        await writer.drain()
+        if writer.can_write_eof():
+            writer.write_eof()
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + _LINGER_S
+        dropped = 0
+        try:
+            while dropped < _LINGER_BYTES:
+                left = deadline - loop.time()
+                if left <= 0:
+                    break
+                data = await asyncio.wait_for(reader.read(65536), left)
+                if not data:
+                    break
+                dropped += len(data)
+        except (asyncio.TimeoutError, ConnectionError):
+            pass
 
     async def _send(self, writer, status: int, ctype: str, body: str, close: bool = False,
                     head: bool = False) -> None:
@@ -177,15 +282,49 @@ class AdminServer:
         writer.write(hdr.encode() + b"\r\n" + (b"" if head else data))
         await writer.drain()
 
-    def dispatch(self, method: str, target: str) -> Response:
+    def _route(self, method: str, target: str):
+        """(endpoint, query) or an answer (404, 405)."""
         url = urlsplit(target)
         query = parse_qs(url.query, keep_blank_values=True)
         ep = self.endpoints.get(url.path)
         if ep is None:
-            return 404, TEXT, "invalid path. " + self.help_text()
+            return None, (404, TEXT, "invalid path. " + self.help_text())
         if ep.post and method != "POST":
-            return 405, TEXT, "Method %s not allowed, POST required." % method
+            return None, (405, TEXT, "Method %s not allowed, POST required." % method)
+        return ep, query
+
+    def dispatch(self, method: str, target: str) -> Response:
+        """Answer a request here and now (the read-only endpoints render inline)."""
+        ep, query = self._route(method, target)
+        if ep is None:
+            return query
+        if ep.snapshot:
+            snap = Snapshot(self)
+            self._track_bootstrap(snap.bootstrap)
+            return ep.handler(query, snap)
         return ep.handler(query)
+
+    async def dispatch_async(self, method: str, target: str) -> Response:
+        """Answer a request; the read-only endpoints take a snapshot here and
+        render in the admin thread, so a slow one (thousands of listeners)
+        never holds up worker supervision, signals or other admin requests."""
+        ep, query = self._route(method, target)
+        if ep is None:
+            return query
+        if not ep.snapshot or self._executor is None:
+            return self.dispatch(method, target)
+        return await self._offloop(self._render, ep, query)
+
+    async def _offloop(self, fn, *args):
+        # One render at a time; queued requests wait here, holding nothing.
+        assert self._snapshots is not None
+        async with self._snapshots:
+            snap = Snapshot(self)
+            return await self._executor.submit(fn, snap, *args)
+
+    def _render(self, snap: Snapshot, ep: Endpoint, query) -> Response:
+        self._track_bootstrap(snap.bootstrap)
+        return ep.handler(query, snap)
 
     def help_text(self) -> str:
         out = ["admin commands are:\n"]
@@ -199,22 +338,27 @@ class AdminServer:
 
     async def _flush_loop(self) -> None:
         while True:
-            await asyncio.sleep(self.flush_interval())
             try:
-                self._track_bootstrap()
-                self.flush_histograms()
+                await self._offloop(self._flush, None)
+            except asyncio.CancelledError:
+                raise
             except Exception:                           # pragma: no cover
                 log.exception("stats flush failed")
+            await asyncio.sleep(self.flush_interval())
+
+    def _flush(self, snap: Snapshot, _unused) -> None:
+        self._track_bootstrap(snap.bootstrap)
+        self.flush_histograms(snap.stats)
 
     def flush_interval(self) -> float:
         interval = self._sources.flush.get("stats_flush_interval") or DEFAULT_FLUSH_INTERVAL_S
         return max(0.01, float(interval))
 
-    def flush_histograms(self) -> None:
+    def flush_histograms(self, store=None) -> None:
         """Envoy's stats flush for histograms: the interval since the last
         flush and the cumulative statistics, as the admin shows them."""
         from envoy_fast.stats.store import BUCKET_BOUNDS
-        current = self.server.stats.histograms()
+        current = (store or self.server.stats).histograms()
         views = {}
         for name, h in current.items():
             prev = self._hist_prev.get(name)
@@ -233,9 +377,8 @@ class AdminServer:
 
     # --------------------------------------------------------------- the stats
 
-    def _track_bootstrap(self) -> None:
+    def _track_bootstrap(self, bs) -> None:
         """Re-read the config sources when the server's bootstrap changed (a reload)."""
-        bs = self.server.bootstrap
         if bs is self._bootstrap:
             return
         if self._bootstrap is not None:
@@ -287,8 +430,26 @@ class AdminServer:
             return 0
         return _STATE_NUMBERS.get(s.state, 0)
 
-    def stat_set(self) -> render.StatSet:
-        store = self.server.stats
+    def server_gauges(self) -> Dict[str, int]:
+        """Envoy's server.* gauges, and envoy_fast's draining_generations."""
+        mem = self.memory_bytes()
+        out = {
+            "server.concurrency": int(self.server.concurrency),
+            "server.live": 1 if self._live() else 0,
+            "server.state": self._state_number(),
+            "server.uptime": int(self.server.uptime()),
+            "server.total_connections": 0,          # summed from the stats at render
+            "server.memory_allocated": mem,
+            "server.memory_heap_size": mem,
+            "server.memory_physical_size": mem,
+        }
+        dg = getattr(self.server, "draining_generations", None)
+        if dg is not None:
+            out["server.draining_generations"] = int(dg() if callable(dg) else dg)
+        return out
+
+    def stat_set(self, snap: Snapshot) -> render.StatSet:
+        store = snap.stats
         values = store.values()
         entry_kinds = store.kinds()
         kinds: Dict[str, str] = {}
@@ -298,53 +459,38 @@ class AdminServer:
                 m = _WORKER_STAT.match(name)
                 kind = entry_kinds.get("%s.%s" % m.groups(), "counter") if m else "counter"
             kinds[name] = str(kind)
+        server_gauges = dict(snap.server_gauges)
         # Listener totals only: the per-worker copies are not layout entries.
-        total_connections = sum(values.get(n, 0) for n in entry_kinds
-                                if n.startswith("listener.")
-                                and n.endswith(".downstream_cx_active"))
-        mem = self.memory_bytes()
-        server_gauges = {
-            "server.concurrency": int(self.server.concurrency),
-            "server.live": 1 if self._live() else 0,
-            "server.state": self._state_number(),
-            "server.uptime": int(self.server.uptime()),
-            "server.total_connections": total_connections,
-            "server.memory_allocated": mem,
-            "server.memory_heap_size": mem,
-            "server.memory_physical_size": mem,
-        }
-        dg = getattr(self.server, "draining_generations", None)
-        if dg is not None:
-            server_gauges["server.draining_generations"] = int(dg() if callable(dg) else dg)
+        server_gauges["server.total_connections"] = sum(
+            values.get(n, 0) for n in entry_kinds
+            if n.startswith("listener.") and n.endswith(".downstream_cx_active"))
         for name, v in server_gauges.items():
             values[name] = v
             kinds[name] = "gauge"
-        wr = getattr(self.server, "worker_restarts", None)
-        if wr is not None:
-            values["server.worker_restarts"] = int(wr() if callable(wr) else wr)
+        if snap.worker_restarts is not None:
+            values["server.worker_restarts"] = snap.worker_restarts
             kinds["server.worker_restarts"] = "counter"
-        hists = {name: self._hist_views.get(name, render.UNUSED_HIST)
+        hist_views = self._hist_views
+        hists = {name: hist_views.get(name, render.UNUSED_HIST)
                  for name, kind in entry_kinds.items() if kind == "histogram"}
         used = render.gauges_in_use(values, kinds, always=server_gauges)
         return render.StatSet(values, kinds, hists, used)
 
     def _stats_query(self, query) -> render.StatsQuery:
-        regex = None
+        rx = None
         if "filter" in query and query["filter"][0] != "":
-            regex = re.compile(query["filter"][0])
+            rx = regex.compile(query["filter"][0])
         kind = query.get("type", ["All"])[0].lower() or "all"
         if kind not in ("all", "counters", "gauges", "histograms", "textreadouts"):
             raise ValueError("usage: /stats?type=(All|Counters|Gauges|Histograms|TextReadouts)\n")
-        return render.StatsQuery(regex, "usedonly" in query, kind,
-                                 "invert_filter" in query)
+        return render.StatsQuery(rx, "usedonly" in query, kind, "invert_filter" in query)
 
-    def _stats_request(self, query):
-        self._track_bootstrap()
+    def _stats_request(self, query, snap: Snapshot):
         if self._sources.flush.get("stats_flush_on_admin"):
-            self.flush_histograms()
+            self.flush_histograms(snap.stats)
         try:
             q = self._stats_query(query)
-        except re.error as exc:
+        except regex.RegexError as exc:
             return None, (400, TEXT, "Invalid re2 regex: %s" % exc)
         except ValueError as exc:
             return None, (400, TEXT, str(exc))
@@ -352,31 +498,31 @@ class AdminServer:
 
     # ------------------------------------------------------------- handlers
 
-    def handle_stats(self, query) -> Response:
+    def handle_stats(self, query, snap: Snapshot) -> Response:
         fmt = query.get("format", ["text"])[0] or "text"
         if fmt not in render.STATS_FORMATS or fmt in ("html", "active-html"):
             return 400, TEXT, render.STATS_USAGE
         if fmt == "prometheus":
-            return self.handle_prometheus(query)
-        q, err = self._stats_request(query)
+            return self.handle_prometheus(query, snap)
+        q, err = self._stats_request(query, snap)
         if err is not None:
             return err
-        stats = self.stat_set()
+        stats = self.stat_set(snap)
         if fmt == "json":
             return 200, JSON, render.render_stats_json(stats, q)
         return 200, TEXT, render.render_stats_text(stats, q)
 
-    def handle_prometheus(self, query) -> Response:
-        q, err = self._stats_request(query)
+    def handle_prometheus(self, query, snap: Snapshot) -> Response:
+        q, err = self._stats_request(query, snap)
         if err is not None:
             return err
-        return 200, TEXT, render.render_prometheus(self.stat_set(), q)
+        return 200, TEXT, render.render_prometheus(self.stat_set(snap), q)
 
-    def cluster_views(self) -> List[render.ClusterView]:
+    def cluster_views(self, snap: Snapshot) -> List[render.ClusterView]:
         from envoy_fast.config import types as t
-        host_stats = self.server.stats.host_values()
+        host_stats = snap.stats.host_values()
         out = []
-        for c in self.server.bootstrap.static_resources.clusters:
+        for c in snap.bootstrap.static_resources.clusters:
             default = c.thresholds() if hasattr(c, "thresholds") else t.Thresholds()
             high = t.Thresholds(priority="HIGH")
             if c.circuit_breakers is not None:
@@ -398,31 +544,29 @@ class AdminServer:
                 {k: getattr(high, k) for k in render.THRESHOLD_KEYS}, hosts))
         return out
 
-    def handle_clusters(self, query) -> Response:
-        clusters = self.cluster_views()
+    def handle_clusters(self, query, snap: Snapshot) -> Response:
+        rx = None
         if "filter" in query and query["filter"][0]:
             try:
-                rx = re.compile(query["filter"][0])
-            except re.error as exc:
-                return 400, TEXT, "Invalid re2 regex: %s" % exc
+                rx = regex.compile(query["filter"][0])
+            except regex.RegexError:
+                return 400, TEXT, "Invalid re2 regex"
+        clusters = self.cluster_views(snap)
+        if rx is not None:
             clusters = [c for c in clusters if rx.search(c.name)]
         if query.get("format", ["text"])[0] == "json":
             return 200, JSON, render.envoy_json(render.clusters_json(clusters))
         return 200, TEXT, render.render_clusters_text(clusters)
 
-    def handle_config_dump(self, query) -> Response:
-        self._track_bootstrap()
-        bs = config_doc.bootstrap_json(self.server.bootstrap, self._sources.doc, __version__,
+    def handle_config_dump(self, query, snap: Snapshot) -> Response:
+        bs = config_doc.bootstrap_json(snap.bootstrap, self._sources.doc, __version__,
                                        self._sources.flush)
-        return 200, JSON, render.envoy_json(render.config_dump(bs, self._last_updated))
+        return config_dump.handle(query, bs, self._last_updated)
 
-    def _listeners(self) -> List[Tuple[str, str, int]]:
-        return [(name, addr, port) for name, (addr, port) in self.server.listener_ports().items()]
-
-    def handle_listeners(self, query) -> Response:
+    def handle_listeners(self, query, snap: Snapshot) -> Response:
         if query.get("format", ["text"])[0] == "json":
-            return 200, JSON, render.envoy_json(render.listeners_json(self._listeners()))
-        return 200, TEXT, render.render_listeners_text(self._listeners())
+            return 200, JSON, render.envoy_json(render.listeners_json(snap.listeners))
+        return 200, TEXT, render.render_listeners_text(snap.listeners)
 
     def handle_server_info(self, query) -> Response:
         node = self.server.bootstrap.node

@@ -319,7 +319,8 @@ class Server:
             s.listen(128)
         except OSError as exc:
             s.close()
-            raise RuntimeError("cannot bind '%s:%d': %s" % (sa.address, sa.port_value, exc.strerror))
+            raise RuntimeError("cannot bind admin address '%s:%d': %s"
+                               % (sa.address, sa.port_value, exc.strerror))
         s.setblocking(False)
         return s
 

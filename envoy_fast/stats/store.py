@@ -18,7 +18,9 @@ stats (for /clusters) have slots but are not listed in /stats.
 """
 from __future__ import annotations
 
+import copy
 import mmap
+import threading
 from typing import Dict, Iterable, List, NamedTuple, Optional, Tuple
 
 from envoy_fast import _worker
@@ -202,6 +204,20 @@ class StatsStore:
         self.mem = mmap.mmap(-1, layout.size_bytes, flags=mmap.MAP_SHARED,
                              prot=mmap.PROT_READ | mmap.PROT_WRITE)
         self.view = memoryview(self.mem).cast("q")
+        # Held while rows are read for the admin (in its thread) and while a
+        # gone worker's counters are folded, so a read never counts them twice.
+        self.lock = threading.Lock()
+
+    def snapshot(self) -> "StatsStore":
+        """A view for another thread: the same region and lock, with copies of
+        the name tables (a reload adds names while the admin thread reads;
+        slots never move, so the copy stays right)."""
+        layout = copy.copy(self.layout)
+        for attr in ("entries", "hosts", "cluster_resources_base"):
+            setattr(layout, attr, dict(getattr(layout, attr)))
+        snap = copy.copy(self)
+        snap.layout = layout
+        return snap
 
     def _summed(self, index: int) -> int:
         n = self.layout.nstats
@@ -211,6 +227,10 @@ class StatsStore:
     def values(self) -> Dict[str, int]:
         """Counters and gauges summed over rows, plus Envoy's per-worker
         listener stats (`listener.<a>.worker_<i>.downstream_cx_total`)."""
+        with self.lock:
+            return self._values()
+
+    def _values(self) -> Dict[str, int]:
         n = self.layout.nstats
         rows = self.layout.rows
         view = self.view
@@ -231,6 +251,10 @@ class StatsStore:
 
     def histograms(self) -> Dict[str, Histogram]:
         """name -> Histogram summed over rows."""
+        with self.lock:
+            return self._histograms()
+
+    def _histograms(self) -> Dict[str, Histogram]:
         n = self.layout.nstats
         view = self.view
         rows = range(self.layout.shared_row)
@@ -258,6 +282,10 @@ class StatsStore:
 
     def host_values(self) -> Dict[str, Dict[str, Dict[str, int]]]:
         """{cluster: {"ip:port": {stat: value}}} summed over rows (for /clusters)."""
+        with self.lock:
+            return self._host_values()
+
+    def _host_values(self) -> Dict[str, Dict[str, Dict[str, int]]]:
         out: Dict[str, Dict[str, Dict[str, int]]] = {}
         for (cluster, host), base in self.layout.hosts.items():
             out.setdefault(cluster, {})[host] = {
@@ -278,6 +306,10 @@ class StatsStore:
     def retire_row(self, row: int) -> None:
         """Fold a finished worker's counters and histograms into the retired
         row and zero its slots (its gauges died with its connections)."""
+        with self.lock:
+            self._retire_row(row)
+
+    def _retire_row(self, row: int) -> None:
         self.release_resources_of_row(row)
         n = self.layout.nstats
         view = self.view

@@ -11,7 +11,7 @@ import types
 import pytest
 import yaml
 
-from envoy_fast.admin import config_doc, render
+from envoy_fast.admin import config_doc, config_dump, render
 from envoy_fast.admin.server import AdminServer
 from envoy_fast.config import load_bootstrap
 from envoy_fast.stats.store import BUCKET_BOUNDS, HISTOGRAM, StatsLayout, StatsStore
@@ -407,7 +407,7 @@ def test_config_dump_prints_what_was_set(tmp_path):
     assert "stat_prefix" not in l0
     assert l0["filter_chains"][0]["filters"][0]["typed_config"] == {
         "@type": TCP_PROXY, "stat_prefix": "tp", "cluster": "up", "idle_timeout": "0.250s"}
-    dump = render.config_dump(doc, "2026-01-01T00:00:00.000Z")
+    dump = config_dump.config_dump(doc, "2026-01-01T00:00:00.000Z")
     assert [c["@type"].rsplit(".", 1)[1] for c in dump["configs"]] == [
         "BootstrapConfigDump", "ClustersConfigDump", "ListenersConfigDump", "SecretsConfigDump"]
     item = dump["configs"][1]["static_clusters"][0]
@@ -535,6 +535,7 @@ def test_histograms_change_at_flushes(admin):
 
 
 def test_flush_on_admin(admin):
+    admin._track_bootstrap(admin.server.bootstrap)          # the config sources, read once
     admin._sources.flush["stats_flush_on_admin"] = True
     admin.server.record("cluster.up.upstream_cx_length_ms", 16)
     text = admin.dispatch("GET", "/stats?filter=length_ms")[2]

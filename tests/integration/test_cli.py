@@ -230,6 +230,11 @@ def test_port_in_use(tmp_path, busy):
     assert "Traceback" not in out, out
     assert "127.0.0.1:%d" % port in out, out
     assert re.search(r"(?i)in use|cannot bind", out), out
+    # The message names what could not bind: the admin, or which listener.
+    if busy == "admin":
+        assert "cannot bind admin address '127.0.0.1:%d'" % port in out, out
+    else:
+        assert "cannot bind '127.0.0.1:%d' for listener" % port in out, out
     started = [int(p) for p in re.findall(r"worker \d+ started \(pid (\d+)\)", out)]
     wait_for(lambda: not any(_alive(p) for p in started), 5, what="workers gone")
     other = ap if busy == "listener" else lp
