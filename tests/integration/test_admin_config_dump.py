@@ -9,8 +9,8 @@ import re
 
 import pytest
 
-from helpers import (bootstrap, cluster, envoy_binary, free_port, listener, run_envoy,
-                     run_envoy_fast, tcp_proxy_filter)
+from helpers import (bootstrap, cluster, envoy_binary, free_port, listener, require_peer,
+                     run_envoy, run_envoy_fast, tcp_proxy_filter)
 from test_admin import admin_request
 
 QUERIES = [
@@ -91,7 +91,7 @@ def both():
 def test_config_dump_query_as_envoy(both, query):
     mine, theirs = both
     if theirs is None:
-        pytest.skip("envoy binary not installed")
+        require_peer("envoy")
     assert mine[query] == theirs[query]
 
 

@@ -18,8 +18,9 @@ import urllib.request
 
 import pytest
 
-from helpers import (RssSampler, bootstrap, cluster, envoy_binary, free_port, listener,
-                     run_envoy, run_envoy_fast, tcp_proxy_filter, wait_closed, wait_for)
+from helpers import (RssSampler, bootstrap, cluster, free_port, listener,
+                     require_peer, run_envoy, run_envoy_fast, tcp_proxy_filter, wait_closed,
+                     wait_for)
 
 CATASTROPHIC = "([a-z_.0-9]+)+#"
 
@@ -70,8 +71,7 @@ def ef():
 
 @pytest.fixture(scope="module")
 def envoy():
-    if not envoy_binary():
-        pytest.skip("envoy binary not installed")
+    require_peer("envoy")
     with run_envoy(small_config()) as proxy:
         yield proxy
 
