@@ -2,7 +2,6 @@
 application log (levels, --log-path, --log-format, application_log_config,
 rate-limited upstream failures), process titles, reload outcomes and their
 counters, enable_reuse_port, the flags' checks and --help."""
-import contextlib
 import json
 import os
 import re
@@ -18,6 +17,8 @@ import yaml
 from helpers import (ROOT, blackhole_server, bootstrap, cluster, envoy_binary, free_port, listener,
                      named_server, require_peer, run_envoy, run_envoy_fast, tcp_proxy_filter, wait_closed,
                      wait_for, wait_stat)
+
+from test_cli import ready, serve
 
 CMD = [sys.executable, "-m", "envoy_fast"]
 
@@ -37,25 +38,6 @@ def run_cli(args, timeout=30):
     return subprocess.run(CMD + list(args), capture_output=True, text=True, timeout=timeout, cwd=ROOT)
 
 
-@contextlib.contextmanager
-def serve(args, log_path):
-    with open(log_path, "w") as logf:
-        proc = subprocess.Popen(CMD + list(args), stdout=logf, stderr=subprocess.STDOUT, cwd=ROOT)
-        try:
-            yield proc
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-            proc.wait(timeout=10)
-
-
-def ready(port):
-    import urllib.request
-    try:
-        with urllib.request.urlopen("http://127.0.0.1:%d/ready" % port, timeout=2) as r:
-            return r.read().decode().strip() == "LIVE"
-    except OSError:
-        return False
 
 
 def caught_signals(pid):

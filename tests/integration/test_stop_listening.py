@@ -56,21 +56,31 @@ def _assert_all_served(conns) -> None:
 QUEUED = 150
 
 
+def _held_connection(port: int) -> socket.socket:
+    """A proxied connection that has carried a byte (it keeps a drain going)."""
+    held = socket.create_connection(("127.0.0.1", port), timeout=5)
+    held.sendall(b"h")
+    assert recv_exactly(held, 1) == b"h"
+    return held
+
+
+def _assert_still_served(held: socket.socket) -> None:
+    held.sendall(b"still")
+    assert recv_exactly(held, 5) == b"still"
+    held.close()
+
+
 def test_sigterm_refuses_new_connections_at_once():
     with echo_server() as up:
         lp, ap = free_port(), free_port()
         with run_envoy_fast(simple_proxy_config(up.port, lp, ap), concurrency=2,
                             args=["--drain-time-s", "30"]) as proxy:
-            held = socket.create_connection(("127.0.0.1", lp), timeout=5)   # keeps it draining
-            held.sendall(b"h")
-            assert recv_exactly(held, 1) == b"h"
+            held = _held_connection(lp)   # keeps it draining
             proxy.proc.send_signal(signal.SIGTERM)
             wait_for(lambda: _refused(lp), timeout=3, what="connections refused")
             for _ in range(20):
                 assert _refused(lp)
-            held.sendall(b"still")
-            assert recv_exactly(held, 5) == b"still"
-            held.close()
+            _assert_still_served(held)
             assert proxy.proc.wait(timeout=10) == 0
 
 
@@ -100,16 +110,12 @@ def test_drain_listeners_refuses_new_connections(impl):
     with echo_server() as up:
         lp, ap = free_port(), free_port()
         with run_impl(impl, simple_proxy_config(up.port, lp, ap)) as proxy:
-            held = socket.create_connection(("127.0.0.1", lp), timeout=5)
-            held.sendall(b"h")
-            assert recv_exactly(held, 1) == b"h"
+            held = _held_connection(lp)
             assert proxy.admin("/drain_listeners", "POST").strip() == "OK"
             wait_for(lambda: _refused(lp), timeout=3, what="connections refused")
             for _ in range(10):
                 assert _refused(lp)
-            held.sendall(b"still")
-            assert recv_exactly(held, 5) == b"still"
-            held.close()
+            _assert_still_served(held)
             assert proxy.admin("/ready").strip() == "LIVE"
 
 

@@ -115,14 +115,14 @@ class FaultyUpstream:
         self.kill()
 
 
-def request(port: int, timeout: float = 5.0) -> bytes:
-    """One request through the proxy; the reply (b"" when the proxy closed
-    without one)."""
+def request(port: int, timeout: float = 5.0, payload: bytes = b"req\n", end: bytes = b"\n") -> bytes:
+    """One request through the proxy; the reply up to `end` (b"" when the
+    proxy closed without one)."""
     with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
         try:
-            s.sendall(b"req\n")
+            s.sendall(payload)
             got = b""
-            while not got.endswith(b"\n"):
+            while not got.endswith(end):
                 d = s.recv(100)
                 if not d:
                     break
@@ -236,18 +236,7 @@ def start_upstream(port: int, backlog: int = 1024, accept_after: float = 0.0):
 
 
 def http_request(port: int) -> bytes:
-    with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
-        try:
-            s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
-            got = b""
-            while not got.endswith(b"resp\n"):
-                d = s.recv(100)
-                if not d:
-                    break
-                got += d
-        except (ConnectionResetError, BrokenPipeError):
-            got = b""
-    return got
+    return request(port, payload=b"GET / HTTP/1.1\r\nHost: x\r\n\r\n", end=b"resp\n")
 
 
 def test_upstream_killed_and_restarted_under_wrk():
