@@ -14,7 +14,8 @@ import copy
 import logging
 from typing import Any, Dict, Optional
 
-from envoy_fast.admin import proto_schema, render
+from envoy_fast.admin import render
+from envoy_fast.config import proto_schema
 
 log = logging.getLogger("envoy_fast.admin")
 
