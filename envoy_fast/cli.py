@@ -9,8 +9,6 @@ from typing import List, Optional
 
 from envoy_fast import __version__, app_log
 
-LOG_LEVELS = app_log.LEVELS
-
 #: What `--version` prints and /server_info's "version" says.
 BUILD_VERSION = "envoy_fast/%s/Clean/RELEASE/none" % __version__
 

@@ -42,13 +42,15 @@ def read_sources(config_path: Optional[str], config_yaml: Optional[str]) -> Sour
     doc: Optional[Dict[str, Any]] = None
     flush: Dict[str, Any] = {}
     try:
-        from envoy_fast.config import loader as L
+        from envoy_fast.config import _diagnostics as diag
+        from envoy_fast.config import normalise
+        from envoy_fast.config.source import Sources as ConfigSources
         raws = []
         if config_path:
-            raws.append((L._Sources(config_path, None).file_document(), "", L.diag.FILE))
+            raws.append((ConfigSources(config_path, None).file_document(), "", diag.FILE))
         if config_yaml:
-            raws.append((L._Sources(None, config_yaml).overlay_document(),
-                         " (in --config-yaml)", L.diag.CONFIG_YAML))
+            raws.append((ConfigSources(None, config_yaml).overlay_document(),
+                         " (in --config-yaml)", diag.CONFIG_YAML))
         if not raws:
             return Sources(None, flush)
         merged: Dict[str, Any] = {}
@@ -58,11 +60,11 @@ def read_sources(config_path: Optional[str], config_yaml: Optional[str]) -> Sour
                     value = raw.get(name, raw.get(json_name))
                     if value is None:
                         continue
-                    reader = L._Normaliser(note, source)
+                    reader = normalise.Normaliser(note, source)
                     flush[name] = (reader.duration(value, (name,)) if name.endswith("interval")
                                    else reader.scalar("bool", value, (name,)))
-            L._merge(merged, L._normalise_document(raw, note, source))
-        L._drop_admin_without_address(merged)
+            normalise.merge(merged, normalise.normalise_document(raw, note, source))
+        normalise.drop_admin_without_address(merged)
         doc = merged
     except Exception as exc:  # a changed file or loader; fall back (see module doc)
         log.debug("config_dump: cannot re-read the configuration: %s", exc)
@@ -82,8 +84,8 @@ def _registry_class(registry: str, value: Dict[str, Any]):
 
 def to_envoy(cls, doc: Dict[str, Any]) -> Dict[str, Any]:
     """A normalised message document as Envoy's JSON printer writes it."""
-    from envoy_fast.config import loader as L
-    schema = L._schema(cls)
+    from envoy_fast.config.schema import schema_of
+    schema = schema_of(cls)
     out: Dict[str, Any] = {}
     if "@type" in doc:
         out["@type"] = doc["@type"]

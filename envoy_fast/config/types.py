@@ -11,7 +11,7 @@ normalised by the loader:
 * ``envoy.type.v3.Percent`` is a ``float`` percentage.
 
 Besides its fields, every message class carries three class attributes the loader
-reads (see ``loader.py``):
+reads (see ``normalise.py``):
 
 ``ENVOY_TYPE``
     the full Envoy message name, used in error messages;
