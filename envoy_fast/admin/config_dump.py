@@ -72,9 +72,7 @@ _DUMP_FIELDS: Dict[str, Dict[str, str]] = {
     _STATIC_LISTENER: {"listener": S.ANY + "envoy.config.listener.v3.Listener",
                        "last_updated": S.TIMESTAMP},
 }
-for _t, _fields in _DUMP_FIELDS.items():
-    S.MESSAGE_FIELDS[_t] = _fields
-    S.FIELD_NUMBERS.setdefault(_t, {n: i for i, n in enumerate(_fields, 1)})
+S.register(_DUMP_FIELDS)
 #: Element type of the repeated tracker fields envoy_fast fills.
 _ELEMENTS = {"static_clusters": _STATIC_CLUSTER, "static_listeners": _STATIC_LISTENER}
 
