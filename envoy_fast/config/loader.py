@@ -38,14 +38,14 @@ def load_bootstrap(config_path: Optional[str] = None, config_yaml: Optional[str]
     text merged over it like protobuf ``MergeFrom`` (lists are appended). Either
     may be omitted, not both. Returns the typed :class:`Bootstrap`; raises
     :class:`ConfigError` for anything Envoy would reject, and for Envoy features
-    envoy_fast does not implement: the first of the errors
-    :func:`validate_bootstrap` gives, from the earliest step that has one (a
-    later step's error may be a consequence of it).
+    envoy_fast does not implement: the first error :func:`validate_bootstrap`
+    finds, in the earliest step that finds one (a later step's error may be a
+    consequence of it).
     """
     bootstrap, stages = _validate(config_path, config_yaml)
     for errors in stages:
         if errors:
-            raise _in_document_order(errors)[0]
+            raise errors[0]
     assert bootstrap is not None
     return bootstrap
 
@@ -68,8 +68,8 @@ def validate_bootstrap(config_path: Optional[str] = None, config_yaml: Optional[
 def _validate(
     config_path: Optional[str], config_yaml: Optional[str]
 ) -> Tuple[Optional[t.Bootstrap], List[List[ConfigError]]]:
-    """(the Bootstrap or None, the errors of each step: reading,
-    normalising, conversion, cross-field checks)."""
+    """(the Bootstrap or None, the errors of each step -- reading,
+    normalising, conversion, cross-field checks -- each in the order found)."""
     if config_path is None and config_yaml is None:
         return None, [[ConfigError("no configuration given: need config_path or config_yaml")]]
     sources = Sources(config_path, config_yaml)

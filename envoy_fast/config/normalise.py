@@ -21,6 +21,7 @@ __all__ = ["Normaliser", "normalise_document", "merge", "drop_admin_without_addr
 
 Path = Tuple[Union[str, int], ...]
 
+# Ignored fields are said at debug level under the loader's name.
 log = logging.getLogger("envoy_fast.config.loader")
 
 

@@ -99,6 +99,31 @@ class TestEveryError:
         assert (first.value.path, first.value.message, first.value.line, first.value.hint) == (
             errors[1].path, errors[1].message, errors[1].line, errors[1].hint)
 
+    def test_every_missing_field_of_a_message(self, tmp_path):
+        doc = base()
+        doc["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0] = {}
+        errors = errors_of(tmp_path, doc)
+        prefix = "static_resources.listeners[0].filter_chains[0].filters[0]"
+        assert [(e.path, e.message) for e in errors] == [
+            (f"{prefix}.name", "missing required field"),
+            (f"{prefix}.typed_config", "missing required field"),
+        ]
+
+    def test_every_bad_item_of_a_list(self, tmp_path):
+        # The first item that cannot be built does not hide the next ones.
+        doc = base()
+        endpoints = doc["static_resources"]["clusters"][0]["load_assignment"]["endpoints"][0]["lb_endpoints"]
+        endpoints.append(json.loads(json.dumps(endpoints[0])))
+        for item in endpoints:
+            item["endpoint"]["address"]["socket_address"]["port_value"] = "x"
+            del item["endpoint"]["address"]["socket_address"]["address"]
+        errors = errors_of(tmp_path, doc)
+        prefix = "static_resources.clusters[0].load_assignment.endpoints[0].lb_endpoints"
+        assert [e.path for e in errors] == [
+            f"{prefix}[{i}].endpoint.address.socket_address.{name}"
+            for i in (0, 1) for name in ("address", "port_value")
+        ], [e.describe() for e in errors]
+
     def test_many_bad_clusters_each_reported_quickly(self, tmp_path):
         # Each error costs a conversion of its own cluster, not of the bootstrap.
         doc = base()
