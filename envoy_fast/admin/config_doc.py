@@ -42,15 +42,9 @@ def read_sources(config_path: Optional[str], config_yaml: Optional[str]) -> Sour
     doc: Optional[Dict[str, Any]] = None
     flush: Dict[str, Any] = {}
     try:
-        from envoy_fast.config import _diagnostics as diag
         from envoy_fast.config import normalise
         from envoy_fast.config.source import Sources as ConfigSources
-        raws = []
-        if config_path:
-            raws.append((ConfigSources(config_path, None).file_document(), "", diag.FILE))
-        if config_yaml:
-            raws.append((ConfigSources(None, config_yaml).overlay_document(),
-                         " (in --config-yaml)", diag.CONFIG_YAML))
+        raws = ConfigSources(config_path or None, config_yaml or None).documents()
         if not raws:
             return Sources(None, flush)
         merged: Dict[str, Any] = {}

@@ -75,25 +75,14 @@ def _validate(
     sources = Sources(config_path, config_yaml)
     reading: List[ConfigError] = []
     normalising: List[ConfigError] = []
-    docs: List[Tuple[Dict[str, Any], str, str]] = []
-    parsed = True
-    for present, read, note, source in (
-        (config_path is not None, sources.file_document, "", diag.FILE),
-        (config_yaml is not None, sources.overlay_document, " (in --config-yaml)", diag.CONFIG_YAML),
-    ):
-        if present:
-            try:
-                docs.append((read(), note, source))
-            except ConfigError as err:
-                reading.append(err)
-                parsed = False
+    docs = sources.documents(reading)
     doc: Dict[str, Any] = {}
     for raw, note, source in docs:
         merge(doc, Normaliser(note, source, normalising).message(t.Bootstrap, raw, ()))
     bootstrap = None
     converting: List[ConfigError] = []
     checking: List[ConfigError] = []
-    if parsed:
+    if not reading:
         drop_admin_without_address(doc)
         conversion = Conversion(doc, converting)
         bootstrap = conversion.build()

@@ -12,6 +12,9 @@ from .errors import ConfigError
 
 _YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
+#: Appended to the messages of errors in the --config-yaml document.
+OVERLAY_NOTE = " (in --config-yaml)"
+
 
 class Sources:
     """The input texts, read once, and where an error's path is in them."""
@@ -35,6 +38,26 @@ class Sources:
         assert self.config_yaml is not None
         doc, self.overlay_node = parse_text(self.config_yaml, "--config-yaml", as_json=False, source=diag.CONFIG_YAML)
         return doc
+
+    def documents(self, errors: Optional[List[ConfigError]] = None) -> List[Tuple[Dict[str, Any], str, str]]:
+        """``(document, note, source)`` of each text given, the file's first.
+
+        A text that cannot be read raises its ConfigError, or, given
+        ``errors``, has it appended there and is left out.
+        """
+        docs = []
+        for present, read, note, source in (
+            (self.config_path is not None, self.file_document, "", diag.FILE),
+            (self.config_yaml is not None, self.overlay_document, OVERLAY_NOTE, diag.CONFIG_YAML),
+        ):
+            if present:
+                try:
+                    docs.append((read(), note, source))
+                except ConfigError as err:
+                    if errors is None:
+                        raise
+                    errors.append(err)
+        return docs
 
     def locate(self, errors: List[ConfigError]) -> None:
         """Fill in ``line``/``column``/``source`` of errors that have a path.
