@@ -22,47 +22,30 @@ log = logging.getLogger("envoy_fast.admin")
 _OMIT = object()
 
 
-#: Bootstrap fields the loader accepts without modelling them, which the admin
-#: reads itself (the histogram flush) and /config_dump prints.
-STATS_FLUSH_FIELDS = {"stats_flush_interval": "statsFlushInterval",
-                      "stats_flush_on_admin": "statsFlushOnAdmin"}
-
-
 class Sources:
     """What -c / --config-yaml say, read again: `doc` is the merged document
-    normalised by the loader (only fields that were written), `flush` the stats
-    flush settings (``stats_flush_interval`` seconds, ``stats_flush_on_admin``)."""
+    normalised by the loader (only fields that were written), or None."""
 
-    def __init__(self, doc: Optional[Dict[str, Any]], flush: Dict[str, Any]) -> None:
+    def __init__(self, doc: Optional[Dict[str, Any]]) -> None:
         self.doc = doc
-        self.flush = flush
 
 
 def read_sources(config_path: Optional[str], config_yaml: Optional[str]) -> Sources:
     doc: Optional[Dict[str, Any]] = None
-    flush: Dict[str, Any] = {}
     try:
         from envoy_fast.config import normalise
         from envoy_fast.config.source import Sources as ConfigSources
         raws = ConfigSources(config_path or None, config_yaml or None).documents()
         if not raws:
-            return Sources(None, flush)
+            return Sources(None)
         merged: Dict[str, Any] = {}
         for raw, note, source in raws:
-            if isinstance(raw, dict):
-                for name, json_name in STATS_FLUSH_FIELDS.items():
-                    value = raw.get(name, raw.get(json_name))
-                    if value is None:
-                        continue
-                    reader = normalise.Normaliser(note, source)
-                    flush[name] = (reader.duration(value, (name,)) if name.endswith("interval")
-                                   else reader.scalar("bool", value, (name,)))
             normalise.merge(merged, normalise.normalise_document(raw, note, source))
         normalise.drop_admin_without_address(merged)
         doc = merged
     except Exception as exc:  # a changed file or loader; fall back (see module doc)
         log.debug("config_dump: cannot re-read the configuration: %s", exc)
-    return Sources(doc, flush)
+    return Sources(doc)
 
 
 def _registry_class(registry: str, value: Dict[str, Any]):
@@ -125,8 +108,7 @@ def _field(cls, name: str, spec, value: Any, top: bool) -> Any:
     return value
 
 
-def bootstrap_json(bootstrap, raw: Optional[Dict[str, Any]], version: str,
-                   flush: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
+def bootstrap_json(bootstrap, raw: Optional[Dict[str, Any]], version: str) -> Dict[str, Any]:
     """The running bootstrap for /config_dump, with the node's build info."""
     from envoy_fast.config import dump_bootstrap, types as t
     if raw is not None:
@@ -147,11 +129,6 @@ def bootstrap_json(bootstrap, raw: Optional[Dict[str, Any]], version: str,
     node = render.node_json(doc.get("node"), version, defaults=False)
     node.update({k: v for k, v in (doc.get("node") or {}).items() if k not in node})
     doc["node"] = proto_schema.order_fields("envoy.config.core.v3.Node", node)
-    for name, value in (flush or {}).items():
-        if name.endswith("interval"):
-            doc[name] = render.fmt_seconds(value)
-        elif value:
-            doc[name] = True
     return proto_schema.order_fields("envoy.config.bootstrap.v3.Bootstrap", doc)
 
 

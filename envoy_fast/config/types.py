@@ -586,8 +586,6 @@ class Bootstrap(_Message, kw_only=True):
     # watchdogs and log format are process housekeeping.
     IGNORED = {
         "node_context_params": None,
-        "stats_flush_interval": "duration",
-        "stats_flush_on_admin": "bool",
         "watchdog": None,
         "watchdogs": None,
         "enable_dispatcher_stats": "bool",
@@ -603,6 +601,10 @@ class Bootstrap(_Message, kw_only=True):
     node: Optional[Node] = None
     layered_runtime: Optional[LayeredRuntime] = None
     application_log_config: Optional[ApplicationLogConfig] = None
+    # The admin's histogram flush: every interval (Envoy's default 5 s), or
+    # at each stats request.
+    stats_flush_interval: Optional[Duration] = None
+    stats_flush_on_admin: bool = False
 
     def runtime_value(self, key: str) -> Any:
         """The value of runtime ``key`` in the static layers (later layers win), or None.

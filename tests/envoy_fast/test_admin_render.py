@@ -354,8 +354,8 @@ def test_config_dump_prints_what_was_set(tmp_path):
     path.write_text(yaml.safe_dump(CONFIG))
     bs = load_bootstrap(config_path=str(path))
     src = config_doc.read_sources(str(path), None)
-    assert src.flush == {"stats_flush_interval": 2.5}
-    doc = config_doc.bootstrap_json(bs, src.doc, "1.2.0", src.flush)
+    assert (bs.stats_flush_interval, bs.stats_flush_on_admin) == (2.5, False)
+    doc = config_doc.bootstrap_json(bs, src.doc, "1.2.0")
     assert list(doc) == ["node", "static_resources", "stats_flush_interval", "admin"]
     assert doc["stats_flush_interval"] == "2.500s"
     assert doc["node"] == {"id": "n1", "user_agent_name": "envoy_fast",
@@ -499,8 +499,7 @@ def test_histograms_change_at_flushes(admin):
 
 
 def test_flush_on_admin(admin):
-    admin._track_bootstrap(admin.server.bootstrap)          # the config sources, read once
-    admin._sources.flush["stats_flush_on_admin"] = True
+    admin.server.bootstrap.stats_flush_on_admin = True
     admin.server.record("cluster.up.upstream_cx_length_ms", 16)
     text = admin.dispatch("GET", "/stats?filter=length_ms")[2]
     assert "P0(16.5,16.5)" in text
