@@ -9,8 +9,6 @@ from typing import List, Optional
 
 from envoy_fast import __version__, app_log
 
-LOG_LEVELS = app_log.LEVELS
-
 #: What `--version` prints and /server_info's "version" says.
 BUILD_VERSION = "envoy_fast/%s/Clean/RELEASE/none" % __version__
 
@@ -174,7 +172,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         drain_time_s=args.drain_time_s, parent_shutdown_time_s=args.parent_shutdown_time_s,
         base_id=args.base_id, argv=list(argv), log_path=args.log_path, log_format=log_format,
         log_format_from_cli=args.log_format is not None,
-        component_log_level=args.component_log_level)
+        component_log_level=args.component_log_level, early_signals=early_signals)
     if _stop_requested():
         log.warning("caught %s during start-up: exiting", _signal_name(_stop_requested()))
         return 0

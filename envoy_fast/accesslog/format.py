@@ -390,7 +390,6 @@ def _upstream_cluster(alt_names: Dict[str, str]) -> Value:
 
 # --- START_TIME -----------------------------------------------------------------------
 
-_DEFAULT_TIME = None  # marker: Envoy's default, %Y-%m-%dT%H:%M:%E3SZ
 _TIME_SPECIAL = re.compile(r"%([1-9]?)f|%s")
 _STRFTIME_TOKEN = re.compile(r"%E\*S|%E[0-9]S|%Ez|%E4Y|%[A-Za-z%]|%")
 # Directives left to the C library (the C locale's, which Envoy's absl matches).

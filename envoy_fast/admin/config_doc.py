@@ -14,58 +14,38 @@ import copy
 import logging
 from typing import Any, Dict, Optional
 
-from envoy_fast.admin import proto_schema, render
+from envoy_fast.admin import render
+from envoy_fast.config import proto_schema
 
 log = logging.getLogger("envoy_fast.admin")
 
 _OMIT = object()
 
 
-#: Bootstrap fields the loader accepts without modelling them, which the admin
-#: reads itself (the histogram flush) and /config_dump prints.
-STATS_FLUSH_FIELDS = {"stats_flush_interval": "statsFlushInterval",
-                      "stats_flush_on_admin": "statsFlushOnAdmin"}
-
-
 class Sources:
     """What -c / --config-yaml say, read again: `doc` is the merged document
-    normalised by the loader (only fields that were written), `flush` the stats
-    flush settings (``stats_flush_interval`` seconds, ``stats_flush_on_admin``)."""
+    normalised by the loader (only fields that were written), or None."""
 
-    def __init__(self, doc: Optional[Dict[str, Any]], flush: Dict[str, Any]) -> None:
+    def __init__(self, doc: Optional[Dict[str, Any]]) -> None:
         self.doc = doc
-        self.flush = flush
 
 
 def read_sources(config_path: Optional[str], config_yaml: Optional[str]) -> Sources:
     doc: Optional[Dict[str, Any]] = None
-    flush: Dict[str, Any] = {}
     try:
-        from envoy_fast.config import loader as L
-        raws = []
-        if config_path:
-            raws.append((L._Sources(config_path, None).file_document(), "", L.diag.FILE))
-        if config_yaml:
-            raws.append((L._Sources(None, config_yaml).overlay_document(),
-                         " (in --config-yaml)", L.diag.CONFIG_YAML))
+        from envoy_fast.config import normalise
+        from envoy_fast.config.source import Sources as ConfigSources
+        raws = ConfigSources(config_path or None, config_yaml or None).documents()
         if not raws:
-            return Sources(None, flush)
+            return Sources(None)
         merged: Dict[str, Any] = {}
         for raw, note, source in raws:
-            if isinstance(raw, dict):
-                for name, json_name in STATS_FLUSH_FIELDS.items():
-                    value = raw.get(name, raw.get(json_name))
-                    if value is None:
-                        continue
-                    reader = L._Normaliser(note, source)
-                    flush[name] = (reader.duration(value, (name,)) if name.endswith("interval")
-                                   else reader.scalar("bool", value, (name,)))
-            L._merge(merged, L._normalise_document(raw, note, source))
-        L._drop_admin_without_address(merged)
+            normalise.merge(merged, normalise.normalise_document(raw, note, source))
+        normalise.drop_admin_without_address(merged)
         doc = merged
     except Exception as exc:  # a changed file or loader; fall back (see module doc)
         log.debug("config_dump: cannot re-read the configuration: %s", exc)
-    return Sources(doc, flush)
+    return Sources(doc)
 
 
 def _registry_class(registry: str, value: Dict[str, Any]):
@@ -81,8 +61,8 @@ def _registry_class(registry: str, value: Dict[str, Any]):
 
 def to_envoy(cls, doc: Dict[str, Any]) -> Dict[str, Any]:
     """A normalised message document as Envoy's JSON printer writes it."""
-    from envoy_fast.config import loader as L
-    schema = L._schema(cls)
+    from envoy_fast.config.schema import schema_of
+    schema = schema_of(cls)
     out: Dict[str, Any] = {}
     if "@type" in doc:
         out["@type"] = doc["@type"]
@@ -128,8 +108,7 @@ def _field(cls, name: str, spec, value: Any, top: bool) -> Any:
     return value
 
 
-def bootstrap_json(bootstrap, raw: Optional[Dict[str, Any]], version: str,
-                   flush: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
+def bootstrap_json(bootstrap, raw: Optional[Dict[str, Any]], version: str) -> Dict[str, Any]:
     """The running bootstrap for /config_dump, with the node's build info."""
     from envoy_fast.config import dump_bootstrap, types as t
     if raw is not None:
@@ -150,11 +129,6 @@ def bootstrap_json(bootstrap, raw: Optional[Dict[str, Any]], version: str,
     node = render.node_json(doc.get("node"), version, defaults=False)
     node.update({k: v for k, v in (doc.get("node") or {}).items() if k not in node})
     doc["node"] = proto_schema.order_fields("envoy.config.core.v3.Node", node)
-    for name, value in (flush or {}).items():
-        if name.endswith("interval"):
-            doc[name] = render.fmt_seconds(value)
-        elif value:
-            doc[name] = True
     return proto_schema.order_fields("envoy.config.bootstrap.v3.Bootstrap", doc)
 
 

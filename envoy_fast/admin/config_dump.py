@@ -19,7 +19,7 @@ secrets) and then:
 than ignored.
 
 Paths are checked against the fields of the messages envoy_fast models (see
-``proto_schema``); below a message it does not model a path is taken as
+``envoy_fast.config.proto_schema``); below a message it does not model a path is taken as
 written. The messages are JSON documents here, so trimming works on dicts.
 """
 from __future__ import annotations
@@ -28,7 +28,7 @@ import copy
 from typing import Any, Dict, List, Optional, Tuple
 
 from envoy_fast import regex
-from envoy_fast.admin import proto_schema as S
+from envoy_fast.config import proto_schema as S
 from envoy_fast.admin import render
 
 BOOTSTRAP_DUMP = "type.googleapis.com/envoy.admin.v3.BootstrapConfigDump"
@@ -72,9 +72,7 @@ _DUMP_FIELDS: Dict[str, Dict[str, str]] = {
     _STATIC_LISTENER: {"listener": S.ANY + "envoy.config.listener.v3.Listener",
                        "last_updated": S.TIMESTAMP},
 }
-for _t, _fields in _DUMP_FIELDS.items():
-    S.MESSAGE_FIELDS[_t] = _fields
-    S.FIELD_NUMBERS.setdefault(_t, {n: i for i, n in enumerate(_fields, 1)})
+S.register(_DUMP_FIELDS)
 #: Element type of the repeated tracker fields envoy_fast fills.
 _ELEMENTS = {"static_clusters": _STATIC_CLUSTER, "static_listeners": _STATIC_LISTENER}
 

@@ -149,7 +149,7 @@ class AdminServer:
         self._hist_prev: Dict[str, object] = {}
         self._hist_views: Dict[str, render.HistView] = {}
         self._bootstrap = None
-        self._sources = config_doc.Sources(None, {})
+        self._sources = config_doc.Sources(None)
         self._last_updated = render.timestamp(getattr(server, "started", time.time()))
         filt = ("filter", "Regular expression (Google re2) for filtering stats")
         used = ("usedonly", "Only include stats that have been written by system since restart")
@@ -351,7 +351,8 @@ class AdminServer:
         self.flush_histograms(snap.stats)
 
     def flush_interval(self) -> float:
-        interval = self._sources.flush.get("stats_flush_interval") or DEFAULT_FLUSH_INTERVAL_S
+        bs = self._bootstrap or self.server.bootstrap
+        interval = bs.stats_flush_interval or DEFAULT_FLUSH_INTERVAL_S
         return max(0.01, float(interval))
 
     def flush_histograms(self, store=None) -> None:
@@ -486,7 +487,7 @@ class AdminServer:
         return render.StatsQuery(rx, "usedonly" in query, kind, "invert_filter" in query)
 
     def _stats_request(self, query, snap: Snapshot):
-        if self._sources.flush.get("stats_flush_on_admin"):
+        if snap.bootstrap.stats_flush_on_admin:
             self.flush_histograms(snap.stats)
         try:
             q = self._stats_query(query)
@@ -559,8 +560,7 @@ class AdminServer:
         return 200, TEXT, render.render_clusters_text(clusters)
 
     def handle_config_dump(self, query, snap: Snapshot) -> Response:
-        bs = config_doc.bootstrap_json(snap.bootstrap, self._sources.doc, __version__,
-                                       self._sources.flush)
+        bs = config_doc.bootstrap_json(snap.bootstrap, self._sources.doc, __version__)
         return config_dump.handle(query, bs, self._last_updated)
 
     def handle_listeners(self, query, snap: Snapshot) -> Response:

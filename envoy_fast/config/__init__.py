@@ -7,7 +7,9 @@ problem raises :class:`ConfigError` naming the document path (and its line).
 ``validate_bootstrap`` returns every error instead of raising the first.
 ``dump_bootstrap`` turns a Bootstrap back into an Envoy-style document.
 """
-from .loader import ConfigError, dump_bootstrap, load_bootstrap, validate_bootstrap
+from .dump import dump_bootstrap
+from .errors import ConfigError
+from .loader import load_bootstrap, validate_bootstrap
 from .types import (
     ENUMS,
     NETWORK_FILTER_TYPES,

@@ -43,6 +43,31 @@ def parse_path(path: str) -> Segments:
     return tuple(int(m.group(1)) if m.group(1) is not None else m.group(2) for m in _SEGMENT.finditer(path))
 
 
+def fmt_path(path: Segments) -> str:
+    """``("a", "b", 1, "c")`` -> ``"a.b[1].c"`` (the inverse of :func:`parse_path`)."""
+    out = ""
+    for seg in path:
+        out += f"[{seg}]" if isinstance(seg, int) else (f".{seg}" if out else seg)
+    return out
+
+
+def kind(value: Any) -> str:
+    """What a document value is, for messages: "a string", "a list", "null", ..."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, (int, float)):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, dict):
+        return "a mapping"
+    return type(value).__name__
+
+
 def compose(text: Optional[str]) -> Optional[yaml.Node]:
     """The YAML node tree of ``text``, or None (no text, or it does not compose)."""
     if not text:

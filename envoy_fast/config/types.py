@@ -11,7 +11,7 @@ normalised by the loader:
 * ``envoy.type.v3.Percent`` is a ``float`` percentage.
 
 Besides its fields, every message class carries three class attributes the loader
-reads (see ``loader.py``):
+reads (see ``normalise.py``):
 
 ``ENVOY_TYPE``
     the full Envoy message name, used in error messages;
@@ -26,9 +26,8 @@ reads (see ``loader.py``):
 
 Every other Envoy field not modelled here is rejected when set.
 """
-from typing import Annotated, Any, ClassVar, Dict, FrozenSet, List, Mapping, Optional, Union
+from typing import Annotated, Any, Dict, FrozenSet, List, Mapping, Optional
 
-import msgspec
 from msgspec import Meta, field
 
 __all__ = [
@@ -70,89 +69,36 @@ __all__ = [
     "WeightedClusters",
 ]
 
-# --- scalar kinds --------------------------------------------------------------
-# The loader reads Meta.extra to know how to parse a value; msgspec enforces the
-# numeric bounds (proto uint32 ranges and Envoy's PGV rules).
-
-_UINT32_MAX = 2**32 - 1
-
-#: google.protobuf.Duration as float seconds.
-Duration = Annotated[float, Meta(ge=0, extra={"kind": "duration"})]
-#: google.protobuf.UInt32Value (accepted as a plain number or ``{"value": n}``).
-UInt32Value = Annotated[int, Meta(ge=0, le=_UINT32_MAX, extra={"wrapper": True})]
-#: A port number.
-Port = Annotated[int, Meta(ge=0, le=65535)]
-#: envoy.type.v3.Percent: ``{"value": <double>}`` as a float percentage.
-Percent = Annotated[float, Meta(ge=0, le=100, extra={"kind": "percent"})]
-#: A string Envoy requires to be non-empty (PGV ``min_len: 1``).
-NonEmptyStr = Annotated[str, Meta(min_length=1)]
-
-
-def _enum(name: str) -> Any:
-    """A proto enum field, held as its canonical name (see ENUMS)."""
-    return Annotated[str, Meta(extra={"enum": name})]
-
-
-#: Proto enums in scope: full name -> {value name: number}. Envoy accepts a name
-#: (case-insensitively) or a number; numbers outside the enum are rejected.
-ENUMS: Mapping[str, Mapping[str, int]] = {
-    "envoy.config.core.v3.SocketAddress.Protocol": {"TCP": 0, "UDP": 1},
-    "envoy.config.cluster.v3.Cluster.DiscoveryType": {
-        "STATIC": 0,
-        "STRICT_DNS": 1,
-        "LOGICAL_DNS": 2,
-        "EDS": 3,
-        "ORIGINAL_DST": 4,
-    },
-    "envoy.config.cluster.v3.Cluster.LbPolicy": {
-        "ROUND_ROBIN": 0,
-        "LEAST_REQUEST": 1,
-        "RING_HASH": 2,
-        "RANDOM": 3,
-        "MAGLEV": 5,
-        "CLUSTER_PROVIDED": 6,
-        "LOAD_BALANCING_POLICY_CONFIG": 7,
-    },
-    "envoy.config.listener.v3.FilterChainMatch.ConnectionSourceType": {
-        "ANY": 0,
-        "SAME_IP_OR_LOOPBACK": 1,
-        "EXTERNAL": 2,
-    },
-    "envoy.config.core.v3.RoutingPriority": {"DEFAULT": 0, "HIGH": 1},
-    "envoy.config.core.v3.HealthStatus": {
-        "UNKNOWN": 0,
-        "HEALTHY": 1,
-        "UNHEALTHY": 2,
-        "DRAINING": 3,
-        "TIMEOUT": 4,
-        "DEGRADED": 5,
-    },
-}
-
-
-# Enum-typed fields.
-Protocol = _enum("envoy.config.core.v3.SocketAddress.Protocol")
-DiscoveryType = _enum("envoy.config.cluster.v3.Cluster.DiscoveryType")
-LbPolicy = _enum("envoy.config.cluster.v3.Cluster.LbPolicy")
-ConnectionSourceType = _enum("envoy.config.listener.v3.FilterChainMatch.ConnectionSourceType")
-RoutingPriority = _enum("envoy.config.core.v3.RoutingPriority")
-HealthStatus = _enum("envoy.config.core.v3.HealthStatus")
-
-
-def _names(text: str) -> FrozenSet[str]:
-    return frozenset(text.split())
-
-
-class _Message(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
-    """Base of every config message (see the module docstring).
-
-    Subclasses repeat ``kw_only=True``: msgspec applies it per class, and it lets
-    a required field follow defaulted ones in Envoy's field order.
-    """
-
-    ENVOY_TYPE: ClassVar[str] = ""
-    ENVOY_FIELDS: ClassVar[FrozenSet[str]] = frozenset()
-    IGNORED: ClassVar[Mapping[str, Optional[str]]] = {}
+from .accesslog_types import (  # noqa: F401 (re-exported)
+    ACCESS_LOG_FILE_TYPE_URL,
+    ACCESS_LOG_STDERR_TYPE_URL,
+    ACCESS_LOG_STDOUT_TYPE_URL,
+    ACCESS_LOGGER_TYPES,
+    AccessLog,
+    DataSource,
+    FileAccessLog,
+    StderrAccessLog,
+    StdoutAccessLog,
+    SubstitutionFormatString,
+)
+from .base import (  # noqa: F401 (re-exported)
+    ENUMS,
+    UINT32_MAX,
+    ConnectionSourceType,
+    DiscoveryType,
+    Duration,
+    HealthStatus,
+    LbPolicy,
+    NonEmptyStr,
+    Percent,
+    Port,
+    Protocol,
+    RoutingPriority,
+    UInt32Value,
+)
+from .base import Message as _Message
+from .base import names as _names
+from .base import one_of as _one_of
 
 
 # --- addresses -----------------------------------------------------------------
@@ -240,7 +186,7 @@ class ClusterWeight(_Message, kw_only=True):
     ENVOY_FIELDS = _names("name weight metadata_match")
 
     name: NonEmptyStr
-    weight: Annotated[int, Meta(ge=1, le=_UINT32_MAX)]
+    weight: Annotated[int, Meta(ge=1, le=UINT32_MAX)]
 
 
 class WeightedClusters(_Message, kw_only=True):
@@ -250,156 +196,6 @@ class WeightedClusters(_Message, kw_only=True):
     ENVOY_FIELDS = _names("clusters")
 
     clusters: Annotated[List[ClusterWeight], Meta(min_length=1)]
-
-
-# --- access logs -----------------------------------------------------------------
-# Format strings are parsed here (in __post_init__), so that a format Envoy
-# refuses fails the config with Envoy's message at the log_format's path; the
-# worker builds its loggers from envoy_fast.accesslog.build_access_log_plan().
-
-
-def _check_format(text: Optional[str] = None, json_format: Optional[Dict[str, Any]] = None, where: str = "") -> None:
-    from envoy_fast.accesslog.format import FormatError, parse_json, parse_text
-
-    try:
-        if json_format is not None:
-            parse_json(json_format)
-        elif text is not None:
-            parse_text(text)
-    except FormatError as err:
-        key_path = "".join(f"[{k}]" if isinstance(k, int) else f".{k}" for k in getattr(err, "key_path", ()))
-        raise ValueError(f"{where}{key_path}: {err}" if where else str(err)) from None
-
-
-def _one_of(message: Any, names: str) -> List[str]:
-    return [name for name in names.split() if getattr(message, name) is not None]
-
-
-class DataSource(_Message, kw_only=True):
-    """envoy.config.core.v3.DataSource; only ``inline_string`` is supported."""
-
-    ENVOY_TYPE = "envoy.config.core.v3.DataSource"
-    ENVOY_FIELDS = _names("filename inline_bytes inline_string environment_variable watched_directory")
-
-    inline_string: Optional[str] = None
-
-    def __post_init__(self) -> None:
-        if self.inline_string is None:
-            raise ValueError("one of filename, inline_bytes, inline_string, environment_variable is required")
-
-
-class SubstitutionFormatString(_Message, kw_only=True):
-    """envoy.config.core.v3.SubstitutionFormatString (an access log's format).
-
-    Exactly one of ``text_format`` (deprecated, still honoured),
-    ``text_format_source`` or ``json_format`` (a google.protobuf.Struct).
-    """
-
-    ENVOY_TYPE = "envoy.config.core.v3.SubstitutionFormatString"
-    ENVOY_FIELDS = _names(
-        "text_format json_format text_format_source omit_empty_values content_type formatters"
-        " json_format_options"
-    )
-    # content_type only applies to local replies; json output is always sorted
-    # by key (Envoy 1.40 prints it so with or without sort_properties).
-    IGNORED = {"content_type": None, "json_format_options": None}
-
-    text_format: Optional[str] = None
-    json_format: Optional[Dict[str, Any]] = None
-    text_format_source: Optional[DataSource] = None
-    omit_empty_values: bool = False
-
-    def __post_init__(self) -> None:
-        given = _one_of(self, "text_format json_format text_format_source")
-        if not given:
-            raise ValueError("one of text_format, json_format, text_format_source is required")
-        if len(given) > 1:
-            raise ValueError(f"only one of text_format, json_format, text_format_source may be set (got {', '.join(given)})")
-        if self.text_format_source is not None:
-            _check_format(text=self.text_format_source.inline_string, where="text_format_source.inline_string")
-        elif self.json_format is not None:
-            _check_format(json_format=self.json_format, where="json_format")
-        else:
-            _check_format(text=self.text_format, where="text_format")
-
-
-ACCESS_LOG_FILE_TYPE_URL = "type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog"
-ACCESS_LOG_STDOUT_TYPE_URL = "type.googleapis.com/envoy.extensions.access_loggers.stream.v3.StdoutAccessLog"
-ACCESS_LOG_STDERR_TYPE_URL = "type.googleapis.com/envoy.extensions.access_loggers.stream.v3.StderrAccessLog"
-
-
-class FileAccessLog(_Message, kw_only=True, tag_field="@type", tag=ACCESS_LOG_FILE_TYPE_URL):
-    """envoy.extensions.access_loggers.file.v3.FileAccessLog.
-
-    At most one of ``log_format`` and the deprecated (still honoured)
-    ``format`` / ``json_format`` / ``typed_json_format``; none (or ``format:
-    ""``) is Envoy's default format. Loading opens ``path`` for appending (and
-    so creates it), as Envoy does, and fails if it cannot.
-    """
-
-    ENVOY_TYPE = "envoy.extensions.access_loggers.file.v3.FileAccessLog"
-    ENVOY_FIELDS = _names("path format json_format typed_json_format log_format")
-
-    path: NonEmptyStr
-    format: Optional[str] = None
-    json_format: Optional[Dict[str, Any]] = None
-    typed_json_format: Optional[Dict[str, Any]] = None
-    log_format: Optional[SubstitutionFormatString] = None
-
-    def __post_init__(self) -> None:
-        given = _one_of(self, "format json_format typed_json_format log_format")
-        if len(given) > 1:
-            raise ValueError(f"only one of format, json_format, typed_json_format, log_format may be set (got {', '.join(given)})")
-        if self.format:
-            _check_format(text=self.format, where="format")
-        elif self.json_format is not None:
-            _check_format(json_format=self.json_format, where="json_format")
-        elif self.typed_json_format is not None:
-            _check_format(json_format=self.typed_json_format, where="typed_json_format")
-        import os
-
-        try:
-            os.close(os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644))
-        except OSError as err:
-            raise ValueError(f"unable to open file '{self.path}': {err.strerror or err}") from None
-
-
-class StdoutAccessLog(_Message, kw_only=True, tag_field="@type", tag=ACCESS_LOG_STDOUT_TYPE_URL):
-    """envoy.extensions.access_loggers.stream.v3.StdoutAccessLog (no log_format: Envoy's default)."""
-
-    ENVOY_TYPE = "envoy.extensions.access_loggers.stream.v3.StdoutAccessLog"
-    ENVOY_FIELDS = _names("log_format")
-
-    log_format: Optional[SubstitutionFormatString] = None
-
-
-class StderrAccessLog(_Message, kw_only=True, tag_field="@type", tag=ACCESS_LOG_STDERR_TYPE_URL):
-    """envoy.extensions.access_loggers.stream.v3.StderrAccessLog (no log_format: Envoy's default)."""
-
-    ENVOY_TYPE = "envoy.extensions.access_loggers.stream.v3.StderrAccessLog"
-    ENVOY_FIELDS = _names("log_format")
-
-    log_format: Optional[SubstitutionFormatString] = None
-
-
-#: Access logger ``typed_config`` types envoy_fast implements, by ``@type`` URL.
-ACCESS_LOGGER_TYPES: Dict[str, type] = {
-    ACCESS_LOG_FILE_TYPE_URL: FileAccessLog,
-    ACCESS_LOG_STDOUT_TYPE_URL: StdoutAccessLog,
-    ACCESS_LOG_STDERR_TYPE_URL: StderrAccessLog,
-}
-
-
-class AccessLog(_Message, kw_only=True):
-    """envoy.config.accesslog.v3.AccessLog (no ``filter``: every connection is logged)."""
-
-    ENVOY_TYPE = "envoy.config.accesslog.v3.AccessLog"
-    ENVOY_FIELDS = _names("name filter typed_config")
-
-    name: str = ""
-    typed_config: Annotated[
-        Union[FileAccessLog, StdoutAccessLog, StderrAccessLog], Meta(extra={"registry": "access_logger"})
-    ]
 
 
 TCP_PROXY_TYPE_URL = "type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy"
@@ -430,7 +226,7 @@ class TcpProxy(_Message, kw_only=True, tag_field="@type", tag=TCP_PROXY_TYPE_URL
     cluster: Optional[str] = None
     weighted_clusters: Optional[WeightedClusters] = None
     idle_timeout: Duration = 3600.0
-    max_connect_attempts: Annotated[int, Meta(ge=1, le=_UINT32_MAX, extra={"wrapper": True})] = 1
+    max_connect_attempts: Annotated[int, Meta(ge=1, le=UINT32_MAX, extra={"wrapper": True})] = 1
     max_downstream_connection_duration: Optional[Duration] = None
     access_log: List[AccessLog] = []
 
@@ -571,7 +367,7 @@ class LeastRequestLbConfig(_Message, kw_only=True):
     ENVOY_TYPE = "envoy.config.cluster.v3.Cluster.LeastRequestLbConfig"
     ENVOY_FIELDS = _names("choice_count active_request_bias slow_start_config")
 
-    choice_count: Annotated[int, Meta(ge=2, le=_UINT32_MAX, extra={"wrapper": True})] = 2
+    choice_count: Annotated[int, Meta(ge=2, le=UINT32_MAX, extra={"wrapper": True})] = 2
 
 
 class CommonLbConfig(_Message, kw_only=True):
@@ -616,7 +412,7 @@ class LbEndpoint(_Message, kw_only=True):
     IGNORED = {"metadata": None}
 
     endpoint: Endpoint
-    load_balancing_weight: Annotated[int, Meta(ge=1, le=_UINT32_MAX, extra={"wrapper": True})] = 1
+    load_balancing_weight: Annotated[int, Meta(ge=1, le=UINT32_MAX, extra={"wrapper": True})] = 1
     health_status: HealthStatus = "UNKNOWN"
 
 
@@ -790,8 +586,6 @@ class Bootstrap(_Message, kw_only=True):
     # watchdogs and log format are process housekeeping.
     IGNORED = {
         "node_context_params": None,
-        "stats_flush_interval": "duration",
-        "stats_flush_on_admin": "bool",
         "watchdog": None,
         "watchdogs": None,
         "enable_dispatcher_stats": "bool",
@@ -807,6 +601,10 @@ class Bootstrap(_Message, kw_only=True):
     node: Optional[Node] = None
     layered_runtime: Optional[LayeredRuntime] = None
     application_log_config: Optional[ApplicationLogConfig] = None
+    # The admin's histogram flush: every interval (Envoy's default 5 s), or
+    # at each stats request.
+    stats_flush_interval: Optional[Duration] = None
+    stats_flush_on_admin: bool = False
 
     def runtime_value(self, key: str) -> Any:
         """The value of runtime ``key`` in the static layers (later layers win), or None.

@@ -59,6 +59,9 @@ class ServerOptions:
     log_format: str = ""
     log_format_from_cli: bool = False   # --log-format given: the bootstrap's is refused
     component_log_level: str = ""
+    #: Signals caught before the event loop runs (the caller's deferring
+    #: handler appends to this list); honoured once the loop takes over.
+    early_signals: List[int] = field(default_factory=list)
 
 
 def _endpoint_count(cluster) -> int:
@@ -421,8 +424,7 @@ class Server:
         """Open sockets, fork workers, serve admin; returns the exit code."""
         # A signal that lands before the event loop takes over is kept and
         # honoured as soon as it does: start-up is never killed half-way.
-        from envoy_fast import cli
-        self._early_signals = cli.early_signals
+        self._early_signals = self.options.early_signals
         for sig in _HANDLED_SIGNALS:
             signal.signal(sig, self._on_early_signal)
         self._log_start()

@@ -142,42 +142,6 @@ def test_interval_without_samples_is_nan():
     assert all(math.isnan(q) for q in render.EMPTY_STATS.quantiles)
 
 
-# ---------------------------------------------------------------- tag extraction
-
-
-@pytest.mark.parametrize("name,extracted,tags", [
-    ("cluster.up.upstream_cx_total", "cluster.upstream_cx_total", [("envoy_cluster_name", "up")]),
-    ("cluster.x.y.upstream_cx_total", "cluster.y.upstream_cx_total", [("envoy_cluster_name", "x")]),
-    ("listener.127.0.0.1_10000.downstream_cx_total", "listener.downstream_cx_total",
-     [("envoy_listener_address", "127.0.0.1_10000")]),
-    ("listener.[__1]_80.downstream_cx_active", "listener.downstream_cx_active",
-     [("envoy_listener_address", "[__1]_80")]),
-    ("listener.foo.downstream_cx_total", "listener.downstream_cx_total",
-     [("envoy_listener_address", "foo")]),
-    ("listener.127.0.0.1_10000.worker_3.downstream_cx_total", "listener.worker_downstream_cx_total",
-     [("envoy_worker_id", "3"), ("envoy_listener_address", "127.0.0.1_10000")]),
-    # Envoy 1.40: a dotted stat_prefix keeps its tail, and "admin" is untagged.
-    ("listener.a.b.worker_0.downstream_cx_total", "listener.b.worker_0.downstream_cx_total",
-     [("envoy_listener_address", "a")]),
-    ("listener.admin.worker_0.downstream_cx_total", "listener.admin.worker_downstream_cx_total",
-     [("envoy_worker_id", "0")]),
-    ("tcp.tp.downstream_cx_total", "tcp.downstream_cx_total", [("envoy_tcp_prefix", "tp")]),
-    ("tcp.t.q.idle_timeout", "tcp.q.idle_timeout", [("envoy_tcp_prefix", "t")]),
-    ("cluster.up.upstream_rq_200", "cluster.upstream_rq",
-     [("envoy_response_code", "200"), ("envoy_cluster_name", "up")]),
-    ("http.p.downstream_rq_2xx", "http.downstream_rq_xx",
-     [("envoy_response_code_class", "2"), ("envoy_http_conn_manager_prefix", "p")]),
-    ("listener.127.0.0.1_1.http.p.downstream_rq_5xx", "listener.http.downstream_rq_xx",
-     [("envoy_response_code_class", "5"), ("envoy_http_conn_manager_prefix", "p"),
-      ("envoy_listener_address", "127.0.0.1_1")]),
-    ("server.live", "server.live", []),
-])
-def test_tag_extraction_as_envoy(name, extracted, tags):
-    assert render.extract_tags(name) == (extracted, tags)
-    assert render.prometheus_name("cluster.y.upstream_cx_total") == \
-        "envoy_cluster_y_upstream_cx_total"
-
-
 # ----------------------------------------------------------------------- /stats
 
 
@@ -390,8 +354,8 @@ def test_config_dump_prints_what_was_set(tmp_path):
     path.write_text(yaml.safe_dump(CONFIG))
     bs = load_bootstrap(config_path=str(path))
     src = config_doc.read_sources(str(path), None)
-    assert src.flush == {"stats_flush_interval": 2.5}
-    doc = config_doc.bootstrap_json(bs, src.doc, "1.2.0", src.flush)
+    assert (bs.stats_flush_interval, bs.stats_flush_on_admin) == (2.5, False)
+    doc = config_doc.bootstrap_json(bs, src.doc, "1.2.0")
     assert list(doc) == ["node", "static_resources", "stats_flush_interval", "admin"]
     assert doc["stats_flush_interval"] == "2.500s"
     assert doc["node"] == {"id": "n1", "user_agent_name": "envoy_fast",
@@ -535,8 +499,7 @@ def test_histograms_change_at_flushes(admin):
 
 
 def test_flush_on_admin(admin):
-    admin._track_bootstrap(admin.server.bootstrap)          # the config sources, read once
-    admin._sources.flush["stats_flush_on_admin"] = True
+    admin.server.bootstrap.stats_flush_on_admin = True
     admin.server.record("cluster.up.upstream_cx_length_ms", 16)
     text = admin.dispatch("GET", "/stats?filter=length_ms")[2]
     assert "P0(16.5,16.5)" in text

@@ -5,6 +5,7 @@ import pickle
 import subprocess
 import sys
 import textwrap
+import time
 
 import pytest
 import yaml
@@ -79,6 +80,79 @@ class TestEveryError:
         assert e.value.path == "static_resources.listeners[0].bogus_field"
         assert str(e.value) == f"{e.value.path}: {e.value.message}"
         assert e.value.line == 5  # and it has a line too
+
+    def test_load_bootstrap_raises_the_first_error_of_the_earliest_step(self, tmp_path):
+        # One validator: load_bootstrap raises one of validate_bootstrap's
+        # errors -- a type error before a cross-field one placed earlier in
+        # the file, as the cross-field checks run on what conversion built.
+        doc = base()
+        doc["static_resources"]["clusters"][0]["type"] = "STRICT_DNS"  # clusters come first in the file
+        doc["static_resources"]["listeners"][0]["address"]["socket_address"]["port_value"] = 70000
+        config = write(tmp_path, doc)
+        errors = validate_bootstrap(config)
+        assert [e.path for e in errors] == [
+            "static_resources.clusters[0].type",
+            "static_resources.listeners[0].address.socket_address.port_value",
+        ]
+        with pytest.raises(ConfigError) as first:
+            load_bootstrap(config)
+        assert (first.value.path, first.value.message, first.value.line, first.value.hint) == (
+            errors[1].path, errors[1].message, errors[1].line, errors[1].hint)
+
+    def test_every_missing_field_of_a_message(self, tmp_path):
+        doc = base()
+        doc["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0] = {}
+        errors = errors_of(tmp_path, doc)
+        prefix = "static_resources.listeners[0].filter_chains[0].filters[0]"
+        assert [(e.path, e.message) for e in errors] == [
+            (f"{prefix}.name", "missing required field"),
+            (f"{prefix}.typed_config", "missing required field"),
+        ]
+
+    def test_every_bad_item_of_a_list(self, tmp_path):
+        # The first item that cannot be built does not hide the next ones.
+        doc = base()
+        endpoints = doc["static_resources"]["clusters"][0]["load_assignment"]["endpoints"][0]["lb_endpoints"]
+        endpoints.append(json.loads(json.dumps(endpoints[0])))
+        for item in endpoints:
+            item["endpoint"]["address"]["socket_address"]["port_value"] = "x"
+            del item["endpoint"]["address"]["socket_address"]["address"]
+        errors = errors_of(tmp_path, doc)
+        prefix = "static_resources.clusters[0].load_assignment.endpoints[0].lb_endpoints"
+        assert [e.path for e in errors] == [
+            f"{prefix}[{i}].endpoint.address.socket_address.{name}"
+            for i in (0, 1) for name in ("address", "port_value")
+        ], [e.describe() for e in errors]
+
+    def test_many_bad_clusters_each_reported_quickly(self, tmp_path):
+        # Each error costs a conversion of its own cluster, not of the bootstrap.
+        doc = base()
+        template = doc["static_resources"]["clusters"][0]
+        clusters = doc["static_resources"]["clusters"] = []
+        for i in range(2000):
+            c = json.loads(json.dumps(template))
+            c["name"] = f"c{i}"
+            c["per_connection_buffer_limit_bytes"] = -1
+            c["connect_timeout"] = {"seconds": "x"} if i % 2 else c.get("connect_timeout", "1s")
+            clusters.append(c)
+        doc["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"]["cluster"] = "c0"
+        doc["static_resources"]["listeners"] = doc["static_resources"]["listeners"][:1]
+        config = write(tmp_path, doc)
+        start = time.monotonic()
+        errors = validate_bootstrap(config)
+        elapsed = time.monotonic() - start
+        paths = [e.path for e in errors]
+        assert len(paths) == 3000, paths[:5]
+        assert paths[:3] == [
+            "static_resources.clusters[0].per_connection_buffer_limit_bytes",
+            "static_resources.clusters[1].connect_timeout.seconds",
+            "static_resources.clusters[1].per_connection_buffer_limit_bytes",
+        ] or paths[:3] == [
+            "static_resources.clusters[0].per_connection_buffer_limit_bytes",
+            "static_resources.clusters[1].per_connection_buffer_limit_bytes",
+            "static_resources.clusters[1].connect_timeout.seconds",
+        ]
+        assert elapsed < 30, elapsed  # generous: the machine is shared
 
     def test_two_bad_clusters_two_errors(self, tmp_path):
         doc = base()

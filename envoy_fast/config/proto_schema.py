@@ -219,6 +219,14 @@ _WKT_FIELDS = {DURATION: ("seconds", "nanos"), TIMESTAMP: ("seconds", "nanos"),
                UINT32: ("value",), BOOL: ("value",), ANY_TYPE: ("type_url", "value")}
 
 
+def register(messages: Dict[str, Dict[str, str]]) -> None:
+    """Add messages another module prints (the admin's config dump messages):
+    each one's fields, in field-number order, with their kinds."""
+    for envoy_type, fields in messages.items():
+        MESSAGE_FIELDS[envoy_type] = fields
+        FIELD_NUMBERS.setdefault(envoy_type, {n: i for i, n in enumerate(fields, 1)})
+
+
 def field_kind(envoy_type: str, name: str) -> Any:
     """The kind of `envoy_type`'s field `name` (SCALAR, REPEATED, UNMODELLED,
     ANY + type, or a message type), or None when there is no such field."""
