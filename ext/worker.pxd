@@ -7,6 +7,8 @@ from cpython.ref cimport Py_INCREF, Py_DECREF
 from libc.stdint cimport uint32_t, uint64_t, int64_t
 from includes.system cimport *
 
+cdef class FactoryContext          # defined below; config classes build with it
+
 include "includes/consts.pxi"
 include "stats/stats.pxd"
 include "event/dispatcher.pxd"
@@ -35,6 +37,18 @@ cdef enum:
     WORKER_TIMER_TICK = 102
 
 
+cdef class FactoryContext:
+    cdef Worker worker
+    cdef Dispatcher dispatcher
+    cdef int64_t *stats_row
+    cdef int64_t *shared_row
+    cdef dict clusters              # name -> ThreadLocalCluster
+
+    cdef ThreadLocalCluster get_thread_local_cluster(self, str name)
+    cdef NetworkFilterFactory network_filter_factory(self, object plan)
+    cdef list access_loggers(self, list plan)
+
+
 cdef class _WorkerTimers(TimerHandler):
     cdef Worker worker
     cdef Timer drain_check
@@ -58,7 +72,8 @@ cdef class Worker:
     cdef object on_reopen_logs
     cdef object access_logs         # envoy_fast.accesslog.AccessLogManager or None
 
-    cdef ThreadLocalCluster build_cluster(self, dict c)
-    cdef FilterChainImpl build_chain(self, dict chain)
-    cdef build_listener(self, dict l)
+    cdef FactoryContext context
+
+    cdef list create_access_loggers(self, list plan)
+    cdef build_listener(self, object plan)
     cdef TcpListener listen_on(self, ActiveTcpListener active, int fd)

@@ -24,6 +24,7 @@ import threading
 from typing import Dict, Iterable, List, NamedTuple, Optional, Tuple
 
 from envoy_fast import _worker
+from envoy_fast.extensions import registry
 
 COUNTER = _worker.COUNTER
 GAUGE = _worker.GAUGE
@@ -75,8 +76,8 @@ class StatsLayout:
         self.cluster_hist: Dict[str, Dict[str, int]] = {}
         self.cluster_resources_base: Dict[str, int] = {}      # in the shared row
         self.cluster_resources_row_base: Dict[str, int] = {}  # each worker's part
-        self.tcp_base: Dict[str, int] = {}
-        self._blocks: Dict[str, int] = {}
+        self._blocks: Dict[str, int] = {}                  # prefix -> base
+        self._block_hists: Dict[str, Dict[str, int]] = {}  # prefix -> {histogram: slot}
         self._next = 0
         self.nstats = 0
         self.server_base = self._block("server", SERVER_STATS)
@@ -111,8 +112,10 @@ class StatsLayout:
                 chains.append(listener.default_filter_chain)
             for chain in chains:
                 for f in chain.filters:
-                    p = f.typed_config.stat_prefix
-                    self.tcp_base[p] = self._block("tcp." + p, _worker.TCP_PROXY_STATS)
+                    # Each filter declares its blocks in its registry record.
+                    record = registry.for_config(f.typed_config)
+                    for block in record.stat_blocks(f.typed_config):
+                        self.add_block(block.prefix, block.table, block.histograms)
         for cluster in sr.clusters:
             prefix = cluster_stat_prefix(cluster)
             self.cluster_base[cluster.name] = self._block(prefix, _worker.CLUSTER_STATS)
@@ -134,6 +137,24 @@ class StatsLayout:
                             or width * len(self.cluster_resources_base) > self.nstats):
             raise ValueError("the stats region is full (%d slots): restart envoy_fast to "
                              "apply this configuration" % self.nstats)
+
+    def add_block(self, prefix: str, table: Iterable[Tuple[str, str]],
+                  histograms: Iterable[str] = ()) -> int:
+        """Slots for a stat block (counters/gauges of `table`, then
+        `histograms`) under `prefix`; the same prefix again shares them, as
+        two Envoy filters with one stat_prefix do. Returns the base slot."""
+        base = self._block(prefix, table)
+        hists = self._block_hists.setdefault(prefix, {})
+        hists.update(self._histograms(prefix, histograms))
+        return base
+
+    def block_base(self, prefix: str) -> int:
+        """Base slot of the block under `prefix` (add_block)."""
+        return self._blocks[prefix]
+
+    def block_histograms(self, prefix: str) -> Dict[str, int]:
+        """{histogram name: slot} of the block under `prefix`."""
+        return dict(self._block_hists.get(prefix, {}))
 
     def _alloc(self, n: int) -> int:
         base = self._next

@@ -66,6 +66,8 @@ cdef class ResourceLimit:
                                     # takes it back if the worker dies
     cdef int64_t max
 
+    @staticmethod
+    cdef ResourceLimit new(int64_t *count, int64_t *mine, int64_t max)
     cdef inline bint can_create(self) noexcept:
         return ef_atomic_load(self.count) < self.max
     cdef inline bint try_inc(self) noexcept:
@@ -101,6 +103,9 @@ cdef class ClusterInfo:
     cdef double log_next
     cdef int64_t log_suppressed
 
+    @staticmethod
+    cdef ClusterInfo from_plan(FactoryContext ctx, object plan)
+
 
 @cython.final
 cdef class HostImpl:
@@ -113,6 +118,9 @@ cdef class HostImpl:
     cdef Py_ssize_t rq_active       # this worker's active requests (least request)
     cdef TcpConnPoolImpl tcp_pool   # created on first use
     cdef int64_t *stats             # HostStat block in this worker's row (/clusters)
+
+    @staticmethod
+    cdef HostImpl from_plan(FactoryContext ctx, ClusterInfo cluster, object plan)
 
 
 cdef enum HostHealth:                # from the endpoint's health_status (plan.py)
@@ -169,6 +177,8 @@ cdef class ThreadLocalCluster:
     cdef int healthy_load           # % of picks among healthy hosts, else degraded
     cdef Dispatcher dispatcher
 
-    cdef int init_load_balancers(self, Dispatcher dispatcher, list hosts, dict plan) except -1
+    @staticmethod
+    cdef ThreadLocalCluster from_plan(FactoryContext ctx, object plan)
+    cdef int init_load_balancers(self, Dispatcher dispatcher, list hosts, object plan) except -1
     cdef HostImpl choose_host(self)
     cdef TcpConnPoolImpl tcp_conn_pool(self)

@@ -41,18 +41,60 @@ cdef class LinkedList:
 
 @cython.final
 cdef class ResourceLimit:
-    pass
+
+    @staticmethod
+    cdef ResourceLimit new(int64_t *count, int64_t *mine, int64_t max):
+        cdef ResourceLimit r = ResourceLimit.__new__(ResourceLimit)
+        r.count = count
+        r.mine = mine
+        r.max = max
+        return r
 
 
 @cython.final
 cdef class ClusterInfo:
-    pass
+
+    @staticmethod
+    cdef ClusterInfo from_plan(FactoryContext ctx, object plan):
+        """From a plan_types.ClusterPlan: its stat slots, limits, timeouts."""
+        cdef ClusterInfo info = ClusterInfo.__new__(ClusterInfo)
+        cdef object st = plan.stats
+        cdef int rbase = st.resources_base
+        cdef int mbase = st.resources_row_base
+        info.name = plan.name
+        info.stats = &ctx.stats_row[<int>st.base]
+        info.connect_ms = &ctx.stats_row[<int>st.upstream_cx_connect_ms]
+        info.length_ms = &ctx.stats_row[<int>st.upstream_cx_length_ms]
+        info.connect_timeout = plan.connect_timeout
+        if _upstream_log.isEnabledFor(_logging.WARNING):
+            info.log = _upstream_log
+        info.buffer_limit = plan.buffer_limit
+        info.connections = ResourceLimit.new(&ctx.shared_row[rbase + RESOURCE_CONNECTIONS],
+                                             &ctx.stats_row[mbase + RESOURCE_CONNECTIONS],
+                                             plan.max_connections)
+        info.pending_requests = ResourceLimit.new(
+            &ctx.shared_row[rbase + RESOURCE_PENDING_REQUESTS],
+            &ctx.stats_row[mbase + RESOURCE_PENDING_REQUESTS], plan.max_pending_requests)
+        info.requests = ResourceLimit.new(&ctx.shared_row[rbase + RESOURCE_REQUESTS],
+                                          &ctx.stats_row[mbase + RESOURCE_REQUESTS],
+                                          plan.max_requests)
+        return info
 
 
 @cython.final
 cdef class HostImpl:
 
-    pass
+    @staticmethod
+    cdef HostImpl from_plan(FactoryContext ctx, ClusterInfo cluster, object plan):
+        """From a plan_types.HostPlan."""
+        cdef HostImpl host = HostImpl.__new__(HostImpl)
+        host.cluster = cluster
+        host.weight = plan.weight
+        host.health = plan.health
+        host.stats = &ctx.stats_row[<int>plan.stats_base]
+        host.address_str = plan.name
+        _fill_sockaddr(&host.address, &host.address_len, plan.address, plan.port)
+        return host
 
 
 cdef class LoadBalancer:
@@ -193,14 +235,14 @@ cdef class LeastRequestLoadBalancer(LoadBalancer):
         return <HostImpl>self.hosts[best_j]
 
 
-cdef LoadBalancer _make_lb(Dispatcher dispatcher, list hosts, dict plan):
-    policy = plan["lb_policy"]
+cdef LoadBalancer _make_lb(Dispatcher dispatcher, list hosts, object plan):
+    policy = plan.lb_policy
     if policy == LB_ROUND_ROBIN:
         return RoundRobinLoadBalancer(dispatcher, hosts)
     if policy == LB_RANDOM:
         return RandomLoadBalancer(dispatcher, hosts)
     if policy == LB_LEAST_REQUEST:
-        return LeastRequestLoadBalancer(dispatcher, hosts, plan.get("choice_count", 2))
+        return LeastRequestLoadBalancer(dispatcher, hosts, plan.choice_count)
     raise ValueError("lb_policy %r" % (policy,))
 
 
@@ -208,7 +250,17 @@ cdef LoadBalancer _make_lb(Dispatcher dispatcher, list hosts, dict plan):
 cdef class ThreadLocalCluster:
     """A worker's view of one cluster (Envoy's ThreadLocalClusterManagerImpl::ClusterEntry)."""
 
-    cdef int init_load_balancers(self, Dispatcher dispatcher, list hosts, dict plan) except -1:
+    @staticmethod
+    cdef ThreadLocalCluster from_plan(FactoryContext ctx, object plan):
+        """From a plan_types.ClusterPlan (any cluster type: the host set is resolved)."""
+        cdef ThreadLocalCluster tlc = ThreadLocalCluster.__new__(ThreadLocalCluster)
+        cdef ClusterInfo info = ClusterInfo.from_plan(ctx, plan)
+        tlc.info = info
+        tlc.init_load_balancers(ctx.dispatcher,
+                                [HostImpl.from_plan(ctx, info, h) for h in plan.hosts], plan)
+        return tlc
+
+    cdef int init_load_balancers(self, Dispatcher dispatcher, list hosts, object plan) except -1:
         """One balancer over every host, and over the healthy and degraded
         ones when they differ; `plan` carries lb_policy and the host-set load
         (panic, healthy_load) computed as Envoy does."""
@@ -217,8 +269,8 @@ cdef class ThreadLocalCluster:
         cdef list degraded = [h for h in hosts if h.health == HOST_DEGRADED]
         self.dispatcher = dispatcher
         self.hosts = hosts
-        self.panic = plan.get("panic", False)
-        self.healthy_load = plan.get("healthy_load", 100)
+        self.panic = plan.panic
+        self.healthy_load = plan.healthy_load
         self.lb = _make_lb(dispatcher, hosts, plan)
         self.healthy_lb = self.lb if len(healthy) == len(hosts) else _make_lb(dispatcher, healthy, plan)
         self.degraded_lb = _make_lb(dispatcher, degraded, plan) if degraded else None

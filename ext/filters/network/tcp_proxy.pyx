@@ -75,6 +75,24 @@ cdef int _log_no_upstream(Dispatcher d, ClusterInfo info, int why, HostImpl host
 @cython.final
 cdef class TcpProxyConfig(NetworkFilterFactory):
 
+    @staticmethod
+    def from_plan(FactoryContext ctx, plan):
+        """tcp_proxy's registry factory: a TcpProxyConfig from its TcpProxyPlan
+        (envoy_fast.extensions.network.tcp_proxy)."""
+        cdef TcpProxyConfig tp = TcpProxyConfig.__new__(TcpProxyConfig)
+        tp.stat_prefix = plan.stat_prefix
+        tp.stats = &ctx.stats_row[<int>plan.stats_base]
+        tp.clusters = [ctx.get_thread_local_cluster(name) for name, _ in plan.clusters]
+        tp.weights = [w for _, w in plan.clusters]
+        tp.total_weight = sum(tp.weights)
+        tp.idle_timeout = plan.idle_timeout
+        tp.max_connect_attempts = plan.max_connect_attempts
+        tp.max_downstream_connection_duration = plan.max_downstream_connection_duration
+        tp.allows_splice = True
+        if plan.access_log:
+            tp.access_loggers = ctx.access_loggers(list(plan.access_log))
+        return tp
+
     cdef int create_filter(self, FilterManager manager, ConnectionImpl conn) except -1:
         cdef TcpProxyFilter f = TcpProxyFilter.__new__(TcpProxyFilter)
         f.config = self
