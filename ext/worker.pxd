@@ -18,6 +18,7 @@ include "network/connection_impl.pxd"
 include "network/listener.pxd"
 include "upstream/upstream.pxd"
 include "upstream/conn_pool_base.pxd"
+include "upstream/cluster_manager.pxd"
 include "filters/network/tcp_proxy.pxd"
 
 
@@ -42,7 +43,7 @@ cdef class FactoryContext:
     cdef Dispatcher dispatcher
     cdef int64_t *stats_row
     cdef int64_t *shared_row
-    cdef dict clusters              # name -> ThreadLocalCluster
+    cdef ClusterManagerImpl cluster_manager
 
     cdef ThreadLocalCluster get_thread_local_cluster(self, str name)
     cdef NetworkFilterFactory network_filter_factory(self, object plan)
@@ -64,7 +65,7 @@ cdef class Worker:
     cdef list listeners             # ActiveTcpListener
     cdef list tcp_listeners         # TcpListener
     cdef dict adopted               # slot -> [TcpListener]: a sibling slot's sockets
-    cdef dict clusters              # name -> ThreadLocalCluster
+    cdef ClusterManagerImpl cluster_manager
     cdef ControlChannel control
     cdef _WorkerTimers timers
     cdef bint draining

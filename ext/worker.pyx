@@ -23,6 +23,7 @@ include "network/connection_impl.pyx"
 include "network/listener.pyx"
 include "upstream/upstream.pyx"
 include "upstream/conn_pool_base.pyx"
+include "upstream/cluster_manager.pyx"
 include "filters/network/tcp_proxy.pyx"
 include "stats/stats.pyx"
 
@@ -89,10 +90,10 @@ cdef class Worker:
         self.context.dispatcher = self.dispatcher
         self.context.stats_row = self.stats_row
         self.context.shared_row = self.shared_row
-        self.clusters = {}
-        self.context.clusters = self.clusters
+        self.cluster_manager = ClusterManagerImpl(self.context)
+        self.context.cluster_manager = self.cluster_manager
         for c in plan.clusters:
-            self.clusters[c.name] = ThreadLocalCluster.from_plan(self.context, c)
+            self.cluster_manager.add_or_update_cluster(c)
         self.listeners = []
         self.tcp_listeners = []
         for l in plan.listeners:
@@ -140,7 +141,7 @@ cdef class Worker:
 
     def on_control_message(self, msg):
         """Main's requests: drain, stop_listening, adopt, release, shutdown,
-        reopen_logs."""
+        reopen_logs, cluster (add or update one), remove_cluster."""
         op = msg.get("op") if isinstance(msg, dict) else None
         if op == "shutdown":
             self.dispatcher.exit_requested = True
@@ -155,6 +156,13 @@ cdef class Worker:
             self.adopt(msg["slot"], names, fds)
         elif op == "release":
             self.release(msg["slot"])
+        elif op == "cluster":
+            # A cluster added or changed at run time: the same plan Struct
+            # as at start-up, as plain data in the frame.
+            self.cluster_manager.add_or_update_cluster(
+                _plan_types().convert(msg["cluster"], _plan_types().AnyClusterPlan))
+        elif op == "remove_cluster":
+            self.cluster_manager.remove_cluster(msg["name"])
         elif op == "reopen_logs":
             if self.on_reopen_logs is not None:
                 self.on_reopen_logs()
@@ -242,23 +250,24 @@ cdef class Worker:
         return self.dispatcher.handler_errors
 
     def pool_counts_for_test(self, str cluster):
-        cdef ThreadLocalCluster tlc = self.clusters[cluster]
-        cdef HostImpl h
-        out = {}
-        for h in tlc.hosts:
-            if h.tcp_pool is not None:
-                out[h.address_str] = h.tcp_pool.counts_for_test()
-        return out
+        return self.context.get_thread_local_cluster(cluster).pool_counts_for_test()
 
     def choose_host_for_test(self, str cluster):
-        return (<ThreadLocalCluster>self.clusters[cluster]).choose_host_for_test()
+        return self.context.get_thread_local_cluster(cluster).choose_host_for_test()
+
+    @property
+    def cluster_manager_for_test(self):
+        return self.cluster_manager
 
 cdef class FactoryContext:
     """What config classes build themselves with (Envoy's FactoryContext):
     this worker's stats rows, dispatcher, clusters, access logs."""
 
     cdef ThreadLocalCluster get_thread_local_cluster(self, str name):
-        return <ThreadLocalCluster>self.clusters[name]
+        cdef ThreadLocalCluster tlc = self.cluster_manager.get_thread_local_cluster(name)
+        if tlc is None:
+            raise ValueError("unknown cluster %r" % (name,))
+        return tlc
 
     cdef NetworkFilterFactory network_filter_factory(self, object plan):
         """The factory of a network filter plan, from its registry record."""
@@ -273,6 +282,11 @@ cdef class FactoryContext:
 
 
 cdef object _registry = None
+
+
+cdef object _plan_types():
+    from envoy_fast.server import plan_types
+    return plan_types
 
 
 cdef class _WorkerTimers(TimerHandler):

@@ -3,6 +3,7 @@
 
 cdef class TcpConnPoolImpl
 cdef class ClusterInfo
+cdef class ThreadLocalCluster
 
 
 cdef class LinkedObject(TimerHandler):
@@ -105,6 +106,7 @@ cdef class ClusterInfo:
 
     @staticmethod
     cdef ClusterInfo from_plan(FactoryContext ctx, object plan)
+    cdef int apply_plan(self, FactoryContext ctx, object plan) except -1
 
 
 @cython.final
@@ -116,7 +118,7 @@ cdef class HostImpl:
     cdef int weight
     cdef int health                 # HOST_HEALTHY ... HOST_EXCLUDED
     cdef Py_ssize_t rq_active       # this worker's active requests (least request)
-    cdef TcpConnPoolImpl tcp_pool   # created on first use
+    cdef Py_ssize_t index           # in its cluster's host set: its pools' slot
     cdef int64_t *stats             # HostStat block in this worker's row (/clusters)
 
     @staticmethod
@@ -136,6 +138,14 @@ cdef enum LbPolicy:
     LB_RANDOM = 3
 
 
+cdef class LoadBalancerContext:
+    """What the caller of choose_host tells the load balancer (Envoy's
+    LoadBalancerContext); None means nothing. Hash policies set a hash key."""
+    cdef bint has_hash_key
+    cdef uint64_t hash_key
+    cdef ConnectionImpl downstream_connection
+
+
 cdef class LoadBalancer:
     cdef Dispatcher dispatcher
     cdef list hosts                 # HostImpl
@@ -144,7 +154,7 @@ cdef class LoadBalancer:
     cdef int total_weight
 
     cdef void init_hosts(self, Dispatcher dispatcher, list hosts)
-    cdef HostImpl choose_host(self)
+    cdef HostImpl choose_host(self, LoadBalancerContext context)
     cdef HostImpl weighted_random(self)
 
 
@@ -164,21 +174,3 @@ cdef class RandomLoadBalancer(LoadBalancer):
 cdef class LeastRequestLoadBalancer(LoadBalancer):
     cdef int choice_count
     cdef double *current            # weighted schedule state (unequal weights)
-
-
-@cython.final
-cdef class ThreadLocalCluster:
-    cdef ClusterInfo info
-    cdef list hosts
-    cdef LoadBalancer lb            # every host: panic mode
-    cdef LoadBalancer healthy_lb    # healthy hosts (lb itself when all are)
-    cdef LoadBalancer degraded_lb   # degraded hosts; None when none
-    cdef bint panic                 # too few healthy hosts: balance over all
-    cdef int healthy_load           # % of picks among healthy hosts, else degraded
-    cdef Dispatcher dispatcher
-
-    @staticmethod
-    cdef ThreadLocalCluster from_plan(FactoryContext ctx, object plan)
-    cdef int init_load_balancers(self, Dispatcher dispatcher, list hosts, object plan) except -1
-    cdef HostImpl choose_host(self)
-    cdef TcpConnPoolImpl tcp_conn_pool(self)
