@@ -34,11 +34,17 @@ class NetworkFilterPlan(PlanStruct, tag_field="name"):
 @dataclass(frozen=True)
 class StatBlock:
     """Stats one filter instance declares under its prefix (Envoy's
-    ALL_*_STATS): counters and gauges get consecutive slots in table order,
-    then each histogram its own slots. ``table`` is ((name, kind), ...)."""
+    ALL_*_STATS): counters and gauges get consecutive slots in table order
+    (the filter indexes them with its own enum), then each histogram its own
+    slots. ``table`` is ((name, kind), ...). Instances with the same ``key``
+    (default: the prefix) share one block, as Envoy's filters with one
+    stat_prefix do. ``dynamic`` names (Envoy creates them on first use, e.g.
+    per response code) are listed only once non-zero."""
     prefix: str
     table: Tuple[Tuple[str, str], ...] = ()
     histograms: Tuple[str, ...] = ()
+    dynamic: bool = False
+    key: str = ""
 
 
 @dataclass

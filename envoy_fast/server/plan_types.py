@@ -56,6 +56,7 @@ class ClusterStatsPlan(PlanStruct, kw_only=True):
     upstream_cx_length_ms: int
     resources_base: int             # circuit-breaker counts, in the shared row
     resources_row_base: int         # this worker's part of them, in its row
+    status_codes: int               # StatusCodeStat block (upstream_rq_<code>)
 
 
 class ClusterPlan(PlanStruct, tag_field="type", kw_only=True):

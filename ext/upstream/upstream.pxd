@@ -92,6 +92,7 @@ cdef class ClusterInfo:
     cdef int64_t *stats
     cdef int64_t *connect_ms        # histograms
     cdef int64_t *length_ms
+    cdef int64_t *rq_status         # StatusCodeStat block: charge_status_code()
     cdef double connect_timeout
     cdef size_t buffer_limit
     cdef ResourceLimit connections

@@ -71,6 +71,7 @@ cdef class ClusterInfo:
         self.stats = &ctx.stats_row[<int>st.base]
         self.connect_ms = &ctx.stats_row[<int>st.upstream_cx_connect_ms]
         self.length_ms = &ctx.stats_row[<int>st.upstream_cx_length_ms]
+        self.rq_status = &ctx.stats_row[<int>st.status_codes]
         self.connect_timeout = plan.connect_timeout
         self.log = _upstream_log if _upstream_log.isEnabledFor(_logging.WARNING) else None
         self.buffer_limit = plan.buffer_limit
