@@ -59,9 +59,16 @@ cdef class ControlChannel(FileEventHandler):
             n = int.from_bytes(self.pending[:4], "big")
             if len(self.pending) < 4 + n:
                 break
-            msg = _control_decoder.decode(bytes(self.pending[4:4 + n]))
+            frame = bytes(self.pending[4:4 + n])
             del self.pending[:4 + n]
-            self.worker.on_control_message(msg)
+            try:
+                self.worker.on_control_message(_control_decoder.decode(frame))
+            except Exception as exc:
+                # One bad message is refused alone: the worker keeps its
+                # state and the frames after it still apply.
+                self.worker.dispatcher.handler_errors += 1
+                if self.worker.dispatcher.error_log is not None:
+                    self.worker.dispatcher.error_log("control message refused: %s" % (exc,))
         return 0
 
     cdef void on_handler_error(self, object exc) noexcept:

@@ -9,9 +9,9 @@ from envoy_fast.config import load_bootstrap
 from envoy_fast.config import types as config_types
 from envoy_fast.extensions import registry
 from envoy_fast.extensions.network.tcp_proxy import TcpProxyPlan
-from envoy_fast.extensions.registry import NetworkFilterPlan, NetworkFilterRecord, StatBlock
+from envoy_fast.extensions.registry import NetworkFilterPlan, NetworkFilterRecord
 from envoy_fast.server.plan import build_plan
-from envoy_fast.stats.store import StatsLayout, StatsStore
+from envoy_fast.stats.store import StatsLayout
 from helpers import bootstrap, cluster, listener, tcp_proxy_filter
 
 

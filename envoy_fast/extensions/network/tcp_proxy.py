@@ -1,7 +1,7 @@
 """tcp_proxy's registry record: its plan Struct, stat block and factory."""
 from __future__ import annotations
 
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Tuple
 
 from envoy_fast import _worker
 from envoy_fast.accesslog import build_access_log_plan
