@@ -7,6 +7,8 @@ from cpython.ref cimport Py_INCREF, Py_DECREF
 from libc.stdint cimport uint32_t, uint64_t, int64_t
 from includes.system cimport *
 
+cdef class FactoryContext          # defined below; config classes build with it
+
 include "includes/consts.pxi"
 include "stats/stats.pxd"
 include "event/dispatcher.pxd"
@@ -16,6 +18,7 @@ include "network/connection_impl.pxd"
 include "network/listener.pxd"
 include "upstream/upstream.pxd"
 include "upstream/conn_pool_base.pxd"
+include "upstream/cluster_manager.pxd"
 include "filters/network/tcp_proxy.pxd"
 
 
@@ -35,6 +38,18 @@ cdef enum:
     WORKER_TIMER_TICK = 102
 
 
+cdef class FactoryContext:
+    cdef Worker worker
+    cdef Dispatcher dispatcher
+    cdef int64_t *stats_row
+    cdef int64_t *shared_row
+    cdef ClusterManagerImpl cluster_manager
+
+    cdef ThreadLocalCluster get_thread_local_cluster(self, str name)
+    cdef NetworkFilterFactory network_filter_factory(self, object plan)
+    cdef list access_loggers(self, list plan)
+
+
 cdef class _WorkerTimers(TimerHandler):
     cdef Worker worker
     cdef Timer drain_check
@@ -50,7 +65,7 @@ cdef class Worker:
     cdef list listeners             # ActiveTcpListener
     cdef list tcp_listeners         # TcpListener
     cdef dict adopted               # slot -> [TcpListener]: a sibling slot's sockets
-    cdef dict clusters              # name -> ThreadLocalCluster
+    cdef ClusterManagerImpl cluster_manager
     cdef ControlChannel control
     cdef _WorkerTimers timers
     cdef bint draining
@@ -58,7 +73,8 @@ cdef class Worker:
     cdef object on_reopen_logs
     cdef object access_logs         # envoy_fast.accesslog.AccessLogManager or None
 
-    cdef ThreadLocalCluster build_cluster(self, dict c)
-    cdef FilterChainImpl build_chain(self, dict chain)
-    cdef build_listener(self, dict l)
+    cdef FactoryContext context
+
+    cdef list create_access_loggers(self, list plan)
+    cdef build_listener(self, object plan)
     cdef TcpListener listen_on(self, ActiveTcpListener active, int fd)

@@ -13,6 +13,9 @@ import logging as _logging
 import socket as _socket
 import msgspec as _msgspec
 
+cdef object _upstream_log = _logging.getLogger("envoy_fast.upstream")
+cdef object _listener_log = _logging.getLogger("envoy_fast.worker")
+
 include "event/dispatcher.pyx"
 include "buffer/owned_buffer.pyx"
 include "network/filter_manager.pyx"
@@ -20,12 +23,11 @@ include "network/connection_impl.pyx"
 include "network/listener.pyx"
 include "upstream/upstream.pyx"
 include "upstream/conn_pool_base.pyx"
+include "upstream/cluster_manager.pyx"
 include "filters/network/tcp_proxy.pyx"
 include "stats/stats.pyx"
 
 cdef object _control_decoder = _msgspec.msgpack.Decoder()
-cdef object _upstream_log = _logging.getLogger("envoy_fast.upstream")
-cdef object _listener_log = _logging.getLogger("envoy_fast.worker")
 # Reopens the application log file (set by the main process before fork).
 cdef object _reopen_app_log = None
 
@@ -57,9 +59,16 @@ cdef class ControlChannel(FileEventHandler):
             n = int.from_bytes(self.pending[:4], "big")
             if len(self.pending) < 4 + n:
                 break
-            msg = _control_decoder.decode(bytes(self.pending[4:4 + n]))
+            frame = bytes(self.pending[4:4 + n])
             del self.pending[:4 + n]
-            self.worker.on_control_message(msg)
+            try:
+                self.worker.on_control_message(_control_decoder.decode(frame))
+            except Exception as exc:
+                # One bad message is refused alone: the worker keeps its
+                # state and the frames after it still apply.
+                self.worker.dispatcher.handler_errors += 1
+                if self.worker.dispatcher.error_log is not None:
+                    self.worker.dispatcher.error_log("control message refused: %s" % (exc,))
         return 0
 
     cdef void on_handler_error(self, object exc) noexcept:
@@ -67,26 +76,34 @@ cdef class ControlChannel(FileEventHandler):
 
 
 cdef class Worker:
-    """One worker's data plane, built from a plan (plain data made by the
-    main process from the bootstrap config), running one Dispatcher."""
+    """One worker's data plane, built from a plan (the typed Structs of
+    envoy_fast.server.plan_types, made by the main process from the bootstrap
+    config), running one Dispatcher."""
 
-    def __init__(self, dict plan, stats_buffer, int worker_index, int control_fd=-1,
+    def __init__(self, plan, stats_buffer, int worker_index, int control_fd=-1,
                  error_log=None):
+        """`plan`: an envoy_fast.server.plan_types.WorkerPlan."""
         cdef int64_t[::1] view
         self.dispatcher = Dispatcher(
             seed=int.from_bytes(_os.urandom(8), "little") | 1, error_log=error_log)
         view = memoryview(stats_buffer).cast("B").cast("q")
         self.stats_view = view
-        self.stats_row = &view[worker_index * plan["nstats"]]
-        self.shared_row = &view[plan["shared_row"] * plan["nstats"]]
+        self.stats_row = &view[worker_index * <Py_ssize_t>plan.nstats]
+        self.shared_row = &view[<Py_ssize_t>plan.shared_row * <Py_ssize_t>plan.nstats]
         self.timers = _WorkerTimers.__new__(_WorkerTimers)
         self.timers.worker = self
-        self.clusters = {}
-        for c in plan["clusters"]:
-            self.clusters[c["name"]] = self.build_cluster(c)
+        self.context = FactoryContext.__new__(FactoryContext)
+        self.context.worker = self
+        self.context.dispatcher = self.dispatcher
+        self.context.stats_row = self.stats_row
+        self.context.shared_row = self.shared_row
+        self.cluster_manager = ClusterManagerImpl(self.context)
+        self.context.cluster_manager = self.cluster_manager
+        for c in plan.clusters:
+            self.cluster_manager.add_or_update_cluster(c)
         self.listeners = []
         self.tcp_listeners = []
-        for l in plan["listeners"]:
+        for l in plan.listeners:
             self.build_listener(l)
 
         self.adopted = {}
@@ -100,86 +117,23 @@ cdef class Worker:
             self.control.pending = bytearray()
             self.dispatcher.register(self.control, EPOLLIN)
 
-    cdef ThreadLocalCluster build_cluster(self, dict c):
-        cdef ClusterInfo info = ClusterInfo.__new__(ClusterInfo)
-        cdef ThreadLocalCluster tlc = ThreadLocalCluster.__new__(ThreadLocalCluster)
-        cdef HostImpl host
-        cdef list hosts = []
-        cdef int rbase = c["resources_base"]
-        cdef int mbase = c["resources_row_base"]
-        info.name = c["name"]
-        info.stats = &self.stats_row[<int>c["stats_base"]]
-        info.connect_ms = &self.stats_row[<int>c["histograms"]["upstream_cx_connect_ms"]]
-        info.length_ms = &self.stats_row[<int>c["histograms"]["upstream_cx_length_ms"]]
-        info.connect_timeout = c["connect_timeout"]
-        if _upstream_log.isEnabledFor(_logging.WARNING):
-            info.log = _upstream_log
-        info.buffer_limit = c["buffer_limit"]
-        info.connections = _resource(&self.shared_row[rbase + RESOURCE_CONNECTIONS],
-                                     &self.stats_row[mbase + RESOURCE_CONNECTIONS], c["max_connections"])
-        info.pending_requests = _resource(&self.shared_row[rbase + RESOURCE_PENDING_REQUESTS],
-                                          &self.stats_row[mbase + RESOURCE_PENDING_REQUESTS],
-                                          c["max_pending_requests"])
-        info.requests = _resource(&self.shared_row[rbase + RESOURCE_REQUESTS],
-                                  &self.stats_row[mbase + RESOURCE_REQUESTS], c["max_requests"])
-        for h in c["hosts"]:
-            host = HostImpl.__new__(HostImpl)
-            host.cluster = info
-            host.weight = h["weight"]
-            host.health = h.get("health", HOST_HEALTHY)
-            host.stats = &self.stats_row[<int>h["stats_base"]]
-            host.address_str = h["name"]
-            _fill_sockaddr(&host.address, &host.address_len, h["address"], h["port"])
-            hosts.append(host)
-        tlc.info = info
-        tlc.init_load_balancers(self.dispatcher, hosts, c)
-        return tlc
+    cdef list create_access_loggers(self, list plan):
+        if self.access_logs is None:
+            from envoy_fast.accesslog import AccessLogManager
+            self.access_logs = AccessLogManager()
+            self.set_tick(self.access_logs.flush)
+            self.set_reopen_logs(self.access_logs.reopen)
+        return self.access_logs.create(plan)
 
-    cdef FilterChainImpl build_chain(self, dict chain):
-        cdef list factories = []
-        cdef TcpProxyConfig tp
-        for f in chain["filters"]:
-            if f["type"] != "tcp_proxy":
-                raise ValueError("network filter %r" % (f["type"],))
-            tp = TcpProxyConfig.__new__(TcpProxyConfig)
-            tp.stat_prefix = f["stat_prefix"]
-            tp.stats = &self.stats_row[<int>f["stats_base"]]
-            tp.clusters = [self.clusters[name] for name, _ in f["clusters"]]
-            tp.weights = [w for _, w in f["clusters"]]
-            tp.total_weight = sum(tp.weights)
-            tp.idle_timeout = f["idle_timeout"]
-            tp.max_connect_attempts = f["max_connect_attempts"]
-            tp.max_downstream_connection_duration = f["max_downstream_connection_duration"] or 0.0
-            tp.allows_splice = True
-            if f.get("access_log"):
-                if self.access_logs is None:
-                    from envoy_fast.accesslog import AccessLogManager
-                    self.access_logs = AccessLogManager()
-                    self.set_tick(self.access_logs.flush)
-                    self.set_reopen_logs(self.access_logs.reopen)
-                tp.access_loggers = self.access_logs.create(f["access_log"])
-            factories.append(tp)
-        return FilterChainImpl(chain.get("name", ""), factories, chain.get("match"))
-
-    cdef build_listener(self, dict l):
-        cdef FilterChainManager mgr
-        cdef ActiveTcpListener active
-        cdef TcpListener tl
-        chains = [self.build_chain(c) for c in l["filter_chains"]]
-        default = self.build_chain(l["default_filter_chain"]) if l.get("default_filter_chain") else None
-        mgr = FilterChainManager(chains, default)
-        active = ActiveTcpListener(l["name"], l["port"], mgr, l.get("connection_limit", -1),
-                                   l["buffer_limit"])
-        active.dispatcher = self.dispatcher
+    cdef build_listener(self, object plan):
+        cdef ActiveTcpListener active = ActiveTcpListener.from_plan(self.context, plan)
         if _listener_log.isEnabledFor(_logging.WARNING):
             active.log = _listener_log
-        active.stats = &self.stats_row[<int>l["stats_base"]]
-        active.cx_length_ms = &self.stats_row[<int>l["histograms"]["downstream_cx_length_ms"]]
         self.listeners.append(active)
         # fd -1: the listener has stopped listening (/drain_listeners) before
         # this worker started; it stays known by name.
-        if l["fd"] >= 0:
-            self.tcp_listeners.append(self.listen_on(active, l["fd"]))
+        if plan.fd >= 0:
+            self.tcp_listeners.append(self.listen_on(active, plan.fd))
 
     cdef TcpListener listen_on(self, ActiveTcpListener active, int fd):
         cdef TcpListener tl = TcpListener.__new__(TcpListener)
@@ -194,7 +148,7 @@ cdef class Worker:
 
     def on_control_message(self, msg):
         """Main's requests: drain, stop_listening, adopt, release, shutdown,
-        reopen_logs."""
+        reopen_logs, cluster (add or update one), remove_cluster."""
         op = msg.get("op") if isinstance(msg, dict) else None
         if op == "shutdown":
             self.dispatcher.exit_requested = True
@@ -209,6 +163,13 @@ cdef class Worker:
             self.adopt(msg["slot"], names, fds)
         elif op == "release":
             self.release(msg["slot"])
+        elif op == "cluster":
+            # A cluster added or changed at run time: the same plan Struct
+            # as at start-up, as plain data in the frame.
+            self.cluster_manager.add_or_update_cluster(
+                _plan_types().convert(msg["cluster"], _plan_types().AnyClusterPlan))
+        elif op == "remove_cluster":
+            self.cluster_manager.remove_cluster(msg["name"])
         elif op == "reopen_logs":
             if self.on_reopen_logs is not None:
                 self.on_reopen_logs()
@@ -296,16 +257,44 @@ cdef class Worker:
         return self.dispatcher.handler_errors
 
     def pool_counts_for_test(self, str cluster):
-        cdef ThreadLocalCluster tlc = self.clusters[cluster]
-        cdef HostImpl h
-        out = {}
-        for h in tlc.hosts:
-            if h.tcp_pool is not None:
-                out[h.address_str] = h.tcp_pool.counts_for_test()
-        return out
+        return self.context.get_thread_local_cluster(cluster).pool_counts_for_test()
 
     def choose_host_for_test(self, str cluster):
-        return (<ThreadLocalCluster>self.clusters[cluster]).choose_host_for_test()
+        return self.context.get_thread_local_cluster(cluster).choose_host_for_test()
+
+    @property
+    def cluster_manager_for_test(self):
+        return self.cluster_manager
+
+cdef class FactoryContext:
+    """What config classes build themselves with (Envoy's FactoryContext):
+    this worker's stats rows, dispatcher, clusters, access logs."""
+
+    cdef ThreadLocalCluster get_thread_local_cluster(self, str name):
+        cdef ThreadLocalCluster tlc = self.cluster_manager.get_thread_local_cluster(name)
+        if tlc is None:
+            raise ValueError("unknown cluster %r" % (name,))
+        return tlc
+
+    cdef NetworkFilterFactory network_filter_factory(self, object plan):
+        """The factory of a network filter plan, from its registry record."""
+        global _registry
+        if _registry is None:
+            from envoy_fast.extensions import registry as _r
+            _registry = _r
+        return _registry.for_plan(plan).factory(self, plan)
+
+    cdef list access_loggers(self, list plan):
+        return self.worker.create_access_loggers(plan)
+
+
+cdef object _registry = None
+
+
+cdef object _plan_types():
+    from envoy_fast.server import plan_types
+    return plan_types
+
 
 cdef class _WorkerTimers(TimerHandler):
     """The worker's own timers: drain progress and the periodic tick."""
@@ -325,14 +314,6 @@ cdef class _WorkerTimers(TimerHandler):
                 w.on_tick()
             self.tick.enable(0.1)
         return 0
-
-
-cdef ResourceLimit _resource(int64_t *count, int64_t *mine, int64_t max):
-    cdef ResourceLimit r = ResourceLimit.__new__(ResourceLimit)
-    r.count = count
-    r.mine = mine
-    r.max = max
-    return r
 
 
 def atomic_add(buffer, Py_ssize_t index, int64_t delta):

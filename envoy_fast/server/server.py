@@ -30,6 +30,7 @@ from envoy_fast import __version__, _worker
 from envoy_fast.server import proctitle, sd_notify
 from envoy_fast.server.descriptors import close_descriptors_except, log_descriptors
 from envoy_fast.server.plan import build_plan
+from envoy_fast.server.plan_types import WorkerPlan
 from envoy_fast.stats.store import StatsLayout, StatsStore
 
 log = logging.getLogger("envoy_fast.main")
@@ -377,7 +378,7 @@ class Server:
         if self._loop is not None:
             self._watch(w)
 
-    def _worker_main(self, w: WorkerProcess, plan: dict, control: socket.socket) -> int:
+    def _worker_main(self, w: WorkerProcess, plan: WorkerPlan, control: socket.socket) -> int:
         # Main's objects, garbage included, are never finalized here: none
         # may close a descriptor number this worker has reused.
         gc.freeze()
@@ -405,7 +406,7 @@ class Server:
         from envoy_fast import app_log
         control_fd = control.detach()
         keep = {0, 1, 2, control_fd} | log_descriptors() | set(app_log.log_fds())
-        keep.update(l["fd"] for l in plan["listeners"] if l["fd"] >= 0)
+        keep.update(l.fd for l in plan.listeners if l.fd >= 0)
         close_descriptors_except(keep)
         _worker.set_app_log_reopen(app_log.reopen)
         wlog = logging.getLogger("envoy_fast.worker.%d" % w.slot)

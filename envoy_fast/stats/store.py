@@ -21,9 +21,10 @@ from __future__ import annotations
 import copy
 import mmap
 import threading
-from typing import Dict, Iterable, List, NamedTuple, Optional, Tuple
+from typing import Dict, Iterable, List, NamedTuple, Optional, Set, Tuple
 
 from envoy_fast import _worker
+from envoy_fast.extensions import registry
 
 COUNTER = _worker.COUNTER
 GAUGE = _worker.GAUGE
@@ -75,8 +76,12 @@ class StatsLayout:
         self.cluster_hist: Dict[str, Dict[str, int]] = {}
         self.cluster_resources_base: Dict[str, int] = {}      # in the shared row
         self.cluster_resources_row_base: Dict[str, int] = {}  # each worker's part
-        self.tcp_base: Dict[str, int] = {}
-        self._blocks: Dict[str, int] = {}
+        self.cluster_status_codes: Dict[str, int] = {}     # StatusCodeStat block
+        # Names Envoy creates on first use (upstream_rq_<code> ...): they
+        # have slots from the start but are listed only once non-zero.
+        self.dynamic: Set[str] = set()
+        self._blocks: Dict[str, int] = {}                  # block key -> base
+        self._block_hists: Dict[str, Dict[str, int]] = {}  # prefix -> {histogram: slot}
         self._next = 0
         self.nstats = 0
         self.server_base = self._block("server", SERVER_STATS)
@@ -111,12 +116,17 @@ class StatsLayout:
                 chains.append(listener.default_filter_chain)
             for chain in chains:
                 for f in chain.filters:
-                    p = f.typed_config.stat_prefix
-                    self.tcp_base[p] = self._block("tcp." + p, _worker.TCP_PROXY_STATS)
+                    # Each filter declares its blocks in its registry record.
+                    record = registry.for_config(f.typed_config)
+                    for block in record.stat_blocks(f.typed_config):
+                        self.add_block(block.prefix, block.table, block.histograms,
+                                       dynamic=block.dynamic, key=block.key)
         for cluster in sr.clusters:
             prefix = cluster_stat_prefix(cluster)
             self.cluster_base[cluster.name] = self._block(prefix, _worker.CLUSTER_STATS)
             self.cluster_hist[cluster.name] = self._histograms(prefix, _worker.CLUSTER_HISTOGRAMS)
+            self.cluster_status_codes[cluster.name] = self.add_block(
+                prefix, _worker.STATUS_CODE_STATS, dynamic=True, key=prefix + "/status_codes")
             if cluster.load_assignment is not None:
                 for loc in cluster.load_assignment.endpoints:
                     for ep in loc.lb_endpoints:
@@ -135,20 +145,45 @@ class StatsLayout:
             raise ValueError("the stats region is full (%d slots): restart envoy_fast to "
                              "apply this configuration" % self.nstats)
 
+    def add_block(self, prefix: str, table: Iterable[Tuple[str, str]],
+                  histograms: Iterable[str] = (), dynamic: bool = False, key: str = "") -> int:
+        """Slots for a stat block (counters/gauges of `table`, consecutive in
+        table order, then each of `histograms`) named `prefix`.<name>.
+        `key` (default: the prefix) identifies the block: the same key again
+        shares its slots, as two Envoy filters with one stat_prefix do, and
+        a reload keeps them. `dynamic`: the names are listed only once
+        non-zero (Envoy creates them on first use). Returns the base slot."""
+        key = key or prefix
+        base = self._block(prefix, table, key)
+        hists = self._block_hists.setdefault(key, {})
+        hists.update(self._histograms(prefix, histograms))
+        if dynamic:
+            self.dynamic.update("%s.%s" % (prefix, name) for name, _kind in table)
+        return base
+
+    def block_base(self, key: str) -> int:
+        """Base slot of the block of `key` (add_block; by default its prefix)."""
+        return self._blocks[key]
+
+    def block_histograms(self, key: str) -> Dict[str, int]:
+        """{histogram name: slot} of the block of `key`."""
+        return dict(self._block_hists.get(key, {}))
+
     def _alloc(self, n: int) -> int:
         base = self._next
         self._next += n
         return base
 
-    def _block(self, prefix: str, table: Iterable[Tuple[str, str]]) -> int:
+    def _block(self, prefix: str, table: Iterable[Tuple[str, str]], key: str = "") -> int:
         # Two filters with one stat_prefix share their stats, as in Envoy.
-        if prefix in self._blocks:
-            return self._blocks[prefix]
+        key = key or prefix
+        if key in self._blocks:
+            return self._blocks[key]
         table = list(table)
         base = self._alloc(len(table))
         for i, (name, kind) in enumerate(table):
             self.entries["%s.%s" % (prefix, name)] = (kind, base + i)
-        self._blocks[prefix] = base
+        self._blocks[key] = base
         return base
 
     def _histograms(self, prefix: str, names: Iterable[str]) -> Dict[str, int]:
@@ -215,6 +250,7 @@ class StatsStore:
         layout = copy.copy(self.layout)
         for attr in ("entries", "hosts", "cluster_resources_base"):
             setattr(layout, attr, dict(getattr(layout, attr)))
+        layout.dynamic = set(layout.dynamic)
         snap = copy.copy(self)
         snap.layout = layout
         return snap
@@ -234,11 +270,15 @@ class StatsStore:
         n = self.layout.nstats
         rows = self.layout.rows
         view = self.view
+        dynamic = self.layout.dynamic
         out = {}
         for name, (kind, i) in self.layout.entries.items():
             if kind == HISTOGRAM:
                 continue
-            out[name] = self._summed(i)
+            v = self._summed(i)
+            if not v and name in dynamic:
+                continue                    # not used yet: Envoy has no such stat
+            out[name] = v
             if name.startswith("listener.") and name.endswith(_PER_WORKER):
                 head, _, tail = name.rpartition(".")
                 for slot in range(rows):

@@ -34,6 +34,8 @@ cdef class FilterChainImpl:
     cdef list source_prefix_ranges
     cdef frozenset source_ports
 
+    @staticmethod
+    cdef FilterChainImpl from_plan(FactoryContext ctx, object plan)
     cdef bint matches_everything(self)
 
 
@@ -99,6 +101,8 @@ cdef class ActiveTcpListener:
     cdef double log_next
     cdef int64_t log_suppressed
 
+    @staticmethod
+    cdef ActiveTcpListener from_plan(FactoryContext ctx, object plan)
     cdef int on_accept(self, int fd, sockaddr_storage *addr, socklen_t addr_len) except -1
     cdef int new_connection(self, ActiveTcpSocket socket, FilterChainImpl chain) except -1
     cdef void remove_connection(self, ActiveTcpConnection active)

@@ -43,17 +43,30 @@ cdef class NetworkFilterFactory:
 @cython.final
 cdef class FilterChainImpl:
 
-    def __init__(self, str name, list factories, dict match):
+    def __init__(self, str name, list factories, object match):
+        """`match`: a plan_types.FilterChainMatchPlan, or None (matches all)."""
         self.name = name
         self.factories = factories
-        match = match or {}
-        dp = match.get("destination_port")
-        self.destination_port = -1 if dp is None else dp
-        self.prefix_ranges = list(match.get("prefix_ranges", ()))
-        self.direct_source_prefix_ranges = list(match.get("direct_source_prefix_ranges", ()))
-        self.source_type = match.get("source_type", 0)
-        self.source_prefix_ranges = list(match.get("source_prefix_ranges", ()))
-        self.source_ports = frozenset(match.get("source_ports", ()))
+        self.destination_port = -1
+        self.prefix_ranges = []
+        self.direct_source_prefix_ranges = []
+        self.source_type = 0
+        self.source_prefix_ranges = []
+        self.source_ports = frozenset()
+        if match is not None:
+            if match.destination_port is not None:
+                self.destination_port = match.destination_port
+            self.prefix_ranges = [tuple(r) for r in match.prefix_ranges]
+            self.direct_source_prefix_ranges = [tuple(r) for r in match.direct_source_prefix_ranges]
+            self.source_type = match.source_type
+            self.source_prefix_ranges = [tuple(r) for r in match.source_prefix_ranges]
+            self.source_ports = frozenset(match.source_ports)
+
+    @staticmethod
+    cdef FilterChainImpl from_plan(FactoryContext ctx, object plan):
+        """From a plan_types.FilterChainPlan: each filter through its registry factory."""
+        return FilterChainImpl(plan.name, [ctx.network_filter_factory(f) for f in plan.filters],
+                               plan.match)
 
     cdef bint matches_everything(self):
         return (self.destination_port < 0 and not self.prefix_ranges
@@ -257,6 +270,20 @@ cdef class ActiveTcpListener:
         self.connection_limit = connection_limit
         self.buffer_limit = buffer_limit
         self.connections = set()
+
+    @staticmethod
+    cdef ActiveTcpListener from_plan(FactoryContext ctx, object plan):
+        """From a plan_types.ListenerPlan (not yet listening: see Worker.listen_on)."""
+        cdef FilterChainManager mgr = FilterChainManager(
+            [FilterChainImpl.from_plan(ctx, c) for c in plan.filter_chains],
+            FilterChainImpl.from_plan(ctx, plan.default_filter_chain)
+            if plan.default_filter_chain is not None else None)
+        cdef ActiveTcpListener active = ActiveTcpListener(
+            plan.name, plan.port, mgr, plan.connection_limit, plan.buffer_limit)
+        active.dispatcher = ctx.dispatcher
+        active.stats = &ctx.stats_row[<int>plan.stats.base]
+        active.cx_length_ms = &ctx.stats_row[<int>plan.stats.downstream_cx_length_ms]
+        return active
 
     cdef int on_accept(self, int fd, sockaddr_storage *addr, socklen_t addr_len) except -1:
         cdef ActiveTcpSocket socket

@@ -40,3 +40,29 @@ cdef inline void hist_record(int64_t *h, double value_ms) noexcept:
     cdef uint64_t v = <uint64_t>value_ms if value_ms > 0 else 0
     h[hist_bucket(v)] += 1
     h[HIST_SUM] += <int64_t>v
+
+
+# HTTP response codes, as Envoy's CodeStats charges them per cluster
+# (upstream_rq_<class>xx and upstream_rq_<code>). Envoy creates these names on
+# first use; here every cluster has a block of slots for them made in
+# advance (names listed once non-zero), so charging one is a C store.
+cdef enum:  # StatusCodeStat: offsets in a status-code block
+    STATUS_CLASS_1XX = 0            # .. STATUS_CLASS_1XX + 4: 5xx
+    STATUS_CODE_FIRST = 5           # then one slot per code of STATUS_CODES
+
+cdef extern from *:
+    """
+    /* code -> offset in a status-code block; 0: the code has no slot of its own */
+    static short ef_status_code_slot[600];
+    """
+    short ef_status_code_slot[600]
+
+
+cdef inline void charge_status_code(int64_t *block, int code) noexcept:
+    cdef short slot
+    if code < 100 or code >= 600:
+        return
+    block[STATUS_CLASS_1XX + code // 100 - 1] += 1
+    slot = ef_status_code_slot[code]
+    if slot:
+        block[slot] += 1

@@ -86,6 +86,38 @@ def histogram_bucket_bounds():
 def histogram_bucket_for_test(uint64_t v):
     return hist_bucket(v)
 
+# The codes Envoy's Http::Code names: each has its own upstream_rq_<code>
+# slot. Another code counts in its class only.
+STATUS_CODES = (
+    100, 101, 102, 103,
+    200, 201, 202, 203, 204, 205, 206, 207, 208, 226,
+    300, 301, 302, 303, 304, 305, 307, 308,
+    400, 401, 402, 403, 404, 405, 406, 407, 408, 409, 410, 411, 412, 413, 414, 415, 416, 417,
+    418, 421, 422, 423, 424, 425, 426, 428, 429, 431,
+    500, 501, 502, 503, 504, 505, 506, 507, 508, 510, 511,
+)
+# StatusCodeStat order: the classes, then the codes.
+STATUS_CODE_STATS = tuple(("upstream_rq_%dxx" % c, COUNTER) for c in range(1, 6)) + \
+    tuple(("upstream_rq_%d" % code, COUNTER) for code in STATUS_CODES)
+
+
+cdef _init_status_code_slots():
+    cdef int i
+    for i in range(600):
+        ef_status_code_slot[i] = 0
+    for i, code in enumerate(STATUS_CODES):
+        ef_status_code_slot[<int>code] = <short>(STATUS_CODE_FIRST + i)
+
+_init_status_code_slots()
+
+
+def charge_status_code_for_test(buffer, Py_ssize_t base, int code):
+    """Charge response `code` to the status-code block at slot `base` of a
+    stats buffer, as the data plane does."""
+    cdef int64_t[::1] view = memoryview(buffer).cast("B").cast("q")
+    charge_status_code(&view[base], code)
+
+
 # Circuit-breaker counts shared by all workers (ClusterResource order).
 CLUSTER_RESOURCES = ("cx_open", "rq_pending_open", "rq_open")
 

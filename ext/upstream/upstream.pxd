@@ -3,6 +3,7 @@
 
 cdef class TcpConnPoolImpl
 cdef class ClusterInfo
+cdef class ThreadLocalCluster
 
 
 cdef class LinkedObject(TimerHandler):
@@ -66,6 +67,8 @@ cdef class ResourceLimit:
                                     # takes it back if the worker dies
     cdef int64_t max
 
+    @staticmethod
+    cdef ResourceLimit new(int64_t *count, int64_t *mine, int64_t max)
     cdef inline bint can_create(self) noexcept:
         return ef_atomic_load(self.count) < self.max
     cdef inline bint try_inc(self) noexcept:
@@ -89,6 +92,7 @@ cdef class ClusterInfo:
     cdef int64_t *stats
     cdef int64_t *connect_ms        # histograms
     cdef int64_t *length_ms
+    cdef int64_t *rq_status         # StatusCodeStat block: charge_status_code()
     cdef double connect_timeout
     cdef size_t buffer_limit
     cdef ResourceLimit connections
@@ -101,6 +105,10 @@ cdef class ClusterInfo:
     cdef double log_next
     cdef int64_t log_suppressed
 
+    @staticmethod
+    cdef ClusterInfo from_plan(FactoryContext ctx, object plan)
+    cdef int apply_plan(self, FactoryContext ctx, object plan) except -1
+
 
 @cython.final
 cdef class HostImpl:
@@ -111,8 +119,11 @@ cdef class HostImpl:
     cdef int weight
     cdef int health                 # HOST_HEALTHY ... HOST_EXCLUDED
     cdef Py_ssize_t rq_active       # this worker's active requests (least request)
-    cdef TcpConnPoolImpl tcp_pool   # created on first use
+    cdef Py_ssize_t index           # in its cluster's host set: its pools' slot
     cdef int64_t *stats             # HostStat block in this worker's row (/clusters)
+
+    @staticmethod
+    cdef HostImpl from_plan(FactoryContext ctx, ClusterInfo cluster, object plan)
 
 
 cdef enum HostHealth:                # from the endpoint's health_status (plan.py)
@@ -128,6 +139,14 @@ cdef enum LbPolicy:
     LB_RANDOM = 3
 
 
+cdef class LoadBalancerContext:
+    """What the caller of choose_host tells the load balancer (Envoy's
+    LoadBalancerContext); None means nothing. Hash policies set a hash key."""
+    cdef bint has_hash_key
+    cdef uint64_t hash_key
+    cdef ConnectionImpl downstream_connection
+
+
 cdef class LoadBalancer:
     cdef Dispatcher dispatcher
     cdef list hosts                 # HostImpl
@@ -136,7 +155,7 @@ cdef class LoadBalancer:
     cdef int total_weight
 
     cdef void init_hosts(self, Dispatcher dispatcher, list hosts)
-    cdef HostImpl choose_host(self)
+    cdef HostImpl choose_host(self, LoadBalancerContext context)
     cdef HostImpl weighted_random(self)
 
 
@@ -156,19 +175,3 @@ cdef class RandomLoadBalancer(LoadBalancer):
 cdef class LeastRequestLoadBalancer(LoadBalancer):
     cdef int choice_count
     cdef double *current            # weighted schedule state (unequal weights)
-
-
-@cython.final
-cdef class ThreadLocalCluster:
-    cdef ClusterInfo info
-    cdef list hosts
-    cdef LoadBalancer lb            # every host: panic mode
-    cdef LoadBalancer healthy_lb    # healthy hosts (lb itself when all are)
-    cdef LoadBalancer degraded_lb   # degraded hosts; None when none
-    cdef bint panic                 # too few healthy hosts: balance over all
-    cdef int healthy_load           # % of picks among healthy hosts, else degraded
-    cdef Dispatcher dispatcher
-
-    cdef int init_load_balancers(self, Dispatcher dispatcher, list hosts, dict plan) except -1
-    cdef HostImpl choose_host(self)
-    cdef TcpConnPoolImpl tcp_conn_pool(self)

@@ -41,17 +41,69 @@ cdef class LinkedList:
 
 @cython.final
 cdef class ResourceLimit:
-    pass
+
+    @staticmethod
+    cdef ResourceLimit new(int64_t *count, int64_t *mine, int64_t max):
+        cdef ResourceLimit r = ResourceLimit.__new__(ResourceLimit)
+        r.count = count
+        r.mine = mine
+        r.max = max
+        return r
 
 
 @cython.final
 cdef class ClusterInfo:
-    pass
+
+    @staticmethod
+    cdef ClusterInfo from_plan(FactoryContext ctx, object plan):
+        """From a plan_types.ClusterPlan: its stat slots, limits, timeouts."""
+        cdef ClusterInfo info = ClusterInfo.__new__(ClusterInfo)
+        info.apply_plan(ctx, plan)
+        return info
+
+    cdef int apply_plan(self, FactoryContext ctx, object plan) except -1:
+        """Take the values of `plan` in place: hosts and pools that point
+        here see an updated cluster at once."""
+        cdef object st = plan.stats
+        cdef int rbase = st.resources_base
+        cdef int mbase = st.resources_row_base
+        self.name = plan.name
+        self.stats = &ctx.stats_row[<int>st.base]
+        self.connect_ms = &ctx.stats_row[<int>st.upstream_cx_connect_ms]
+        self.length_ms = &ctx.stats_row[<int>st.upstream_cx_length_ms]
+        self.rq_status = &ctx.stats_row[<int>st.status_codes]
+        self.connect_timeout = plan.connect_timeout
+        self.log = _upstream_log if _upstream_log.isEnabledFor(_logging.WARNING) else None
+        self.buffer_limit = plan.buffer_limit
+        self.connections = ResourceLimit.new(&ctx.shared_row[rbase + RESOURCE_CONNECTIONS],
+                                             &ctx.stats_row[mbase + RESOURCE_CONNECTIONS],
+                                             plan.max_connections)
+        self.pending_requests = ResourceLimit.new(
+            &ctx.shared_row[rbase + RESOURCE_PENDING_REQUESTS],
+            &ctx.stats_row[mbase + RESOURCE_PENDING_REQUESTS], plan.max_pending_requests)
+        self.requests = ResourceLimit.new(&ctx.shared_row[rbase + RESOURCE_REQUESTS],
+                                          &ctx.stats_row[mbase + RESOURCE_REQUESTS],
+                                          plan.max_requests)
+        return 0
 
 
 @cython.final
 cdef class HostImpl:
 
+    @staticmethod
+    cdef HostImpl from_plan(FactoryContext ctx, ClusterInfo cluster, object plan):
+        """From a plan_types.HostPlan."""
+        cdef HostImpl host = HostImpl.__new__(HostImpl)
+        host.cluster = cluster
+        host.weight = plan.weight
+        host.health = plan.health
+        host.stats = &ctx.stats_row[<int>plan.stats_base]
+        host.address_str = plan.name
+        _fill_sockaddr(&host.address, &host.address_len, plan.address, plan.port)
+        return host
+
+
+cdef class LoadBalancerContext:
     pass
 
 
@@ -69,7 +121,7 @@ cdef class LoadBalancer:
             if h.weight != (<HostImpl>hosts[0]).weight:
                 self.equal_weights = False
 
-    cdef HostImpl choose_host(self):
+    cdef HostImpl choose_host(self, LoadBalancerContext context):
         return None
 
     cdef HostImpl weighted_random(self):
@@ -114,7 +166,7 @@ cdef class RoundRobinLoadBalancer(LoadBalancer):
                 self.current[i] = 0
                 self.weights[i] = (<HostImpl>hosts[i]).weight
 
-    cdef HostImpl choose_host(self):
+    cdef HostImpl choose_host(self, LoadBalancerContext context):
         cdef Py_ssize_t i, best = 0
         if self.n == 0:
             return None
@@ -137,7 +189,7 @@ cdef class RandomLoadBalancer(LoadBalancer):
     def __init__(self, Dispatcher dispatcher, list hosts):
         self.init_hosts(dispatcher, hosts)
 
-    cdef HostImpl choose_host(self):
+    cdef HostImpl choose_host(self, LoadBalancerContext context):
         if self.n == 0:
             return None
         return self.weighted_random()
@@ -167,7 +219,7 @@ cdef class LeastRequestLoadBalancer(LoadBalancer):
             for i in range(self.n):
                 self.current[i] = 0.0
 
-    cdef HostImpl choose_host(self):
+    cdef HostImpl choose_host(self, LoadBalancerContext context):
         cdef HostImpl best = None, h
         cdef int i
         cdef Py_ssize_t j, best_j = 0
@@ -193,57 +245,12 @@ cdef class LeastRequestLoadBalancer(LoadBalancer):
         return <HostImpl>self.hosts[best_j]
 
 
-cdef LoadBalancer _make_lb(Dispatcher dispatcher, list hosts, dict plan):
-    policy = plan["lb_policy"]
+cdef LoadBalancer _make_lb(Dispatcher dispatcher, list hosts, object plan):
+    policy = plan.lb_policy
     if policy == LB_ROUND_ROBIN:
         return RoundRobinLoadBalancer(dispatcher, hosts)
     if policy == LB_RANDOM:
         return RandomLoadBalancer(dispatcher, hosts)
     if policy == LB_LEAST_REQUEST:
-        return LeastRequestLoadBalancer(dispatcher, hosts, plan.get("choice_count", 2))
+        return LeastRequestLoadBalancer(dispatcher, hosts, plan.choice_count)
     raise ValueError("lb_policy %r" % (policy,))
-
-
-@cython.final
-cdef class ThreadLocalCluster:
-    """A worker's view of one cluster (Envoy's ThreadLocalClusterManagerImpl::ClusterEntry)."""
-
-    cdef int init_load_balancers(self, Dispatcher dispatcher, list hosts, dict plan) except -1:
-        """One balancer over every host, and over the healthy and degraded
-        ones when they differ; `plan` carries lb_policy and the host-set load
-        (panic, healthy_load) computed as Envoy does."""
-        cdef HostImpl h
-        cdef list healthy = [h for h in hosts if h.health == HOST_HEALTHY]
-        cdef list degraded = [h for h in hosts if h.health == HOST_DEGRADED]
-        self.dispatcher = dispatcher
-        self.hosts = hosts
-        self.panic = plan.get("panic", False)
-        self.healthy_load = plan.get("healthy_load", 100)
-        self.lb = _make_lb(dispatcher, hosts, plan)
-        self.healthy_lb = self.lb if len(healthy) == len(hosts) else _make_lb(dispatcher, healthy, plan)
-        self.degraded_lb = _make_lb(dispatcher, degraded, plan) if degraded else None
-        return 0
-
-    cdef HostImpl choose_host(self):
-        # Envoy's hostSourceToUse for one priority: all hosts in panic, else
-        # healthy or degraded ones by the host set's load split.
-        if self.panic:
-            self.info.stats[CLUSTER_LB_HEALTHY_PANIC] += 1
-            return self.lb.choose_host()
-        if self.healthy_load >= 100 or self.degraded_lb is None or \
-                <int>(self.dispatcher.random() % 100) < self.healthy_load:
-            return self.healthy_lb.choose_host()
-        return self.degraded_lb.choose_host()
-
-    cdef TcpConnPoolImpl tcp_conn_pool(self):
-        cdef HostImpl host = self.choose_host()
-        if host is None:
-            return None
-        if host.tcp_pool is None:
-            host.tcp_pool = TcpConnPoolImpl.__new__(TcpConnPoolImpl)
-            host.tcp_pool.init_pool(self.dispatcher, host)
-        return host.tcp_pool
-
-    def choose_host_for_test(self):
-        cdef HostImpl h = self.choose_host()
-        return None if h is None else h.address_str

@@ -12,6 +12,7 @@ import ipaddress
 import pytest
 
 from envoy_fast._worker import FilterChainImpl, FilterChainManager
+from envoy_fast.server.plan_types import FilterChainMatchPlan
 
 ANY, LOCAL, EXTERNAL = 0, 1, 2
 
@@ -27,7 +28,7 @@ def chain(name, **match):
         if k in ("prefix_ranges", "direct_source_prefix_ranges", "source_prefix_ranges"):
             v = [cidr(x) for x in v]
         m[k] = v
-    return FilterChainImpl(name, [], m)
+    return FilterChainImpl(name, [], FilterChainMatchPlan(**m))
 
 
 def mgr(*chains, default=None):
@@ -61,10 +62,10 @@ def test_single_chain_with_match_that_fails_gives_default():
     assert find(mgr(chain("p", destination_port=81)), port=80) is None
 
 
-def test_match_dict_may_be_none_or_empty():
+def test_match_may_be_none_or_empty():
     assert FilterChainManager([FilterChainImpl("a", [], None)], None).find_for_test(
         1, "1.2.3.4", 5, "5.6.7.8") == "a"
-    assert FilterChainManager([FilterChainImpl("a", [], {})], None).find_for_test(
+    assert FilterChainManager([FilterChainImpl("a", [], FilterChainMatchPlan())], None).find_for_test(
         1, "1.2.3.4", 5, "5.6.7.8") == "a"
 
 

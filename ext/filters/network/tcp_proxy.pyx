@@ -39,7 +39,7 @@ cdef double NO_UPSTREAM_LOG_INTERVAL = 1.0
 
 
 cdef int _log_no_upstream(Dispatcher d, ClusterInfo info, int why, HostImpl host,
-                          int attempts) except -1:
+                          int attempts, str reason=None) except -1:
     """Warn that a downstream connection is closed for want of an upstream.
     Callers check `info.log is not None` first: with the level off, nothing
     is built. Rate-limited: a line at most every NO_UPSTREAM_LOG_INTERVAL,
@@ -57,8 +57,8 @@ cdef int _log_no_upstream(Dispatcher d, ClusterInfo info, int why, HostImpl host
     else:
         if why == NO_UPSTREAM_CONNECT_TIMEOUT:
             cause = "connect timeout (%gs)" % info.connect_timeout
-        elif host is not None and host.tcp_pool is not None and host.tcp_pool.last_failure_reason:
-            cause = host.tcp_pool.last_failure_reason
+        elif reason:
+            cause = reason
         else:
             cause = "connection failure"
         what = "upstream connect failed%s: %s (%d attempt%s)" % (
@@ -74,6 +74,24 @@ cdef int _log_no_upstream(Dispatcher d, ClusterInfo info, int why, HostImpl host
 
 @cython.final
 cdef class TcpProxyConfig(NetworkFilterFactory):
+
+    @staticmethod
+    def from_plan(FactoryContext ctx, plan):
+        """tcp_proxy's registry factory: a TcpProxyConfig from its TcpProxyPlan
+        (envoy_fast.extensions.network.tcp_proxy)."""
+        cdef TcpProxyConfig tp = TcpProxyConfig.__new__(TcpProxyConfig)
+        tp.stat_prefix = plan.stat_prefix
+        tp.stats = &ctx.stats_row[<int>plan.stats_base]
+        tp.clusters = [ctx.get_thread_local_cluster(name) for name, _ in plan.clusters]
+        tp.weights = [w for _, w in plan.clusters]
+        tp.total_weight = sum(tp.weights)
+        tp.idle_timeout = plan.idle_timeout
+        tp.max_connect_attempts = plan.max_connect_attempts
+        tp.max_downstream_connection_duration = plan.max_downstream_connection_duration
+        tp.allows_splice = True
+        if plan.access_log:
+            tp.access_loggers = ctx.access_loggers(list(plan.access_log))
+        return tp
 
     cdef int create_filter(self, FilterManager manager, ConnectionImpl conn) except -1:
         cdef TcpProxyFilter f = TcpProxyFilter.__new__(TcpProxyFilter)
@@ -251,7 +269,7 @@ cdef class TcpProxyFilter(ReadFilter):
         return self.maybe_tunnel(cluster)
 
     cdef int maybe_tunnel(self, ThreadLocalCluster cluster) except -1:
-        cdef TcpConnPoolImpl pool = cluster.tcp_conn_pool()
+        cdef TcpConnPoolImpl pool = cluster.tcp_conn_pool(None)
         if pool is None:
             self.set_flag(RF_NO_HEALTHY_UPSTREAM, "UH")
             cluster.info.stats[CLUSTER_UPSTREAM_CX_NONE_HEALTHY] += 1
@@ -299,9 +317,8 @@ cdef class TcpProxyFilter(ReadFilter):
         else:
             self.upstream_host = host       # the host that failed, as Envoy logs it
             self.set_flag(RF_UPSTREAM_CONNECTION_FAILURE, "UF")
-            if self.config.access_loggers is not None and host is not None \
-                    and host.tcp_pool is not None:
-                self.failure_reason = host.tcp_pool.last_failure_reason
+            if self.config.access_loggers is not None:
+                self.failure_reason = self.cluster.failure_reason(host)
         if self.connect_attempts < self.config.max_connect_attempts:
             # Each attempt picks a cluster and host again.
             return self.initialize_upstream_connection()
@@ -311,7 +328,8 @@ cdef class TcpProxyFilter(ReadFilter):
             _log_no_upstream(self.dispatcher, self.cluster.info,
                              NO_UPSTREAM_PENDING_OVERFLOW if reason == POOL_FAILURE_OVERFLOW
                              else NO_UPSTREAM_CONNECT_TIMEOUT if reason == POOL_FAILURE_TIMEOUT
-                             else NO_UPSTREAM_CONNECT_FAILURE, host, self.connect_attempts)
+                             else NO_UPSTREAM_CONNECT_FAILURE, host, self.connect_attempts,
+                             self.cluster.failure_reason(host))
         return self.on_init_failure()
 
     cdef int on_init_failure(self) except -1:
