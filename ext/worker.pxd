@@ -29,13 +29,7 @@ cdef class ControlChannel(FileEventHandler):
     cdef list fds                   # received descriptors, not yet claimed
 
 
-cdef enum:
-    WORKER_TIMER_DRAIN_CHECK = 100
-    WORKER_TIMER_DRAIN_DEADLINE = 101
-    WORKER_TIMER_TICK = 102
-
-
-cdef class _WorkerTimers(TimerHandler):
+cdef class _WorkerTimers:
     cdef Worker worker
     cdef Timer drain_check
     cdef Timer drain_deadline

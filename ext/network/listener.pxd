@@ -13,7 +13,6 @@
 cdef class ActiveTcpSocket
 cdef class ActiveTcpListener
 cdef class TcpListener
-cdef class _ListenerResume
 
 
 cdef class NetworkFilterFactory:
@@ -108,13 +107,8 @@ cdef class ActiveTcpListener:
 cdef class TcpListener(FileEventHandler):
     cdef ActiveTcpListener cb
     cdef Timer resume_timer         # re-arms accept after EMFILE/ENFILE
-    cdef _ListenerResume resume
 
     cdef int enable(self) except -1
     cdef int disable(self) except -1
     cdef bint accept_connections(self, int limit) except -1
     cdef int stop(self, bint for_good) except -1
-
-
-cdef class _ListenerResume(TimerHandler):
-    cdef TcpListener listener

@@ -394,9 +394,9 @@ cdef class TcpListener(FileEventHandler):
         pass
 
 
-cdef class _ListenerResume(TimerHandler):
-
-    cdef int on_timer(self, int kind) except -1:
-        if self.listener.fd >= 0:
-            self.listener.enable()
-        return 0
+cdef int _on_listener_resume(object ctx) except -1:
+    # Accept again after EMFILE/ENFILE backed off.
+    cdef TcpListener listener = <TcpListener>ctx
+    if listener.fd >= 0:
+        listener.enable()
+    return 0

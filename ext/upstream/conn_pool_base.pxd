@@ -29,9 +29,6 @@ cdef enum PoolFailureReason:
     POOL_FAILURE_LOCAL_CONNECTION_FAILURE = 2
     POOL_FAILURE_TIMEOUT = 3
 
-cdef enum:
-    TIMER_CONNECT = 1
-
 cdef class ConnPoolImplBase
 cdef class ActiveClient
 

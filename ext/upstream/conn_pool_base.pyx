@@ -20,12 +20,14 @@ cdef class PendingStream(LinkedObject):
 
 
 cdef class ActiveClient(LinkedObject):
+    pass
 
-    # TimerHandler
-    cdef int on_timer(self, int kind) except -1:
-        if kind == TIMER_CONNECT and self.parent is not None:
-            return self.parent.on_connect_timeout(self)
-        return 0
+
+cdef int _on_connect_timeout(object ctx) except -1:
+    cdef ActiveClient client = <ActiveClient>ctx
+    if client.parent is not None:
+        return client.parent.on_connect_timeout(client)
+    return 0
 
 
 cdef class _ClientConnectionCallbacks(ConnectionCallbacks):
@@ -331,7 +333,7 @@ cdef class TcpConnPoolImpl(ConnPoolImplBase):
         self.host.stats[HOST_CX_ACTIVE] += 1
         client.created = self.dispatcher.now
         self.transition_active_client_state(client, CLIENT_CONNECTING)
-        client.connect_timer = Timer.new(self.dispatcher, client, TIMER_CONNECT)
+        client.connect_timer = Timer.new(self.dispatcher, _on_connect_timeout, client)
         if self.cluster.connect_timeout > 0:
             client.connect_timer.enable(self.cluster.connect_timeout)
         conn.connect()

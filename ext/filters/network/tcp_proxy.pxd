@@ -21,10 +21,6 @@ cdef enum:  # TcpProxyStat: offsets in a tcp_proxy's stats block
     TCP_UPSTREAM_FLUSH_ACTIVE
     TCP_STATS_COUNT
 
-cdef enum:
-    TIMER_IDLE = 10
-    TIMER_MAX_DURATION = 11
-
 # StreamInfo response flags (Envoy's ResponseFlag), kept for access logs.
 cdef enum ResponseFlag:
     RF_UPSTREAM_CONNECTION_FAILURE = 0x1        # UF
@@ -113,6 +109,9 @@ cdef class TcpProxyFilter(ReadFilter):
     cdef int on_downstream_event(self, int event) except -1
     cdef int on_upstream_event(self, int event) except -1
     cdef int on_init_failure(self) except -1
+    cdef int on_idle_timeout(self) except -1
+    cdef int on_max_downstream_connection_duration(self) except -1
+    cdef int close_both(self) except -1
     cdef void disable_timers(self)
     cdef void set_flag(self, int flag, str name)
     cdef int maybe_log(self) except -1

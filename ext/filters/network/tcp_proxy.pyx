@@ -194,6 +194,14 @@ cdef class _UpstreamCallbacks(TcpUpstreamCallbacks):
         return 0
 
 
+cdef int _on_idle_timer(object ctx) except -1:
+    return (<TcpProxyFilter>ctx).on_idle_timeout()
+
+
+cdef int _on_max_duration_timer(object ctx) except -1:
+    return (<TcpProxyFilter>ctx).on_max_downstream_connection_duration()
+
+
 @cython.final
 cdef class TcpProxyFilter(ReadFilter):
     """One downstream connection's tcp_proxy (Envoy's TcpProxy::Filter)."""
@@ -220,11 +228,11 @@ cdef class TcpProxyFilter(ReadFilter):
         # nowhere to go (Envoy read-disables the same way).
         down.read_disable(True)
         if config.max_downstream_connection_duration > 0:
-            self.duration_timer = Timer.new(self.dispatcher, self, TIMER_MAX_DURATION)
+            self.duration_timer = Timer.new(self.dispatcher, _on_max_duration_timer, self)
             self.duration_timer.enable(config.max_downstream_connection_duration)
         if config.idle_timeout > 0:
             # From accept, as Envoy: an upstream that never answers is idle too.
-            self.idle_timer = Timer.new(self.dispatcher, self, TIMER_IDLE)
+            self.idle_timer = Timer.new(self.dispatcher, _on_idle_timer, self)
             self.idle_timer.enable(config.idle_timeout)
         self.initialize_upstream_connection()
         return FILTER_STOP_ITERATION
@@ -377,27 +385,33 @@ cdef class TcpProxyFilter(ReadFilter):
 
     # Timers
 
-    cdef int on_timer(self, int kind) except -1:
+    cdef int on_idle_timeout(self) except -1:
         cdef double latest = 0.0, idle
         cdef ConnectionImpl down = self.downstream
         if down is None and self.upstream is None:
             return 0
-        if kind == TIMER_IDLE:
-            # Activity only stamps last_activity; the timer checks it when it
-            # fires, so busy connections never touch the timer heap.
-            if down is not None:
-                latest = down.last_activity
-            if self.upstream is not None and self.upstream.last_activity > latest:
-                latest = self.upstream.last_activity
-            idle = self.dispatcher.now - latest
-            if idle < self.config.idle_timeout:
-                self.idle_timer.enable(self.config.idle_timeout - idle)
-                return 0
-            self.config.stats[TCP_IDLE_TIMEOUT] += 1
-            self.set_flag(RF_STREAM_IDLE_TIMEOUT, "SI")
-        elif kind == TIMER_MAX_DURATION:
-            self.config.stats[TCP_MAX_DOWNSTREAM_CONNECTION_DURATION] += 1
-            self.set_flag(RF_DURATION_TIMEOUT, "DT")
+        # Activity only stamps last_activity; the timer checks it when it
+        # fires, so busy connections never touch the timer heap.
+        if down is not None:
+            latest = down.last_activity
+        if self.upstream is not None and self.upstream.last_activity > latest:
+            latest = self.upstream.last_activity
+        idle = self.dispatcher.now - latest
+        if idle < self.config.idle_timeout:
+            self.idle_timer.enable(self.config.idle_timeout - idle)
+            return 0
+        self.config.stats[TCP_IDLE_TIMEOUT] += 1
+        self.set_flag(RF_STREAM_IDLE_TIMEOUT, "SI")
+        return self.close_both()
+
+    cdef int on_max_downstream_connection_duration(self) except -1:
+        if self.downstream is None and self.upstream is None:
+            return 0
+        self.config.stats[TCP_MAX_DOWNSTREAM_CONNECTION_DURATION] += 1
+        self.set_flag(RF_DURATION_TIMEOUT, "DT")
+        return self.close_both()
+
+    cdef int close_both(self) except -1:
         if self.upstream is not None:
             self.upstream.close(CLOSE_NO_FLUSH)
         if self.downstream is not None:
@@ -444,7 +458,7 @@ cdef class TcpProxyFilter(ReadFilter):
         return 0
 
     cdef void disable_timers(self):
-        # Timers hold their handler: drop them to cut the cycle.
+        # Timers hold their context (this filter): drop them to cut the cycle.
         if self.idle_timer is not None:
             self.idle_timer.disable()
             self.idle_timer = None
