@@ -12,10 +12,13 @@ include "stats/stats.pxd"
 include "event/dispatcher.pxd"
 include "buffer/owned_buffer.pxd"
 include "network/filter.pxd"
+include "network/transport_socket.pxd"
 include "network/connection_impl.pxd"
+include "transport_sockets/raw_buffer.pxd"
 include "network/listener.pxd"
 include "upstream/upstream.pxd"
 include "upstream/conn_pool_base.pxd"
+include "stream_info/stream_info.pxd"
 include "filters/network/tcp_proxy.pxd"
 
 

@@ -16,10 +16,13 @@ import msgspec as _msgspec
 include "event/dispatcher.pyx"
 include "buffer/owned_buffer.pyx"
 include "network/filter_manager.pyx"
+include "network/transport_socket.pyx"
 include "network/connection_impl.pyx"
+include "transport_sockets/raw_buffer.pyx"
 include "network/listener.pyx"
 include "upstream/upstream.pyx"
 include "upstream/conn_pool_base.pyx"
+include "stream_info/stream_info.pyx"
 include "filters/network/tcp_proxy.pyx"
 include "stats/stats.pyx"
 

@@ -324,7 +324,6 @@ cdef class TcpConnPoolImpl(ConnPoolImplBase):
         conn.add_callbacks(cb)
         conn.filter_manager.add_read_filter(rf)
         rf.initialized = True
-        conn.pool_client = client
         conn.set_stats(&self.cluster.stats[CLUSTER_UPSTREAM_CX_RX_BYTES_TOTAL],
                        &self.cluster.stats[CLUSTER_UPSTREAM_CX_TX_BYTES_TOTAL])
         self.cluster.stats[CLUSTER_UPSTREAM_CX_TOTAL] += 1

@@ -21,15 +21,6 @@ cdef enum:  # TcpProxyStat: offsets in a tcp_proxy's stats block
     TCP_UPSTREAM_FLUSH_ACTIVE
     TCP_STATS_COUNT
 
-# StreamInfo response flags (Envoy's ResponseFlag), kept for access logs.
-cdef enum ResponseFlag:
-    RF_UPSTREAM_CONNECTION_FAILURE = 0x1        # UF
-    RF_UPSTREAM_OVERFLOW = 0x2                  # UO
-    RF_NO_HEALTHY_UPSTREAM = 0x4                # UH
-    RF_UPSTREAM_RETRY_LIMIT_EXCEEDED = 0x8      # URX
-    RF_STREAM_IDLE_TIMEOUT = 0x10               # SI
-    RF_DURATION_TIMEOUT = 0x20                  # DT
-
 cdef class TcpProxyFilter
 
 
@@ -77,26 +68,13 @@ cdef class TcpProxyFilter(ReadFilter):
     cdef ConnectionImpl downstream
     cdef ConnectionImpl upstream
     cdef ActiveTcpClient client
-    cdef HostImpl upstream_host
     cdef ThreadLocalCluster cluster
     cdef TcpConnPool generic_conn_pool
     cdef _DownstreamCallbacks downstream_callbacks
     cdef _UpstreamCallbacks upstream_callbacks
     cdef Timer idle_timer
     cdef Timer duration_timer
-    cdef int connect_attempts
-    cdef int response_flags
-    cdef list response_flag_names   # in the order set (access logs print them so)
-    # for access logs, filled only when the filter logs
-    cdef uint64_t connection_id
-    cdef double start_time          # wall clock at accept
-    cdef double start_mono
-    cdef str downstream_local_address
-    cdef str downstream_remote_address
-    cdef str upstream_local_address
-    cdef str failure_reason
-    cdef uint64_t downstream_bytes_read
-    cdef uint64_t downstream_bytes_written
+    cdef StreamInfoImpl stream_info
     cdef bint logged
     cdef bint downstream_paused     # we read-disabled downstream for back-pressure
     cdef bint upstream_paused
@@ -113,5 +91,4 @@ cdef class TcpProxyFilter(ReadFilter):
     cdef int on_max_downstream_connection_duration(self) except -1
     cdef int close_both(self) except -1
     cdef void disable_timers(self)
-    cdef void set_flag(self, int flag, str name)
     cdef int maybe_log(self) except -1
