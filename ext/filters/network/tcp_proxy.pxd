@@ -40,7 +40,7 @@ cdef class TcpProxyConfig(NetworkFilterFactory):
 
 
 @cython.final
-cdef class TcpConnPool(ConnPoolCallbacks):
+cdef class TcpConnPool(TcpPoolCallbacks):
     """The generic-pool adapter between tcp_proxy and a TCP pool (Envoy's TcpProxy::TcpConnPool)."""
     cdef TcpProxyFilter parent
     cdef TcpConnPoolImpl pool
@@ -67,7 +67,7 @@ cdef class TcpProxyFilter(ReadFilter):
     cdef Dispatcher dispatcher
     cdef ConnectionImpl downstream
     cdef ConnectionImpl upstream
-    cdef ActiveTcpClient client
+    cdef TcpConnectionData upstream_conn_data
     cdef ThreadLocalCluster cluster
     cdef TcpConnPool generic_conn_pool
     cdef _DownstreamCallbacks downstream_callbacks
@@ -81,7 +81,7 @@ cdef class TcpProxyFilter(ReadFilter):
 
     cdef int initialize_upstream_connection(self) except -1
     cdef int maybe_tunnel(self, ThreadLocalCluster cluster) except -1
-    cdef int on_generic_pool_ready(self, ActiveTcpClient client, HostImpl host) except -1
+    cdef int on_generic_pool_ready(self, TcpConnectionData conn_data, HostImpl host) except -1
     cdef int on_generic_pool_failure(self, int reason, HostImpl host) except -1
     cdef int on_upstream_data(self, OwnedBuffer data, bint end_stream) except -1
     cdef int on_downstream_event(self, int event) except -1

@@ -88,7 +88,7 @@ cdef class TcpProxyConfig(NetworkFilterFactory):
 
 
 @cython.final
-cdef class TcpConnPool(ConnPoolCallbacks):
+cdef class TcpConnPool(TcpPoolCallbacks):
 
     cdef int new_stream(self) except -1:
         # The pool may answer before returning (ready client, overflow), and
@@ -107,14 +107,13 @@ cdef class TcpConnPool(ConnPoolCallbacks):
             h.cancel()
         return 0
 
-    cdef int on_pool_ready(self, ActiveClient client, HostImpl host) except -1:
+    cdef int on_pool_ready(self, TcpConnectionData conn_data, HostImpl host) except -1:
         cdef TcpProxyFilter parent = self.parent
         self.handle = None
         self.parent = None
         if parent is None:
-            (<ActiveTcpClient>client).release()
-            return 0
-        return parent.on_generic_pool_ready(<ActiveTcpClient>client, host)
+            return conn_data.release()
+        return parent.on_generic_pool_ready(conn_data, host)
 
     cdef int on_pool_failure(self, int reason, HostImpl host) except -1:
         cdef TcpProxyFilter parent = self.parent
@@ -261,22 +260,20 @@ cdef class TcpProxyFilter(ReadFilter):
         self.generic_conn_pool.pool = pool
         return self.generic_conn_pool.new_stream()
 
-    cdef int on_generic_pool_ready(self, ActiveTcpClient client, HostImpl host) except -1:
-        cdef ConnectionImpl up = client.connection
+    cdef int on_generic_pool_ready(self, TcpConnectionData conn_data, HostImpl host) except -1:
+        cdef ConnectionImpl up = conn_data.connection()
         cdef ConnectionImpl down = self.downstream
         self.generic_conn_pool = None
         if down is None or down.state != CONN_OPEN:
-            client.release()
-            return 0
-        self.client = client
+            return conn_data.release()
+        self.upstream_conn_data = conn_data
         self.upstream = up
         self.stream_info.upstream_host = host
         if self.config.access_loggers is not None:
             self.stream_info.fill_upstream(up)
         self.upstream_callbacks = _UpstreamCallbacks.__new__(_UpstreamCallbacks)
         self.upstream_callbacks.parent = self
-        client.upstream_callbacks = self.upstream_callbacks
-        up.add_callbacks(self.upstream_callbacks)
+        conn_data.add_upstream_callbacks(self.upstream_callbacks)
         if self.config.allows_splice and down.filter_manager.write_filters is None \
                 and len(down.filter_manager.read_filters) == 1:
             # Only tcp_proxy sees these bytes: bulk transfers may bypass
@@ -365,7 +362,7 @@ cdef class TcpProxyFilter(ReadFilter):
         self.upstream = None
         if self.upstream_callbacks is not None:
             self.upstream_callbacks.parent = None
-        self.client = None
+        self.upstream_conn_data = None
         if down is not None and down.state == CONN_OPEN:
             down.close(CLOSE_FLUSH_WRITE)
         if self.downstream is None or self.downstream.state == CONN_CLOSED:
