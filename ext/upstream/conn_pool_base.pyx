@@ -498,18 +498,24 @@ cdef class TcpPoolForTest:
         cdef _StreamForTest s = self.streams[id]
         cdef TcpConnectionData data = s.conn_data
         cdef ActiveTcpClient client
+        if data is None:
+            raise ValueError("stream %d holds no connection" % id)
         s.conn_data = None
         if reusable:
             client = data.client
             data.client = None
-            self.pool.on_stream_closed(client, True)
+            if client is not None:
+                self.pool.on_stream_closed(client, True)
         else:
             data.release()
 
     def send(self, int id, bytes payload):
         """Write `payload` on stream `id`'s upstream connection."""
         cdef _StreamForTest s = self.streams[id]
-        cdef OwnedBuffer b = OwnedBuffer.new()
+        cdef OwnedBuffer b
+        if s.conn_data is None or s.conn_data.connection() is None:
+            raise ValueError("stream %d holds no connection" % id)
+        b = OwnedBuffer.new()
         b.add(payload, len(payload))
         s.conn_data.connection().write(b, False)
 
