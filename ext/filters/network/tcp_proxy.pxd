@@ -8,7 +8,7 @@
 # pending bytes (upstream_flush_*). Back-pressure: a write buffer above its
 # high watermark read-disables the other connection.
 
-cdef enum:  # TcpProxyStat: offsets in a tcp_proxy's stats block
+cdef enum:  # TcpProxyStat: offsets in a tcp_proxy's stats block (names: TCP_PROXY_STATS)
     TCP_DOWNSTREAM_CX_TOTAL
     TCP_DOWNSTREAM_CX_NO_ROUTE
     TCP_DOWNSTREAM_CX_RX_BYTES_TOTAL
