@@ -14,11 +14,14 @@ include "stats/stats.pxd"
 include "event/dispatcher.pxd"
 include "buffer/owned_buffer.pxd"
 include "network/filter.pxd"
+include "network/transport_socket.pxd"
 include "network/connection_impl.pxd"
+include "transport_sockets/raw_buffer.pxd"
 include "network/listener.pxd"
 include "upstream/upstream.pxd"
 include "upstream/conn_pool_base.pxd"
 include "upstream/cluster_manager.pxd"
+include "stream_info/stream_info.pxd"
 include "filters/network/tcp_proxy.pxd"
 
 
@@ -30,12 +33,6 @@ cdef class ControlChannel(FileEventHandler):
     cdef bytearray pending
     cdef object sock                # socket.socket over fd (SCM_RIGHTS)
     cdef list fds                   # received descriptors, not yet claimed
-
-
-cdef enum:
-    WORKER_TIMER_DRAIN_CHECK = 100
-    WORKER_TIMER_DRAIN_DEADLINE = 101
-    WORKER_TIMER_TICK = 102
 
 
 cdef class FactoryContext:
@@ -50,7 +47,7 @@ cdef class FactoryContext:
     cdef list access_loggers(self, list plan)
 
 
-cdef class _WorkerTimers(TimerHandler):
+cdef class _WorkerTimers:
     cdef Worker worker
     cdef Timer drain_check
     cdef Timer drain_deadline

@@ -19,11 +19,14 @@ cdef object _listener_log = _logging.getLogger("envoy_fast.worker")
 include "event/dispatcher.pyx"
 include "buffer/owned_buffer.pyx"
 include "network/filter_manager.pyx"
+include "network/transport_socket.pyx"
 include "network/connection_impl.pyx"
+include "transport_sockets/raw_buffer.pyx"
 include "network/listener.pyx"
 include "upstream/upstream.pyx"
 include "upstream/conn_pool_base.pyx"
 include "upstream/cluster_manager.pyx"
+include "stream_info/stream_info.pyx"
 include "filters/network/tcp_proxy.pyx"
 include "stats/stats.pyx"
 
@@ -139,9 +142,7 @@ cdef class Worker:
         cdef TcpListener tl = TcpListener.__new__(TcpListener)
         tl.fd = fd
         tl.cb = active
-        tl.resume = _ListenerResume.__new__(_ListenerResume)
-        tl.resume.listener = tl
-        tl.resume_timer = Timer.new(self.dispatcher, tl.resume, 0)
+        tl.resume_timer = Timer.new(self.dispatcher, _on_listener_resume, tl)
         active.listener = tl
         self.dispatcher.register(tl, EPOLLIN)
         return tl
@@ -204,9 +205,9 @@ cdef class Worker:
             return
         self.draining = True
         self.stop_listening(stop)
-        self.timers.drain_deadline = Timer.new(self.dispatcher, self.timers, WORKER_TIMER_DRAIN_DEADLINE)
+        self.timers.drain_deadline = Timer.new(self.dispatcher, _on_drain_deadline, self.timers)
         self.timers.drain_deadline.enable(deadline_s)
-        self.timers.drain_check = Timer.new(self.dispatcher, self.timers, WORKER_TIMER_DRAIN_CHECK)
+        self.timers.drain_check = Timer.new(self.dispatcher, _on_drain_check, self.timers)
         self.timers.drain_check.enable(0.0)
 
     def stop_listening(self, stop=None):
@@ -228,7 +229,7 @@ cdef class Worker:
         """Call `callback()` every 100 ms on the loop (access-log flushing)."""
         self.on_tick = callback
         if self.timers.tick is None:
-            self.timers.tick = Timer.new(self.dispatcher, self.timers, WORKER_TIMER_TICK)
+            self.timers.tick = Timer.new(self.dispatcher, _on_tick, self.timers)
             self.timers.tick.enable(0.1)
 
     def set_reopen_logs(self, callback):
@@ -296,24 +297,32 @@ cdef object _plan_types():
     return plan_types
 
 
-cdef class _WorkerTimers(TimerHandler):
+cdef class _WorkerTimers:
     """The worker's own timers: drain progress and the periodic tick."""
 
-    cdef int on_timer(self, int kind) except -1:
-        cdef Worker w = self.worker
-        if kind == WORKER_TIMER_DRAIN_CHECK:
-            if w.dispatcher.live_connections == 0:
-                w.dispatcher.exit_requested = True
-            else:
-                self.drain_check.enable(0.05)
-        elif kind == WORKER_TIMER_DRAIN_DEADLINE:
-            w.close_all()
-            w.dispatcher.exit_requested = True
-        elif kind == WORKER_TIMER_TICK:
-            if w.on_tick is not None:
-                w.on_tick()
-            self.tick.enable(0.1)
-        return 0
+
+cdef int _on_drain_check(object ctx) except -1:
+    cdef _WorkerTimers timers = <_WorkerTimers>ctx
+    if timers.worker.dispatcher.live_connections == 0:
+        timers.worker.dispatcher.exit_requested = True
+    else:
+        timers.drain_check.enable(0.05)
+    return 0
+
+
+cdef int _on_drain_deadline(object ctx) except -1:
+    cdef Worker w = (<_WorkerTimers>ctx).worker
+    w.close_all()
+    w.dispatcher.exit_requested = True
+    return 0
+
+
+cdef int _on_tick(object ctx) except -1:
+    cdef _WorkerTimers timers = <_WorkerTimers>ctx
+    if timers.worker.on_tick is not None:
+        timers.worker.on_tick()
+    timers.tick.enable(0.1)
+    return 0
 
 
 def atomic_add(buffer, Py_ssize_t index, int64_t delta):

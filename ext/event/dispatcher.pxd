@@ -12,7 +12,9 @@
 #   (apply_epoll_changes): one epoll_ctl per fd per turn at most, none for a
 #   connection closed in the turn it changed.
 # * Timers fire after the epoll batch, in deadline order; a timer may re-arm
-#   itself or others from its callback.
+#   itself or others from its callback. A timer is a C callback plus the
+#   context object it gets (Envoy's TimerCb): firing is one C call, and each
+#   owner gives each of its timers its own function, so no kind numbers.
 # * deferred_delete(obj) keeps obj alive until the end of the current batch
 #   (Envoy's DeferredDeletable): nothing is freed inside its own callback.
 
@@ -29,28 +31,24 @@ cdef class FileEventHandler:
     cdef void unregister(self, bint fd_is_private=*) noexcept
 
 
-cdef class TimerHandler:
-    cdef int on_timer(self, int kind) except -1
+# A timer callback: `ctx` is the object given to Timer.new (borrowed).
+ctypedef int (*timer_cb_t)(object ctx) except -1
 
 
 @cython.final
 cdef class Timer:
     cdef Dispatcher dispatcher
-    cdef TimerHandler handler
-    cdef int kind
+    cdef timer_cb_t cb
+    cdef object ctx                 # the owner; it drops the Timer to cut the cycle
     cdef double deadline
     cdef Py_ssize_t heap_index      # -1 when not armed
 
     @staticmethod
-    cdef Timer new(Dispatcher dispatcher, TimerHandler handler, int kind)
+    cdef Timer new(Dispatcher dispatcher, timer_cb_t cb, object ctx)
     cdef void enable(self, double timeout_s) noexcept
     cdef void disable(self) noexcept
     cdef inline bint enabled(self) noexcept:
         return self.heap_index >= 0
-
-
-cdef class _StopTimer(TimerHandler):
-    cdef Dispatcher dispatcher
 
 
 @cython.final

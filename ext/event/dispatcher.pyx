@@ -55,10 +55,9 @@ cdef class FileEventHandler:
         self.fd = -1
 
 
-cdef class TimerHandler:
-
-    cdef int on_timer(self, int kind) except -1:
-        return 0
+cdef int _stop_loop(object ctx) except -1:
+    (<Dispatcher>ctx).exit_requested = True
+    return 0
 
 
 @cython.final
@@ -69,11 +68,11 @@ cdef class Timer:
         raise TypeError("Timer is created by Timer.new()")
 
     @staticmethod
-    cdef Timer new(Dispatcher dispatcher, TimerHandler handler, int kind):
+    cdef Timer new(Dispatcher dispatcher, timer_cb_t cb, object ctx):
         cdef Timer t = Timer.__new__(Timer)
         t.dispatcher = dispatcher
-        t.handler = handler
-        t.kind = kind
+        t.cb = cb
+        t.ctx = ctx
         t.heap_index = -1
         return t
 
@@ -219,9 +218,7 @@ cdef class Dispatcher:
 
     def run_for_test(self, double seconds):
         """Run the loop until `seconds` pass (tests drive a Dispatcher this way)."""
-        cdef _StopTimer stopper = _StopTimer()
-        cdef Timer t = Timer.new(self, stopper, 0)
-        stopper.dispatcher = self
+        cdef Timer t = Timer.new(self, _stop_loop, self)
         t.enable(seconds)
         self.run()
         t.disable()
@@ -232,7 +229,7 @@ cdef class Dispatcher:
             t = <Timer>self.heap[0]
             self.heap_remove(t)
             try:
-                t.handler.on_timer(t.kind)
+                t.cb(t.ctx)
             except BaseException as exc:
                 self.handler_errors += 1
                 if self.error_log is not None:
@@ -303,7 +300,26 @@ cdef class Dispatcher:
         (<Timer>item).heap_index = i
 
 
-cdef class _StopTimer(TimerHandler):
-    cdef int on_timer(self, int kind) except -1:
-        self.dispatcher.exit_requested = True
-        return 0
+cdef int _fire_timer_for_test(object ctx) except -1:
+    (<TimerForTest>ctx).callback()
+    return 0
+
+
+cdef class TimerForTest:
+    """A Timer whose callback is a Python callable (unit tests of the loop)."""
+    cdef Timer timer
+    cdef object callback
+
+    def __init__(self, Dispatcher dispatcher, callback):
+        self.timer = Timer.new(dispatcher, _fire_timer_for_test, self)
+        self.callback = callback
+
+    def enable(self, double timeout_s):
+        self.timer.enable(timeout_s)
+
+    def disable(self):
+        self.timer.disable()
+
+    @property
+    def enabled(self):
+        return self.timer.enabled()

@@ -1,9 +1,12 @@
 # ConnectionImpl: one TCP connection, server (accepted) or client (connecting)
-# side (Envoy source/common/network/connection_impl.h).
+# side (Envoy source/common/network/connection_impl.h). It owns the fd and
+# the buffers; bytes reach the wire only through its transport socket
+# (network/transport_socket.pxd): RawBufferSocket by default.
 #
 # Contracts:
-# * Reads: one readv() per readable event into read_buffer (level-triggered
-#   epoll reports the rest), then the filter manager's on_read(). Reading stops
+# * Reads: one transport do_read() per readable event into read_buffer
+#   (level-triggered epoll reports the rest), then the filter manager's
+#   on_read(). Reading stops
 #   while read_disable_count > 0 (counted: N disables need N enables).
 # * write(data, end_stream) moves `data` into write_buffer and writes at once;
 #   what the socket does not take waits for EPOLLOUT. Above the write buffer's
@@ -14,10 +17,8 @@
 # * close(CLOSE_FLUSH_WRITE) stops reading and closes once write_buffer is
 #   flushed; close(CLOSE_NO_FLUSH) closes now. Callbacks hear LOCAL_CLOSE or
 #   REMOTE_CLOSE exactly once, then every back-reference is cut.
-# * Splice: once splice_target is set and a read fills READ_MAX_BYTES, reads
-#   move bytes kernel-side through a pipe
-#   into peer's socket, bypassing both buffers and the filter chain (tcp_proxy
-#   bulk transfers). The pipe counts as peer's write buffer.
+# * Bytes the transport socket holds (pending_write_bytes: the splice pipe, a
+#   TLS record) count as write buffer: close(CLOSE_FLUSH_WRITE) waits for them.
 
 cdef enum ConnectionState:
     CONN_OPEN = 0
@@ -27,7 +28,6 @@ cdef enum ConnectionState:
 
 cdef class ConnectionImpl(FileEventHandler):
     cdef int state
-    cdef bint is_client
     cdef bint connecting
     cdef bint half_close
     cdef bint read_end_seen         # EOF read from the peer
@@ -50,17 +50,7 @@ cdef class ConnectionImpl(FileEventHandler):
     cdef uint64_t bytes_read
     cdef uint64_t bytes_written
     cdef double last_activity
-    cdef object pool_client         # ActiveTcpClient owning a client connection
-    # splice() bypass (see contracts above). The pipe belongs to the
-    # destination: it is that connection's second write buffer, and a pipe
-    # the socket does not drain raises its high watermark like write_buffer.
-    cdef ConnectionImpl splice_target   # peer we may splice into (tcp_proxy sets it)
-    cdef ConnectionImpl splice_peer     # peer we are splicing into
-    cdef int pipe_r
-    cdef int pipe_w
-    cdef size_t pipe_bytes              # in our pipe, not yet in our socket
-    cdef size_t pipe_cap
-    cdef bint pipe_above_high
+    cdef TransportSocket transport_socket
     # addresses
     cdef sockaddr_storage remote_addr
     cdef socklen_t remote_addr_len
@@ -74,7 +64,6 @@ cdef class ConnectionImpl(FileEventHandler):
                                    socklen_t addr_len, size_t buffer_limit)
     cdef void init_common(self, Dispatcher dispatcher, int fd, size_t buffer_limit)
     cdef void add_callbacks(self, ConnectionCallbacks cb)
-    cdef void remove_callbacks(self, ConnectionCallbacks cb)
     cdef int raise_event(self, int event) except -1
     cdef void set_stats(self, int64_t *rx, int64_t *tx) noexcept
     cdef int update_epoll(self) except -1
@@ -88,8 +77,8 @@ cdef class ConnectionImpl(FileEventHandler):
     cdef int close(self, int close_type) except -1
     cdef int close_socket(self, int event) except -1
     cdef int connect(self) except -1
-    cdef int maybe_start_splice(self) except -1
-    cdef int splice_read(self) except -1
-    cdef int splice_flush(self) except -1
     cdef int on_write_drained(self) except -1
     cdef void on_write_watermark(self, bint above) noexcept
+    cdef inline size_t unsent_bytes(self) noexcept:
+        # Bytes written to this connection, not yet on the wire.
+        return self.write_buffer.len + self.transport_socket.pending_write_bytes

@@ -29,7 +29,6 @@ cdef class ConnectionImpl(FileEventHandler):
             raise OSError(errno, "socket: " + strerror(errno).decode())
         c = ConnectionImpl.__new__(ConnectionImpl)
         c.init_common(dispatcher, fd, buffer_limit)
-        c.is_client = True
         c.half_close = True
         memcpy(&c.remote_addr, addr, addr_len)
         c.remote_addr_len = addr_len
@@ -38,8 +37,7 @@ cdef class ConnectionImpl(FileEventHandler):
     cdef void init_common(self, Dispatcher dispatcher, int fd, size_t buffer_limit):
         self.dispatcher = dispatcher
         self.fd = fd
-        self.pipe_r = -1
-        self.pipe_w = -1
+        self.transport_socket = RawBufferSocket.new(self)
         self.buffer_limit = buffer_limit
         self.read_size = SLICE_SIZE
         self.read_buffer = OwnedBuffer.new()
@@ -60,18 +58,9 @@ cdef class ConnectionImpl(FileEventHandler):
     def __dealloc__(self):
         if self.fd >= 0:
             close(self.fd)
-        if self.pipe_r >= 0:
-            close(self.pipe_r)
-            close(self.pipe_w)
 
     cdef void add_callbacks(self, ConnectionCallbacks cb):
         self.callbacks.append(cb)
-
-    cdef void remove_callbacks(self, ConnectionCallbacks cb):
-        try:
-            self.callbacks.remove(cb)
-        except ValueError:
-            pass
 
     cdef int raise_event(self, int event) except -1:
         cdef ConnectionCallbacks cb
@@ -156,43 +145,30 @@ cdef class ConnectionImpl(FileEventHandler):
     # Reading
 
     cdef int on_read_ready(self) except -1:
-        cdef iovec iov[MAX_IOV]
+        cdef IoResult result
         cdef size_t max_bytes = self.read_size
         cdef size_t room
-        cdef int n
-        cdef ssize_t r
-        if self.splice_peer is not None:
-            return self.splice_read()
         if self.buffer_limit:
             room = self.buffer_limit - self.read_buffer.len if self.buffer_limit > self.read_buffer.len else 0
             if room < SLICE_SIZE:
                 room = SLICE_SIZE
             if room < max_bytes:
                 max_bytes = room
-        n = self.read_buffer.reserve_for_read(iov, max_bytes)
-        if n == 1:
-            # recv() skips the iovec import of readv(): cheaper per small read.
-            r = recv(self.fd, iov[0].iov_base, iov[0].iov_len, 0)
-        else:
-            r = readv(self.fd, iov, n)
-        if r > 0:
-            self.read_buffer.commit(<size_t>r)
+        self.transport_socket.do_read(self.read_buffer, max_bytes, &result)
+        if result.bytes_processed:
             # Read one slice at a time (a plain recv()) until a read fills
             # what was asked: then the peer is sending bulk, ask for more.
-            self.read_size = READ_MAX_BYTES if <size_t>r >= max_bytes else SLICE_SIZE
-            self.bytes_read += <uint64_t>r
-            self.rx_bytes_stat[0] += r
+            self.read_size = READ_MAX_BYTES if result.bytes_processed >= max_bytes else SLICE_SIZE
+            self.bytes_read += result.bytes_processed
+            self.rx_bytes_stat[0] += <int64_t>result.bytes_processed
             self.last_activity = self.dispatcher.now
-            self.filter_manager.on_read()
-            if r >= SPLICE_THRESHOLD and self.splice_target is not None and self.state == CONN_OPEN:
-                self.maybe_start_splice()
-            return 0
-        self.read_buffer.commit(0)
-        if r == 0:
+            if self.read_buffer.len:        # (spliced bytes went past it)
+                self.filter_manager.on_read()
+        if result.end_stream_read:
             return self.on_read_eof()
-        if errno == EAGAIN or errno == EINTR:
-            return 0
-        return self.close_socket(CONN_EVENT_REMOTE_CLOSE)
+        if result.action == IO_CLOSE:
+            return self.close_socket(CONN_EVENT_REMOTE_CLOSE)
+        return 0
 
     cdef int on_read_eof(self) except -1:
         self.read_end_seen = True
@@ -227,43 +203,21 @@ cdef class ConnectionImpl(FileEventHandler):
         return 0
 
     cdef int flush_write_buffer(self) except -1:
-        cdef iovec iov[MAX_IOV]
-        cdef int n, i
-        cdef size_t total
-        cdef ssize_t r
-        while self.write_buffer.len:
-            n = self.write_buffer.fill_iovec(iov, MAX_IOV)
-            total = 0
-            for i in range(n):
-                total += iov[i].iov_len
-            if n == 1:
-                r = send(self.fd, iov[0].iov_base, iov[0].iov_len, MSG_NOSIGNAL)
-            else:
-                r = writev(self.fd, iov, n)
-            if r < 0:
-                if errno == EINTR:
-                    continue
-                if errno == EAGAIN:
-                    break
-                # EPIPE / ECONNRESET: the peer is gone.
-                return self.close_socket(CONN_EVENT_REMOTE_CLOSE)
-            self.write_buffer.drain(<size_t>r)
-            self.bytes_written += <uint64_t>r
-            self.tx_bytes_stat[0] += r
+        cdef IoResult result
+        self.transport_socket.do_write(self.write_buffer, &result)
+        if result.bytes_processed:
+            self.bytes_written += result.bytes_processed
+            self.tx_bytes_stat[0] += <int64_t>result.bytes_processed
             self.last_activity = self.dispatcher.now
-            if <size_t>r < total:
-                # A short writev means the socket buffer is full: wait for
-                # EPOLLOUT rather than try again into a certain EAGAIN.
-                break
+        if result.action == IO_CLOSE:
+            return self.close_socket(CONN_EVENT_REMOTE_CLOSE)
         if self.state == CONN_CLOSED:
             return 0
-        if self.write_buffer.len:
+        if self.write_buffer.len or self.transport_socket.pending_write_bytes:
             if not self.write_blocked:
                 self.write_blocked = True
                 self.update_epoll()
             return 0
-        if self.pipe_bytes:
-            return self.splice_flush()
         return self.on_write_drained()
 
     cdef int on_write_drained(self) except -1:
@@ -282,11 +236,7 @@ cdef class ConnectionImpl(FileEventHandler):
         return 0
 
     cdef int on_write_ready(self) except -1:
-        if self.write_buffer.len:
-            return self.flush_write_buffer()
-        if self.pipe_bytes:
-            return self.splice_flush()
-        return self.on_write_drained()
+        return self.flush_write_buffer()
 
     # Connecting (client side)
 
@@ -310,6 +260,9 @@ cdef class ConnectionImpl(FileEventHandler):
         self.connecting = False
         self.last_activity = self.dispatcher.now
         self.update_epoll()
+        self.transport_socket.on_connected()
+        if self.state == CONN_CLOSED:
+            return 0
         self.raise_event(CONN_EVENT_CONNECTED)
         if self.state != CONN_CLOSED and not self.write_blocked and (self.write_buffer.len or self.write_end_pending):
             self.flush_write_buffer()
@@ -321,7 +274,7 @@ cdef class ConnectionImpl(FileEventHandler):
         if self.state == CONN_CLOSED:
             return 0
         if close_type == CLOSE_FLUSH_WRITE and not self.connecting and \
-                (self.write_buffer.len or self.pipe_bytes):
+                (self.write_buffer.len or self.transport_socket.pending_write_bytes):
             if self.state == CONN_OPEN:
                 self.state = CONN_CLOSING
                 self.update_epoll()
@@ -336,11 +289,7 @@ cdef class ConnectionImpl(FileEventHandler):
             event = CONN_EVENT_REMOTE_CLOSE
         self.state = CONN_CLOSED
         self.unregister(True)
-        if self.pipe_r >= 0:
-            close(self.pipe_r)
-            close(self.pipe_w)
-            self.pipe_r = self.pipe_w = -1
-            self.pipe_bytes = 0
+        self.transport_socket.close_socket(event)
         self.read_buffer.drain_all()
         self.write_buffer.drain_all()
         self.write_buffer.watermark_ctx = None
@@ -355,87 +304,4 @@ cdef class ConnectionImpl(FileEventHandler):
         finally:
             self.callbacks = []
             self.filter_manager.clear()
-            self.splice_peer = None
-            self.splice_target = None
-            self.pool_client = None
         return 0
-
-    # splice(): kernel-side copy for tcp_proxy bulk transfers
-
-    cdef int maybe_start_splice(self) except -1:
-        cdef ConnectionImpl dest = self.splice_target
-        cdef int fds[2]
-        if dest.state != CONN_OPEN or dest.write_buffer.len or dest.write_end_pending \
-                or self.read_buffer.len:
-            return 0      # keep byte order: only switch with nothing in flight
-        if dest.pipe_r < 0:
-            if pipe2(fds, O_NONBLOCK | O_CLOEXEC) < 0:
-                self.splice_target = None       # no pipes left: stay buffered
-                return 0
-            dest.pipe_r = fds[0]
-            dest.pipe_w = fds[1]
-            fcntl(fds[1], F_SETPIPE_SZ, <int>SPLICE_PIPE_SIZE)  # void: best effort
-            dest.pipe_cap = <size_t>fcntl(fds[1], F_GETPIPE_SZ)
-        self.splice_peer = dest
-        return 0
-
-    cdef int splice_read(self) except -1:
-        cdef ConnectionImpl dest = self.splice_peer
-        cdef size_t room, cap
-        cdef ssize_t r
-        if dest.state != CONN_OPEN or dest.pipe_w < 0:
-            self.splice_peer = None
-            self.splice_target = None
-            return self.on_read_ready()
-        # The pipe is dest's write buffer: it holds no more than dest's
-        # per_connection_buffer_limit_bytes either.
-        cap = dest.pipe_cap
-        if dest.buffer_limit and dest.buffer_limit < cap:
-            cap = dest.buffer_limit
-        if dest.pipe_bytes >= cap:
-            return 0
-        room = cap - dest.pipe_bytes
-        r = splice(self.fd, NULL, dest.pipe_w, NULL, room, SPLICE_F_MOVE | SPLICE_F_NONBLOCK)
-        if r > 0:
-            dest.pipe_bytes += <size_t>r
-            self.bytes_read += <uint64_t>r
-            self.rx_bytes_stat[0] += r
-            self.last_activity = self.dispatcher.now
-            if not dest.write_blocked:
-                dest.splice_flush()
-            return 0
-        if r == 0:
-            return self.on_read_eof()
-        if errno == EAGAIN or errno == EINTR:
-            return 0
-        return self.close_socket(CONN_EVENT_REMOTE_CLOSE)
-
-    cdef int splice_flush(self) except -1:
-        cdef ssize_t w
-        while self.pipe_bytes:
-            w = splice(self.pipe_r, NULL, self.fd, NULL, self.pipe_bytes,
-                       SPLICE_F_MOVE | SPLICE_F_NONBLOCK)
-            if w < 0:
-                if errno == EINTR:
-                    continue
-                if errno == EAGAIN:
-                    if not self.write_blocked:
-                        self.write_blocked = True
-                        self.update_epoll()
-                    if not self.pipe_above_high:
-                        # A pipe the socket does not drain is a full write
-                        # buffer: the source must stop reading.
-                        self.pipe_above_high = True
-                        self.on_write_watermark(True)
-                    return 0
-                return self.close_socket(CONN_EVENT_REMOTE_CLOSE)
-            self.pipe_bytes -= <size_t>w
-            self.bytes_written += <uint64_t>w
-            self.tx_bytes_stat[0] += w
-            self.last_activity = self.dispatcher.now
-        if self.pipe_above_high:
-            self.pipe_above_high = False
-            self.on_write_watermark(False)
-        if self.state == CONN_CLOSED:
-            return 0
-        return self.on_write_drained()

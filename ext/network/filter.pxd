@@ -26,13 +26,13 @@ cdef class ConnectionImpl
 cdef class FilterManager
 
 
-cdef class ConnectionCallbacks(TimerHandler):
+cdef class ConnectionCallbacks:
     cdef int on_event(self, int event) except -1
     cdef int on_above_write_buffer_high_watermark(self) except -1
     cdef int on_below_write_buffer_low_watermark(self) except -1
 
 
-cdef class ReadFilter(TimerHandler):
+cdef class ReadFilter:
     cdef FilterManager read_callbacks
     cdef Py_ssize_t filter_index        # position in the manager's read chain
     cdef bint initialized               # on_new_connection() has run

@@ -1,7 +1,7 @@
 # Network filter chain iteration (Envoy source/common/network/filter_manager_impl.cc).
 
 
-cdef class ConnectionCallbacks(TimerHandler):
+cdef class ConnectionCallbacks:
 
     cdef int on_event(self, int event) except -1:
         return 0
@@ -13,7 +13,7 @@ cdef class ConnectionCallbacks(TimerHandler):
         return 0
 
 
-cdef class ReadFilter(TimerHandler):
+cdef class ReadFilter:
 
     cdef int initialize_read_filter_callbacks(self, FilterManager callbacks) except -1:
         self.read_callbacks = callbacks

@@ -13,7 +13,6 @@
 cdef class ActiveTcpSocket
 cdef class ActiveTcpListener
 cdef class TcpListener
-cdef class _ListenerResume
 
 
 cdef class NetworkFilterFactory:
@@ -57,8 +56,6 @@ cdef class ActiveTcpSocket:
     cdef socklen_t remote_addr_len
     cdef sockaddr_storage local_addr
     cdef socklen_t local_addr_len
-    cdef Py_ssize_t filter_index    # next listener filter to run
-    cdef list accept_filters
 
     cdef int continue_filter_chain(self, bint success) except -1
     cdef int new_connection(self) except -1
@@ -112,13 +109,8 @@ cdef class ActiveTcpListener:
 cdef class TcpListener(FileEventHandler):
     cdef ActiveTcpListener cb
     cdef Timer resume_timer         # re-arms accept after EMFILE/ENFILE
-    cdef _ListenerResume resume
 
     cdef int enable(self) except -1
     cdef int disable(self) except -1
     cdef bint accept_connections(self, int limit) except -1
     cdef int stop(self, bint for_good) except -1
-
-
-cdef class _ListenerResume(TimerHandler):
-    cdef TcpListener listener

@@ -207,10 +207,8 @@ cdef class ActiveTcpSocket:
             close(self.fd)
             self.fd = -1
             return 0
-        # Listener filters (tls_inspector, proxy_protocol ...) would run here,
+        # Listener filters (tls_inspector, proxy_protocol ...) will run here,
         # each able to stop iteration and resume with continue_filter_chain().
-        if self.accept_filters is not None and self.filter_index < len(self.accept_filters):
-            raise NotImplementedError("listener filters")
         return self.new_connection()
 
     cdef int new_connection(self) except -1:
@@ -421,9 +419,9 @@ cdef class TcpListener(FileEventHandler):
         pass
 
 
-cdef class _ListenerResume(TimerHandler):
-
-    cdef int on_timer(self, int kind) except -1:
-        if self.listener.fd >= 0:
-            self.listener.enable()
-        return 0
+cdef int _on_listener_resume(object ctx) except -1:
+    # Accept again after EMFILE/ENFILE backed off.
+    cdef TcpListener listener = <TcpListener>ctx
+    if listener.fd >= 0:
+        listener.enable()
+    return 0

@@ -1,6 +1,8 @@
 # Stat names, declared once beside the hot-path enums they index
 # (Envoy's ALL_*_STATS macros). Python builds the shared-memory layout and the
 # admin output from these tuples; the data plane adds to `block[ENUM]`.
+# A filter declares its own block's names beside its code (tcp_proxy.pyx:
+# TCP_PROXY_STATS); this table holds the listener, cluster and host ones.
 
 COUNTER = "counter"
 GAUGE = "gauge"
@@ -38,19 +40,6 @@ CLUSTER_STATS = (
     ("upstream_rq_pending_failure_eject", COUNTER),
     ("upstream_rq_cancelled", COUNTER),
     ("lb_healthy_panic", COUNTER),               # CLUSTER_LB_HEALTHY_PANIC
-)
-
-TCP_PROXY_STATS = (
-    ("downstream_cx_total", COUNTER),
-    ("downstream_cx_no_route", COUNTER),
-    ("downstream_cx_rx_bytes_total", COUNTER),
-    ("downstream_cx_tx_bytes_total", COUNTER),
-    ("downstream_flow_control_paused_reading_total", COUNTER),
-    ("downstream_flow_control_resumed_reading_total", COUNTER),
-    ("idle_timeout", COUNTER),
-    ("max_downstream_connection_duration", COUNTER),
-    ("upstream_flush_total", COUNTER),
-    ("upstream_flush_active", GAUGE),
 )
 
 # Per-host counters (HostStat order): shown by /clusters, not /stats.
@@ -122,6 +111,6 @@ def charge_status_code_for_test(buffer, Py_ssize_t base, int code):
 CLUSTER_RESOURCES = ("cx_open", "rq_pending_open", "rq_open")
 
 if len(LISTENER_STATS) != LISTENER_STATS_COUNT or len(CLUSTER_STATS) != CLUSTER_STATS_COUNT \
-        or len(TCP_PROXY_STATS) != TCP_STATS_COUNT or len(CLUSTER_RESOURCES) != RESOURCE_COUNT \
+        or len(CLUSTER_RESOURCES) != RESOURCE_COUNT \
         or len(HOST_STATS) != HOST_STATS_COUNT:
     raise ImportError("stat name tables and enums disagree")

@@ -1,15 +1,6 @@
 # ConnPoolImplBase and the TCP pool (state machine drawn in conn_pool_base.pxd).
 
 
-cdef class ConnPoolCallbacks:
-
-    cdef int on_pool_ready(self, ActiveClient client, HostImpl host) except -1:
-        return 0
-
-    cdef int on_pool_failure(self, int reason, HostImpl host) except -1:
-        return 0
-
-
 cdef class PendingStream(LinkedObject):
 
     cdef int cancel(self) except -1:
@@ -20,12 +11,14 @@ cdef class PendingStream(LinkedObject):
 
 
 cdef class ActiveClient(LinkedObject):
+    pass
 
-    # TimerHandler
-    cdef int on_timer(self, int kind) except -1:
-        if kind == TIMER_CONNECT and self.parent is not None:
-            return self.parent.on_connect_timeout(self)
-        return 0
+
+cdef int _on_connect_timeout(object ctx) except -1:
+    cdef ActiveClient client = <ActiveClient>ctx
+    if client.parent is not None:
+        return client.parent.on_connect_timeout(client)
+    return 0
 
 
 cdef class _ClientConnectionCallbacks(ConnectionCallbacks):
@@ -46,9 +39,10 @@ cdef class ConnPoolImplBase:
         self.ready_clients = LinkedList()
         self.busy_clients = LinkedList()
         self.connecting_clients = LinkedList()
+        self.draining_clients = LinkedList()
         self.pending_streams = LinkedList()
 
-    cdef PendingStream new_stream(self, ConnPoolCallbacks callbacks):
+    cdef PendingStream new_stream(self, object callbacks):
         """Attach now (returns None), fail now (returns None, callbacks told),
         or wait (returns the PendingStream, cancellable)."""
         cdef PendingStream pending
@@ -72,7 +66,7 @@ cdef class ConnPoolImplBase:
             return None
         return pending
 
-    cdef PendingStream new_pending_stream(self, ConnPoolCallbacks callbacks):
+    cdef PendingStream new_pending_stream(self, object callbacks):
         cdef PendingStream p = PendingStream.__new__(PendingStream)
         p.parent = self
         p.callbacks = callbacks
@@ -126,10 +120,36 @@ cdef class ConnPoolImplBase:
         if client is None:
             self.cluster.connections.dec()
             return False
+        self.init_active_client(client)
         return True
 
     cdef ActiveClient instantiate_active_client(self):
+        """The protocol's part: a new client with its (unconnected) connection
+        and the protocol's read filter; `capacity` set. None: cannot."""
         return None
+
+    cdef int init_active_client(self, ActiveClient client) except -1:
+        """Everything every protocol's client needs (Envoy's ActiveClient
+        constructor and tryCreateNewConnection): stats, connect timer,
+        CONNECTING, connect()."""
+        cdef ConnectionImpl conn = client.connection
+        cdef _ClientConnectionCallbacks cb = _ClientConnectionCallbacks.__new__(_ClientConnectionCallbacks)
+        client.parent = self
+        client.state = CLIENT_CLOSED
+        cb.client = client
+        conn.add_callbacks(cb)
+        conn.set_stats(&self.cluster.stats[CLUSTER_UPSTREAM_CX_RX_BYTES_TOTAL],
+                       &self.cluster.stats[CLUSTER_UPSTREAM_CX_TX_BYTES_TOTAL])
+        self.cluster.stats[CLUSTER_UPSTREAM_CX_TOTAL] += 1
+        self.cluster.stats[CLUSTER_UPSTREAM_CX_ACTIVE] += 1
+        self.host.stats[HOST_CX_TOTAL] += 1
+        self.host.stats[HOST_CX_ACTIVE] += 1
+        client.created = self.dispatcher.now
+        self.transition_active_client_state(client, CLIENT_CONNECTING)
+        client.connect_timer = Timer.new(self.dispatcher, _on_connect_timeout, client)
+        if self.cluster.connect_timeout > 0:
+            client.connect_timer.enable(self.cluster.connect_timeout)
+        return conn.connect()
 
     cdef void transition_active_client_state(self, ActiveClient client, int new_state):
         cdef LinkedList target = None
@@ -144,16 +164,18 @@ cdef class ConnPoolImplBase:
             target = self.ready_clients
         elif new_state == CLIENT_BUSY:
             target = self.busy_clients
+        elif new_state == CLIENT_DRAINING:
+            target = self.draining_clients
         client.state = new_state
         if target is not None:
             target.push_back(client)
 
-    cdef int attach_stream_to_client(self, ActiveClient client, ConnPoolCallbacks callbacks) except -1:
+    cdef int attach_stream_to_client(self, ActiveClient client, object callbacks) except -1:
         if not self.cluster.requests.can_create():
             self.cluster.stats[CLUSTER_UPSTREAM_RQ_PENDING_OVERFLOW] += 1
             return self.on_pool_failure(POOL_FAILURE_OVERFLOW, callbacks)
         client.capacity -= 1
-        client.has_stream = True
+        client.active_streams += 1
         if client.capacity == 0:
             self.transition_active_client_state(client, CLIENT_BUSY)
         self.cluster.requests.inc()
@@ -164,18 +186,48 @@ cdef class ConnPoolImplBase:
         self.host.stats[HOST_RQ_ACTIVE] += 1
         return self.on_pool_ready(client, callbacks)
 
-    cdef int on_stream_closed(self, ActiveClient client) except -1:
-        if client.has_stream:
-            client.has_stream = False
-            self.cluster.requests.dec()
-            self.cluster.stats[CLUSTER_UPSTREAM_RQ_ACTIVE] -= 1
-            self.host.rq_active -= 1
-            self.host.stats[HOST_RQ_ACTIVE] -= 1
-        return 0
+    cdef int on_stream_closed(self, ActiveClient client, bint reusable) except -1:
+        """A stream of `client` ended. On a reusable client (HTTP/1
+        keep-alive) its capacity comes back: BUSY -> READY and a waiting
+        stream gets it; a DRAINING client closes with its last stream."""
+        if client.active_streams == 0:
+            return 0
+        client.active_streams -= 1
+        self.cluster.requests.dec()
+        self.cluster.stats[CLUSTER_UPSTREAM_RQ_ACTIVE] -= 1
+        self.host.rq_active -= 1
+        self.host.stats[HOST_RQ_ACTIVE] -= 1
+        if not reusable or client.state == CLIENT_CLOSED:
+            return 0
+        client.capacity += 1
+        if client.state == CLIENT_DRAINING:
+            if client.active_streams == 0:
+                client.connection.close(CLOSE_NO_FLUSH)
+            return 0
+        if client.state == CLIENT_BUSY:
+            self.transition_active_client_state(client, CLIENT_READY)
+        return self.on_upstream_ready()
+
+    cdef int drain_connections(self) except -1:
+        """Take no new streams on the clients there are (Envoy's
+        drainConnections): idle ones close now, busy ones go DRAINING and
+        close when their streams end, connects no stream waits for close."""
+        cdef ActiveClient client
+        while self.ready_clients.size:
+            client = <ActiveClient>self.ready_clients.head
+            if client.active_streams:
+                self.transition_active_client_state(client, CLIENT_DRAINING)
+                continue
+            client.connection.close(CLOSE_NO_FLUSH)     # leaves ready_clients
+            if client.owner_list is self.ready_clients:
+                break                                   # never loop on a stuck entry
+        while self.busy_clients.size:
+            self.transition_active_client_state(<ActiveClient>self.busy_clients.head, CLIENT_DRAINING)
+        return self.close_excess_connecting_clients()
 
     cdef int on_upstream_ready(self) except -1:
         cdef PendingStream p
-        cdef ConnPoolCallbacks cb
+        cdef object cb
         while self.pending_streams.size and self.ready_clients.size:
             p = <PendingStream>self.pending_streams.head
             cb = p.callbacks
@@ -207,7 +259,7 @@ cdef class ConnPoolImplBase:
             self.cluster.stats[CLUSTER_UPSTREAM_CX_DESTROY_REMOTE] += 1
         else:
             self.cluster.stats[CLUSTER_UPSTREAM_CX_DESTROY_LOCAL] += 1
-        if client.has_stream:
+        if client.active_streams:
             self.cluster.stats[CLUSTER_UPSTREAM_CX_DESTROY_WITH_ACTIVE_RQ] += 1
             if event == CONN_EVENT_REMOTE_CLOSE:
                 self.cluster.stats[CLUSTER_UPSTREAM_CX_DESTROY_REMOTE_WITH_ACTIVE_RQ] += 1
@@ -218,7 +270,8 @@ cdef class ConnPoolImplBase:
         if was != CLIENT_CONNECTING:
             hist_record(self.cluster.length_ms, (self.dispatcher.now - client.created) * 1000.0)
         self.cluster.connections.dec()
-        self.on_stream_closed(client)
+        while client.active_streams:
+            self.on_stream_closed(client, False)
         self.transition_active_client_state(client, CLIENT_CLOSED)
         client.parent = None
         client.connection = None
@@ -238,7 +291,7 @@ cdef class ConnPoolImplBase:
 
     cdef int purge_pending_streams(self, int reason) except -1:
         cdef PendingStream p
-        cdef ConnPoolCallbacks cb
+        cdef object cb
         cdef list streams = []
         while self.pending_streams.size:
             p = <PendingStream>self.pending_streams.head
@@ -252,15 +305,17 @@ cdef class ConnPoolImplBase:
         # would complete into connections nobody waits for.
         return self.close_excess_connecting_clients()
 
-    cdef int on_pool_ready(self, ActiveClient client, ConnPoolCallbacks callbacks) except -1:
-        return callbacks.on_pool_ready(client, self.host)
+    cdef int on_pool_ready(self, ActiveClient client, object callbacks) except -1:
+        """The protocol tells its callbacks class that `client` has its stream."""
+        raise NotImplementedError
 
-    cdef int on_pool_failure(self, int reason, ConnPoolCallbacks callbacks) except -1:
-        return callbacks.on_pool_failure(reason, self.host)
+    cdef int on_pool_failure(self, int reason, object callbacks) except -1:
+        raise NotImplementedError
 
     def counts_for_test(self):
         return {"ready": self.ready_clients.size, "busy": self.busy_clients.size,
                 "connecting": self.connecting_clients.size,
+                "draining": self.draining_clients.size,
                 "pending": self.pending_streams.size,
                 "connecting_capacity": self.connecting_stream_capacity}
 
@@ -269,6 +324,15 @@ cdef class TcpUpstreamCallbacks(ConnectionCallbacks):
 
     cdef int on_upstream_data(self, OwnedBuffer data, bint end_stream) except -1:
         data.drain_all()
+        return 0
+
+
+cdef class TcpPoolCallbacks:
+
+    cdef int on_pool_ready(self, TcpConnectionData conn_data, HostImpl host) except -1:
+        return conn_data.release()
+
+    cdef int on_pool_failure(self, int reason, HostImpl host) except -1:
         return 0
 
 
@@ -296,11 +360,25 @@ cdef class _TcpClientReadFilter(ReadFilter):
 cdef class ActiveTcpClient(ActiveClient):
     """One upstream TCP connection of the pool (Envoy's Tcp::ActiveTcpClient)."""
 
+
+@cython.final
+cdef class TcpConnectionData:
+
+    cdef void add_upstream_callbacks(self, TcpUpstreamCallbacks callbacks):
+        if self.client is not None:
+            self.client.upstream_callbacks = callbacks
+            if self.client.connection is not None:
+                self.client.connection.add_callbacks(callbacks)
+
     cdef int release(self) except -1:
         """The stream is done: TCP upstream connections are not reused."""
-        self.upstream_callbacks = None
-        if self.connection is not None:
-            self.connection.close(CLOSE_NO_FLUSH)
+        cdef ActiveTcpClient client = self.client
+        self.client = None
+        if client is None:
+            return 0
+        client.upstream_callbacks = None
+        if client.connection is not None:
+            client.connection.close(CLOSE_NO_FLUSH)
         return 0
 
 
@@ -309,30 +387,154 @@ cdef class TcpConnPoolImpl(ConnPoolImplBase):
 
     cdef ActiveClient instantiate_active_client(self):
         cdef ActiveTcpClient client = ActiveTcpClient.__new__(ActiveTcpClient)
-        cdef _ClientConnectionCallbacks cb = _ClientConnectionCallbacks.__new__(_ClientConnectionCallbacks)
         cdef _TcpClientReadFilter rf = _TcpClientReadFilter.__new__(_TcpClientReadFilter)
         cdef ConnectionImpl conn = ConnectionImpl.new_client(
             self.dispatcher, &self.host.address, self.host.address_len, self.cluster.buffer_limit)
-        client.parent = self
         client.connection = conn
         client.capacity = 1
-        client.state = CLIENT_CLOSED
-        cb.client = client
         rf.client = client
-        conn.add_callbacks(cb)
         conn.filter_manager.add_read_filter(rf)
         rf.initialized = True
-        conn.pool_client = client
-        conn.set_stats(&self.cluster.stats[CLUSTER_UPSTREAM_CX_RX_BYTES_TOTAL],
-                       &self.cluster.stats[CLUSTER_UPSTREAM_CX_TX_BYTES_TOTAL])
-        self.cluster.stats[CLUSTER_UPSTREAM_CX_TOTAL] += 1
-        self.cluster.stats[CLUSTER_UPSTREAM_CX_ACTIVE] += 1
-        self.host.stats[HOST_CX_TOTAL] += 1
-        self.host.stats[HOST_CX_ACTIVE] += 1
-        client.created = self.dispatcher.now
-        self.transition_active_client_state(client, CLIENT_CONNECTING)
-        client.connect_timer = Timer.new(self.dispatcher, client, TIMER_CONNECT)
-        if self.cluster.connect_timeout > 0:
-            client.connect_timer.enable(self.cluster.connect_timeout)
-        conn.connect()
         return client
+
+    cdef int on_pool_ready(self, ActiveClient client, object callbacks) except -1:
+        cdef TcpConnectionData data = TcpConnectionData.__new__(TcpConnectionData)
+        data.client = <ActiveTcpClient>client
+        return (<TcpPoolCallbacks>callbacks).on_pool_ready(data, self.host)
+
+    cdef int on_pool_failure(self, int reason, object callbacks) except -1:
+        return (<TcpPoolCallbacks>callbacks).on_pool_failure(reason, self.host)
+
+
+# Unit tests drive a pool on its own Dispatcher, host and cluster, with real
+# connections to a real upstream, and no Worker.
+
+cdef list _blocks_for_test = []     # stat rows of test pools: live as long as the process
+
+
+@cython.final
+cdef class _StreamForTest(TcpPoolCallbacks):
+    cdef TcpPoolForTest owner
+    cdef int id
+    cdef PendingStream handle
+    cdef TcpConnectionData conn_data
+
+    cdef int on_pool_ready(self, TcpConnectionData conn_data, HostImpl host) except -1:
+        self.handle = None
+        self.conn_data = conn_data
+        self.owner.events.append(("ready", self.id))
+        return 0
+
+    cdef int on_pool_failure(self, int reason, HostImpl host) except -1:
+        self.handle = None
+        self.owner.events.append(("failure", self.id, reason))
+        return 0
+
+
+cdef class TcpPoolForTest:
+    """A TcpConnPoolImpl to one host, outside any Worker. `events` records
+    what the pool answered: ("ready", id) or ("failure", id, reason)."""
+    cdef Dispatcher dispatcher
+    cdef TcpConnPoolImpl pool
+    cdef ClusterInfo info
+    cdef HostImpl host
+    cdef dict streams
+    cdef public list events
+
+    def __init__(self, Dispatcher dispatcher, str ip, int port, double connect_timeout=5.0,
+                 int max_connections=1024, int max_pending_requests=1024,
+                 int max_requests=1024, bint reuses_clients=False):
+        cdef int64_t[::1] row
+        cdef Py_ssize_t hist = CLUSTER_STATS_COUNT, res = hist + 2 * HIST_SLOTS
+        cdef Py_ssize_t mine = res + RESOURCE_COUNT, host_base = mine + RESOURCE_COUNT
+        block = bytearray(8 * (host_base + HOST_STATS_COUNT))
+        _blocks_for_test.append(block)
+        row = memoryview(block).cast("q")
+        self.dispatcher = dispatcher
+        self.info = ClusterInfo.__new__(ClusterInfo)
+        self.info.name = "test"
+        self.info.stats = &row[0]
+        self.info.connect_ms = &row[hist]
+        self.info.length_ms = &row[hist + HIST_SLOTS]
+        self.info.connect_timeout = connect_timeout
+        self.info.buffer_limit = 1 << 20
+        self.info.connections = _pool_resource(&row[res + RESOURCE_CONNECTIONS],
+                                               &row[mine + RESOURCE_CONNECTIONS], max_connections)
+        self.info.pending_requests = _pool_resource(&row[res + RESOURCE_PENDING_REQUESTS],
+                                                    &row[mine + RESOURCE_PENDING_REQUESTS],
+                                                    max_pending_requests)
+        self.info.requests = _pool_resource(&row[res + RESOURCE_REQUESTS],
+                                            &row[mine + RESOURCE_REQUESTS], max_requests)
+        self.host = HostImpl.__new__(HostImpl)
+        self.host.cluster = self.info
+        self.host.weight = 1
+        self.host.stats = &row[host_base]
+        self.host.address_str = "%s:%d" % (ip, port)
+        _fill_sockaddr(&self.host.address, &self.host.address_len, ip, port)
+        self.pool = TcpConnPoolImpl.__new__(TcpConnPoolImpl)
+        self.pool.init_pool(dispatcher, self.host)
+        self.pool.reuses_clients = reuses_clients
+        self.streams = {}
+        self.events = []
+
+    def new_stream(self):
+        """Open a stream; returns its id."""
+        cdef _StreamForTest s = _StreamForTest.__new__(_StreamForTest)
+        s.owner = self
+        s.id = len(self.streams)
+        self.streams[s.id] = s
+        s.handle = self.pool.new_stream(s)
+        return s.id
+
+    def cancel(self, int id):
+        cdef _StreamForTest s = self.streams[id]
+        if s.handle is not None:
+            s.handle.cancel()
+            s.handle = None
+
+    def release(self, int id, bint reusable=False):
+        """End stream `id`. reusable=True: as a protocol that keeps the
+        connection (HTTP/1 keep-alive) would, give it back to the pool."""
+        cdef _StreamForTest s = self.streams[id]
+        cdef TcpConnectionData data = s.conn_data
+        cdef ActiveTcpClient client
+        if data is None:
+            raise ValueError("stream %d holds no connection" % id)
+        s.conn_data = None
+        if reusable:
+            client = data.client
+            data.client = None
+            if client is not None:
+                self.pool.on_stream_closed(client, True)
+        else:
+            data.release()
+
+    def send(self, int id, bytes payload):
+        """Write `payload` on stream `id`'s upstream connection."""
+        cdef _StreamForTest s = self.streams[id]
+        cdef OwnedBuffer b
+        if s.conn_data is None or s.conn_data.connection() is None:
+            raise ValueError("stream %d holds no connection" % id)
+        b = OwnedBuffer.new()
+        b.add(payload, len(payload))
+        s.conn_data.connection().write(b, False)
+
+    def drain_connections(self):
+        self.pool.drain_connections()
+
+    def counts(self):
+        return self.pool.counts_for_test()
+
+    def stat(self, str name):
+        """A cluster or host counter by name ("upstream_cx_total", "host.cx_active")."""
+        if name.startswith("host."):
+            return self.host.stats[[n for n, _ in HOST_STATS].index(name[5:])]
+        return self.info.stats[[n for n, _ in CLUSTER_STATS].index(name)]
+
+
+cdef ResourceLimit _pool_resource(int64_t *count, int64_t *mine, int64_t max):
+    cdef ResourceLimit r = ResourceLimit.__new__(ResourceLimit)
+    r.count = count
+    r.mine = mine
+    r.max = max
+    return r

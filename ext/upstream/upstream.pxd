@@ -6,9 +6,9 @@ cdef class ClusterInfo
 cdef class ThreadLocalCluster
 
 
-cdef class LinkedObject(TimerHandler):
+cdef class LinkedObject:
     """An intrusive list entry (Envoy's LinkedObject): O(1) removal from the
-    list it is in. It may own timers too, hence the TimerHandler base."""
+    list it is in."""
     cdef LinkedObject prev
     cdef LinkedObject next
     cdef LinkedList owner_list

@@ -1,7 +1,7 @@
 # Hosts, clusters, circuit breakers and load balancers (one copy per worker).
 
 
-cdef class LinkedObject(TimerHandler):
+cdef class LinkedObject:
     pass
 
 

@@ -8,7 +8,7 @@
 # pending bytes (upstream_flush_*). Back-pressure: a write buffer above its
 # high watermark read-disables the other connection.
 
-cdef enum:  # TcpProxyStat: offsets in a tcp_proxy's stats block
+cdef enum:  # TcpProxyStat: offsets in a tcp_proxy's stats block (names: TCP_PROXY_STATS)
     TCP_DOWNSTREAM_CX_TOTAL
     TCP_DOWNSTREAM_CX_NO_ROUTE
     TCP_DOWNSTREAM_CX_RX_BYTES_TOTAL
@@ -20,19 +20,6 @@ cdef enum:  # TcpProxyStat: offsets in a tcp_proxy's stats block
     TCP_UPSTREAM_FLUSH_TOTAL
     TCP_UPSTREAM_FLUSH_ACTIVE
     TCP_STATS_COUNT
-
-cdef enum:
-    TIMER_IDLE = 10
-    TIMER_MAX_DURATION = 11
-
-# StreamInfo response flags (Envoy's ResponseFlag), kept for access logs.
-cdef enum ResponseFlag:
-    RF_UPSTREAM_CONNECTION_FAILURE = 0x1        # UF
-    RF_UPSTREAM_OVERFLOW = 0x2                  # UO
-    RF_NO_HEALTHY_UPSTREAM = 0x4                # UH
-    RF_UPSTREAM_RETRY_LIMIT_EXCEEDED = 0x8      # URX
-    RF_STREAM_IDLE_TIMEOUT = 0x10               # SI
-    RF_DURATION_TIMEOUT = 0x20                  # DT
 
 cdef class TcpProxyFilter
 
@@ -53,7 +40,7 @@ cdef class TcpProxyConfig(NetworkFilterFactory):
 
 
 @cython.final
-cdef class TcpConnPool(ConnPoolCallbacks):
+cdef class TcpConnPool(TcpPoolCallbacks):
     """The generic-pool adapter between tcp_proxy and a TCP pool (Envoy's TcpProxy::TcpConnPool)."""
     cdef TcpProxyFilter parent
     cdef TcpConnPoolImpl pool
@@ -80,39 +67,28 @@ cdef class TcpProxyFilter(ReadFilter):
     cdef Dispatcher dispatcher
     cdef ConnectionImpl downstream
     cdef ConnectionImpl upstream
-    cdef ActiveTcpClient client
-    cdef HostImpl upstream_host
+    cdef TcpConnectionData upstream_conn_data
     cdef ThreadLocalCluster cluster
     cdef TcpConnPool generic_conn_pool
     cdef _DownstreamCallbacks downstream_callbacks
     cdef _UpstreamCallbacks upstream_callbacks
     cdef Timer idle_timer
     cdef Timer duration_timer
-    cdef int connect_attempts
-    cdef int response_flags
-    cdef list response_flag_names   # in the order set (access logs print them so)
-    # for access logs, filled only when the filter logs
-    cdef uint64_t connection_id
-    cdef double start_time          # wall clock at accept
-    cdef double start_mono
-    cdef str downstream_local_address
-    cdef str downstream_remote_address
-    cdef str upstream_local_address
-    cdef str failure_reason
-    cdef uint64_t downstream_bytes_read
-    cdef uint64_t downstream_bytes_written
+    cdef StreamInfoImpl stream_info
     cdef bint logged
     cdef bint downstream_paused     # we read-disabled downstream for back-pressure
     cdef bint upstream_paused
 
     cdef int initialize_upstream_connection(self) except -1
     cdef int maybe_tunnel(self, ThreadLocalCluster cluster) except -1
-    cdef int on_generic_pool_ready(self, ActiveTcpClient client, HostImpl host) except -1
+    cdef int on_generic_pool_ready(self, TcpConnectionData conn_data, HostImpl host) except -1
     cdef int on_generic_pool_failure(self, int reason, HostImpl host) except -1
     cdef int on_upstream_data(self, OwnedBuffer data, bint end_stream) except -1
     cdef int on_downstream_event(self, int event) except -1
     cdef int on_upstream_event(self, int event) except -1
     cdef int on_init_failure(self) except -1
+    cdef int on_idle_timeout(self) except -1
+    cdef int on_max_downstream_connection_duration(self) except -1
+    cdef int close_both(self) except -1
     cdef void disable_timers(self)
-    cdef void set_flag(self, int flag, str name)
     cdef int maybe_log(self) except -1

@@ -1,30 +1,22 @@
 # tcp_proxy implementation (shape in tcp_proxy.pxd).
 
-
-cdef double _wall_clock() noexcept:
-    cdef timespec ts
-    clock_gettime(CLOCK_REALTIME, &ts)
-    return <double>ts.tv_sec + <double>ts.tv_nsec * 1e-9
-
-
-cdef str _sockaddr_str(sockaddr_storage *addr):
-    """"ip:port" ("[ip]:port" for IPv6), as Envoy prints addresses."""
-    cdef char buf[64]
-    if addr.ss_family == AF_INET:
-        inet_ntop(AF_INET, &(<sockaddr_in*>addr).sin_addr, buf, sizeof(buf))
-        return "%s:%d" % (buf.decode(), ntohs((<sockaddr_in*>addr).sin_port))
-    if addr.ss_family == AF_INET6:
-        inet_ntop(AF_INET6, &(<sockaddr_in6*>addr).sin6_addr, buf, sizeof(buf))
-        return "[%s]:%d" % (buf.decode(), ntohs((<sockaddr_in6*>addr).sin6_port))
-    return None
-
-
-cdef str _local_address(int fd):
-    cdef sockaddr_storage addr
-    cdef socklen_t len = sizeof(sockaddr_storage)
-    if fd < 0 or getsockname(fd, <sockaddr*>&addr, &len) < 0:
-        return None
-    return _sockaddr_str(&addr)
+# The names of a tcp_proxy's stats block ("tcp.<stat_prefix>."), in
+# TcpProxyStat order: the filter declares its stats, the shared-memory layout
+# (envoy_fast/stats) is built from this table.
+TCP_PROXY_STATS = (
+    ("downstream_cx_total", "counter"),
+    ("downstream_cx_no_route", "counter"),
+    ("downstream_cx_rx_bytes_total", "counter"),
+    ("downstream_cx_tx_bytes_total", "counter"),
+    ("downstream_flow_control_paused_reading_total", "counter"),
+    ("downstream_flow_control_resumed_reading_total", "counter"),
+    ("idle_timeout", "counter"),
+    ("max_downstream_connection_duration", "counter"),
+    ("upstream_flush_total", "counter"),
+    ("upstream_flush_active", "gauge"),
+)
+if len(TCP_PROXY_STATS) != TCP_STATS_COUNT:
+    raise ImportError("tcp_proxy stat names and TcpProxyStat disagree")
 
 
 cdef enum:  # why a downstream connection got no upstream (for the log)
@@ -114,7 +106,7 @@ cdef class TcpProxyConfig(NetworkFilterFactory):
 
 
 @cython.final
-cdef class TcpConnPool(ConnPoolCallbacks):
+cdef class TcpConnPool(TcpPoolCallbacks):
 
     cdef int new_stream(self) except -1:
         # The pool may answer before returning (ready client, overflow), and
@@ -133,14 +125,13 @@ cdef class TcpConnPool(ConnPoolCallbacks):
             h.cancel()
         return 0
 
-    cdef int on_pool_ready(self, ActiveClient client, HostImpl host) except -1:
+    cdef int on_pool_ready(self, TcpConnectionData conn_data, HostImpl host) except -1:
         cdef TcpProxyFilter parent = self.parent
         self.handle = None
         self.parent = None
         if parent is None:
-            (<ActiveTcpClient>client).release()
-            return 0
-        return parent.on_generic_pool_ready(<ActiveTcpClient>client, host)
+            return conn_data.release()
+        return parent.on_generic_pool_ready(conn_data, host)
 
     cdef int on_pool_failure(self, int reason, HostImpl host) except -1:
         cdef TcpProxyFilter parent = self.parent
@@ -212,6 +203,14 @@ cdef class _UpstreamCallbacks(TcpUpstreamCallbacks):
         return 0
 
 
+cdef int _on_idle_timer(object ctx) except -1:
+    return (<TcpProxyFilter>ctx).on_idle_timeout()
+
+
+cdef int _on_max_duration_timer(object ctx) except -1:
+    return (<TcpProxyFilter>ctx).on_max_downstream_connection_duration()
+
+
 @cython.final
 cdef class TcpProxyFilter(ReadFilter):
     """One downstream connection's tcp_proxy (Envoy's TcpProxy::Filter)."""
@@ -228,21 +227,18 @@ cdef class TcpProxyFilter(ReadFilter):
         self.downstream_callbacks = _DownstreamCallbacks.__new__(_DownstreamCallbacks)
         self.downstream_callbacks.parent = self
         down.add_callbacks(self.downstream_callbacks)
+        self.stream_info = StreamInfoImpl.__new__(StreamInfoImpl)
         if config.access_loggers is not None:
-            self.connection_id = down.connection_id
-            self.start_time = _wall_clock()
-            self.start_mono = self.dispatcher.now
-            self.downstream_remote_address = _sockaddr_str(&down.remote_addr)
-            self.downstream_local_address = _local_address(down.fd)
+            self.stream_info.fill_downstream(down)
         # Nothing is read until the upstream is connected: the bytes would have
         # nowhere to go (Envoy read-disables the same way).
         down.read_disable(True)
         if config.max_downstream_connection_duration > 0:
-            self.duration_timer = Timer.new(self.dispatcher, self, TIMER_MAX_DURATION)
+            self.duration_timer = Timer.new(self.dispatcher, _on_max_duration_timer, self)
             self.duration_timer.enable(config.max_downstream_connection_duration)
         if config.idle_timeout > 0:
             # From accept, as Envoy: an upstream that never answers is idle too.
-            self.idle_timer = Timer.new(self.dispatcher, self, TIMER_IDLE)
+            self.idle_timer = Timer.new(self.dispatcher, _on_idle_timer, self)
             self.idle_timer.enable(config.idle_timeout)
         self.initialize_upstream_connection()
         return FILTER_STOP_ITERATION
@@ -259,19 +255,20 @@ cdef class TcpProxyFilter(ReadFilter):
     cdef int initialize_upstream_connection(self) except -1:
         cdef ThreadLocalCluster cluster = self.config.pick_cluster(self.dispatcher)
         self.cluster = cluster
+        self.stream_info.upstream_cluster_name = cluster.info.name
         if not cluster.info.connections.can_create():
-            self.set_flag(RF_UPSTREAM_OVERFLOW, "UO")
+            self.stream_info.set_response_flag(RF_UPSTREAM_OVERFLOW)
             cluster.info.stats[CLUSTER_UPSTREAM_CX_OVERFLOW] += 1
             if cluster.info.log is not None:
                 _log_no_upstream(self.dispatcher, cluster.info, NO_UPSTREAM_CX_OVERFLOW, None, 0)
             return self.on_init_failure()
-        self.connect_attempts += 1
+        self.stream_info.attempt_count += 1
         return self.maybe_tunnel(cluster)
 
     cdef int maybe_tunnel(self, ThreadLocalCluster cluster) except -1:
         cdef TcpConnPoolImpl pool = cluster.tcp_conn_pool(None)
         if pool is None:
-            self.set_flag(RF_NO_HEALTHY_UPSTREAM, "UH")
+            self.stream_info.set_response_flag(RF_NO_HEALTHY_UPSTREAM)
             cluster.info.stats[CLUSTER_UPSTREAM_CX_NONE_HEALTHY] += 1
             if cluster.info.log is not None:
                 _log_no_upstream(self.dispatcher, cluster.info, NO_UPSTREAM_NONE_HEALTHY, None, 0)
@@ -281,28 +278,25 @@ cdef class TcpProxyFilter(ReadFilter):
         self.generic_conn_pool.pool = pool
         return self.generic_conn_pool.new_stream()
 
-    cdef int on_generic_pool_ready(self, ActiveTcpClient client, HostImpl host) except -1:
-        cdef ConnectionImpl up = client.connection
+    cdef int on_generic_pool_ready(self, TcpConnectionData conn_data, HostImpl host) except -1:
+        cdef ConnectionImpl up = conn_data.connection()
         cdef ConnectionImpl down = self.downstream
         self.generic_conn_pool = None
         if down is None or down.state != CONN_OPEN:
-            client.release()
-            return 0
-        self.client = client
+            return conn_data.release()
+        self.upstream_conn_data = conn_data
         self.upstream = up
-        self.upstream_host = host
+        self.stream_info.upstream_host = host
         if self.config.access_loggers is not None:
-            self.upstream_local_address = _local_address(up.fd)
+            self.stream_info.fill_upstream(up)
         self.upstream_callbacks = _UpstreamCallbacks.__new__(_UpstreamCallbacks)
         self.upstream_callbacks.parent = self
-        client.upstream_callbacks = self.upstream_callbacks
-        up.add_callbacks(self.upstream_callbacks)
+        conn_data.add_upstream_callbacks(self.upstream_callbacks)
         if self.config.allows_splice and down.filter_manager.write_filters is None \
                 and len(down.filter_manager.read_filters) == 1:
             # Only tcp_proxy sees these bytes: bulk transfers may bypass
             # user space (ConnectionImpl's splice()).
-            down.splice_target = up
-            up.splice_target = down
+            enable_splice(down, up)
         down.read_disable(False)
         return 0
 
@@ -313,22 +307,22 @@ cdef class TcpProxyFilter(ReadFilter):
         # Every pool failure, overflow included, uses up one connect attempt
         # (Envoy counts a pending overflow in upstream_cx_connect_attempts_exceeded).
         if reason == POOL_FAILURE_OVERFLOW:
-            self.set_flag(RF_UPSTREAM_OVERFLOW, "UO")
+            self.stream_info.set_response_flag(RF_UPSTREAM_OVERFLOW)
         else:
-            self.upstream_host = host       # the host that failed, as Envoy logs it
-            self.set_flag(RF_UPSTREAM_CONNECTION_FAILURE, "UF")
+            self.stream_info.upstream_host = host       # the host that failed, as Envoy logs it
+            self.stream_info.set_response_flag(RF_UPSTREAM_CONNECTION_FAILURE)
             if self.config.access_loggers is not None:
-                self.failure_reason = self.cluster.failure_reason(host)
-        if self.connect_attempts < self.config.max_connect_attempts:
+                self.stream_info.upstream_transport_failure_reason = self.cluster.failure_reason(host)
+        if self.stream_info.attempt_count < self.config.max_connect_attempts:
             # Each attempt picks a cluster and host again.
             return self.initialize_upstream_connection()
-        self.set_flag(RF_UPSTREAM_RETRY_LIMIT_EXCEEDED, "URX")
+        self.stream_info.set_response_flag(RF_UPSTREAM_RETRY_LIMIT_EXCEEDED)
         self.cluster.info.stats[CLUSTER_UPSTREAM_CX_CONNECT_ATTEMPTS_EXCEEDED] += 1
         if self.cluster.info.log is not None:
             _log_no_upstream(self.dispatcher, self.cluster.info,
                              NO_UPSTREAM_PENDING_OVERFLOW if reason == POOL_FAILURE_OVERFLOW
                              else NO_UPSTREAM_CONNECT_TIMEOUT if reason == POOL_FAILURE_TIMEOUT
-                             else NO_UPSTREAM_CONNECT_FAILURE, host, self.connect_attempts,
+                             else NO_UPSTREAM_CONNECT_FAILURE, host, self.stream_info.attempt_count,
                              self.cluster.failure_reason(host))
         return self.on_init_failure()
 
@@ -353,8 +347,8 @@ cdef class TcpProxyFilter(ReadFilter):
         cdef ConnectionImpl up = self.upstream
         if event == CONN_EVENT_CONNECTED:
             return 0
-        self.downstream_bytes_read = self.downstream.bytes_read
-        self.downstream_bytes_written = self.downstream.bytes_written
+        self.stream_info.bytes_received = self.downstream.bytes_read
+        self.stream_info.bytes_sent = self.downstream.bytes_written
         self.downstream = None
         self.downstream_callbacks.parent = None
         if self.generic_conn_pool is not None:
@@ -362,7 +356,7 @@ cdef class TcpProxyFilter(ReadFilter):
             self.generic_conn_pool.cancel()
             self.generic_conn_pool = None
         if up is not None and up.state == CONN_OPEN:
-            if event == CONN_EVENT_REMOTE_CLOSE and (up.write_buffer.len or up.pipe_bytes):
+            if event == CONN_EVENT_REMOTE_CLOSE and up.unsent_bytes():
                 self.config.stats[TCP_UPSTREAM_FLUSH_TOTAL] += 1
                 self.config.stats[TCP_UPSTREAM_FLUSH_ACTIVE] += 1
                 self.upstream_callbacks.flushing = True
@@ -386,7 +380,7 @@ cdef class TcpProxyFilter(ReadFilter):
         self.upstream = None
         if self.upstream_callbacks is not None:
             self.upstream_callbacks.parent = None
-        self.client = None
+        self.upstream_conn_data = None
         if down is not None and down.state == CONN_OPEN:
             down.close(CLOSE_FLUSH_WRITE)
         if self.downstream is None or self.downstream.state == CONN_CLOSED:
@@ -395,64 +389,48 @@ cdef class TcpProxyFilter(ReadFilter):
 
     # Timers
 
-    cdef int on_timer(self, int kind) except -1:
+    cdef int on_idle_timeout(self) except -1:
         cdef double latest = 0.0, idle
         cdef ConnectionImpl down = self.downstream
         if down is None and self.upstream is None:
             return 0
-        if kind == TIMER_IDLE:
-            # Activity only stamps last_activity; the timer checks it when it
-            # fires, so busy connections never touch the timer heap.
-            if down is not None:
-                latest = down.last_activity
-            if self.upstream is not None and self.upstream.last_activity > latest:
-                latest = self.upstream.last_activity
-            idle = self.dispatcher.now - latest
-            if idle < self.config.idle_timeout:
-                self.idle_timer.enable(self.config.idle_timeout - idle)
-                return 0
-            self.config.stats[TCP_IDLE_TIMEOUT] += 1
-            self.set_flag(RF_STREAM_IDLE_TIMEOUT, "SI")
-        elif kind == TIMER_MAX_DURATION:
-            self.config.stats[TCP_MAX_DOWNSTREAM_CONNECTION_DURATION] += 1
-            self.set_flag(RF_DURATION_TIMEOUT, "DT")
+        # Activity only stamps last_activity; the timer checks it when it
+        # fires, so busy connections never touch the timer heap.
+        if down is not None:
+            latest = down.last_activity
+        if self.upstream is not None and self.upstream.last_activity > latest:
+            latest = self.upstream.last_activity
+        idle = self.dispatcher.now - latest
+        if idle < self.config.idle_timeout:
+            self.idle_timer.enable(self.config.idle_timeout - idle)
+            return 0
+        self.config.stats[TCP_IDLE_TIMEOUT] += 1
+        self.stream_info.set_response_flag(RF_STREAM_IDLE_TIMEOUT)
+        return self.close_both()
+
+    cdef int on_max_downstream_connection_duration(self) except -1:
+        if self.downstream is None and self.upstream is None:
+            return 0
+        self.config.stats[TCP_MAX_DOWNSTREAM_CONNECTION_DURATION] += 1
+        self.stream_info.set_response_flag(RF_DURATION_TIMEOUT)
+        return self.close_both()
+
+    cdef int close_both(self) except -1:
         if self.upstream is not None:
             self.upstream.close(CLOSE_NO_FLUSH)
         if self.downstream is not None:
             self.downstream.close(CLOSE_NO_FLUSH)
         return 0
 
-    cdef void set_flag(self, int flag, str name):
-        if not (self.response_flags & flag):
-            self.response_flags |= flag
-            if self.response_flag_names is None:
-                self.response_flag_names = []
-            self.response_flag_names.append(name)
-
     cdef int maybe_log(self) except -1:
         """One access-log record when both connections are done (Envoy logs
         when the filter goes away)."""
-        cdef HostImpl host = self.upstream_host
         cdef object logger
         if self.config.access_loggers is None or self.logged or self.downstream is not None \
                 or (self.upstream is not None and self.upstream.state != CONN_CLOSED):
             return 0
         self.logged = True
-        fields = {
-            "start_time": self.start_time,
-            "duration_ms": int((self.dispatcher.now - self.start_mono) * 1000.0),
-            "downstream_remote_address": self.downstream_remote_address,
-            "downstream_local_address": self.downstream_local_address,
-            "upstream_host": host.address_str if host is not None else None,
-            "upstream_cluster": self.cluster.info.name if self.cluster is not None else None,
-            "upstream_local_address": self.upstream_local_address,
-            "bytes_received": self.downstream_bytes_read,
-            "bytes_sent": self.downstream_bytes_written,
-            "response_flags": self.response_flag_names or [],
-            "connection_id": self.connection_id,
-            "upstream_transport_failure_reason": self.failure_reason,
-            "upstream_request_attempt_count": self.connect_attempts,
-        }
+        fields = self.stream_info.log_fields(self.dispatcher.now)
         for logger in self.config.access_loggers:
             try:
                 logger.log(fields)
@@ -462,7 +440,7 @@ cdef class TcpProxyFilter(ReadFilter):
         return 0
 
     cdef void disable_timers(self):
-        # Timers hold their handler: drop them to cut the cycle.
+        # Timers hold their context (this filter): drop them to cut the cycle.
         if self.idle_timer is not None:
             self.idle_timer.disable()
             self.idle_timer = None

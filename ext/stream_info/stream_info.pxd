@@ -1,0 +1,38 @@
+# StreamInfo: what is known about one downstream stream or connection, for
+# access logs and filters (Envoy envoy/stream_info/stream_info.h). Shared by
+# every filter that logs: tcp_proxy now, HTTP later.
+
+# Response flags (Envoy's CoreResponseFlag), as bits; names in set order.
+cdef enum ResponseFlag:
+    RF_UPSTREAM_CONNECTION_FAILURE = 0x1        # UF
+    RF_UPSTREAM_OVERFLOW = 0x2                  # UO
+    RF_NO_HEALTHY_UPSTREAM = 0x4                # UH
+    RF_UPSTREAM_RETRY_LIMIT_EXCEEDED = 0x8      # URX
+    RF_STREAM_IDLE_TIMEOUT = 0x10               # SI
+    RF_DURATION_TIMEOUT = 0x20                  # DT
+
+
+@cython.final
+cdef class StreamInfoImpl:
+    cdef int response_flags
+    cdef list response_flag_names       # in the order set (access logs print them so)
+    cdef int attempt_count              # upstream connect attempts
+    cdef HostImpl upstream_host         # the host picked (even if its connect failed)
+    cdef str upstream_cluster_name
+    # filled only for access logs (fill_downstream / fill_upstream)
+    cdef uint64_t connection_id
+    cdef double start_time              # wall clock at accept
+    cdef double start_mono
+    cdef str downstream_local_address
+    cdef str downstream_remote_address
+    cdef str upstream_local_address
+    cdef str upstream_transport_failure_reason
+    cdef uint64_t bytes_received
+    cdef uint64_t bytes_sent
+
+    cdef void set_response_flag(self, int flag)
+    cdef inline bint has_response_flag(self, int flag) noexcept:
+        return (self.response_flags & flag) != 0
+    cdef void fill_downstream(self, ConnectionImpl conn)
+    cdef void fill_upstream(self, ConnectionImpl conn)
+    cdef dict log_fields(self, double now)

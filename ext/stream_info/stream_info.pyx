@@ -1,0 +1,85 @@
+# StreamInfoImpl (shape in stream_info.pxd).
+
+
+cdef double _wall_clock() noexcept:
+    cdef timespec ts
+    clock_gettime(CLOCK_REALTIME, &ts)
+    return <double>ts.tv_sec + <double>ts.tv_nsec * 1e-9
+
+
+cdef str _sockaddr_str(sockaddr_storage *addr):
+    """"ip:port" ("[ip]:port" for IPv6), as Envoy prints addresses."""
+    cdef char buf[64]
+    if addr.ss_family == AF_INET:
+        inet_ntop(AF_INET, &(<sockaddr_in*>addr).sin_addr, buf, sizeof(buf))
+        return "%s:%d" % (buf.decode(), ntohs((<sockaddr_in*>addr).sin_port))
+    if addr.ss_family == AF_INET6:
+        inet_ntop(AF_INET6, &(<sockaddr_in6*>addr).sin6_addr, buf, sizeof(buf))
+        return "[%s]:%d" % (buf.decode(), ntohs((<sockaddr_in6*>addr).sin6_port))
+    return None
+
+
+cdef str _local_address(int fd):
+    cdef sockaddr_storage addr
+    cdef socklen_t len = sizeof(sockaddr_storage)
+    if fd < 0 or getsockname(fd, <sockaddr*>&addr, &len) < 0:
+        return None
+    return _sockaddr_str(&addr)
+
+
+cdef str response_flag_short_string(int flag):
+    """Envoy's short name of one response flag (%RESPONSE_FLAGS%)."""
+    if flag == RF_UPSTREAM_CONNECTION_FAILURE:
+        return "UF"
+    if flag == RF_UPSTREAM_OVERFLOW:
+        return "UO"
+    if flag == RF_NO_HEALTHY_UPSTREAM:
+        return "UH"
+    if flag == RF_UPSTREAM_RETRY_LIMIT_EXCEEDED:
+        return "URX"
+    if flag == RF_STREAM_IDLE_TIMEOUT:
+        return "SI"
+    if flag == RF_DURATION_TIMEOUT:
+        return "DT"
+    raise ValueError("unknown response flag 0x%x" % flag)
+
+
+@cython.final
+cdef class StreamInfoImpl:
+    """What one stream did, for access logs (Envoy's StreamInfo::StreamInfoImpl)."""
+
+    cdef void set_response_flag(self, int flag):
+        if not (self.response_flags & flag):
+            self.response_flags |= flag
+            if self.response_flag_names is None:
+                self.response_flag_names = []
+            self.response_flag_names.append(response_flag_short_string(flag))
+
+    cdef void fill_downstream(self, ConnectionImpl conn):
+        self.connection_id = conn.connection_id
+        self.start_time = _wall_clock()
+        self.start_mono = conn.dispatcher.now
+        self.downstream_remote_address = _sockaddr_str(&conn.remote_addr)
+        self.downstream_local_address = _local_address(conn.fd)
+
+    cdef void fill_upstream(self, ConnectionImpl conn):
+        self.upstream_local_address = _local_address(conn.fd)
+
+    cdef dict log_fields(self, double now):
+        """The record access loggers get (envoy_fast/accesslog names each field)."""
+        cdef HostImpl host = self.upstream_host
+        return {
+            "start_time": self.start_time,
+            "duration_ms": int((now - self.start_mono) * 1000.0),
+            "downstream_remote_address": self.downstream_remote_address,
+            "downstream_local_address": self.downstream_local_address,
+            "upstream_host": host.address_str if host is not None else None,
+            "upstream_cluster": self.upstream_cluster_name,
+            "upstream_local_address": self.upstream_local_address,
+            "bytes_received": self.bytes_received,
+            "bytes_sent": self.bytes_sent,
+            "response_flags": self.response_flag_names or [],
+            "connection_id": self.connection_id,
+            "upstream_transport_failure_reason": self.upstream_transport_failure_reason,
+            "upstream_request_attempt_count": self.attempt_count,
+        }
