@@ -15,6 +15,10 @@
 #   itself or others from its callback. A timer is a C callback plus the
 #   context object it gets (Envoy's TimerCb): firing is one C call, and each
 #   owner gives each of its timers its own function, so no kind numbers.
+# * queue_write(h) asks for h.on_queued_write() once, at the end of the loop
+#   turn (after the epoll batch and the timers, before epoll changes are
+#   applied): several writes in one turn leave in one writev (uvloop's
+#   queued writes). A handler closed meanwhile is skipped.
 # * deferred_delete(obj) keeps obj alive until the end of the current batch
 #   (Envoy's DeferredDeletable): nothing is freed inside its own callback.
 
@@ -23,9 +27,11 @@ cdef class FileEventHandler:
     cdef uint32_t epoll_mask        # events wanted (0: not in epoll)
     cdef uint32_t kernel_mask       # events registered in the kernel now
     cdef bint dirty                 # queued for apply_epoll_changes()
+    cdef bint write_queued          # queued for exec_queued_writes()
     cdef Dispatcher dispatcher
 
     cdef int on_file_event(self, uint32_t events) except -1
+    cdef int on_queued_write(self) except -1
     cdef void on_handler_error(self, object exc) noexcept
     cdef int set_epoll_mask(self, uint32_t mask) except -1
     cdef void unregister(self, bint fd_is_private=*) noexcept
@@ -59,6 +65,9 @@ cdef class Dispatcher:
     cdef bint exit_requested
     cdef list deferred              # objects kept alive until the batch ends
     cdef list dirty                 # handlers whose epoll interest changed
+    cdef PyObject **write_queue     # handlers to flush at the end of the turn
+    cdef Py_ssize_t write_queue_len
+    cdef Py_ssize_t write_queue_cap
     cdef PyObject **heap            # binary min-heap of Timer, by deadline
     cdef Py_ssize_t heap_len
     cdef Py_ssize_t heap_cap
@@ -73,6 +82,8 @@ cdef class Dispatcher:
     cdef inline void deferred_delete(self, object obj):
         self.deferred.append(obj)
     cdef int apply_epoll_changes(self) except -1
+    cdef void queue_write(self, FileEventHandler h) noexcept
+    cdef int exec_queued_writes(self) except -1
     cdef void update_now(self) noexcept
     cdef int run(self) except -1
     cdef int run_timers(self) except -1

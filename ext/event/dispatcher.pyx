@@ -11,6 +11,9 @@ cdef class FileEventHandler:
     cdef int on_file_event(self, uint32_t events) except -1:
         return 0
 
+    cdef int on_queued_write(self) except -1:
+        return 0
+
     cdef void on_handler_error(self, object exc) noexcept:
         self.unregister()
 
@@ -95,6 +98,7 @@ cdef class Dispatcher:
         self.epfd = -1
         self.events = NULL
         self.heap = NULL
+        self.write_queue = NULL
 
     def __init__(self, uint64_t seed=0x9E3779B97F4A7C15ULL, error_log=None):
         self.epfd = epoll_create1(EPOLL_CLOEXEC)
@@ -103,7 +107,9 @@ cdef class Dispatcher:
         self.events = <epoll_event*>malloc(sizeof(epoll_event) * MAX_EPOLL_EVENTS)
         self.heap_cap = 64
         self.heap = <PyObject**>malloc(sizeof(PyObject*) * self.heap_cap)
-        if self.events == NULL or self.heap == NULL:
+        self.write_queue_cap = 64
+        self.write_queue = <PyObject**>malloc(sizeof(PyObject*) * self.write_queue_cap)
+        if self.events == NULL or self.heap == NULL or self.write_queue == NULL:
             raise MemoryError()
         self.heap_len = 0
         self.deferred = []
@@ -119,6 +125,10 @@ cdef class Dispatcher:
                 (<Timer>self.heap[i]).heap_index = -1
                 Py_DECREF(<object>self.heap[i])
             free(self.heap)
+        if self.write_queue != NULL:
+            for i in range(self.write_queue_len):
+                Py_DECREF(<object>self.write_queue[i])
+            free(self.write_queue)
         if self.events != NULL:
             free(self.events)
         if self.epfd >= 0:
@@ -176,11 +186,56 @@ cdef class Dispatcher:
             h.kernel_mask = h.epoll_mask
         return 0
 
+    cdef void queue_write(self, FileEventHandler h) noexcept:
+        """Run h.on_queued_write() at the end of this loop turn (once: the
+        caller sets h.write_queued and queues only when it was clear)."""
+        cdef PyObject **grown
+        if self.write_queue_len == self.write_queue_cap:
+            grown = <PyObject**>realloc(self.write_queue,
+                                        sizeof(PyObject*) * self.write_queue_cap * 2)
+            if grown == NULL:
+                abort()
+            self.write_queue = grown
+            self.write_queue_cap *= 2
+        Py_INCREF(h)
+        self.write_queue[self.write_queue_len] = <PyObject*>h
+        self.write_queue_len += 1
+
+    cdef int exec_queued_writes(self) except -1:
+        """Flush every handler queued in this turn, in queue order. A flush
+        may queue more (a close whose callbacks write elsewhere): they run
+        in the same pass."""
+        cdef Py_ssize_t i = 0
+        cdef FileEventHandler h
+        while i < self.write_queue_len:
+            h = <FileEventHandler>self.write_queue[i]
+            Py_DECREF(h)                # the queue's reference; h holds its own
+            i += 1
+            if not h.write_queued or h.fd < 0:
+                continue
+            h.write_queued = False
+            try:
+                h.on_queued_write()
+            except BaseException as exc:
+                self.handler_errors += 1
+                if self.error_log is not None:
+                    try:
+                        self.error_log("handler error: %r" % (exc,))
+                    except BaseException:
+                        pass
+                h.on_handler_error(exc)
+        self.write_queue_len = 0
+        return 0
+
     cdef int run(self) except -1:
         cdef int n, i, timeout
         cdef FileEventHandler h
         self.exit_requested = False
         while not self.exit_requested:
+            # End of the previous turn: queued writes first, so a blocked
+            # write's EPOLLOUT joins this turn's epoll changes.
+            if self.write_queue_len:
+                self.exec_queued_writes()
             if self.dirty:
                 self.apply_epoll_changes()
             if self.deferred:
@@ -212,6 +267,8 @@ cdef class Dispatcher:
                     h.on_handler_error(exc)
             if self.heap_len:
                 self.run_timers()
+        if self.write_queue_len:
+            self.exec_queued_writes()
         if self.dirty:
             self.apply_epoll_changes()
         return 0

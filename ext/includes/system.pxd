@@ -151,6 +151,9 @@ cdef extern from "<string.h>" nogil:
     void *memcpy(void *dest, const void *src, size_t n)
     void *memmove(void *dest, const void *src, size_t n)
     void *memset(void *s, int c, size_t n)
+    void *memchr(const void *s, int c, size_t n)
+    void *memmem(const void *haystack, size_t haystacklen, const void *needle, size_t needlelen)
+    int memcmp(const void *s1, const void *s2, size_t n)
     char *strerror(int errnum)
 
 cdef extern from "<stdlib.h>" nogil:

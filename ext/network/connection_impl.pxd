@@ -8,8 +8,12 @@
 #   (level-triggered epoll reports the rest), then the filter manager's
 #   on_read(). Reading stops
 #   while read_disable_count > 0 (counted: N disables need N enables).
-# * write(data, end_stream) moves `data` into write_buffer and writes at once;
-#   what the socket does not take waits for EPOLLOUT. Above the write buffer's
+# * write(data, end_stream) moves `data` into write_buffer and queues the
+#   connection on the Dispatcher: the buffer is written once, at the end of
+#   the loop turn, so a reply built by several writes leaves in one writev
+#   (a single write still costs one send). A write that takes the buffer
+#   above its limit, and close(), write at once. What the socket does not
+#   take waits for EPOLLOUT. Above the write buffer's
 #   high watermark the callbacks hear on_above_write_buffer_high_watermark.
 # * Half-close: with half_close enabled a read EOF is passed on as
 #   end_stream; end_stream on write becomes shutdown(SHUT_WR) once the buffer
@@ -70,6 +74,7 @@ cdef class ConnectionImpl(FileEventHandler):
     cdef int read_disable(self, bint disable) except -1
     cdef int write(self, OwnedBuffer data, bint end_stream) except -1
     cdef int flush_write_buffer(self) except -1
+    cdef int on_queued_write(self) except -1
     cdef int on_read_ready(self) except -1
     cdef int on_read_eof(self) except -1
     cdef int on_write_ready(self) except -1

@@ -198,12 +198,25 @@ cdef class ConnectionImpl(FileEventHandler):
             self.write_buffer.move(data)
         if end_stream:
             self.write_end_pending = True
-        if not self.connecting and not self.write_blocked:
+        if self.connecting or self.write_blocked:
+            return 0                    # on_connected() / EPOLLOUT flush it
+        if self.buffer_limit and self.write_buffer.len > self.buffer_limit:
+            # Above the high watermark: no point holding it (uvloop's fast path).
             return self.flush_write_buffer()
+        if not self.write_queued:
+            self.write_queued = True
+            self.dispatcher.queue_write(self)
         return 0
+
+    cdef int on_queued_write(self) except -1:
+        # End of the loop turn: everything written in it goes out together.
+        if self.state == CONN_CLOSED or self.connecting or self.write_blocked:
+            return 0
+        return self.flush_write_buffer()
 
     cdef int flush_write_buffer(self) except -1:
         cdef IoResult result
+        self.write_queued = False       # a queued flush has nothing left to do
         self.transport_socket.do_write(self.write_buffer, &result)
         if result.bytes_processed:
             self.bytes_written += result.bytes_processed
@@ -273,6 +286,12 @@ cdef class ConnectionImpl(FileEventHandler):
     cdef int close(self, int close_type) except -1:
         if self.state == CONN_CLOSED:
             return 0
+        if self.write_queued and not self.write_blocked and not self.connecting:
+            # What was written in this turn goes out first, as if written at
+            # once: NO_FLUSH drops only what the socket would not take.
+            self.flush_write_buffer()
+            if self.state == CONN_CLOSED:
+                return 0
         if close_type == CLOSE_FLUSH_WRITE and not self.connecting and \
                 (self.write_buffer.len or self.transport_socket.pending_write_bytes):
             if self.state == CONN_OPEN:
@@ -305,3 +324,25 @@ cdef class ConnectionImpl(FileEventHandler):
             self.callbacks = []
             self.filter_manager.clear()
         return 0
+    # Python API for tests (write path and close semantics through a real
+    # socket); never on the data path.
+
+    @staticmethod
+    def new_server_for_test(Dispatcher dispatcher, int fd, size_t buffer_limit=0):
+        """A server-side connection over `fd` (non-blocking), which it then
+        owns; it does not read (no filters), it only writes."""
+        cdef ConnectionImpl c = ConnectionImpl.new_server(dispatcher, fd, buffer_limit)
+        c.read_disable(True)
+        return c
+
+    def write_for_test(self, data, bint end_stream=False):
+        cdef OwnedBuffer b = OwnedBuffer.new()
+        b.append(data)
+        self.write(b, end_stream)
+
+    def close_for_test(self, bint flush):
+        self.close(CLOSE_FLUSH_WRITE if flush else CLOSE_NO_FLUSH)
+
+    def state_for_test(self):
+        """(state, bytes in write_buffer, bytes written)."""
+        return self.state, self.write_buffer.len, self.bytes_written

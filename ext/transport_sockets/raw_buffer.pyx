@@ -120,6 +120,9 @@ cdef class RawBufferSocket(TransportSocket):
         cdef RawBufferSocket dest = self.splice_target
         cdef ConnectionImpl conn = dest.callbacks
         cdef int fds[2]
+        if conn is not None and conn.write_queued and conn.state == CONN_OPEN \
+                and not conn.write_blocked and not conn.connecting:
+            conn.flush_write_buffer()   # bytes queued this turn go before the switch
         if conn is None or conn.state != CONN_OPEN or conn.write_buffer.len \
                 or conn.write_end_pending or buffer.len:
             return 0      # keep byte order: only switch with nothing in flight

@@ -857,6 +857,7 @@ def test_pool_alone_tcp_release_closes_the_client(plain):
     assert pool.counts()["busy"] == 1
     assert pool.stat("upstream_rq_active") == 1 and pool.stat("host.rq_active") == 1
     pool.send(s, b"ping")
+    d.run_for_test(0.01)            # writes leave at the end of the loop turn
     (c,) = plain.accept_all()
     c.settimeout(2)
     assert c.recv(16) == b"ping"

@@ -655,3 +655,311 @@ def test_random_operations_against_model():
         os.close(w)
         a.close()
         c.close()
+
+
+# ------------------------------------------------------------ parsing in place
+
+def layout(*parts):
+    """A buffer whose slices hold exactly `parts`, in order: each part is put
+    at the end of its own slice (a full tail never takes a small slice's
+    bytes, so nothing coalesces)."""
+    b = OwnedBuffer()
+    for part in parts:
+        t = OwnedBuffer()
+        t.append(b"\0" * (SLICE - len(part)) + part)
+        t.drain_bytes(SLICE - len(part))
+        b.move_from(t)
+    assert b.slice_count() == len(parts)
+    assert b.bytes() == b"".join(parts)
+    return b
+
+
+PATTERNS = [b"\r\n\r\n", b"\r\n", b"ab", b"abc", b"aab", b"xyzzy", b"\x00\x01\x00\x01\x02"]
+
+
+@pytest.mark.parametrize("pat", PATTERNS)
+def test_search_pattern_split_at_every_position_across_two_slices(pat):
+    for k in range(1, len(pat)):
+        for head, tail in ((b"", b""), (b"GET / HTTP/1.1", b"body"), (b"x" * 3000, b"y" * 2000)):
+            b = layout(head + pat[:k], pat[k:] + tail)
+            data = b.bytes()
+            assert b.search_bytes(pat) == len(head) == data.find(pat), (pat, k)
+            assert b.search_bytes(pat, len(head)) == len(head)
+            assert b.search_bytes(pat, len(head) + 1) == data.find(pat, len(head) + 1)
+            # `end` one byte short of the match hides it.
+            assert b.search_bytes(pat, 0, len(head) + len(pat) - 1) == -1
+            assert b.search_bytes(pat, 0, len(head) + len(pat)) == len(head)
+
+
+@pytest.mark.parametrize("pat", [p for p in PATTERNS if len(p) >= 3])
+def test_search_pattern_split_at_every_position_across_three_slices(pat):
+    m = len(pat)
+    for k1 in range(1, m - 1):
+        for k2 in range(k1 + 1, m):
+            b = layout(b"pre" + pat[:k1], pat[k1:k2], pat[k2:] + b"post")
+            assert b.search_bytes(pat) == 3, (pat, k1, k2)
+            assert b.search_bytes(pat, 4) == b.bytes().find(pat, 4)
+            assert b.search_bytes(pat, 0, 3 + m - 1) == -1
+
+
+def test_search_pattern_over_many_one_byte_slices():
+    pat = b"\r\n\r\n"
+    b = layout(b"H", b"\r", b"\n", b"\r", b"\n", b"B")
+    assert b.search_bytes(pat) == 1
+    assert b.search_bytes(pat, 2) == -1
+    assert b.search_bytes(b"\n\r") == 2
+
+
+def test_search_near_misses_at_boundaries_are_not_matches():
+    pat = b"\r\n\r\n"
+    for k in range(1, 4):
+        # The slice ends with the pattern's first k bytes, the next slice
+        # does not go on with it; the real match comes later.
+        b = layout(b"a" + pat[:k], b"Z" + pat[k:] + b"b" * 10, b"cc" + pat)
+        data = b.bytes()
+        assert b.search_bytes(pat) == data.find(pat) == len(data) - 4
+    # Overlapping prefixes: "\r\n\r\r\n\r\n" has the match at 3.
+    b = layout(b"\r\n\r", b"\r\n", b"\r\n")
+    assert b.search_bytes(pat) == 3
+
+
+def test_search_first_match_wins_inside_before_straddling():
+    b = layout(b"ab" + b"xx" + b"a", b"b")
+    assert b.search_bytes(b"ab") == 0
+    assert b.search_bytes(b"ab", 1) == 4
+
+
+def test_search_empty_pattern_and_out_of_range():
+    b = layout(b"abc", b"def")
+    assert b.search_bytes(b"") == 0
+    assert b.search_bytes(b"", 6) == 6
+    assert b.search_bytes(b"", 7) == -1
+    assert b.search_bytes(b"c", 4) == -1
+    assert b.search_bytes(b"abcdefg") == -1
+    assert b.search_bytes(b"f", 0, 100) == 5
+    assert b.search_bytes(b"d", 4, 2) == -1
+    assert OwnedBuffer().search_bytes(b"a") == -1
+
+
+def test_find_byte_at_every_offset():
+    parts = [b"0123", b"4", b"56789ab", b"c"]
+    b = layout(*parts)
+    data = b.bytes()
+    for i, c in enumerate(data):
+        assert b.find_byte_for_test(c) == i
+        assert b.find_byte_for_test(c, i) == i
+        assert b.find_byte_for_test(c, i + 1) == -1
+        assert b.find_byte_for_test(c, 0, i) == -1
+    assert b.find_byte_for_test(ord("z")) == -1
+
+
+def test_peek_at_every_offset_and_length():
+    parts = [b"abc", b"d", b"efgh", b"ij"]
+    b = layout(*parts)
+    data = b.bytes()
+    for off in range(len(data) + 2):
+        for n in range(len(data) + 2):
+            assert b.peek_bytes(off, n) == data[off:off + n], (off, n)
+    assert b.bytes() == data and b.slice_count() == 4        # nothing drained
+
+
+def test_cursor_walks_contiguous_chunks_from_every_offset():
+    parts = [b"abc", b"d", b"efgh", b"ij"]
+    b = layout(*parts)
+    bounds = [0, 3, 4, 8, 10]
+    for off in range(11):
+        chunks = b.chunks_for_test(off)
+        assert b"".join(chunks) == b"".join(parts)[off:]
+        # One chunk per slice from the one holding `off`: never a copy.
+        first = max(i for i, s in enumerate(bounds[:-1]) if s <= off) if off < 10 else 4
+        assert chunks == ([b"".join(parts)[off:bounds[first + 1]]] + parts[first + 1:]
+                          if off < 10 else [])
+
+
+def test_move_n_at_every_offset():
+    parts = [b"a" * 3, b"b" * 1500, b"c" * 2, b"d" * 2000]
+    src_data = b"".join(parts)
+    for n in range(len(src_data) + 2):
+        if not (n < 10 or abs(n - 1503) < 3 or abs(n - 1505) < 3 or n > len(src_data) - 3
+                or n % 97 == 0):
+            continue
+        src = layout(*parts)
+        dst = buf_of(b"DST")
+        dst.move_from(src, n)
+        assert dst.bytes() == b"DST" + src_data[:n], n
+        assert src.bytes() == src_data[n:], n
+        assert len(src) == max(0, len(src_data) - n) and len(dst) == 3 + min(n, len(src_data))
+        # The source stays usable, in order.
+        src.append(b"tail")
+        assert src.bytes() == src_data[n:] + b"tail"
+
+
+def test_move_n_hands_whole_slices_over_without_copying():
+    src = layout(b"x" * 5000, b"y" * 6000, b"z" * 7000)
+    dst = OwnedBuffer()
+    before = _worker.slice_counts_for_test()
+    dst.move_from(src, 11000)
+    assert _worker.slice_counts_for_test() == before
+    assert dst.slice_count() == 2 and src.slice_count() == 1
+    # Split in the middle of a slice: the first part is copied into a slice.
+    dst.move_from(src, 100)
+    assert dst.bytes() == b"x" * 5000 + b"y" * 6000 + b"z" * 100
+    assert src.bytes() == b"z" * 6900
+
+
+def test_move_n_watermarks_both_sides():
+    src_events, dst_events = [], []
+    src, dst = OwnedBuffer(), OwnedBuffer()
+    src.set_high_watermark_for_test(1000, src_events.append)
+    dst.set_high_watermark_for_test(1000, dst_events.append)
+    src.append(b"q" * 3000)
+    dst.move_from(src, 1001)
+    assert dst_events == [True] and src_events == [True]
+    dst.move_from(src, 1498)            # 501 left: above the low watermark
+    assert src_events == [True]
+    dst.move_from(src, 1)               # 500: at it
+    assert src_events == [True, False] and dst_events == [True]
+
+
+def test_linearize_inside_first_slice_copies_nothing():
+    b = layout(b"GET / HTTP/1.1\r\n\r\n", b"body")
+    got, copied = b.linearize_for_test(18)
+    assert got == b"GET / HTTP/1.1\r\n\r\n" and not copied
+    assert b.slice_count() == 2
+
+
+@pytest.mark.parametrize("parts", [
+    [b"ab", b"cd"], [b"a", b"b", b"c", b"d"], [b"x" * 3000, b"y" * 3000, b"z"],
+    [b"p" * (SLICE - 1), b"q" * SLICE, b"r" * 10]])
+def test_linearize_every_length_across_slices(parts):
+    data = b"".join(parts)
+    first = len(parts[0])
+    lengths = sorted({n for n in range(0, len(data) + 2)
+                      if n < 8 or abs(n - first) < 3 or n > len(data) - 3 or n % 1009 == 0})
+    for n in lengths:
+        b = layout(*parts)
+        got, copied = b.linearize_for_test(n)
+        if n > len(data):
+            assert got is None
+            continue
+        assert got == data[:n], n
+        assert copied == (n > first), n
+        assert b.bytes() == data and len(b) == len(data)
+        # Linearizing again is free.
+        again, copied = b.linearize_for_test(n)
+        assert again == data[:n] and not copied
+        # Then the buffer works as before.
+        b.append(b"more")
+        b.drain_bytes(n)
+        assert b.bytes() == data[n:] + b"more"
+
+
+def test_linearize_larger_than_a_slice():
+    data = pattern(3 * SLICE + 17, 21)
+    b = buf_of(data)
+    got, copied = b.linearize_for_test(2 * SLICE + 5)
+    assert got == data[:2 * SLICE + 5] and copied
+    assert b.bytes() == data
+    b.drain_bytes(SLICE)            # part of the big slice
+    assert b.bytes() == data[SLICE:]
+    c = OwnedBuffer()
+    c.move_from(b, SLICE + 10)      # the rest of it, and more
+    assert c.bytes() == data[SLICE:2 * SLICE + 10]
+    del b, c                        # the big slice goes back to malloc (no leak)
+
+
+def test_linearize_keeps_watermark_state():
+    events = []
+    b = layout(b"a" * 2000, b"b" * 2000)
+    b.set_high_watermark_for_test(3000, events.append)
+    b.append(b"c")
+    assert events == [True]
+    b.linearize_for_test(3000)
+    assert events == [True]
+
+
+def test_linearize_on_empty_buffer():
+    assert OwnedBuffer().linearize_for_test(0) == (None, False)
+    assert OwnedBuffer().linearize_for_test(1) == (None, False)
+
+
+def random_layout(rnd, n_slices, alphabet=b"ab\r\n"):
+    parts = []
+    for _ in range(n_slices):
+        k = rnd.choice([1, 1, 2, 3, 4, 5, 10, 1500, SLICE - 1, SLICE])
+        parts.append(bytes(rnd.choice(alphabet) for _ in range(k)) if k < 100
+                     else bytes([rnd.choice(alphabet)]) * (k - 8) + bytes(
+                         rnd.choice(alphabet) for _ in range(8)))
+    return parts
+
+
+def test_search_peek_linearize_random_layouts_against_bytes():
+    rnd = random.Random(77)
+    pats = [b"\r\n\r\n", b"\r\n", b"\n", b"a", b"ab\r", b"\r\na", b"b\r\n\r\na", b""]
+    for trial in range(300):
+        parts = random_layout(rnd, rnd.randrange(1, 7))
+        b = layout(*parts)
+        data = b.bytes()
+        for _ in range(10):
+            pat = rnd.choice(pats)
+            start = rnd.randrange(0, len(data) + 2)
+            end = rnd.randrange(0, len(data) + 3)
+            assert b.search_bytes(pat, start, end) == data.find(pat, start, end), \
+                (trial, [len(p) for p in parts], pat, start, end)
+            assert b.search_bytes(pat, start) == data.find(pat, start)
+            off = rnd.randrange(0, len(data) + 1)
+            n = rnd.randrange(0, len(data) + 1)
+            assert b.peek_bytes(off, n) == data[off:off + n]
+        n = rnd.randrange(0, len(data) + 1)
+        got, _ = b.linearize_for_test(n)
+        assert got == (data[:n] if len(data) else None)
+        assert b.bytes() == data
+
+
+def test_random_parser_style_operations_against_model():
+    """A codec's life: bytes arrive in random pieces, the parser finds the
+    end of a header block, linearizes it, moves a body of known length on
+    and drains; every step is checked against a bytes model."""
+    rnd = random.Random(99)
+    inbuf, out = OwnedBuffer(), OwnedBuffer()
+    model, out_model = bytearray(), bytearray()
+    for step in range(4000):
+        op = rnd.randrange(7)
+        if op <= 1:
+            piece = bytes(rnd.choice(b"ab\r\n") for _ in range(rnd.choice([1, 2, 3, 50, 700])))
+            if rnd.random() < 0.1:
+                piece *= rnd.choice([10, 40])
+            if rnd.random() < 0.5:
+                inbuf.append(piece)
+            else:
+                inbuf.move_from(layout(piece[:len(piece) // 2], piece[len(piece) // 2:])
+                                if len(piece) > 1 else buf_of(piece))
+            model += piece
+        elif op == 2:
+            k = inbuf.search_bytes(b"\r\n\r\n")
+            assert k == model.find(b"\r\n\r\n"), step
+            if k >= 0:
+                got, _ = inbuf.linearize_for_test(k + 4)
+                assert got == bytes(model[:k + 4])
+                inbuf.drain_bytes(k + 4)
+                del model[:k + 4]
+        elif op == 3:
+            n = rnd.randrange(0, len(model) + 5)
+            out.move_from(inbuf, n)
+            out_model += model[:n]
+            del model[:n]
+        elif op == 4:
+            n = rnd.randrange(0, len(out_model) + 5)
+            out.drain_bytes(n)
+            del out_model[:n]
+        elif op == 5:
+            c = rnd.choice(b"ab\r\nz")
+            s = rnd.randrange(0, len(model) + 1)
+            assert inbuf.find_byte_for_test(c, s) == model.find(bytes([c]), s)
+        else:
+            off = rnd.randrange(0, len(model) + 1)
+            assert inbuf.peek_bytes(off, 64) == bytes(model[off:off + 64])
+        assert len(inbuf) == len(model) and len(out) == len(out_model)
+        if step % 100 == 0:
+            assert inbuf.bytes() == bytes(model) and out.bytes() == bytes(out_model)
+    assert inbuf.bytes() == bytes(model) and out.bytes() == bytes(out_model)

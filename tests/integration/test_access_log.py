@@ -47,7 +47,9 @@ def _records(impl, tmp_path):
     with echo_server() as up:
         for case in ("ok", "refused"):
             lp, ap = free_port(), free_port()
-            upstream = up.port if case == "ok" else free_port()
+            upstream = up.port
+            while case == "refused" and upstream in (up.port, lp, ap):
+                upstream = free_port()      # a closed port, and none of ours
             log_path = str(tmp_path / ("%s-%s.log" % (impl, case)))
             with run_impl(impl, _config(lp, upstream, ap, log_path)):
                 hello_world_connection(lp, echoed=(case == "ok"))
