@@ -22,6 +22,8 @@ include "upstream/upstream.pyx"
 include "upstream/conn_pool_base.pyx"
 include "filters/network/tcp_proxy.pyx"
 include "stats/stats.pyx"
+include "debug_counters.pyx"
+include "for_test.pyx"
 
 cdef object _control_decoder = _msgspec.msgpack.Decoder()
 cdef object _upstream_log = _logging.getLogger("envoy_fast.upstream")
@@ -209,6 +211,8 @@ cdef class Worker:
             self.adopt(msg["slot"], names, fds)
         elif op == "release":
             self.release(msg["slot"])
+        elif op == "debug_counters":
+            _debug_write(self, msg["path"])
         elif op == "reopen_logs":
             if self.on_reopen_logs is not None:
                 self.on_reopen_logs()
@@ -275,6 +279,8 @@ cdef class Worker:
 
     def run(self):
         """Run the event loop until shutdown (or EOF on the control channel)."""
+        if EF_DEBUG:
+            _debug_start(self)
         try:
             self.dispatcher.run()
         finally:
@@ -288,6 +294,15 @@ cdef class Worker:
         cdef ActiveTcpListener l
         for l in self.listeners:
             l.close_all_for_shutdown()
+
+    def debug_counters(self):
+        """EF_DEBUG builds: live objects by type, slices, open connections
+        and armed timers, now ("live") and when the loop started
+        ("at_start"); debug_leaks() compares them. None in release builds."""
+        if not EF_DEBUG:
+            return None
+        return {"pid": _os.getpid(), "live": _debug_counts(self.dispatcher),
+                "at_start": _debug_at_start}
 
     def live_connections_for_test(self):
         return self.dispatcher.live_connections

@@ -211,6 +211,7 @@ cdef class Dispatcher:
                         except BaseException:
                             pass
                     h.on_handler_error(exc)
+            h = None    # else the last handler stays alive while the loop idles
             if self.heap_len:
                 self.run_timers()
         if self.dirty:
