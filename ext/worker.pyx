@@ -299,10 +299,11 @@ cdef class Worker:
         """EF_DEBUG builds: live objects by type, slices, open connections
         and armed timers, now ("live") and when the loop started
         ("at_start"); debug_leaks() compares them. None in release builds."""
-        if not EF_DEBUG:
-            return None
-        return {"pid": _os.getpid(), "live": _debug_counts(self.dispatcher),
-                "at_start": _debug_at_start}
+        counters = None
+        if EF_DEBUG:
+            counters = {"pid": _os.getpid(), "live": _debug_counts(self.dispatcher),
+                        "at_start": _debug_at_start}
+        return counters
 
     def live_connections_for_test(self):
         return self.dispatcher.live_connections
