@@ -125,3 +125,12 @@ cdef list _debug_holders():
             if len(out) >= 20:
                 break
     return out
+
+
+def debug_counts_for_test(Dispatcher d):
+    """EF_DEBUG builds: the live counts now, as Worker.debug_counters()'s
+    "live" (None in release builds)."""
+    counts = None
+    if EF_DEBUG:
+        counts = _debug_counts(d)
+    return counts
