@@ -298,11 +298,17 @@ cdef class Worker:
     def debug_counters(self):
         """EF_DEBUG builds: live objects by type, slices, open connections
         and armed timers, now ("live") and when the loop started
-        ("at_start"); debug_leaks() compares them. None in release builds."""
+        ("at_start"), and what is held by design since ("standing");
+        debug_leaks() compares them. None in release builds."""
+        cdef Py_ssize_t adopted
         counters = None
         if EF_DEBUG:
+            # A sibling's sockets, served while it is down: a TcpListener and
+            # its resume timer each, until the sibling is back.
+            adopted = sum([len(tls) for tls in self.adopted.values()])
             counters = {"pid": _os.getpid(), "live": _debug_counts(self.dispatcher),
-                        "at_start": _debug_at_start}
+                        "at_start": _debug_at_start,
+                        "standing": {"TcpListener": adopted, "Timer": adopted}}
         return counters
 
     def live_connections_for_test(self):
