@@ -74,3 +74,66 @@ def test_an_armed_timer_counts_in_timers_armed():
     t.disable()
     del t
     assert debug_leaks({"live": counts(d), "at_start": before}) == {}
+
+
+def test_worker_counts_return_to_start_after_proxied_connections(tmp_path):
+    """A Worker proxying real connections to a real echo upstream: its
+    counts rise while they are open and come back once they are closed; the
+    control channel's debug_counters op writes the same counts to a file."""
+    import json
+    import time
+
+    import yaml
+
+    from envoy_fast._worker import Worker
+    from envoy_fast.config import load_bootstrap
+    from envoy_fast.server.plan import build_plan
+    from envoy_fast.stats.store import StatsLayout, StatsStore
+    from helpers import bootstrap, cluster, echo_server, listener, tcp_proxy_filter
+
+    with echo_server() as up, socket.socket() as lsock:
+        lsock.bind(("127.0.0.1", 0))
+        lsock.listen(16)
+        lsock.setblocking(False)
+        port = lsock.getsockname()[1]
+        cfg = bootstrap([listener("l0", port, [{"filters": [tcp_proxy_filter("up")]}])],
+                        [cluster("up", [up.port])])
+        bs = load_bootstrap(config_yaml=yaml.safe_dump(cfg))
+        layout = StatsLayout(bs, 1)
+        store = StatsStore(layout)
+        worker = Worker(build_plan(bs, layout, {"l0": lsock.fileno()}), store.mem, 0)
+        start = worker.debug_counters()["live"]
+
+        def leaks():
+            return debug_leaks({"live": worker.debug_counters()["live"], "at_start": start})
+
+        clients = [socket.create_connection(("127.0.0.1", port), timeout=5) for _ in range(3)]
+        for i, c in enumerate(clients):
+            c.sendall(b"ping %d" % i)
+        deadline = time.monotonic() + 5
+        got = {}
+        while len(got) < 3:
+            assert time.monotonic() < deadline, got
+            worker.run_for_test(0.02)
+            for i, c in enumerate(clients):
+                c.setblocking(False)
+                try:
+                    got[i] = c.recv(100)
+                except BlockingIOError:
+                    pass
+        assert got == {i: b"ping %d" % i for i in range(3)}
+        open_now = leaks()
+        assert open_now["ConnectionImpl"] == 6          # 3 downstream + 3 upstream
+        assert open_now["TcpProxyFilter"] == 3 and open_now["ActiveTcpClient"] == 3
+
+        path = str(tmp_path / "counters.json")
+        worker.on_control_message({"op": "debug_counters", "path": path})
+        with open(path) as f:
+            assert json.load(f)["live"]["ConnectionImpl"] == start["ConnectionImpl"] + 6
+
+        for c in clients:
+            c.close()
+        deadline = time.monotonic() + 5
+        while leaks():
+            assert time.monotonic() < deadline, leaks()
+            worker.run_for_test(0.02)
