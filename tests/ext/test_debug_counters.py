@@ -137,3 +137,22 @@ def test_worker_counts_return_to_start_after_proxied_connections(tmp_path):
         while leaks():
             assert time.monotonic() < deadline, leaks()
             worker.run_for_test(0.02)
+
+
+def test_the_loop_holds_no_closed_connection_while_it_waits():
+    # The peer closes; nothing else happens. Turns later (timers only, no
+    # fd event), the connection must be freed: the loop must not keep the
+    # last handler it dispatched to.
+    d = Dispatcher()
+    before = counts(d)["ConnectionImpl"]
+    ours, peer = socket.socketpair()
+    ours.setblocking(False)
+    c = ConnectionForTest.server(d, ours.detach(), [ReadFilterForTest("f", [], drain=True)])
+    c.set_half_close(False)
+    del c                       # only the Dispatcher holds it now
+    peer.close()
+    seen = []
+    t = TimerForTest(d, lambda: seen.append(counts(d)["ConnectionImpl"]))
+    t.enable(0.1)
+    d.run_for_test(0.2)
+    assert seen == [before]
