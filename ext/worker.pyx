@@ -29,6 +29,8 @@ include "upstream/cluster_manager.pyx"
 include "stream_info/stream_info.pyx"
 include "filters/network/tcp_proxy.pyx"
 include "stats/stats.pyx"
+include "debug_counters.pyx"
+include "for_test.pyx"
 
 cdef object _control_decoder = _msgspec.msgpack.Decoder()
 # Reopens the application log file (set by the main process before fork).
@@ -171,6 +173,8 @@ cdef class Worker:
                 _plan_types().convert(msg["cluster"], _plan_types().AnyClusterPlan))
         elif op == "remove_cluster":
             self.cluster_manager.remove_cluster(msg["name"])
+        elif op == "debug_counters":
+            _debug_write(self, msg["path"])
         elif op == "reopen_logs":
             if self.on_reopen_logs is not None:
                 self.on_reopen_logs()
@@ -237,6 +241,8 @@ cdef class Worker:
 
     def run(self):
         """Run the event loop until shutdown (or EOF on the control channel)."""
+        if EF_DEBUG:
+            _debug_start(self)
         try:
             self.dispatcher.run()
         finally:
@@ -250,6 +256,22 @@ cdef class Worker:
         cdef ActiveTcpListener l
         for l in self.listeners:
             l.close_all_for_shutdown()
+
+    def debug_counters(self):
+        """EF_DEBUG builds: live objects by type, slices, open connections
+        and armed timers, now ("live") and when the loop started
+        ("at_start"), and what is held by design since ("standing");
+        debug_leaks() compares them. None in release builds."""
+        cdef Py_ssize_t adopted
+        counters = None
+        if EF_DEBUG:
+            # A sibling's sockets, served while it is down: a TcpListener and
+            # its resume timer each, until the sibling is back.
+            adopted = sum([len(tls) for tls in self.adopted.values()])
+            counters = {"pid": _os.getpid(), "live": _debug_counts(self.dispatcher),
+                        "at_start": _debug_at_start,
+                        "standing": {"TcpListener": adopted, "Timer": adopted}}
+        return counters
 
     def live_connections_for_test(self):
         return self.dispatcher.live_connections

@@ -294,14 +294,17 @@ def _write_config(cfg: dict) -> str:
 
 @contextlib.contextmanager
 def _run_process(cfg: dict, command, wait: Optional[List[int]], timeout: float, what: str,
-                 cwd: Optional[str] = None) -> Iterator[Proxy]:
+                 cwd: Optional[str] = None, env: Optional[Dict[str, str]] = None,
+                 before_stop=None) -> Iterator[Proxy]:
     """Write `cfg` to a temporary file, start `command(path)` logging to
     path + ".log", wait (up to `timeout` s each) for the `wait` ports or else
-    the admin port and then for the admin's /ready; stop it on exit."""
+    the admin port and then for the admin's /ready; stop it on exit (after
+    `before_stop(proxy)` when the body ended without an exception)."""
     path = _write_config(cfg)
     log_path = path + ".log"
     logf = open(log_path, "w")
-    proc = subprocess.Popen(command(path), stdout=logf, stderr=subprocess.STDOUT, cwd=cwd)
+    proc = subprocess.Popen(command(path), stdout=logf, stderr=subprocess.STDOUT, cwd=cwd,
+                            env=None if env is None else dict(os.environ, **env))
     admin_port = (cfg.get("admin") or {}).get("address", {}).get("socket_address", {}).get("port_value")
     proxy = Proxy(proc, admin_port, log_path, path)
     try:
@@ -310,6 +313,8 @@ def _run_process(cfg: dict, command, wait: Optional[List[int]], timeout: float, 
         if admin_port:
             wait_for(lambda: _ready(proxy), timeout=timeout, what=what)
         yield proxy
+        if before_stop is not None:
+            before_stop(proxy)
     finally:
         _stop(proc)
         logf.close()
@@ -322,7 +327,80 @@ def run_envoy_fast(cfg: dict, concurrency: int = 1, args: Optional[List[str]] = 
     def command(path: str) -> List[str]:
         return [sys.executable, "-m", "envoy_fast", "-c", path, "--concurrency", str(concurrency),
                 "-l", "info"] + (args or [])
-    return _run_process(cfg, command, wait, 10.0, "envoy_fast /ready", cwd=ROOT)
+    if DEBUG_LEAKS is None:
+        return _run_process(cfg, command, wait, 10.0, "envoy_fast /ready", cwd=ROOT)
+    return _run_checked(cfg, command, wait)
+
+
+# ------------------------------------------- EF_DEBUG builds: leak checks
+
+# Set to a list by tests/integration/conftest.py when the extension is an
+# EF_DEBUG build: every envoy_fast run_envoy_fast() starts is checked before
+# it stops, and what leaked is appended here for the fixture to report.
+DEBUG_LEAKS: Optional[List[str]] = None
+
+
+@contextlib.contextmanager
+def _run_checked(cfg: dict, command, wait: Optional[List[int]]) -> Iterator[Proxy]:
+    with tempfile.TemporaryDirectory(prefix="ef-debug-") as counters_dir:
+        def check(proxy: Proxy) -> None:
+            leaks = debug_worker_leaks(proxy, counters_dir)
+            if leaks and DEBUG_LEAKS is not None:
+                DEBUG_LEAKS.append("live objects left in workers %s (log %s)"
+                                   % (leaks, proxy.log_path))
+        with _run_process(cfg, command, wait, 10.0, "envoy_fast /ready", cwd=ROOT,
+                          env={"EF_DEBUG_COUNTERS_DIR": counters_dir},
+                          before_stop=check) as proxy:
+            yield proxy
+
+
+def debug_counters(pid: int, counters_dir: str, timeout: float = 5.0) -> Optional[dict]:
+    """Ask one worker of an EF_DEBUG build for its counters (SIGUSR2, answered
+    in <counters_dir>/<pid>.json); None if it is gone or does not answer."""
+    import json
+    out = os.path.join(counters_dir, "%d.json" % pid)
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(out)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            # Python runs the handler when epoll_wait is interrupted: a signal
+            # that lands while the worker is busy waits for the next one.
+            os.kill(pid, signal.SIGUSR2)
+        except ProcessLookupError:
+            return None
+        for _ in range(10):
+            with contextlib.suppress(FileNotFoundError, ValueError):
+                with open(out) as f:
+                    return json.load(f)
+            time.sleep(0.01)
+    return None
+
+
+def debug_worker_leaks(proxy: Proxy, counters_dir: str, settle: float = 10.0) -> Dict[int, dict]:
+    """{worker pid: {count: excess}} for the workers whose live objects are
+    not back to their values at start within `settle` seconds ({}: none)."""
+    import gc
+    from envoy_fast import _worker
+    gc.collect()        # the test's own dropped sockets close now
+    deadline = time.monotonic() + settle
+    while True:
+        leaks = {}
+        children = set(proxy.pids()[1:])
+        for name in os.listdir(counters_dir):
+            pid = int(name.split(".")[0]) if name.endswith(".ready") else 0
+            if pid not in children:
+                continue        # a worker that has gone, or not yet answering
+            counters = debug_counters(pid, counters_dir)
+            if counters is not None:
+                leaked = _worker.debug_leaks(counters)
+                if leaked:
+                    leaks[pid] = dict(leaked, held_by=counters.get("held_by"),
+                                      after_gc=_worker.debug_leaks(
+                                          dict(counters, live=counters.get("live_after_gc") or {})))
+        if not leaks or time.monotonic() > deadline:
+            return leaks
+        time.sleep(0.1)
 
 
 def _ready(proxy: Proxy) -> bool:

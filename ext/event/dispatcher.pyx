@@ -265,6 +265,7 @@ cdef class Dispatcher:
                         except BaseException:
                             pass
                     h.on_handler_error(exc)
+            h = None    # else the last handler stays alive while the loop idles
             if self.heap_len:
                 self.run_timers()
         if self.write_queue_len:
@@ -355,28 +356,3 @@ cdef class Dispatcher:
             i = child
         self.heap[i] = item
         (<Timer>item).heap_index = i
-
-
-cdef int _fire_timer_for_test(object ctx) except -1:
-    (<TimerForTest>ctx).callback()
-    return 0
-
-
-cdef class TimerForTest:
-    """A Timer whose callback is a Python callable (unit tests of the loop)."""
-    cdef Timer timer
-    cdef object callback
-
-    def __init__(self, Dispatcher dispatcher, callback):
-        self.timer = Timer.new(dispatcher, _fire_timer_for_test, self)
-        self.callback = callback
-
-    def enable(self, double timeout_s):
-        self.timer.enable(timeout_s)
-
-    def disable(self):
-        self.timer.disable()
-
-    @property
-    def enabled(self):
-        return self.timer.enabled()
