@@ -123,7 +123,7 @@ cdef list _debug_holders():
                      "held_by": sorted(type(r).__name__ for r in refs)}
             if type(o) is ConnectionImpl:
                 c = o
-                entry["connection"] = {"state": c.state, "fd": c.fd, "is_client": c.is_client,
+                entry["connection"] = {"state": c.state, "fd": c.fd,
                                        "kernel_mask": c.kernel_mask, "epoll_mask": c.epoll_mask,
                                        "dirty": c.dirty}
             out.append(entry)
