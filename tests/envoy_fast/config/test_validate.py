@@ -1,6 +1,5 @@
 """validate_bootstrap and `--mode validate`: every error, with its line and a hint."""
 import json
-import os
 import pickle
 import subprocess
 import sys
@@ -11,9 +10,9 @@ import pytest
 import yaml
 
 from envoy_fast.config import ConfigError, load_bootstrap, validate_bootstrap
+from helpers import ROOT
 from test_config import BASE, ERRORS, FULL_EXAMPLE, base, write
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 TCP_PROXY = "type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy"
 
 # Line numbers below are those of this text (line 1 is "static_resources:").
