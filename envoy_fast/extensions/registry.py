@@ -175,12 +175,25 @@ def _add_proto_fields(tables: Mapping[str, Mapping[str, int]]) -> None:
         proto_schema.FIELD_NUMBERS[message] = dict(numbers)
 
 
+def _check_config_type(record: Any, base: type, others: Any) -> None:
+    cls = record.config_type
+    config = getattr(cls, "__struct_config__", None)
+    if not (isinstance(cls, type) and issubclass(cls, base) and config is not None
+            and config.tag_field == "@type" and isinstance(config.tag, str)):
+        raise ValueError("%s's config_type must be a %s Struct tagged '@type' with its type URL"
+                         % (record.name, base.__name__))
+    for other in others:
+        if other.type_url.rsplit("/", 1)[-1] == config.tag.rsplit("/", 1)[-1]:
+            raise ValueError("%s's type URL is %s's already" % (record.name, other.name))
+
+
 def register_network_filter(record: NetworkFilterRecord) -> NetworkFilterRecord:
     """Make a network filter known (once, at import of its module)."""
     if record.name in _by_name:
         raise ValueError("network filter %r registered twice" % record.name)
     if getattr(record.plan_type, "__struct_config__").tag != record.name:
         raise ValueError("%s must be tagged %r" % (record.plan_type.__name__, record.name))
+    _check_config_type(record, NetworkFilterConfig, _by_name.values())
     _by_name[record.name] = record
     _by_config[record.config_type] = record
     _by_plan[record.plan_type] = record
@@ -202,6 +215,7 @@ def register_access_logger(record: AccessLoggerRecord) -> AccessLoggerRecord:
     """Make an access logger known (once, at import of its module)."""
     if record.name in _access_loggers:
         raise ValueError("access logger %r registered twice" % record.name)
+    _check_config_type(record, AccessLoggerConfig, _access_loggers.values())
     _access_loggers[record.name] = record
     _add_proto_fields(record.proto_fields)
     return record

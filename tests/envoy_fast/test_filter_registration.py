@@ -126,3 +126,21 @@ def test_loading_a_config_imports_no_cython():
                          env={"PYTHONPATH": ROOT + ":" + ROOT + "/tests", "PATH": "/usr/bin:/bin"})
     assert out.returncode == 0, out.stderr
     assert "_worker" not in out.stdout, out.stdout
+
+
+def test_a_record_needs_a_tagged_config_struct_of_its_own(toy):
+    class Untagged(Message, NetworkFilterConfig, kw_only=True):
+        greeting: str = ""
+
+    class Again(Message, NetworkFilterConfig, kw_only=True, tag_field="@type", tag="example.org/" + TOY_TYPE):
+        greeting: str = ""
+
+    for config_type, error in ((Untagged, "must be a NetworkFilterConfig Struct tagged"),
+                               (Again, "type URL is test.filters.network.toy's already")):
+        class Plan(NetworkFilterPlan, tag="test.filters.network.other"):
+            pass
+        with pytest.raises(ValueError, match=error):
+            registry.register_network_filter(NetworkFilterRecord(
+                name="test.filters.network.other", config_type=config_type, plan_type=Plan,
+                build_plan=lambda c, ctx: None, factory="x:y"))
+    assert "test.filters.network.other" not in [r.name for r in registry.network_filters()]
