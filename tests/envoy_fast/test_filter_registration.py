@@ -104,7 +104,7 @@ def test_a_registered_filter_reaches_the_plan(toy):
     plan = build_plan(bs, StatsLayout(bs, 1), {"l": -1})
     first, second = plan.listeners[0].filter_chains[0].filters
     assert first == ToyPlan(greeting="hi", delay=2.0)
-    assert second.name == "envoy.filters.network.tcp_proxy"
+    assert registry.for_plan(second).name == "envoy.filters.network.tcp_proxy"
 
 
 def test_an_unregistered_filter_is_refused_again(toy):
