@@ -94,7 +94,7 @@ def format_spec(log_format: Any = None, *, text: Optional[str] = None, json_form
 
 
 def build_access_log_plan(tcp_proxy: Any, cluster_alt_names: Optional[Mapping[str, str]] = None) -> List[Dict[str, Any]]:
-    """The loggers of one tcp_proxy (a ``config.types.TcpProxy``) as plain data.
+    """The loggers of one tcp_proxy (a ``tcp_proxy_config.TcpProxy``) as plain data.
 
     Each entry: ``{"name": str, "sink": "file" | "stdout" | "stderr",
     "path": str (file) or None, "format": {...}, "cluster_alt_names": {...}}``,

@@ -49,14 +49,8 @@ def read_sources(config_path: Optional[str], config_yaml: Optional[str]) -> Sour
 
 
 def _registry_class(registry: str, value: Dict[str, Any]):
-    from envoy_fast.config import types as t
-    table = t.NETWORK_FILTER_TYPES if registry == "network_filter" else \
-        getattr(t, "ACCESS_LOGGER_TYPES", {})
-    name = str(value.get("@type", "")).rsplit("/", 1)[-1]
-    for url, cls in table.items():
-        if url.rsplit("/", 1)[-1] == name:
-            return cls
-    return None
+    from envoy_fast.extensions import registry as extensions
+    return extensions.config_type(registry, value.get("@type", ""))
 
 
 def to_envoy(cls, doc: Dict[str, Any]) -> Dict[str, Any]:

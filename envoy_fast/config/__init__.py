@@ -20,7 +20,6 @@ from .types import (
     CircuitBreakers,
     Cluster,
     ClusterLoadAssignment,
-    ClusterWeight,
     CommonLbConfig,
     Endpoint,
     FilterChain,
@@ -33,9 +32,7 @@ from .types import (
     Node,
     SocketAddress,
     StaticResources,
-    TcpProxy,
     Thresholds,
-    WeightedClusters,
 )
 
 __all__ = [
@@ -69,3 +66,21 @@ __all__ = [
     "Thresholds",
     "WeightedClusters",
 ]
+
+#: Config Structs of built-in extensions, importable from here as before they
+#: moved beside their extension (imported at first use: the extension
+#: modules import this package).
+_EXTENSION_STRUCTS = {
+    "TcpProxy": "envoy_fast.extensions.network.tcp_proxy_config",
+    "WeightedClusters": "envoy_fast.extensions.network.tcp_proxy_config",
+    "ClusterWeight": "envoy_fast.extensions.network.tcp_proxy_config",
+}
+
+
+def __getattr__(name: str):
+    module = _EXTENSION_STRUCTS.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    import importlib
+
+    return getattr(importlib.import_module(module), name)

@@ -1,7 +1,9 @@
 """Access log messages: ``AccessLog`` and the loggers its ``typed_config`` holds."""
-from typing import Annotated, Any, Dict, Optional, Union
+from typing import Annotated, Any, Dict, Optional
 
 from msgspec import Meta
+
+from envoy_fast.extensions.registry import AccessLoggerConfig
 
 from .base import Message as _Message
 from .base import NonEmptyStr
@@ -80,7 +82,7 @@ ACCESS_LOG_STDOUT_TYPE_URL = "type.googleapis.com/envoy.extensions.access_logger
 ACCESS_LOG_STDERR_TYPE_URL = "type.googleapis.com/envoy.extensions.access_loggers.stream.v3.StderrAccessLog"
 
 
-class FileAccessLog(_Message, kw_only=True, tag_field="@type", tag=ACCESS_LOG_FILE_TYPE_URL):
+class FileAccessLog(_Message, AccessLoggerConfig, kw_only=True, tag_field="@type", tag=ACCESS_LOG_FILE_TYPE_URL):
     """envoy.extensions.access_loggers.file.v3.FileAccessLog.
 
     At most one of ``log_format`` and the deprecated (still honoured)
@@ -116,7 +118,7 @@ class FileAccessLog(_Message, kw_only=True, tag_field="@type", tag=ACCESS_LOG_FI
             raise ValueError(f"unable to open file '{self.path}': {err.strerror or err}") from None
 
 
-class StdoutAccessLog(_Message, kw_only=True, tag_field="@type", tag=ACCESS_LOG_STDOUT_TYPE_URL):
+class StdoutAccessLog(_Message, AccessLoggerConfig, kw_only=True, tag_field="@type", tag=ACCESS_LOG_STDOUT_TYPE_URL):
     """envoy.extensions.access_loggers.stream.v3.StdoutAccessLog (no log_format: Envoy's default)."""
 
     ENVOY_TYPE = "envoy.extensions.access_loggers.stream.v3.StdoutAccessLog"
@@ -125,21 +127,13 @@ class StdoutAccessLog(_Message, kw_only=True, tag_field="@type", tag=ACCESS_LOG_
     log_format: Optional[SubstitutionFormatString] = None
 
 
-class StderrAccessLog(_Message, kw_only=True, tag_field="@type", tag=ACCESS_LOG_STDERR_TYPE_URL):
+class StderrAccessLog(_Message, AccessLoggerConfig, kw_only=True, tag_field="@type", tag=ACCESS_LOG_STDERR_TYPE_URL):
     """envoy.extensions.access_loggers.stream.v3.StderrAccessLog (no log_format: Envoy's default)."""
 
     ENVOY_TYPE = "envoy.extensions.access_loggers.stream.v3.StderrAccessLog"
     ENVOY_FIELDS = _names("log_format")
 
     log_format: Optional[SubstitutionFormatString] = None
-
-
-#: Access logger ``typed_config`` types envoy_fast implements, by ``@type`` URL.
-ACCESS_LOGGER_TYPES: Dict[str, type] = {
-    ACCESS_LOG_FILE_TYPE_URL: FileAccessLog,
-    ACCESS_LOG_STDOUT_TYPE_URL: StdoutAccessLog,
-    ACCESS_LOG_STDERR_TYPE_URL: StderrAccessLog,
-}
 
 
 class AccessLog(_Message, kw_only=True):
@@ -149,6 +143,6 @@ class AccessLog(_Message, kw_only=True):
     ENVOY_FIELDS = _names("name filter typed_config")
 
     name: str = ""
-    typed_config: Annotated[
-        Union[FileAccessLog, StdoutAccessLog, StderrAccessLog], Meta(extra={"registry": "access_logger"})
-    ]
+    #: Any registered access logger's Struct, converted by its ``@type``
+    #: (``envoy_fast.extensions.registry``).
+    typed_config: Annotated[AccessLoggerConfig, Meta(extra={"registry": "access_logger"})]

@@ -3,10 +3,15 @@
 Duplicate names and addresses, cluster references, IP literals, filter chain
 order and overlapping filter chain matches, and what envoy_fast does not
 implement (cluster types, load balancing policies, priorities, protocols).
+Each network filter's own checks come with its registry record
+(``envoy_fast.extensions.registry``), called with the Checker, whose
+``fail``, ``known_cluster`` and ``cluster_hint`` they use.
 """
 import ipaddress
 import uuid
 from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
+
+from envoy_fast.extensions import registry
 
 from . import _diagnostics as diag
 from . import types as t
@@ -72,7 +77,7 @@ class Checker:
     def check(self) -> None:
         resources = self.bs.static_resources
         # Clusters first: Envoy's cluster manager initialises before listeners,
-        # and tcp_proxy references are checked against the cluster names.
+        # and filters' cluster references are checked against the cluster names.
         for i, cluster in enumerate(resources.clusters):
             self.cluster(cluster, f"static_resources.clusters[{self.cluster_index[i]}]")
         names: Dict[str, int] = {}
@@ -245,7 +250,8 @@ class Checker:
         for i, network_filter in enumerate(chain.filters):
             fpath = f"{path}.filters[{i}]"
             config = network_filter.typed_config
-            if type(config) in t.TERMINAL_NETWORK_FILTERS and i != last:
+            record = registry.for_config(config)
+            if record.terminal and i != last:
                 self.fail(
                     ConfigError(
                         f"terminal filter named {network_filter.name} must be the last filter in a network filter chain",
@@ -253,51 +259,8 @@ class Checker:
                         hint=f"move {network_filter.name} to the end of filters",
                     )
                 )
-            if isinstance(config, t.TcpProxy):
-                self.tcp_proxy(config, f"{fpath}.typed_config")
-
-    def tcp_proxy(self, proxy: t.TcpProxy, path: str) -> None:
-        if proxy.cluster is not None and proxy.weighted_clusters is not None:
-            self.fail(
-                ConfigError(
-                    "only one of cluster and weighted_clusters may be set",
-                    path,
-                    hint="remove `cluster` or `weighted_clusters`",
-                )
-            )
-        if proxy.cluster is None and proxy.weighted_clusters is None:
-            self.fail(
-                ConfigError(
-                    "one of cluster or weighted_clusters is required", path, hint="add `cluster: <cluster name>`"
-                )
-            )
-        # Envoy accepts an unknown cluster and resets every connection
-        # (downstream_cx_no_route); envoy_fast refuses the config instead.
-        if proxy.cluster is not None and not self.known_cluster(proxy.cluster):
-            self.fail(
-                ConfigError(
-                    f"unknown cluster '{proxy.cluster}'", f"{path}.cluster", hint=self.cluster_hint(proxy.cluster)
-                )
-            )
-        if proxy.weighted_clusters is not None:
-            for i, weighted in enumerate(proxy.weighted_clusters.clusters):
-                if not self.known_cluster(weighted.name):
-                    self.fail(
-                        ConfigError(
-                            f"unknown cluster '{weighted.name}'",
-                            f"{path}.weighted_clusters.clusters[{i}].name",
-                            hint=self.cluster_hint(weighted.name),
-                        )
-                    )
-        limit = proxy.max_downstream_connection_duration
-        if limit is not None and limit < 0.001:
-            self.fail(
-                ConfigError(
-                    "value must be greater than or equal to 1ms",
-                    f"{path}.max_downstream_connection_duration",
-                    hint='e.g. "0.001s", or leave it out for no limit',
-                )
-            )
+            if record.check is not None:  # the filter's own checks (its registry record)
+                record.check(config, self, f"{fpath}.typed_config")
 
     def known_cluster(self, name: str) -> bool:
         """Whether ``name`` is a cluster (or one left out, so unchecked)."""

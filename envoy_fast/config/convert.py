@@ -23,6 +23,9 @@ from typing import Any, Dict, List, Optional, Set, Tuple, Union
 
 import msgspec
 
+from envoy_fast.extensions import registry as extensions
+from envoy_fast.extensions.registry import ExtensionConfig
+
 from . import _diagnostics as diag
 from . import types as t
 from .errors import ConfigError
@@ -69,7 +72,7 @@ class Conversion:
         """The Bootstrap, or None when not even a reduced one can be built."""
         self._strip(self.doc, ())
         try:  # the common case: one conversion
-            return msgspec.convert(self.doc, t.Bootstrap)
+            return msgspec.convert(self.doc, t.Bootstrap, dec_hook=_dec_hook)
         except msgspec.ValidationError as err:
             # msgspec's first error is the first one reported (load raises it).
             first = str(err)
@@ -177,7 +180,7 @@ class Conversion:
         """
         while True:
             try:
-                return msgspec.convert(value, cls)
+                return msgspec.convert(value, cls, dec_hook=_dec_hook)
             except msgspec.ValidationError as err:
                 message, where = _split(str(err))
                 missing = _MISSING.fullmatch(message)
@@ -224,7 +227,19 @@ class Conversion:
         return path
 
 
-_REGISTRIES = {"network_filter": t.NETWORK_FILTER_TYPES, "access_logger": t.ACCESS_LOGGER_TYPES}
+def _dec_hook(tp: type, value: Any) -> Any:
+    """msgspec's hook for an extension's ``typed_config`` (a google.protobuf.Any):
+    the Struct its ``@type`` names in the registry. Its errors carry their
+    path inside the Any; msgspec adds the Any's own (see :func:`_split`)."""
+    if isinstance(tp, type) and issubclass(tp, ExtensionConfig):
+        cls = extensions.config_type(tp.REGISTRY, value.get("@type")) if isinstance(value, dict) else None
+        if cls is None:  # the normaliser lets no other through
+            raise TypeError(f"Expected a registered `{tp.REGISTRY}` config, got {diag.kind(value)}")
+        try:
+            return msgspec.convert(value, cls, dec_hook=_dec_hook)
+        except msgspec.ValidationError as err:
+            raise ValueError(str(err)) from None
+    raise NotImplementedError(tp)
 
 
 def _spec_along(value: Any, cls: type, where: Path) -> Optional[Spec]:
@@ -266,15 +281,19 @@ def _message_class(spec: Spec, value: Any) -> Optional[type]:
         return spec.sub
     if spec.kind == "any" and isinstance(value, dict):
         tag = value.get("@type")
-        for cls in _REGISTRIES.get(spec.extra.get("registry"), {}).values():
+        for cls in extensions.config_types(spec.extra.get("registry", "")).values():
             if cls.__struct_config__.tag == tag:
                 return cls
     return None
 
 
 def _split(text: str) -> Tuple[str, Path]:
-    """msgspec's ``"<msg> - at `$.a.b[1]`"`` -> (msg, ("a", "b", 1))."""
-    m = _AT.fullmatch(text)
-    if m is None:
-        return text, ()
-    return m.group("msg"), diag.parse_path(m.group("loc").lstrip("."))
+    """msgspec's ``"<msg> - at `$.a.b[1]`"`` -> (msg, ("a", "b", 1)). An error
+    inside an extension's ``typed_config`` has its path in the Any first:
+    ``"<msg> - at `$.c` - at `$.a.b`"`` -> (msg, ("a", "b", "c"))."""
+    path: Path = ()
+    while True:
+        m = _AT.fullmatch(text)
+        if m is None:
+            return text, path
+        text, path = m.group("msg"), path + diag.parse_path(m.group("loc").lstrip("."))

@@ -12,6 +12,8 @@ import logging
 import re
 from typing import Any, Dict, List, Optional, Tuple, Union
 
+from envoy_fast.extensions import registry as extensions
+
 from . import _diagnostics as diag
 from . import types as t
 from .errors import ConfigError
@@ -264,30 +266,30 @@ class Normaliser:
         return abs(seconds) + abs(nanos) / 1e9
 
     def any_message(self, registry: str, value: Any, path: Path) -> Dict[str, Any]:
-        """A google.protobuf.Any dispatched on ``@type`` through a registry."""
+        """A google.protobuf.Any: the Struct registered for its ``@type``
+        (``envoy_fast.extensions.registry``)."""
+        types = extensions.config_types(registry)
         if registry == "access_logger":
-            return self.access_logger(value, path)
-        assert registry == "network_filter"
-        url, message_name, cls = self.type_url(value, path, t.NETWORK_FILTER_TYPES, "the filter's")
-        if message_name == t.HTTP_CONNECTION_MANAGER_TYPE:
-            raise self.error(path, "http_connection_manager is not supported yet by envoy_fast (L4 tcp_proxy only)")
+            url, _name, cls = self.type_url(value, path, types, "the access logger's")
+            if cls is not None:
+                return self.message(cls, value, path)
+            supported = ", ".join(types)
+            raise self.error(
+                path + ("@type",), f"unsupported access logger type '{url}' (envoy_fast supports: {supported})"
+            )
+        url, message_name, cls = self.type_url(value, path, types, "the filter's")
         if cls is not None:
             return self.message(cls, value, path)
-        supported = ", ".join(t.NETWORK_FILTER_TYPES)
-        match = diag.close_match(url, list(t.NETWORK_FILTER_TYPES), cutoff=0.8)
+        reason = extensions.reason_not_supported(registry, message_name)
+        if reason is not None:
+            raise self.error(path, reason)
+        supported = ", ".join(types)
+        match = diag.close_match(url, list(types), cutoff=0.8)
         raise self.error(
             path + ("@type",),
             f"unsupported network filter type '{url}' (envoy_fast supports: {supported})",
             f"did you mean `{match}`?" if match else None,
         )
-
-    def access_logger(self, value: Any, path: Path) -> Dict[str, Any]:
-        """An AccessLog's ``typed_config``: one of t.ACCESS_LOGGER_TYPES by ``@type``."""
-        url, _name, cls = self.type_url(value, path, t.ACCESS_LOGGER_TYPES, "the access logger's")
-        if cls is not None:
-            return self.message(cls, value, path)
-        supported = ", ".join(t.ACCESS_LOGGER_TYPES)
-        raise self.error(path + ("@type",), f"unsupported access logger type '{url}' (envoy_fast supports: {supported})")
 
     def type_url(self, value: Any, path: Path, types: Dict[str, Any], whose: str):
         """(url, message name, Struct class or None) of a google.protobuf.Any;

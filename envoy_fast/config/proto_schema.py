@@ -5,6 +5,8 @@ circuit_breakers, 10, before load_assignment, 33), and a FieldMask path
 (``/config_dump?mask=``) is valid only along message fields that are not
 repeated. These tables give both for the messages envoy_fast models; a
 message-typed field whose type is not modelled here is ``UNMODELLED``.
+An extension's config messages come with its registry record
+(``envoy_fast.extensions.registry``), which adds them to FIELD_NUMBERS.
 """
 from __future__ import annotations
 
@@ -56,16 +58,6 @@ FIELD_NUMBERS: Dict[str, Dict[str, int]] = {
         server_names=11, source_type=12, direct_source_prefix_ranges=13),
     "envoy.config.core.v3.CidrRange": dict(address_prefix=1, prefix_len=2),
     "envoy.config.listener.v3.Filter": dict(name=1, typed_config=4, config_discovery=5),
-    "envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy": dict(
-        stat_prefix=1, cluster=2, downstream_idle_timeout=3, upstream_idle_timeout=4,
-        access_log=5, max_connect_attempts=7, idle_timeout=8, metadata_match=9,
-        weighted_clusters=10, hash_policy=11, tunneling_config=12,
-        max_downstream_connection_duration=13, on_demand=14, access_log_flush_interval=15,
-        flush_access_log_on_connected=16, access_log_options=17, backoff_options=18,
-        proxy_protocol_tlvs=19),
-    "envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy.WeightedCluster": dict(clusters=1),
-    "envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy.WeightedCluster.ClusterWeight":
-        dict(name=1, weight=2, metadata_match=3),
     "envoy.config.cluster.v3.Cluster": dict(
         name=1, type=2, eds_cluster_config=3, connect_timeout=4,
         per_connection_buffer_limit_bytes=5, lb_policy=6, health_checks=8,
@@ -113,7 +105,11 @@ ONEOF_ENUMS = {("envoy.config.cluster.v3.Cluster", "type")}
 
 def order_fields(envoy_type: str, doc: Dict[str, Any]) -> Dict[str, Any]:
     """`doc`'s keys in field-number order ("@type" first, unknown fields last)."""
-    numbers = FIELD_NUMBERS.get(envoy_type, {})
+    numbers = FIELD_NUMBERS.get(envoy_type)
+    if numbers is None:  # maybe an extension's message, known once they are loaded
+        from envoy_fast.extensions import registry
+        registry.network_filters()
+        numbers = FIELD_NUMBERS.get(envoy_type, {})
     keys = list(doc)
     keyed = sorted(range(len(keys)), key=lambda i: (
         -1 if keys[i] == "@type" else numbers.get(keys[i], 1 << 20), i))

@@ -2,7 +2,7 @@
 
 A Struct's fields carry ``msgspec.Meta(extra=...)`` notes saying what protobuf
 JSON form they take (``duration``, ``percent``, ``enum``, ``wrapper``, an
-``Any`` ``registry``); :func:`schema_of` turns a Struct class into the table
+``Any`` ``registry`` of extensions); :func:`schema_of` turns a Struct class into the table
 the normaliser walks and the dumpers print from.
 """
 import typing
@@ -40,7 +40,7 @@ def spec_of(tp: Any, extra: Optional[Dict[str, Any]] = None) -> Spec:
             if isinstance(meta, msgspec.Meta) and meta.extra:
                 extra.update(meta.extra)
         return spec_of(base, extra)
-    if origin is Union and "registry" in extra:  # an Any of several types, read by its @type
+    if "registry" in extra:  # a google.protobuf.Any: the registered type its @type names
         return Spec("any", None, extra)
     if origin is Union:  # Optional[X]: null is dropped before values are read
         (inner,) = [a for a in typing.get_args(tp) if a is not type(None)]

@@ -26,17 +26,20 @@ reads (see ``normalise.py``):
 
 Every other Envoy field not modelled here is rejected when set.
 """
-from typing import Annotated, Any, Dict, FrozenSet, List, Mapping, Optional
+import collections.abc as _abc
+from typing import Annotated, Any, Dict, List, Mapping, Optional
 
 from msgspec import Meta, field
+
+from envoy_fast.extensions import registry as _extensions
+from envoy_fast.extensions.registry import AccessLoggerConfig, NetworkFilterConfig
 
 __all__ = [
     "ACCESS_LOGGER_TYPES",
     "ENUMS",
     "NETWORK_FILTER_TYPES",
-    "TCP_PROXY_TYPE_URL",
-    "HTTP_CONNECTION_MANAGER_TYPE",
     "AccessLog",
+    "AccessLoggerConfig",
     "Address",
     "ApplicationLogConfig",
     "ApplicationLogFormat",
@@ -46,7 +49,6 @@ __all__ = [
     "CircuitBreakers",
     "Cluster",
     "ClusterLoadAssignment",
-    "ClusterWeight",
     "CommonLbConfig",
     "DataSource",
     "Endpoint",
@@ -58,22 +60,20 @@ __all__ = [
     "Listener",
     "LocalityLbEndpoints",
     "NetworkFilter",
+    "NetworkFilterConfig",
     "Node",
     "SocketAddress",
     "StaticResources",
     "StderrAccessLog",
     "StdoutAccessLog",
     "SubstitutionFormatString",
-    "TcpProxy",
     "Thresholds",
-    "WeightedClusters",
 ]
 
 from .accesslog_types import (  # noqa: F401 (re-exported)
     ACCESS_LOG_FILE_TYPE_URL,
     ACCESS_LOG_STDERR_TYPE_URL,
     ACCESS_LOG_STDOUT_TYPE_URL,
-    ACCESS_LOGGER_TYPES,
     AccessLog,
     DataSource,
     FileAccessLog,
@@ -176,66 +176,34 @@ class Admin(_Message, kw_only=True):
     address: Address
 
 
-# --- tcp_proxy -----------------------------------------------------------------
+# --- extensions ----------------------------------------------------------------
+# A google.protobuf.Any typed_config holds the Struct an extension registers
+# for its @type (envoy_fast.extensions.registry); these read-only views list them.
 
 
-class ClusterWeight(_Message, kw_only=True):
-    """envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy.WeightedCluster.ClusterWeight."""
+class _Registered(_abc.Mapping):
+    """``{@type URL: config Struct}`` of one registry, as registered now."""
 
-    ENVOY_TYPE = "envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy.WeightedCluster.ClusterWeight"
-    ENVOY_FIELDS = _names("name weight metadata_match")
+    def __init__(self, registry: str) -> None:
+        self._registry = registry
 
-    name: NonEmptyStr
-    weight: Annotated[int, Meta(ge=1, le=UINT32_MAX)]
+    def _types(self) -> Dict[str, type]:
+        return _extensions.config_types(self._registry)
 
+    def __getitem__(self, url: str) -> type:
+        return self._types()[url]
 
-class WeightedClusters(_Message, kw_only=True):
-    """envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy.WeightedCluster."""
+    def __iter__(self):
+        return iter(self._types())
 
-    ENVOY_TYPE = "envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy.WeightedCluster"
-    ENVOY_FIELDS = _names("clusters")
-
-    clusters: Annotated[List[ClusterWeight], Meta(min_length=1)]
-
-
-TCP_PROXY_TYPE_URL = "type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy"
-HTTP_CONNECTION_MANAGER_TYPE = (
-    "envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager"
-)
-
-
-class TcpProxy(_Message, kw_only=True, tag_field="@type", tag=TCP_PROXY_TYPE_URL):
-    """envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy.
-
-    Exactly one of ``cluster`` / ``weighted_clusters`` is set (the loader checks
-    this and that every cluster named exists). ``idle_timeout`` 0 disables it.
-    """
-
-    ENVOY_TYPE = "envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy"
-    ENVOY_FIELDS = _names(
-        "stat_prefix cluster weighted_clusters on_demand metadata_match idle_timeout"
-        " downstream_idle_timeout upstream_idle_timeout access_log max_connect_attempts"
-        " backoff_options hash_policy tunneling_config max_downstream_connection_duration"
-        " max_downstream_connection_duration_jitter_percentage access_log_flush_interval"
-        " flush_access_log_on_connected access_log_options proxy_protocol_tlvs"
-        " proxy_protocol_tlv_merge_policy upstream_connect_mode max_early_data_bytes"
-        " check_drain_close"
-    )
-
-    stat_prefix: NonEmptyStr
-    cluster: Optional[str] = None
-    weighted_clusters: Optional[WeightedClusters] = None
-    idle_timeout: Duration = 3600.0
-    max_connect_attempts: Annotated[int, Meta(ge=1, le=UINT32_MAX, extra={"wrapper": True})] = 1
-    max_downstream_connection_duration: Optional[Duration] = None
-    access_log: List[AccessLog] = []
+    def __len__(self) -> int:
+        return len(self._types())
 
 
 #: Network filter ``typed_config`` types envoy_fast implements, by ``@type`` URL.
-NETWORK_FILTER_TYPES: Dict[str, type] = {TCP_PROXY_TYPE_URL: TcpProxy}
-
-#: Network filters that must be last in their chain (as Envoy's ``isTerminalFilter``).
-TERMINAL_NETWORK_FILTERS: FrozenSet[type] = frozenset({TcpProxy})
+NETWORK_FILTER_TYPES: Mapping[str, type] = _Registered(NetworkFilterConfig.REGISTRY)
+#: Access logger ``typed_config`` types envoy_fast implements, by ``@type`` URL.
+ACCESS_LOGGER_TYPES: Mapping[str, type] = _Registered(AccessLoggerConfig.REGISTRY)
 
 
 # --- listeners -----------------------------------------------------------------
@@ -248,7 +216,8 @@ class NetworkFilter(_Message, kw_only=True):
     ENVOY_FIELDS = _names("name typed_config config_discovery")
 
     name: NonEmptyStr
-    typed_config: Annotated[TcpProxy, Meta(extra={"registry": "network_filter"})]
+    #: Any registered network filter's Struct, converted by its ``@type``.
+    typed_config: Annotated[NetworkFilterConfig, Meta(extra={"registry": "network_filter"})]
 
 
 class FilterChainMatch(_Message, kw_only=True):

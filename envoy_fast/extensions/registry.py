@@ -3,21 +3,38 @@
 One `NetworkFilterRecord` per filter says everything the rest of envoy_fast
 needs to know about it, so adding a filter touches only its own files:
 
-* ``config_type``  the ``typed_config`` Struct (``envoy_fast.config.types``)
+* ``config_type``  the ``typed_config`` Struct: a config message
+                   (``envoy_fast.config.base.Message``) that is also a
+                   `NetworkFilterConfig`, tagged ``@type`` with its type URL
 * ``plan_type``    the Struct a worker builds the filter from (a
                    `NetworkFilterPlan` subclass tagged with ``name``)
 * ``stat_blocks``  config -> the stat blocks one instance needs
 * ``build_plan``   (config, `PlanContext`) -> plan Struct, in main
 * ``factory``      (FactoryContext, plan) -> NetworkFilterFactory, in a worker
-                   (a Cython ``from_plan``)
-* ``check``        optional (config, bootstrap, path) -> error messages
+                   (a Cython ``from_plan``); may be given as
+                   ``"module:attribute"``, imported at first use, so that
+                   loading a config never imports the Cython extension
+* ``check``        optional (config, checker, path): the cross-field checks
+                   Envoy makes on load; it reports through ``checker`` (the
+                   loader's ``config.checks.Checker``: ``fail(ConfigError)``,
+                   ``known_cluster(name)``, ``cluster_hint(name)``, ``bs``)
+* ``terminal``     must be last in its chain (Envoy's ``isTerminalFilter``)
+* ``proto_fields`` {message name: {field: number}} of the config messages,
+                   for printing them in field-number order (/config_dump)
 
-The built-in filters register when `envoy_fast.extensions.network` is imported.
+Access loggers (an ``AccessLog``'s ``typed_config``) register the same way,
+with an `AccessLoggerRecord`. The config loader dispatches a
+``typed_config`` on its ``@type`` through `config_types`.
+
+The built-in extensions register when `envoy_fast.extensions.network` and
+`envoy_fast.extensions.access_loggers` are imported (at the first lookup);
+none of them imports Cython at import time.
 """
 from __future__ import annotations
 
+import importlib
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, List, Optional, Tuple, Union
+from typing import Any, Callable, ClassVar, Dict, List, Mapping, Optional, Tuple, Union
 
 import msgspec
 
@@ -59,21 +76,115 @@ class PlanContext:
         return self.layout.block_base(prefix), self.layout.block_histograms(prefix)
 
 
-@dataclass(frozen=True)
+class ExtensionConfig:
+    """Base of the config Struct of an extension: a ``google.protobuf.Any``
+    field annotated with a subclass holds any registered Struct of that
+    subclass's ``REGISTRY`` (the loader converts it by ``@type``)."""
+
+    __slots__ = ()
+    REGISTRY: ClassVar[str] = ""
+
+
+class NetworkFilterConfig(ExtensionConfig):
+    """Base (with ``config.base.Message``) of a network filter's ``typed_config`` Struct."""
+
+    __slots__ = ()
+    REGISTRY = "network_filter"
+
+
+class AccessLoggerConfig(ExtensionConfig):
+    """Base (with ``config.base.Message``) of an access logger's ``typed_config`` Struct."""
+
+    __slots__ = ()
+    REGISTRY = "access_logger"
+
+
+def type_url(config_type: type) -> str:
+    """The ``@type`` URL a config Struct is tagged with."""
+    return getattr(config_type, "__struct_config__").tag
+
+
 class NetworkFilterRecord:
+    """A network filter: see the module docstring for each part."""
+
+    def __init__(self, name: str, config_type: type, plan_type: type,
+                 build_plan: Callable[[Any, PlanContext], NetworkFilterPlan],
+                 factory: Union[Callable[[Any, NetworkFilterPlan], Any], str],
+                 stat_blocks: Callable[[Any], List[StatBlock]] = lambda config: [],
+                 check: Optional[Callable[[Any, Any, str], None]] = None,
+                 terminal: bool = False,
+                 proto_fields: Optional[Mapping[str, Mapping[str, int]]] = None) -> None:
+        self.name = name
+        self.config_type = config_type
+        self.plan_type = plan_type
+        self.build_plan = build_plan
+        self._factory = factory
+        self.stat_blocks = stat_blocks
+        self.check = check
+        self.terminal = terminal
+        self.proto_fields = dict(proto_fields or {})
+
+    @property
+    def factory(self) -> Callable[[Any, NetworkFilterPlan], Any]:
+        """(FactoryContext, plan) -> NetworkFilterFactory (imported at first use)."""
+        if isinstance(self._factory, str):
+            self._factory = _resolve(self._factory)
+        return self._factory
+
+    @property
+    def type_url(self) -> str:
+        return type_url(self.config_type)
+
+    def __repr__(self) -> str:
+        return f"NetworkFilterRecord({self.name!r})"
+
+
+@dataclass(frozen=True)
+class AccessLoggerRecord:
+    """An access logger: its name and its ``typed_config`` Struct (an
+    `AccessLoggerConfig`); ``proto_fields`` as for a network filter."""
     name: str
     config_type: type
-    plan_type: type
-    build_plan: Callable[[Any, PlanContext], NetworkFilterPlan]
-    factory: Callable[[Any, NetworkFilterPlan], Any]
-    stat_blocks: Callable[[Any], List[StatBlock]] = lambda config: []
-    check: Optional[Callable[[Any, Any, str], List[str]]] = None
-    terminal: bool = False
+    proto_fields: Mapping[str, Mapping[str, int]] = field(default_factory=dict)
+
+    @property
+    def type_url(self) -> str:
+        return type_url(self.config_type)
+
+
+def _resolve(ref: str) -> Any:
+    module, _, attr = ref.partition(":")
+    value: Any = importlib.import_module(module)
+    for part in attr.split("."):
+        value = getattr(value, part)
+    return value
 
 
 _by_name: Dict[str, NetworkFilterRecord] = {}
 _by_config: Dict[type, NetworkFilterRecord] = {}
 _by_plan: Dict[type, NetworkFilterRecord] = {}
+_access_loggers: Dict[str, AccessLoggerRecord] = {}
+#: Message names of extensions Envoy has and envoy_fast does not yet, with
+#: the reason the loader gives (by registry).
+_not_yet: Dict[str, Dict[str, str]] = {"network_filter": {}, "access_logger": {}}
+
+
+def _add_proto_fields(tables: Mapping[str, Mapping[str, int]]) -> None:
+    from envoy_fast.config import proto_schema   # plain tables; no cycle at call time
+    for message, numbers in tables.items():
+        proto_schema.FIELD_NUMBERS[message] = dict(numbers)
+
+
+def _check_config_type(record: Any, base: type, others: Any) -> None:
+    cls = record.config_type
+    config = getattr(cls, "__struct_config__", None)
+    if not (isinstance(cls, type) and issubclass(cls, base) and config is not None
+            and config.tag_field == "@type" and isinstance(config.tag, str)):
+        raise ValueError("%s's config_type must be a %s Struct tagged '@type' with its type URL"
+                         % (record.name, base.__name__))
+    for other in others:
+        if other.type_url.rsplit("/", 1)[-1] == config.tag.rsplit("/", 1)[-1]:
+            raise ValueError("%s's type URL is %s's already" % (record.name, other.name))
 
 
 def register_network_filter(record: NetworkFilterRecord) -> NetworkFilterRecord:
@@ -82,19 +193,71 @@ def register_network_filter(record: NetworkFilterRecord) -> NetworkFilterRecord:
         raise ValueError("network filter %r registered twice" % record.name)
     if getattr(record.plan_type, "__struct_config__").tag != record.name:
         raise ValueError("%s must be tagged %r" % (record.plan_type.__name__, record.name))
+    _check_config_type(record, NetworkFilterConfig, _by_name.values())
     _by_name[record.name] = record
     _by_config[record.config_type] = record
     _by_plan[record.plan_type] = record
+    _add_proto_fields(record.proto_fields)
     return record
 
 
+def unregister_network_filter(name: str) -> None:
+    """Forget a network filter (for tests that register one of their own)."""
+    record = _by_name.pop(name)
+    _by_config.pop(record.config_type, None)
+    _by_plan.pop(record.plan_type, None)
+    from envoy_fast.config import proto_schema
+    for message in record.proto_fields:
+        proto_schema.FIELD_NUMBERS.pop(message, None)
+
+
+def register_access_logger(record: AccessLoggerRecord) -> AccessLoggerRecord:
+    """Make an access logger known (once, at import of its module)."""
+    if record.name in _access_loggers:
+        raise ValueError("access logger %r registered twice" % record.name)
+    _check_config_type(record, AccessLoggerConfig, _access_loggers.values())
+    _access_loggers[record.name] = record
+    _add_proto_fields(record.proto_fields)
+    return record
+
+
+def not_supported_yet(registry: str, message_name: str, reason: str) -> None:
+    """Say why a ``@type`` Envoy knows is refused (until its record exists)."""
+    _not_yet[registry][message_name] = reason
+
+
 def _load_builtins() -> None:
-    import envoy_fast.extensions.network  # noqa: F401  (registers the built-ins)
+    import envoy_fast.extensions.access_loggers  # noqa: F401  (registers the built-ins)
+    import envoy_fast.extensions.network  # noqa: F401
 
 
 def network_filters() -> List[NetworkFilterRecord]:
     _load_builtins()
     return list(_by_name.values())
+
+
+def config_types(registry: str) -> Dict[str, type]:
+    """{``@type`` URL: config Struct} of every extension in ``registry``
+    ("network_filter" or "access_logger"), in registration order."""
+    _load_builtins()
+    records = _by_name if registry == NetworkFilterConfig.REGISTRY else _access_loggers
+    return {r.type_url: r.config_type for r in records.values()}
+
+
+def config_type(registry: str, url: Any) -> Optional[type]:
+    """The config Struct registered in ``registry`` for a ``@type`` URL
+    (only the message name counts: protobuf ignores the URL's host part)."""
+    name = str(url).rsplit("/", 1)[-1]
+    for known, cls in config_types(registry).items():
+        if known.rsplit("/", 1)[-1] == name:
+            return cls
+    return None
+
+
+def reason_not_supported(registry: str, message_name: str) -> Optional[str]:
+    """Why a ``@type`` without a record is refused, when it is a known one."""
+    _load_builtins()
+    return _not_yet[registry].get(message_name)
 
 
 def for_config(config: Any) -> NetworkFilterRecord:

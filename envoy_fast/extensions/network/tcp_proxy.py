@@ -1,11 +1,12 @@
-"""tcp_proxy's registry record: its plan Struct, stat block and factory."""
+"""tcp_proxy's registry record: its plan Struct, stat block and factory
+(its config messages and checks are in ``tcp_proxy_config``)."""
 from __future__ import annotations
 
 from typing import Any, Dict, List, Tuple
 
-from envoy_fast import _worker
 from envoy_fast.accesslog import build_access_log_plan
-from envoy_fast.config import types as config_types
+from envoy_fast.extensions.network import tcp_proxy_config
+from envoy_fast.extensions.network.tcp_proxy_config import TcpProxy
 from envoy_fast.extensions.registry import (NetworkFilterPlan, NetworkFilterRecord, PlanContext,
                                             StatBlock, register_network_filter)
 
@@ -23,11 +24,12 @@ class TcpProxyPlan(NetworkFilterPlan, tag=NAME, kw_only=True):
     access_log: List[Dict[str, Any]] = []       # envoy_fast.accesslog plan entries
 
 
-def _stat_blocks(config: config_types.TcpProxy) -> List[StatBlock]:
+def _stat_blocks(config: TcpProxy) -> List[StatBlock]:
+    from envoy_fast import _worker    # in main, once the stats layout is built
     return [StatBlock("tcp." + config.stat_prefix, tuple(_worker.TCP_PROXY_STATS))]
 
 
-def _build_plan(config: config_types.TcpProxy, ctx: PlanContext) -> TcpProxyPlan:
+def _build_plan(config: TcpProxy, ctx: PlanContext) -> TcpProxyPlan:
     if config.weighted_clusters is not None:
         clusters = [(c.name, c.weight) for c in config.weighted_clusters.clusters]
     else:
@@ -47,10 +49,12 @@ def _build_plan(config: config_types.TcpProxy, ctx: PlanContext) -> TcpProxyPlan
 
 RECORD = register_network_filter(NetworkFilterRecord(
     name=NAME,
-    config_type=config_types.TcpProxy,
+    config_type=TcpProxy,
     plan_type=TcpProxyPlan,
     build_plan=_build_plan,
-    factory=_worker.TcpProxyConfig.from_plan,
+    factory="envoy_fast._worker:TcpProxyConfig.from_plan",
     stat_blocks=_stat_blocks,
+    check=tcp_proxy_config.check,
     terminal=True,
+    proto_fields=tcp_proxy_config.FIELD_NUMBERS,
 ))

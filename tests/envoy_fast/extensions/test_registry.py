@@ -6,7 +6,7 @@ import yaml
 
 from envoy_fast import _worker
 from envoy_fast.config import load_bootstrap
-from envoy_fast.config import types as config_types
+from envoy_fast.config import TcpProxy
 from envoy_fast.extensions import registry
 from envoy_fast.extensions.network.tcp_proxy import TcpProxyPlan
 from envoy_fast.extensions.registry import NetworkFilterPlan, NetworkFilterRecord
@@ -16,11 +16,11 @@ from helpers import bootstrap, cluster, listener, tcp_proxy_filter
 
 
 def test_tcp_proxy_record():
-    rec = registry.for_config(config_types.TcpProxy(stat_prefix="x", cluster="c"))
+    rec = registry.for_config(TcpProxy(stat_prefix="x", cluster="c"))
     assert rec.name == "envoy.filters.network.tcp_proxy"
     assert rec.plan_type is TcpProxyPlan and rec.terminal
     assert rec.factory == _worker.TcpProxyConfig.from_plan
-    (block,) = rec.stat_blocks(config_types.TcpProxy(stat_prefix="x", cluster="c"))
+    (block,) = rec.stat_blocks(TcpProxy(stat_prefix="x", cluster="c"))
     assert block.prefix == "tcp.x" and block.table == tuple(_worker.TCP_PROXY_STATS)
     assert registry.for_plan(TcpProxyPlan(stat_prefix="x", stats_base=0, clusters=[])) is rec
 
