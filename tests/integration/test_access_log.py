@@ -53,9 +53,13 @@ def _records(impl, tmp_path):
             log_path = str(tmp_path / ("%s-%s.log" % (impl, case)))
             with run_impl(impl, _config(lp, upstream, ap, log_path)):
                 hello_world_connection(lp, echoed=(case == "ok"))
-                wait_for(lambda: os.path.exists(log_path) and
-                         len(open(log_path).read().splitlines()) == 3, timeout=5,
-                         what="3 access log records")
+                try:
+                    wait_for(lambda: os.path.exists(log_path) and
+                             len(open(log_path).read().splitlines()) >= 3, timeout=5,
+                             what="3 access log records")
+                except AssertionError:
+                    raise AssertionError("%s %s: access log is %r" % (
+                        impl, case, open(log_path).read() if os.path.exists(log_path) else None))
             ports = [(lp, "listener"), (upstream, "upstream")]
             out[case] = [_normalise(l, ports) for l in open(log_path).read().splitlines()]
     return out
