@@ -1,5 +1,5 @@
-# Test-only handles on the event loop, connections and the network filter
-# manager, so tests/ext/ can drive them with a Dispatcher and real sockets,
+# Test-only handles on the event loop, connections, the network filter
+# manager and tcp_proxy, so tests/ext/ can drive them with a Dispatcher and real sockets,
 # without a Worker. The data plane never uses them. Tests go through these
 # classes rather than through the cdef APIs, so a change of those APIs
 # (timers as callback plus context, say) is absorbed here.
@@ -197,3 +197,82 @@ cdef class ConnectionForTest:
     @property
     def bytes_written(self):
         return self.conn.bytes_written
+
+
+# ---------------------------------------------------------------- tcp_proxy
+
+@cython.final
+cdef class TcpProxyForTest:
+    """tcp_proxy without a Worker: a ClusterManagerImpl built from the
+    cluster plans of `plan` (a plan_types.WorkerPlan: its clusters and stats
+    geometry; its listeners are not built), a TcpProxyConfig from
+    `tcp_proxy_plan` through the filter registry, stats written to worker
+    row 0 of `stats_buffer` (a StatsStore's memory). `downstream(fd)` adopts
+    an accepted socket as a listener does: a ConnectionImpl whose
+    FilterManager runs one TcpProxyFilter."""
+    cdef Dispatcher dispatcher
+    cdef FactoryContext context
+    cdef readonly ClusterManagerImpl cluster_manager
+    cdef TcpProxyConfig config
+    cdef int64_t[::1] stats_view
+    cdef list filters                   # TcpProxyFilter, in downstream order
+    cdef list downstreams               # ConnectionForTest, same order
+
+    def __init__(self, Dispatcher dispatcher, plan, tcp_proxy_plan, stats_buffer):
+        cdef NetworkFilterFactory factory
+        if tcp_proxy_plan.access_log:
+            # Access loggers belong to a Worker (its flush tick, reopen).
+            raise ValueError("TcpProxyForTest: a plan with access_log needs a Worker")
+        self.dispatcher = dispatcher
+        self.stats_view = memoryview(stats_buffer).cast("B").cast("q")
+        self.context = FactoryContext.__new__(FactoryContext)
+        self.context.dispatcher = dispatcher
+        self.context.stats_row = &self.stats_view[0]
+        self.context.shared_row = &self.stats_view[<Py_ssize_t>plan.shared_row * <Py_ssize_t>plan.nstats]
+        self.cluster_manager = ClusterManagerImpl(self.context)
+        self.context.cluster_manager = self.cluster_manager
+        for c in plan.clusters:
+            self.cluster_manager.add_or_update_cluster(c)
+        factory = self.context.network_filter_factory(tcp_proxy_plan)
+        if type(factory) is not TcpProxyConfig:
+            raise TypeError("TcpProxyForTest: %r is not a tcp_proxy plan" % (tcp_proxy_plan,))
+        self.config = <TcpProxyConfig>factory
+        self.filters = []
+        self.downstreams = []
+
+    def downstream(self, int fd, size_t buffer_limit=1 << 20):
+        """Adopt `fd` (an accepted, non-blocking TCP socket) as a downstream
+        connection of tcp_proxy, in a listener's order: callbacks, filter,
+        on_new_connection, then epoll. Returns its ConnectionForTest."""
+        cdef ConnectionForTest t = ConnectionForTest.__new__(ConnectionForTest)
+        cdef ConnectionImpl conn = ConnectionImpl.new_server(self.dispatcher, fd, buffer_limit)
+        t.init(conn, ())
+        self.config.create_filter(conn.filter_manager, conn)
+        self.filters.append(conn.filter_manager.read_filters[0])
+        self.downstreams.append(t)
+        conn.filter_manager.initialize_read_filters()
+        conn.update_epoll()
+        return t
+
+    def stream_info(self, Py_ssize_t i):
+        """What tcp_proxy recorded for downstream `i`: response_flags,
+        upstream_host, upstream_cluster, upstream_request_attempt_count ..."""
+        cdef TcpProxyFilter f = <TcpProxyFilter>self.filters[i]
+        return f.stream_info.log_fields(self.dispatcher.now)
+
+    def has_upstream(self, Py_ssize_t i):
+        """Whether downstream `i`'s tcp_proxy holds an open upstream connection."""
+        cdef TcpProxyFilter f = <TcpProxyFilter>self.filters[i]
+        return f.upstream is not None and f.upstream.state == CONN_OPEN
+
+    @property
+    def live_connections(self):
+        """Connections open on the dispatcher, downstream and upstream."""
+        return self.dispatcher.live_connections
+
+    def close(self):
+        """Close every downstream connection still open (no flush)."""
+        cdef ConnectionForTest t
+        for t in self.downstreams:
+            if t.conn.state != CONN_CLOSED:
+                t.conn.close(CLOSE_NO_FLUSH)

@@ -75,15 +75,16 @@ def histogram_bucket_bounds():
 def histogram_bucket_for_test(uint64_t v):
     return hist_bucket(v)
 
-# The codes Envoy's Http::Code names: each has its own upstream_rq_<code>
-# slot. Another code counts in its class only.
+# The codes of Envoy's Http::Code enum (envoy/http/codes.h, Envoy 1.40:
+# 599 is its LastUnassignedServerErrorCode), in its order: each has its own
+# upstream_rq_<code> slot. Another code counts in its class only.
 STATUS_CODES = (
-    100, 101, 102, 103,
+    100, 101,
     200, 201, 202, 203, 204, 205, 206, 207, 208, 226,
     300, 301, 302, 303, 304, 305, 307, 308,
     400, 401, 402, 403, 404, 405, 406, 407, 408, 409, 410, 411, 412, 413, 414, 415, 416, 417,
-    418, 421, 422, 423, 424, 425, 426, 428, 429, 431,
-    500, 501, 502, 503, 504, 505, 506, 507, 508, 510, 511,
+    421, 422, 423, 424, 425, 426, 428, 429, 431,
+    500, 501, 502, 503, 504, 505, 506, 507, 508, 510, 511, 599,
 )
 # StatusCodeStat order: the classes, then the codes.
 STATUS_CODE_STATS = tuple(("upstream_rq_%dxx" % c, COUNTER) for c in range(1, 6)) + \

@@ -92,3 +92,49 @@ def test_keyed_and_dynamic_blocks():
     assert "x.y.one" in vals and "x.y.two" not in vals
     store.view[other] = 3
     assert store.values()["x.y.two"] == 3
+
+
+# Envoy's Http::Code enum (envoy/http/codes.h in envoyproxy/envoy, as of
+# Envoy 1.40), member by member: the codes a cluster's block gives a slot of
+# their own. tests/integration/test_status_code_stats.py checks the 2xx-5xx
+# ones against the real Envoy.
+ENVOY_HTTP_CODE = {
+    "Continue": 100, "SwitchingProtocols": 101,
+    "OK": 200, "Created": 201, "Accepted": 202, "NonAuthoritativeInformation": 203,
+    "NoContent": 204, "ResetContent": 205, "PartialContent": 206, "MultiStatus": 207,
+    "AlreadyReported": 208, "IMUsed": 226,
+    "MultipleChoices": 300, "MovedPermanently": 301, "Found": 302, "SeeOther": 303,
+    "NotModified": 304, "UseProxy": 305, "TemporaryRedirect": 307, "PermanentRedirect": 308,
+    "BadRequest": 400, "Unauthorized": 401, "PaymentRequired": 402, "Forbidden": 403,
+    "NotFound": 404, "MethodNotAllowed": 405, "NotAcceptable": 406,
+    "ProxyAuthenticationRequired": 407, "RequestTimeout": 408, "Conflict": 409, "Gone": 410,
+    "LengthRequired": 411, "PreconditionFailed": 412, "PayloadTooLarge": 413,
+    "URITooLong": 414, "UnsupportedMediaType": 415, "RangeNotSatisfiable": 416,
+    "ExpectationFailed": 417, "MisdirectedRequest": 421, "UnprocessableEntity": 422,
+    "Locked": 423, "FailedDependency": 424, "TooEarly": 425, "UpgradeRequired": 426,
+    "PreconditionRequired": 428, "TooManyRequests": 429, "RequestHeaderFieldsTooLarge": 431,
+    "InternalServerError": 500, "NotImplemented": 501, "BadGateway": 502,
+    "ServiceUnavailable": 503, "GatewayTimeout": 504, "HTTPVersionNotSupported": 505,
+    "VariantAlsoNegotiates": 506, "InsufficientStorage": 507, "LoopDetected": 508,
+    "NotExtended": 510, "NetworkAuthenticationRequired": 511,
+    "LastUnassignedServerErrorCode": 599,
+}
+
+
+def test_the_codes_with_a_slot_are_envoys_http_code_enum():
+    layout, store = _store()
+    prefix = "cluster.up.upstream_rq_"
+    allocated = sorted(int(n[len(prefix):]) for n in layout.entries
+                       if n.startswith(prefix) and n[len(prefix):].isdigit())
+    assert allocated == sorted(ENVOY_HTTP_CODE.values())
+    # Each of them is charged to its own name; a code Envoy does not name
+    # (418, 102) only to its class.
+    for code in ENVOY_HTTP_CODE.values():
+        _charge(store, 0, code)
+    _charge(store, 0, 418)
+    _charge(store, 0, 102)
+    codes = _codes(store)
+    assert {k for k in codes if not k.endswith("xx")} == {
+        prefix + str(c) for c in ENVOY_HTTP_CODE.values()}
+    assert codes[prefix + "4xx"] == len([c for c in ENVOY_HTTP_CODE.values() if c // 100 == 4]) + 1
+    assert codes[prefix + "1xx"] == 3
