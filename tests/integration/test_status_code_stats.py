@@ -6,7 +6,7 @@ direct_response shows which codes the enum has."""
 import socket
 
 from envoy_fast import _worker
-from helpers import free_port, run_envoy
+from helpers import free_port, require_peer, run_envoy
 
 HCM = "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager"
 ROUTER = "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"
@@ -26,6 +26,7 @@ def _status_line(port, code):
 
 
 def test_codes_with_a_slot_are_the_ones_envoy_names():
+    require_peer("envoy")
     port, admin = free_port(), free_port()
     routes = [{"match": {"path": "/%d" % c}, "direct_response": {"status": c}} for c in CODES]
     cfg = {
