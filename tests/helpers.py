@@ -779,3 +779,60 @@ def hello_world_connection(port: int, echoed: bool) -> str:
         wait_closed(c)
     c.close()
     return local
+
+
+# ------------------------------------------------------------------ strace
+
+@contextlib.contextmanager
+def envoy_fast_under_strace(cfg, tmp_path, calls: str):
+    """`python -m envoy_fast` (one worker) started by strace, which logs the
+    system `calls` (strace's -e trace= list) of main and workers with the
+    sockets' addresses (-yy) to tmp_path/calls.trace. Yields (Proxy, trace
+    path); on exit main is stopped (SIGTERM) and must exit 0."""
+    path, log_path, trace = (str(tmp_path / n) for n in ("cfg.yaml", "log", "calls.trace"))
+    with open(path, "w") as f:
+        yaml.safe_dump(cfg, f)
+    cmd = [require_strace(), "-f", "-qq", "-yy", "-e", "trace=" + calls, "-e", "signal=none",
+           "-o", trace, sys.executable, "-m", "envoy_fast", "-c", path,
+           "--concurrency", "1", "-l", "info"]
+    with open(log_path, "w") as logf:
+        strace = subprocess.Popen(cmd, stdout=logf, stderr=subprocess.STDOUT, cwd=ROOT)
+    proxy = Proxy(strace, cfg["admin"]["address"]["socket_address"]["port_value"], log_path, path)
+    main = None
+    try:
+        main = wait_for(lambda: _child(strace.pid), 10, what="envoy_fast under strace")
+        wait_for(lambda: _ready(proxy), 30, what="envoy_fast /ready")
+        yield proxy, trace
+        os.kill(main, signal.SIGTERM)       # strace exits with its tracee's status
+        assert strace.wait(timeout=20) == 0, proxy.log()
+    finally:
+        if strace.poll() is None:
+            # A killed strace leaves its tracees running: end main first
+            # (still strace's child, so the pid is its); workers follow it.
+            if main is not None:
+                os.kill(main, signal.SIGKILL)
+                try:
+                    strace.wait(timeout=10)
+                except subprocess.TimeoutExpired:
+                    pass
+            if strace.poll() is None:
+                strace.kill()
+                strace.wait()
+
+
+def _child(pid):
+    """The envoy_fast main among `pid`'s children, once it runs Python
+    (strace forks probes too, and its child runs strace until it execs)."""
+    try:
+        with open("/proc/%d/task/%d/children" % (pid, pid)) as f:
+            kids = [int(k) for k in f.read().split()]
+    except OSError:
+        return None
+    for k in kids:
+        try:
+            with open("/proc/%d/cmdline" % k, "rb") as f:
+                if f.read().split(b"\0")[0] == os.fsencode(sys.executable):
+                    return k
+        except OSError:
+            pass
+    return None

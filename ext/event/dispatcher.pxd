@@ -84,6 +84,7 @@ cdef class Dispatcher:
     cdef int apply_epoll_changes(self) except -1
     cdef void queue_write(self, FileEventHandler h) noexcept
     cdef int exec_queued_writes(self) except -1
+    cdef void on_handler_error(self, FileEventHandler h, object exc) noexcept
     cdef void update_now(self) noexcept
     cdef int run(self) except -1
     cdef int run_timers(self) except -1

@@ -201,6 +201,17 @@ cdef class Dispatcher:
         self.write_queue[self.write_queue_len] = <PyObject*>h
         self.write_queue_len += 1
 
+    cdef void on_handler_error(self, FileEventHandler h, object exc) noexcept:
+        # A handler that raised: count and log it, then let it clean up; the
+        # loop goes on.
+        self.handler_errors += 1
+        if self.error_log is not None:
+            try:
+                self.error_log("handler error: %r" % (exc,))
+            except BaseException:
+                pass
+        h.on_handler_error(exc)
+
     cdef int exec_queued_writes(self) except -1:
         """Flush every handler queued in this turn, in queue order. A flush
         may queue more (a close whose callbacks write elsewhere): they run
@@ -217,13 +228,7 @@ cdef class Dispatcher:
             try:
                 h.on_queued_write()
             except BaseException as exc:
-                self.handler_errors += 1
-                if self.error_log is not None:
-                    try:
-                        self.error_log("handler error: %r" % (exc,))
-                    except BaseException:
-                        pass
-                h.on_handler_error(exc)
+                self.on_handler_error(h, exc)
         self.write_queue_len = 0
         return 0
 
@@ -258,13 +263,7 @@ cdef class Dispatcher:
                 try:
                     h.on_file_event(self.events[i].events)
                 except BaseException as exc:
-                    self.handler_errors += 1
-                    if self.error_log is not None:
-                        try:
-                            self.error_log("handler error: %r" % (exc,))
-                        except BaseException:
-                            pass
-                    h.on_handler_error(exc)
+                    self.on_handler_error(h, exc)
             h = None    # else the last handler stays alive while the loop idles
             if self.heap_len:
                 self.run_timers()

@@ -2,19 +2,13 @@
 `strace -e trace=splice` while 32 MiB go up to a sink and 32 MiB come down
 from a source; most bytes of each direction must leave the socket they
 arrived on by splice() into a pipe, not by a read into user space."""
-import contextlib
 import hashlib
 import os
 import re
-import signal
 import socket
-import subprocess
-import sys
 
-import yaml
-
-from helpers import (ROOT, Proxy, free_port, recv_until_eof, require_strace, scripted_server,
-                     simple_proxy_config, wait_for)
+from helpers import (envoy_fast_under_strace, free_port, recv_until_eof, scripted_server,
+                     simple_proxy_config)
 
 MB = 1 << 20
 SIZE = 32 * MB
@@ -22,67 +16,6 @@ SIZE = 32 * MB
 # "1234 splice(12<TCP:[127.0.0.1:40000->127.0.0.1:50000]>, NULL, 14<pipe:[9]>, ...) = 65536"
 SPLICE = re.compile(r"^\d+ +splice\(\d+<TCP:\[([\d.]+):(\d+)->([\d.]+):(\d+)\]>, NULL, "
                     r"\d+<pipe:\[\d+\]>.*\) = (\d+)$")
-
-
-@contextlib.contextmanager
-def envoy_fast_under_strace(cfg, tmp_path):
-    """`python -m envoy_fast` (one worker) started by strace, which logs every
-    splice() of main and workers with the sockets' addresses (-yy) to
-    tmp_path/splice.trace. Yields (Proxy, trace path)."""
-    path, log_path, trace = (str(tmp_path / n) for n in ("cfg.yaml", "log", "splice.trace"))
-    with open(path, "w") as f:
-        yaml.safe_dump(cfg, f)
-    cmd = [require_strace(), "-f", "-qq", "-yy", "-e", "trace=splice", "-e", "signal=none",
-           "-o", trace, sys.executable, "-m", "envoy_fast", "-c", path,
-           "--concurrency", "1", "-l", "info"]
-    with open(log_path, "w") as logf:
-        strace = subprocess.Popen(cmd, stdout=logf, stderr=subprocess.STDOUT, cwd=ROOT)
-    proxy = Proxy(strace, cfg["admin"]["address"]["socket_address"]["port_value"], log_path, path)
-    main = None
-    try:
-        main = wait_for(lambda: _child(strace.pid), 10, what="envoy_fast under strace")
-        wait_for(lambda: _ready(proxy), 20, what="envoy_fast /ready")
-        yield proxy, trace
-        os.kill(main, signal.SIGTERM)       # strace exits with its tracee's status
-        assert strace.wait(timeout=20) == 0, proxy.log()
-    finally:
-        if strace.poll() is None:
-            # A killed strace leaves its tracees running: end main first
-            # (still strace's child, so the pid is its); workers follow it.
-            if main is not None:
-                os.kill(main, signal.SIGKILL)
-                try:
-                    strace.wait(timeout=10)
-                except subprocess.TimeoutExpired:
-                    pass
-            if strace.poll() is None:
-                strace.kill()
-                strace.wait()
-
-
-def _ready(proxy):
-    try:
-        return proxy.admin("/ready").strip() == "LIVE"
-    except OSError:
-        return False
-
-
-def _child(pid):
-    """The envoy_fast main among `pid`'s children, once it runs Python
-    (strace forks probes too, and its child runs strace until it execs)."""
-    try:
-        with open("/proc/%d/task/%d/children" % (pid, pid)) as f:
-            kids = [int(k) for k in f.read().split()]
-    except OSError:
-        return None
-    for k in kids:
-        try:
-            with open("/proc/%d/cmdline" % k, "rb") as f:
-                if f.read().split(b"\0")[0] == os.fsencode(sys.executable):
-                    return k
-        except OSError:
-            pass
-    return None
 
 
 def _spliced(trace_path, local_port=None, remote_port=None):
@@ -127,7 +60,8 @@ def test_bulk_both_ways_is_spliced(tmp_path):
 
     with scripted_server(handler) as up:
         lp, ap = free_port(), free_port()
-        with envoy_fast_under_strace(simple_proxy_config(up.port, lp, ap), tmp_path) as (proxy, trace):
+        with envoy_fast_under_strace(simple_proxy_config(up.port, lp, ap), tmp_path,
+                                     "splice") as (proxy, trace):
             with socket.create_connection(("127.0.0.1", lp), timeout=30) as c:
                 c.sendall(b"U")
                 c.sendall(data)

@@ -112,11 +112,17 @@ def _install_and_proxy(whl, tmp_path):
         lp, ap = free_port(), free_port()
         cfg = tmp_path / "cfg.yaml"
         cfg.write_text(yaml.safe_dump(simple_proxy_config(up.port, lp, ap)))
-        proc = subprocess.Popen([str(env_dir / "bin" / "envoy-fast"), "-c", str(cfg),
-                                 "--concurrency", "1"], cwd=str(tmp_path),
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        log_path = tmp_path / "envoy-fast.log"
+        with open(log_path, "w") as logf:
+            proc = subprocess.Popen([str(env_dir / "bin" / "envoy-fast"), "-c", str(cfg),
+                                     "--concurrency", "1"], cwd=str(tmp_path),
+                                    stdout=logf, stderr=subprocess.STDOUT)
         try:
-            wait_port(lp)
+            try:
+                wait_port(lp)
+            except AssertionError:
+                raise AssertionError("the installed envoy-fast did not listen; its output:\n"
+                                     + log_path.read_text()[-4000:])
             with socket.create_connection(("127.0.0.1", lp), timeout=5) as c:
                 c.sendall(b"from the wheel")
                 assert c.recv(100) == b"from the wheel"

@@ -1,68 +1,16 @@
 """The write path's cost through tcp_proxy, counted by strace: with writes
 queued to the end of the loop turn, a small echo through the proxy still
 costs exactly one send per message each way and no epoll_ctl per message."""
-import contextlib
-import os
 import re
-import signal
 import socket
-import subprocess
-import sys
 
-import yaml
-
-from helpers import (ROOT, Proxy, echo_server, free_port, require_strace, simple_proxy_config,
-                     wait_for)
+from helpers import echo_server, envoy_fast_under_strace, free_port, simple_proxy_config
 
 TRIPS = 200
 MSG = b"m" * 100
 
 # "1234 sendto(12<TCP:[127.0.0.1:40000->127.0.0.1:50000]>, ..." and epoll_ctl lines
 CALL = re.compile(r"^(\d+) +(sendto|sendmsg|writev|write|epoll_ctl)\((\d+)<(.+?)>,")
-
-
-@contextlib.contextmanager
-def envoy_fast_under_strace(cfg, tmp_path, calls):
-    """`python -m envoy_fast` (one worker) started by strace, logging `calls`
-    of main and workers with the sockets' addresses (-yy)."""
-    path, log_path, trace = (str(tmp_path / n) for n in ("cfg.yaml", "log", "calls.trace"))
-    with open(path, "w") as f:
-        yaml.safe_dump(cfg, f)
-    cmd = [require_strace(), "-f", "-qq", "-yy", "-e", "trace=" + calls, "-e", "signal=none",
-           "-o", trace, sys.executable, "-m", "envoy_fast", "-c", path, "--concurrency", "1"]
-    with open(log_path, "w") as logf:
-        strace = subprocess.Popen(cmd, stdout=logf, stderr=subprocess.STDOUT, cwd=ROOT)
-    proxy = Proxy(strace, cfg["admin"]["address"]["socket_address"]["port_value"], log_path, path)
-    try:
-        wait_for(lambda: _ready(proxy), 30, what="envoy_fast /ready")
-        yield proxy, trace
-    finally:
-        main = _child(strace.pid)
-        if main is not None:
-            os.kill(main, signal.SIGTERM)   # strace exits with its tracee
-        try:
-            strace.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            if main is not None:
-                os.kill(main, signal.SIGKILL)
-            strace.kill()
-            strace.wait()
-
-
-def _ready(proxy):
-    try:
-        return proxy.admin("/ready").strip() == "LIVE"
-    except OSError:
-        return False
-
-
-def _child(pid):
-    try:
-        with open("/proc/%d/task/%d/children" % (pid, pid)) as f:
-            kids = [int(k) for k in f.read().split()]
-    except OSError:
-        return None
-    return kids[0] if kids else None
 
 
 def test_small_echo_costs_one_send_per_message_and_no_epoll_ctl(tmp_path):
