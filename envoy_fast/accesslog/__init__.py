@@ -3,8 +3,9 @@
 Two halves, split between processes:
 
 * in the main process, :func:`build_access_log_plan` turns a loaded
-  ``TcpProxy`` (its ``access_log`` list) into plain, picklable data;
-* in each worker, one :class:`AccessLogManager` turns plan entries into loggers
+  ``TcpProxy`` (its ``access_log`` list) into `AccessLogPlan` Structs (part of
+  the worker plan, see ``envoy_fast.accesslog.plan``);
+* in each worker, one :class:`AccessLogManager` turns those into loggers
   (``manager.create(plan) -> [logger, ...]``); the data plane calls
   ``logger.log(fields)`` once per connection, at close, and the worker calls
   ``manager.flush()`` about every 100 ms and at exit, and
@@ -46,9 +47,11 @@ import os
 from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional
 
 from .format import DEFAULT_FORMAT, FormatError, compile_format, parse_json, parse_text
+from .plan import AccessLogPlan, AnyAccessLogFormatPlan, JsonFormatPlan, TextFormatPlan
 
 __all__ = [
     "AccessLogManager",
+    "AccessLogPlan",
     "AccessLogger",
     "DEFAULT_FORMAT",
     "FormatError",
@@ -71,8 +74,9 @@ _STREAMS = {"StdoutAccessLog": "stdout", "StderrAccessLog": "stderr"}
 # --- plan (main process) -------------------------------------------------------------
 
 
-def format_spec(log_format: Any = None, *, text: Optional[str] = None, json_format: Optional[dict] = None) -> Dict[str, Any]:
-    """A plan ``format`` entry from a ``SubstitutionFormatString`` Struct (or
+def format_spec(log_format: Any = None, *, text: Optional[str] = None,
+                json_format: Optional[dict] = None) -> AnyAccessLogFormatPlan:
+    """A format plan from a ``SubstitutionFormatString`` Struct (or
     ``text`` / ``json_format`` directly); Envoy's default format when none.
 
     Raises :class:`FormatError` for a format Envoy refuses.
@@ -87,25 +91,22 @@ def format_spec(log_format: Any = None, *, text: Optional[str] = None, json_form
         else:
             text = log_format.text_format or ""
     if json_format is not None:
-        return {"kind": "json", "template": parse_json(json_format), "omit_empty_values": omit}
+        return JsonFormatPlan(template=parse_json(json_format), omit_empty_values=omit)
     if text is None:
         text = DEFAULT_FORMAT
-    return {"kind": "text", "parts": parse_text(text), "omit_empty_values": omit}
+    return TextFormatPlan(parts=parse_text(text), omit_empty_values=omit)
 
 
-def build_access_log_plan(tcp_proxy: Any, cluster_alt_names: Optional[Mapping[str, str]] = None) -> List[Dict[str, Any]]:
-    """The loggers of one tcp_proxy (a ``tcp_proxy_config.TcpProxy``) as plain data.
+def build_access_log_plan(tcp_proxy: Any, cluster_alt_names: Optional[Mapping[str, str]] = None) -> List[AccessLogPlan]:
+    """The loggers of one tcp_proxy (a ``tcp_proxy_config.TcpProxy``) as
+    `AccessLogPlan` Structs.
 
-    Each entry: ``{"name": str, "sink": "file" | "stdout" | "stderr",
-    "path": str (file) or None, "format": {...}, "cluster_alt_names": {...}}``,
-    where ``format`` is ``{"kind": "text", "parts": [...], "omit_empty_values":
-    bool}`` or ``{"kind": "json", "template": [...], "omit_empty_values": bool}``
-    (see ``envoy_fast.accesslog.format``). ``cluster_alt_names`` maps a cluster
-    name to its ``alt_stat_name`` (only those that have one), which
-    ``%UPSTREAM_CLUSTER%`` prints as Envoy does.
+    ``cluster_alt_names`` maps a cluster name to its ``alt_stat_name``; those
+    that have one go into each plan, for ``%UPSTREAM_CLUSTER%`` to print as
+    Envoy does.
     """
     alt = {k: v for k, v in (cluster_alt_names or {}).items() if v}
-    plan: List[Dict[str, Any]] = []
+    plan: List[AccessLogPlan] = []
     for entry in getattr(tcp_proxy, "access_log", None) or ():
         config = entry.typed_config
         kind = type(config).ENVOY_TYPE.rsplit(".", 1)[-1]
@@ -122,7 +123,7 @@ def build_access_log_plan(tcp_proxy: Any, cluster_alt_names: Optional[Mapping[st
         else:
             spec = format_spec(config.log_format)
             sink, path = _STREAMS[kind], None
-        plan.append({"name": entry.name, "sink": sink, "path": path, "format": spec, "cluster_alt_names": dict(alt)})
+        plan.append(AccessLogPlan(name=entry.name, sink=sink, path=path, format=spec, cluster_alt_names=dict(alt)))
     return plan
 
 
@@ -227,30 +228,29 @@ class AccessLogManager:
         self._limit = buffer_limit
         self._sinks: Dict[str, _Sink] = {}
 
-    def _sink(self, entry: Mapping[str, Any]) -> _Sink:
-        kind = entry["sink"]
-        key = "file:" + entry["path"] if kind == "file" else kind
+    def _sink(self, entry: AccessLogPlan) -> _Sink:
+        kind = entry.sink
+        key = "file:" + entry.path if kind == "file" else kind  # type: ignore[operator]
         sink = self._sinks.get(key)
         if sink is None or sink.fd < 0:
             if kind == "file":
-                fd = os.open(entry["path"], open_flags, _FILE_MODE)
-                sink = _Sink(entry["path"], fd, True, self._limit)
+                fd = os.open(entry.path, open_flags, _FILE_MODE)  # type: ignore[arg-type]
+                sink = _Sink(entry.path, fd, True, self._limit)
             else:
                 sink = _Sink(None, 1 if kind == "stdout" else 2, False, self._limit)
             self._sinks[key] = sink
         return sink
 
-    def create(self, plan: Iterable[Mapping[str, Any]]) -> List[AccessLogger]:
-        """Loggers for plan entries (from :func:`build_access_log_plan`).
+    def create(self, plan: Iterable[AccessLogPlan]) -> List[AccessLogger]:
+        """Loggers for `AccessLogPlan` Structs (from :func:`build_access_log_plan`).
 
         Raises OSError when a file cannot be opened (the loader already checked
         that it could, as Envoy does).
         """
         loggers = []
         for entry in plan:
-            ctx = {"cluster_alt_names": entry.get("cluster_alt_names") or {}}
-            fmt = compile_format(entry["format"], ctx)
-            loggers.append(AccessLogger(entry.get("name", ""), fmt, self._sink(entry)))
+            fmt = compile_format(entry.format, entry.cluster_alt_names)
+            loggers.append(AccessLogger(entry.name, fmt, self._sink(entry)))
         return loggers
 
     def flush(self) -> None:

@@ -1,21 +1,21 @@
 """Envoy's substitution format strings for L4 (tcp_proxy) access logs.
 
 Two stages, so that the config loader can check a format without building it
-and the worker gets plain data:
+and the worker gets plan Structs (`envoy_fast.accesslog.plan`):
 
 * :func:`parse_text` / :func:`parse_json` turn a ``text_format`` string or a
-  ``json_format`` struct into *parts*: plain lists/strings (picklable), or raise
-  :class:`FormatError` with Envoy's own message for a format Envoy rejects
-  (``Not supported field in StreamInfo: FOO``, ``... Couldn't find valid command
-  at position N``, ``DURATION does not take any parameters or length``, ...);
-* :func:`compile_format` turns parsed parts into a function
-  ``format(fields) -> str`` (one access log record) run once per connection.
+  ``json_format`` struct into parsed parts, or raise :class:`FormatError` with
+  Envoy's own message for a format Envoy rejects (``Not supported field in
+  StreamInfo: FOO``, ``... Couldn't find valid command at position N``,
+  ``DURATION does not take any parameters or length``, ...);
+* :func:`compile_format` turns a format plan (`TextFormatPlan` /
+  `JsonFormatPlan`) into a function ``format(fields) -> str`` (one access log
+  record) run once per connection.
 
-Parsed text format: a list whose items are a literal ``str`` or an operator
-``[COMMAND, param or None, max_length or None]``. Parsed json format: a node,
-``["fmt", parts]`` (a string value with operators), ``["lit", value]`` (any
-other value), ``["obj", [[key, node], ...]]`` (keys sorted, as Envoy prints
-them) or ``["list", [node, ...]]``.
+Parsed text format: a list whose items are a literal ``str`` or a
+`FormatOperator`. Parsed json format: a json node, `JsonFormatted` (a string
+value with operators), `JsonLiteral` (any other value), `JsonObject` (members
+sorted by key, as Envoy prints them) or `JsonList`.
 
 ``fields`` is what the data plane knows when a connection closes (see
 ``envoy_fast.accesslog``); a missing or ``None`` field is "unset": ``-`` in a
@@ -30,7 +30,10 @@ import os
 import re
 import socket
 import time
-from typing import Any, Callable, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
+
+from .plan import (AccessLogFormatPlan, AnyJsonNode, FormatOperator, JsonFormatted, JsonList,
+                   JsonLiteral, JsonMember, JsonObject, JsonNode, TextFormatPlan, TextPart)
 
 __all__ = [
     "DEFAULT_FORMAT",
@@ -101,9 +104,9 @@ _TIME_NEWLINE = re.compile(r"%[-_0^#]*[1-9]*(E|O)?n")
 _HEADER_NAME = re.compile(r":?[!#$%&'*+\-.^_`|~0-9A-Za-z]*")
 
 
-def parse_text(fmt: str) -> List[Any]:
+def parse_text(fmt: str) -> List[TextPart]:
     """Parse a text format as Envoy does; raises :class:`FormatError`."""
-    parts: List[Any] = []
+    parts: List[TextPart] = []
     literal: List[str] = []
     pos = 0
     n = len(fmt)
@@ -133,17 +136,18 @@ def parse_text(fmt: str) -> List[Any]:
     return parts
 
 
-def parse_json(struct: Dict[str, Any]) -> List[Any]:
+def parse_json(struct: Dict[str, Any]) -> AnyJsonNode:
     """Parse a ``json_format`` struct; raises :class:`FormatError` (``.key_path``
     says which value, as a tuple of keys and list indexes)."""
     return _json_node(struct, ())
 
 
-def _json_node(value: Any, key_path: Tuple[Any, ...]) -> List[Any]:
+def _json_node(value: Any, key_path: Tuple[Any, ...]) -> AnyJsonNode:
     if isinstance(value, dict):
-        return ["obj", [[str(k), _json_node(value[k], key_path + (k,))] for k in sorted(value, key=str)]]
+        return JsonObject(members=[JsonMember(key=str(k), value=_json_node(value[k], key_path + (k,)))
+                                   for k in sorted(value, key=str)])
     if isinstance(value, list):
-        return ["list", [_json_node(v, key_path + (i,)) for i, v in enumerate(value)]]
+        return JsonList(items=[_json_node(v, key_path + (i,)) for i, v in enumerate(value)])
     if isinstance(value, str):
         try:
             parts = parse_text(value)
@@ -151,12 +155,16 @@ def _json_node(value: Any, key_path: Tuple[Any, ...]) -> List[Any]:
             err.key_path = key_path  # type: ignore[attr-defined]
             raise
         if all(isinstance(p, str) for p in parts):
-            return ["lit", "".join(parts)]
-        return ["fmt", parts]
-    return ["lit", value]
+            return JsonLiteral(value="".join(parts))  # type: ignore[arg-type]
+        return JsonFormatted(parts=parts)
+    if value is not None and not isinstance(value, (bool, int, float)):
+        err = FormatError(f"unsupported json_format value: {value!r}")
+        err.key_path = key_path  # type: ignore[attr-defined]
+        raise err
+    return JsonLiteral(value=value)
 
 
-def _check_command(command: str, param: Optional[str], length: Optional[int]) -> List[Any]:
+def _check_command(command: str, param: Optional[str], length: Optional[int]) -> FormatOperator:
     spec = _OPERATORS.get(command)
     if spec is None:
         if command in _ENVOY_ONLY:
@@ -178,7 +186,7 @@ def _check_command(command: str, param: Optional[str], length: Optional[int]) ->
                 raise FormatError("Invalid header configuration. Format string contains invalid characters.")
     if command == "START_TIME" and param and _TIME_NEWLINE.search(param):
         raise FormatError("Invalid header configuration. Format string contains newline.")
-    return [command, param or None, length]
+    return FormatOperator(command=command, param=param or None, max_length=length)
 
 
 # --- values -----------------------------------------------------------------------
@@ -293,7 +301,7 @@ def _transport_failure(fields: Dict[str, Any]) -> Optional[str]:
     return reason.replace(" ", "_") if reason else None
 
 
-# command -> (syntax, length allowed, factory(param, length, ctx) -> Value)
+# command -> (syntax, length allowed, factory(param, length, cluster_alt_names) -> Value)
 _OPERATORS: Dict[str, Tuple[str, bool, Callable[..., Value]]] = {}
 
 
@@ -330,7 +338,7 @@ _simple("UPSTREAM_HOST", _field("upstream_host"))
 _simple("UPSTREAM_HOST_NAME", _upstream_host_name)
 _simple("UPSTREAM_HOST_NAME_WITHOUT_PORT", lambda f: _split_port(_upstream_host_name(f))[0])
 _simple("UPSTREAM_CLUSTER_RAW", _field("upstream_cluster"))
-_op("UPSTREAM_CLUSTER")(lambda p, n, ctx: _upstream_cluster(ctx.get("cluster_alt_names") or {}))
+_op("UPSTREAM_CLUSTER")(lambda p, n, alt_names: _upstream_cluster(alt_names))
 _simple("BYTES_RECEIVED DOWNSTREAM_WIRE_BYTES_RECEIVED", _field("bytes_received"))
 _simple("BYTES_SENT DOWNSTREAM_WIRE_BYTES_SENT", _field("bytes_sent"))
 _simple("DURATION", _field("duration_ms"))
@@ -379,7 +387,7 @@ _ENVOY_ONLY = frozenset(
 )
 
 
-def _upstream_cluster(alt_names: Dict[str, str]) -> Value:
+def _upstream_cluster(alt_names: Mapping[str, str]) -> Value:
     # %UPSTREAM_CLUSTER% prints a cluster's alt_stat_name when it has one.
     def value(fields: Dict[str, Any]) -> Optional[str]:
         name = fields.get("upstream_cluster")
@@ -500,9 +508,9 @@ def _start_time(param: Optional[str]) -> Value:
 # --- compiling -------------------------------------------------------------------------
 
 
-def _operator(op: List[Any], ctx: Dict[str, Any]) -> Value:
-    command, param, length = op
-    value = _OPERATORS[command][2](param, length, ctx)
+def _operator(op: FormatOperator, alt_names: Mapping[str, str]) -> Value:
+    length = op.max_length
+    value = _OPERATORS[op.command][2](op.param, length, alt_names)
     if length is None:
         return value
     if hasattr(value, "const"):
@@ -516,13 +524,13 @@ def _operator(op: List[Any], ctx: Dict[str, Any]) -> Value:
     return truncated
 
 
-def _text(parts: List[Any], omit_empty: bool, ctx: Dict[str, Any]) -> Callable[[Dict[str, Any]], str]:
+def _text(parts: List[TextPart], omit_empty: bool, alt_names: Mapping[str, str]) -> Callable[[Dict[str, Any]], str]:
     """parts -> function(fields) -> str."""
     unset = "" if omit_empty else "-"
     pieces: List[Any] = []
     for part in parts:
         if not isinstance(part, str):
-            value = _operator(part, ctx)
+            value = _operator(part, alt_names)
             if not hasattr(value, "const"):
                 pieces.append(value)
                 continue
@@ -551,17 +559,18 @@ def _text(parts: List[Any], omit_empty: bool, ctx: Dict[str, Any]) -> Callable[[
 _OMIT = object()
 
 
-def _json_value(node: List[Any], omit_empty: bool, ctx: Dict[str, Any]) -> Callable[[Dict[str, Any]], Any]:
+def _json_value(node: JsonNode, omit_empty: bool, alt_names: Mapping[str, str]) -> Callable[[Dict[str, Any]], Any]:
     """A json node -> function(fields) -> the Python value (``_OMIT`` when left out)."""
-    kind, body = node
-    if kind == "lit":
-        if omit_empty and (body is None or body == {}):
+    if isinstance(node, JsonLiteral):
+        body = node.value
+        if omit_empty and body is None:
             return lambda fields: _OMIT
         return lambda fields: body
-    if kind == "fmt":
-        if len(body) == 1:
+    if isinstance(node, JsonFormatted):
+        parts = node.parts
+        if len(parts) == 1:
             # One operator and nothing else: a typed value (number, string, null).
-            value = _operator(body[0], ctx)
+            value = _operator(parts[0], alt_names)  # type: ignore[arg-type]
             if not omit_empty:
                 return value
 
@@ -570,9 +579,9 @@ def _json_value(node: List[Any], omit_empty: bool, ctx: Dict[str, Any]) -> Calla
                 return _OMIT if v is None else v
 
             return single
-        return _text(body, omit_empty, ctx)
-    if kind == "list":
-        items = [_json_value(n, omit_empty, ctx) for n in body]
+        return _text(parts, omit_empty, alt_names)
+    if isinstance(node, JsonList):
+        items = [_json_value(n, omit_empty, alt_names) for n in node.items]
 
         def lst(fields: Dict[str, Any]) -> Any:
             out = []
@@ -583,7 +592,9 @@ def _json_value(node: List[Any], omit_empty: bool, ctx: Dict[str, Any]) -> Calla
             return out
 
         return lst
-    members = [(key, _json_value(n, omit_empty, ctx)) for key, n in body]
+    if not isinstance(node, JsonObject):
+        raise TypeError(f"not a json_format node: {node!r}")
+    members = [(m.key, _json_value(m.value, omit_empty, alt_names)) for m in node.members]
 
     def obj(fields: Dict[str, Any]) -> Any:
         out = {}
@@ -597,17 +608,20 @@ def _json_value(node: List[Any], omit_empty: bool, ctx: Dict[str, Any]) -> Calla
     return obj
 
 
-def compile_format(spec: Dict[str, Any], ctx: Optional[Dict[str, Any]] = None) -> Callable[[Dict[str, Any]], str]:
-    """A plan's ``format`` entry -> ``format(fields) -> str`` (the whole record;
-    json records end with a newline, text records as their format says).
+def compile_format(spec: AccessLogFormatPlan,
+                   cluster_alt_names: Optional[Mapping[str, str]] = None) -> Callable[[Dict[str, Any]], str]:
+    """A format plan (`TextFormatPlan` / `JsonFormatPlan`) -> ``format(fields)
+    -> str`` (the whole record; json records end with a newline, text records
+    as their format says).
 
-    ``ctx`` carries per-proxy data: ``cluster_alt_names`` ({cluster: alt_stat_name}).
+    ``cluster_alt_names`` ({cluster: alt_stat_name}) is what %UPSTREAM_CLUSTER%
+    prints for a cluster that has one.
     """
-    ctx = ctx or {}
-    omit = bool(spec.get("omit_empty_values"))
-    if spec["kind"] == "text":
-        return _text(spec["parts"], omit, ctx)
-    value = _json_value(spec["template"], omit, ctx)
+    alt_names: Mapping[str, str] = cluster_alt_names or {}
+    omit = spec.omit_empty_values
+    if isinstance(spec, TextFormatPlan):
+        return _text(spec.parts, omit, alt_names)
+    value = _json_value(spec.template, omit, alt_names)  # type: ignore[attr-defined]
     dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), check_circular=False).encode
 
     def fmt(fields: Dict[str, Any]) -> str:

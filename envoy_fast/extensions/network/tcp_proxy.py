@@ -2,9 +2,10 @@
 (its config messages and checks are in ``tcp_proxy_config``)."""
 from __future__ import annotations
 
-from typing import Any, Dict, List, Tuple
+from typing import List, Tuple
 
 from envoy_fast.accesslog import build_access_log_plan
+from envoy_fast.accesslog.plan import AccessLogPlan
 from envoy_fast.extensions.network import tcp_proxy_config
 from envoy_fast.extensions.network.tcp_proxy_config import TcpProxy
 from envoy_fast.extensions.registry import (NetworkFilterPlan, NetworkFilterRecord, PlanContext,
@@ -21,7 +22,7 @@ class TcpProxyPlan(NetworkFilterPlan, tag=NAME, kw_only=True):
     idle_timeout: float = 0.0                   # 0: off
     max_connect_attempts: int = 1
     max_downstream_connection_duration: float = 0.0     # 0: none
-    access_log: List[Dict[str, Any]] = []       # envoy_fast.accesslog plan entries
+    access_log: List[AccessLogPlan] = []
 
 
 def _stat_blocks(config: TcpProxy) -> List[StatBlock]:

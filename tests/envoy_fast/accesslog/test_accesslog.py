@@ -18,6 +18,7 @@ import subprocess
 import time
 from typing import Any, Callable, Dict, List, Optional
 
+import msgspec
 import pytest
 import yaml
 
@@ -28,6 +29,8 @@ from envoy_fast.accesslog import (
     build_access_log_plan,
 )
 from envoy_fast.accesslog.format import RESPONSE_FLAGS_LONG, compile_format, parse_json, parse_text
+from envoy_fast.accesslog.plan import (AccessLogPlan, FormatOperator, JsonFormatPlan, JsonFormatted, JsonList,
+                                       JsonLiteral, JsonMember, JsonObject, TextFormatPlan)
 from envoy_fast.config import ConfigError, load_bootstrap
 
 from helpers import (
@@ -151,16 +154,16 @@ ENVOY_DEFAULT = (
 )
 
 
-def fmt(spec: Dict[str, Any], fields: Dict[str, Any], ctx: Optional[Dict[str, Any]] = None) -> str:
-    return compile_format(spec, ctx)(fields)
+def fmt(spec: Any, fields: Dict[str, Any], cluster_alt_names: Optional[Dict[str, str]] = None) -> str:
+    return compile_format(spec, cluster_alt_names)(fields)
 
 
-def text(fmt_string: str, omit: bool = False) -> Dict[str, Any]:
-    return {"kind": "text", "parts": parse_text(fmt_string), "omit_empty_values": omit}
+def text(fmt_string: str, omit: bool = False) -> TextFormatPlan:
+    return TextFormatPlan(parts=parse_text(fmt_string), omit_empty_values=omit)
 
 
-def jsonf(struct: Dict[str, Any], omit: bool = False) -> Dict[str, Any]:
-    return {"kind": "json", "template": parse_json(struct), "omit_empty_values": omit}
+def jsonf(struct: Dict[str, Any], omit: bool = False) -> JsonFormatPlan:
+    return JsonFormatPlan(template=parse_json(struct), omit_empty_values=omit)
 
 
 # --------------------------------------------------------------- operators
@@ -204,7 +207,7 @@ class TestOperators:
     def test_cluster_alt_name_and_host_name(self):
         spec = text("%UPSTREAM_CLUSTER%|%UPSTREAM_CLUSTER_RAW%|%UPSTREAM_HOST_NAME%|%UPSTREAM_HOST_NAME_WITHOUT_PORT%")
         fields = dict(OK, upstream_host_name="myhost")
-        assert fmt(spec, fields, {"cluster_alt_names": {"up": "alt"}}) == "alt|up|myhost|myhost"
+        assert fmt(spec, fields, {"up": "alt"}) == "alt|up|myhost|myhost"
 
     # Envoy's output for DOWNSTREAM_REMOTE_ADDRESS_WITHOUT_PORT(<mask>) with these masks,
     # then UPSTREAM_LOCAL_ADDRESS_WITHOUT_PORT(24), DOWNSTREAM_LOCAL_ADDRESS_WITHOUT_PORT(1).
@@ -378,12 +381,20 @@ class TestParse:
             parse_json({"a": {"b": [1, "%FOO%"]}})
         assert info.value.key_path == ("a", "b", 1)
 
-    def test_parsed_format_is_plain_data(self):
+    def test_parsed_format_is_plan_structs(self):
         parts = parse_text(DEFAULT_FORMAT)
-        assert parts[:2] == ["[", ["START_TIME", None, None]]
-        assert parse_text("%REQ(x?y):5%") == [["REQ", "x?y", 5]]
-        assert parse_json({"b": "%DURATION%", "a": [1, "x%%"]}) == [
-            "obj", [["a", ["list", [["lit", 1], ["lit", "x%"]]]], ["b", ["fmt", [["DURATION", None, None]]]]]]
+        assert parts[:2] == ["[", FormatOperator(command="START_TIME")]
+        assert parse_text("%REQ(x?y):5%") == [FormatOperator(command="REQ", param="x?y", max_length=5)]
+        assert parse_json({"b": "%DURATION%", "a": [1, "x%%"]}) == JsonObject(members=[
+            JsonMember(key="a", value=JsonList(items=[JsonLiteral(value=1), JsonLiteral(value="x%")])),
+            JsonMember(key="b", value=JsonFormatted(parts=[FormatOperator(command="DURATION")]))])
+
+    def test_json_value_of_no_json_type_is_refused(self):
+        import datetime
+
+        with pytest.raises(FormatError, match="unsupported json_format value") as info:
+            parse_json({"a": [datetime.date(2026, 1, 1)]})
+        assert info.value.key_path == ("a", 0)
 
 
 # ------------------------------------------------------------------- config
@@ -418,13 +429,15 @@ class TestConfig:
         assert os.path.exists(log)  # opened (created) at load, as Envoy does
         plan = build_access_log_plan(tcp_proxy_of(bs), {c.name: c.alt_stat_name for c in bs.static_resources.clusters})
         assert pickle.loads(pickle.dumps(plan)) == plan
-        assert [(p["name"], p["sink"], p["path"]) for p in plan] == [
+        assert all(isinstance(p, AccessLogPlan) for p in plan)
+        assert [(p.name, p.sink, p.path) for p in plan] == [
             ("f", "file", log), ("t", "file", log), ("", "stdout", None), ("", "stderr", None)]
-        assert plan[0]["format"] == {"kind": "text", "parts": parse_text(DEFAULT_FORMAT), "omit_empty_values": False}
-        assert plan[1]["format"] == {"kind": "text", "parts": [["BYTES_SENT", None, None], "\n"], "omit_empty_values": True}
-        assert plan[2]["format"]["kind"] == "json"
-        assert plan[3]["format"]["parts"] == ["x"]
-        assert plan[0]["cluster_alt_names"] == {"up": "alt"}
+        assert plan[0].format == TextFormatPlan(parts=parse_text(DEFAULT_FORMAT), omit_empty_values=False)
+        assert plan[1].format == TextFormatPlan(parts=[FormatOperator(command="BYTES_SENT"), "\n"],
+                                                omit_empty_values=True)
+        assert plan[2].format == jsonf({"b": "%DURATION%"})
+        assert plan[3].format.parts == ["x"]
+        assert plan[0].cluster_alt_names == {"up": "alt"}
 
     def test_no_access_log(self, tmp_path):
         assert build_access_log_plan(tcp_proxy_of(load(tp_config([], tmp_path), tmp_path))) == []
@@ -438,9 +451,9 @@ class TestConfig:
             {"typed_config": {"@type": FILE, "path": log, "typed_json_format": {"a": "%BYTES_SENT%"}}},
         ], tmp_path)
         plan = build_access_log_plan(tcp_proxy_of(load(doc, tmp_path)))
-        assert plan[0]["format"]["parts"] == [["BYTES_SENT", None, None], "\n"]
-        assert plan[1]["format"]["parts"] == parse_text(DEFAULT_FORMAT)
-        assert plan[2]["format"] == plan[3]["format"] == jsonf({"a": "%BYTES_SENT%"})
+        assert plan[0].format.parts == [FormatOperator(command="BYTES_SENT"), "\n"]
+        assert plan[1].format.parts == parse_text(DEFAULT_FORMAT)
+        assert plan[2].format == plan[3].format == jsonf({"a": "%BYTES_SENT%"})
 
     def test_dump_round_trip(self, tmp_path):
         from envoy_fast.config import dump_bootstrap
@@ -541,8 +554,8 @@ class TestConfig:
 # ------------------------------------------------------------------- writing
 
 
-def file_plan(path: str, fmt_string: str = "%BYTES_SENT%\n", name: str = "") -> dict:
-    return {"name": name, "sink": "file", "path": path, "format": text(fmt_string), "cluster_alt_names": {}}
+def file_plan(path: str, fmt_string: str = "%BYTES_SENT%\n", name: str = "") -> AccessLogPlan:
+    return AccessLogPlan(name=name, sink="file", path=path, format=text(fmt_string))
 
 
 class TestManager:
@@ -624,8 +637,8 @@ class TestManager:
     def test_stdout_and_stderr(self, capfd):
         manager = AccessLogManager()
         out, err = manager.create([
-            {"name": "", "sink": "stdout", "path": None, "format": text("out %BYTES_SENT%\n")},
-            {"name": "", "sink": "stderr", "path": None, "format": jsonf({"b": "%BYTES_SENT%"})},
+            AccessLogPlan(sink="stdout", format=text("out %BYTES_SENT%\n")),
+            AccessLogPlan(sink="stderr", format=jsonf({"b": "%BYTES_SENT%"})),
         ])
         out.log(OK)
         err.log(REFUSED)
@@ -754,9 +767,8 @@ def envoy_log_lines(cfg_builder: Callable[[int, int, str], dict]) -> Dict[str, L
                     os.unlink(log_path)
         tp = bs.static_resources.listeners[0].filter_chains[0].filters[0].typed_config
         alt = {c.name: c.alt_stat_name for c in bs.static_resources.clusters}
-        plan = [p for p in build_access_log_plan(tp, alt) if p["sink"] == "file" and p["path"] == log_path]
-        for p in plan:
-            p["path"] = os.devnull
+        plan = [msgspec.structs.replace(p, path=os.devnull)
+                for p in build_access_log_plan(tp, alt) if p.sink == "file" and p.path == log_path]
         manager = AccessLogManager()
         loggers = manager.create(plan)
         fields = {

@@ -9,6 +9,8 @@ import pytest
 import yaml
 
 from envoy_fast._worker import Worker
+from envoy_fast.accesslog import AccessLogManager
+from envoy_fast.accesslog.plan import AccessLogPlan, JsonFormatPlan, TextFormatPlan
 from envoy_fast.config import load_bootstrap
 from envoy_fast.extensions import registry
 from envoy_fast.extensions.network.tcp_proxy import TcpProxyPlan
@@ -67,7 +69,7 @@ def test_plan_is_structs_resolved_from_the_bootstrap():
     assert w.clusters == [("up", 1), ("other", 2)]
     assert w.stats_base == layout.block_base("tcp.w")
     (tp,) = catch_all.filters
-    assert tp.idle_timeout == 5.0 and tp.access_log[0]["sink"] == "stdout"
+    assert tp.idle_timeout == 5.0 and tp.access_log[0].sink == "stdout"
 
 
 def test_plan_survives_a_msgpack_round_trip():
@@ -143,3 +145,125 @@ def test_worker_built_from_a_decoded_plan_proxies():
         assert store.values()["cluster.up.upstream_cx_total"] == 1
         worker.close_all()
         lsock.close()
+
+
+# --- access logs ----------------------------------------------------------------
+
+FILE_LOG = "type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog"
+STDOUT_LOG = "type.googleapis.com/envoy.extensions.access_loggers.stream.v3.StdoutAccessLog"
+# Fields that do not change between two identical connections.
+TEXT_LOG = "%BYTES_RECEIVED% %BYTES_SENT% %UPSTREAM_CLUSTER% %UPSTREAM_CLUSTER_RAW% %RESPONSE_FLAGS% %UPSTREAM_HOST%\n"
+JSON_LOG = {"sent": "%BYTES_SENT%", "cluster": "%UPSTREAM_CLUSTER%", "flags": "%RESPONSE_FLAGS%",
+            "list": [1, 2.5, True, None, "x%%", "%BYTES_RECEIVED%b"], "nested": {"host": "%UPSTREAM_HOST%"}}
+
+
+def _logged_config(port, upstream_port, tmp_path):
+    access_log = [
+        {"name": "text", "typed_config": {"@type": FILE_LOG, "path": str(tmp_path / "text.log"),
+                                          "log_format": {"text_format": TEXT_LOG}}},
+        {"name": "json", "typed_config": {"@type": FILE_LOG, "path": str(tmp_path / "json.log"),
+                                          "log_format": {"json_format": JSON_LOG, "omit_empty_values": True}}},
+        {"name": "default", "typed_config": {"@type": STDOUT_LOG}},
+        {"typed_config": {"@type": STDOUT_LOG, "log_format": {"json_format": {"d": "%DURATION%"}}}},
+    ]
+    return bootstrap([listener("l0", port, [{"filters": [tcp_proxy_filter("up", access_log=access_log)]}])],
+                     [cluster("up", [upstream_port], alt_stat_name="alt")])
+
+
+def _access_logs(plan):
+    return plan.listeners[0].filter_chains[0].filters[0].access_log
+
+
+def test_access_log_plans_survive_a_msgpack_round_trip(tmp_path):
+    bs = load_bootstrap(config_yaml=yaml.safe_dump(_logged_config(10000, 20001, tmp_path)))
+    plan = build_plan(bs, StatsLayout(bs, 1), {"l0": -1})
+    logs = _access_logs(plan)
+    assert [(type(p), p.sink, type(p.format)) for p in logs] == [
+        (AccessLogPlan, "file", TextFormatPlan), (AccessLogPlan, "file", JsonFormatPlan),
+        (AccessLogPlan, "stdout", TextFormatPlan), (AccessLogPlan, "stdout", JsonFormatPlan)]
+    data = plan_types.encode(plan)
+    back = plan_types.decode(data)
+    assert back == plan
+    assert _access_logs(back) == logs
+    assert [type(p.format) for p in _access_logs(back)] == [type(p.format) for p in logs]
+    raw = msgspec.msgpack.decode(data)["listeners"][0]["filter_chains"][0]["filters"][0]["access_log"]
+    assert [r["format"]["kind"] for r in raw] == ["text", "json", "text", "json"]
+    assert raw[1]["format"]["template"]["kind"] == "obj"
+    # One access log alone, too.
+    assert plan_types.decode(plan_types.encode(logs[1]), AccessLogPlan) == logs[1]
+    # A worker's manager takes the decoded Structs and formats as from the originals.
+    fields = {"start_time": 1764000000.25, "duration_ms": 7, "bytes_received": 4, "bytes_sent": 4,
+              "upstream_cluster": "up", "upstream_host": "127.0.0.1:20001", "response_flags": ["UF"],
+              "downstream_remote_address": "127.0.0.1:5555", "downstream_local_address": "127.0.0.1:10000"}
+    managers = AccessLogManager(), AccessLogManager()
+    try:
+        records = [[lg.format(fields) for lg in m.create(p)] for m, p in zip(managers, (logs, _access_logs(back)))]
+    finally:
+        for m in managers:
+            m.close()
+    assert records[0] == records[1]
+    assert records[0][:2] == ["4 4 alt up UF 127.0.0.1:20001\n",
+                              '{"cluster":"alt","flags":"UF","list":[1,2.5,true,"x%","4b"],'
+                              '"nested":{"host":"127.0.0.1:20001"},"sent":4}\n']
+
+
+def test_access_log_plan_is_checked_when_decoded():
+    raw = {"sink": "file", "format": {"kind": "text", "parts": ["x"]}}      # a file without a path
+    with pytest.raises(msgspec.ValidationError, match="path"):
+        plan_types.decode(msgspec.msgpack.encode(raw), AccessLogPlan)
+    raw = {"sink": "stdout", "format": {"kind": "yaml", "parts": ["x"]}}
+    with pytest.raises(msgspec.ValidationError, match="yaml"):
+        plan_types.decode(msgspec.msgpack.encode(raw), AccessLogPlan)
+
+
+def _proxy_one_logged_connection(echo_port, tmp_path, through_msgpack):
+    """Run one connection through a Worker built from the plan (encoded and
+    decoded first when `through_msgpack`); the file logs' contents."""
+    lsock = socket.socket()
+    lsock.bind(("127.0.0.1", 0))
+    lsock.listen(16)
+    lsock.setblocking(False)
+    port = lsock.getsockname()[1]
+    for name in ("text.log", "json.log"):
+        (tmp_path / name).write_text("")
+    cfg = _logged_config(port, echo_port, tmp_path)
+    cfg["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"]["access_log"][2:] = []
+    bs = load_bootstrap(config_yaml=yaml.safe_dump(cfg))
+    layout = StatsLayout(bs, 1)
+    store = StatsStore(layout)
+    plan = build_plan(bs, layout, {"l0": lsock.fileno()})
+    if through_msgpack:
+        plan = plan_types.decode(plan_types.encode(plan))
+    worker = Worker(plan, store.mem, 0)
+    try:
+        c = socket.create_connection(("127.0.0.1", port), timeout=5)
+        c.setblocking(False)
+        c.sendall(b"ping")
+        got = b""
+        deadline = time.monotonic() + 10
+        while got != b"ping" and time.monotonic() < deadline:
+            worker.run_for_test(0.02)
+            try:
+                got += c.recv(100)
+            except BlockingIOError:
+                pass
+        assert got == b"ping"
+        c.close()
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and not (tmp_path / "json.log").read_text():
+            worker.run_for_test(0.05)       # the log is written at close, flushed on the tick
+    finally:
+        worker.close_all()
+        lsock.close()
+    return (tmp_path / "text.log").read_text(), (tmp_path / "json.log").read_text()
+
+
+def test_worker_built_from_a_decoded_plan_writes_the_same_access_logs(tmp_path):
+    with echo_server() as echo:
+        direct = _proxy_one_logged_connection(echo.port, tmp_path, through_msgpack=False)
+        decoded = _proxy_one_logged_connection(echo.port, tmp_path, through_msgpack=True)
+    host = "127.0.0.1:%d" % echo.port
+    assert direct == ("4 4 alt up - %s\n" % host,
+                      '{"cluster":"alt","flags":"-","list":[1,2.5,true,"x%%","4b"],'
+                      '"nested":{"host":"%s"},"sent":4}\n' % host)
+    assert decoded == direct
