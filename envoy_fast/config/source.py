@@ -10,7 +10,20 @@ from . import _diagnostics as diag
 from . import nesting
 from .errors import ConfigError
 
-_YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+_YAML_BASE = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+class _YamlLoader(_YAML_BASE):   # type: ignore[misc, valid-type]
+    """YAML 1.1's safe loader without the timestamp type: Envoy turns YAML
+    into JSON keeping each scalar's text and lets the field's type decide,
+    so an unquoted `2026-01-01` in a json_format stays that text."""
+
+
+_YamlLoader.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:timestamp"]
+    for first, resolvers in _YAML_BASE.yaml_implicit_resolvers.items()
+}
+_YAML_LOADER = _YamlLoader
 
 #: Appended to the messages of errors in the --config-yaml document.
 OVERLAY_NOTE = " (in --config-yaml)"

@@ -752,3 +752,24 @@ class TestEnvoyDifferential:
             capture_output=True, text=True, timeout=60,
         )
         assert proc.returncode != 0 and "duplicate cluster 'c1'" in proc.stdout + proc.stderr
+
+
+def test_yaml_timestamps_stay_text(tmp_path):
+    # Envoy keeps a YAML scalar's text and lets the field decide its type: an
+    # unquoted date in a json_format is the string Envoy's records print.
+    doc = yaml.safe_dump(base())
+    doc = doc.replace("stat_prefix: tcp", """stat_prefix: tcp
+          access_log:
+          - name: envoy.access_loggers.stdout
+            typed_config:
+              '@type': type.googleapis.com/envoy.extensions.access_loggers.stream.v3.StdoutAccessLog
+              log_format:
+                json_format:
+                  day: 2026-01-01
+                  at: 2026-01-01 10:00:00
+                  bytes: '%BYTES_SENT%'""", 1)
+    assert "day: 2026-01-01" in doc, doc
+    b = load_bootstrap(config_path=write(tmp_path, doc))
+    tp = b.static_resources.listeners[0].filter_chains[0].filters[0].typed_config
+    fmt = tp.access_log[0].typed_config.log_format.json_format
+    assert fmt["day"] == "2026-01-01" and fmt["at"] == "2026-01-01 10:00:00"
