@@ -318,7 +318,8 @@ cdef class Http1RequestParserForTest:
                             _HTTP1_HEADER_ID_NAMES_FOR_TEST[h.id]))
         return {"method": _HTTP1_METHOD_NAMES[p.method].decode(),
                 "target": head[p.target_off:p.target_off + p.target_len],
-                "version": "HTTP/1.%d" % p.version_minor,
+                "version": {HTTP1_VERSION_09: "HTTP/0.9", HTTP1_VERSION_10: "HTTP/1.0",
+                            HTTP1_VERSION_11: "HTTP/1.1"}[p.version],
                 "headers": headers,
                 "known": {_HTTP1_HEADER_ID_NAMES_FOR_TEST[k]: p.header_index[k]
                           for k in range(1, HTTP1_HEADER_COUNT)

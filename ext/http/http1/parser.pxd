@@ -9,7 +9,8 @@ cdef enum Http1ParseStatus:
     HTTP1_PARSE_DONE = 1
     HTTP1_PARSE_ERROR = 2
 
-# Order matches _HTTP1_METHOD_NAMES in parser.pyx.
+# Order matches _HTTP1_METHOD_NAMES in parser.pyx: the methods Envoy 1.40
+# accepts (checked one by one against the real binary).
 cdef enum Http1Method:
     HTTP1_METHOD_GET = 0
     HTTP1_METHOD_HEAD
@@ -26,7 +27,7 @@ cdef enum Http1Method:
     HTTP1_METHOD_COPY
     HTTP1_METHOD_LINK
     HTTP1_METHOD_LOCK
-    HTTP1_METHOD_M_SEARCH
+    HTTP1_METHOD_MSEARCH            # without the hyphen, as Envoy
     HTTP1_METHOD_MERGE
     HTTP1_METHOD_MKACTIVITY
     HTTP1_METHOD_MKCALENDAR
@@ -64,6 +65,11 @@ cdef enum:  # sizes of the tables above
     HTTP1_HEADER_COUNT = 11
     HTTP1_METHOD_COUNT = 34
 
+cdef enum Http1Version:
+    HTTP1_VERSION_09 = 9            # no version in the request line
+    HTTP1_VERSION_10 = 10           # HTTP/1.0 and any HTTP/d.d but 1.1
+    HTTP1_VERSION_11 = 11
+
 # One header: offsets into the linearized head.
 ctypedef struct Http1Header:
     uint32_t name_off
@@ -80,14 +86,18 @@ cdef class Http1RequestParser:
     cdef Http1Header *headers       # max_headers entries, malloc'd once
     cdef int header_count
     cdef size_t scanned             # bytes already searched for the blank line
+    cdef size_t line_start          # where the line being scanned starts
+    cdef size_t request_start       # after the empty lines before the request
+    cdef bint seen_line             # a non-empty line was scanned
     cdef const char *head           # the linearized head (valid until drain)
     cdef size_t head_len            # head bytes, blank line included
     cdef int method                 # Http1Method
     cdef uint32_t target_off
     cdef uint32_t target_len
-    cdef int version_minor          # 0 or 1 (HTTP/1.0, HTTP/1.1)
+    cdef int version                # Http1Version
     cdef int64_t content_length     # -1: none
     cdef bint chunked
+    cdef bint te_invalid            # a coding other than one final chunked
     cdef int header_index[HTTP1_HEADER_COUNT]   # first header of each id, -1
     cdef int error_status           # 400, 431 or 501 on HTTP1_PARSE_ERROR
     cdef const char *error_detail   # a static string: response code details

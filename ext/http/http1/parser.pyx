@@ -9,7 +9,7 @@ cdef const char *_HTTP1_METHOD_NAMES[HTTP1_METHOD_COUNT]
 _HTTP1_METHOD_NAMES[:] = [
     b"GET", b"HEAD", b"POST", b"PUT", b"DELETE", b"CONNECT", b"OPTIONS",
     b"TRACE", b"PATCH", b"ACL", b"BIND", b"CHECKOUT", b"COPY", b"LINK",
-    b"LOCK", b"M-SEARCH", b"MERGE", b"MKACTIVITY", b"MKCALENDAR", b"MKCOL",
+    b"LOCK", b"MSEARCH", b"MERGE", b"MKACTIVITY", b"MKCALENDAR", b"MKCOL",
     b"MOVE", b"NOTIFY", b"PROPFIND", b"PROPPATCH", b"PURGE", b"REBIND",
     b"REPORT", b"SEARCH", b"SOURCE", b"SUBSCRIBE", b"UNBIND", b"UNLINK",
     b"UNLOCK", b"UNSUBSCRIBE"]
@@ -38,7 +38,6 @@ cdef const char *HTTP1_DETAIL_CODEC_ERROR = b"http1.codec_error"
 cdef const char *HTTP1_DETAIL_INVALID_METHOD = b"http1.invalid_method"
 cdef const char *HTTP1_DETAIL_INVALID_URL = b"http1.invalid_url"
 cdef const char *HTTP1_DETAIL_INVALID_VERSION = b"http1.invalid_version"
-cdef const char *HTTP1_DETAIL_BARE_LF = b"http1.bare_lf"
 cdef const char *HTTP1_DETAIL_INVALID_HEADER_NAME = b"http1.invalid_header_name"
 cdef const char *HTTP1_DETAIL_INVALID_CHARACTERS = b"http1.invalid_characters"
 cdef const char *HTTP1_DETAIL_OBS_FOLD = b"http1.obs_fold"
@@ -90,13 +89,17 @@ cdef class Http1RequestParser:
         cdef int i
         self.header_count = 0
         self.scanned = 0
+        self.line_start = 0
+        self.request_start = 0
+        self.seen_line = False
         self.head = NULL
         self.head_len = 0
         self.method = -1
         self.target_off = self.target_len = 0
-        self.version_minor = -1
+        self.version = HTTP1_VERSION_09
         self.content_length = -1
         self.chunked = False
+        self.te_invalid = False
         for i in range(HTTP1_HEADER_COUNT):
             self.header_index[i] = -1
         self.error_status = 0
@@ -114,8 +117,8 @@ cdef class Http1RequestParser:
         cdef size_t n = data.length()
         cdef size_t limit
         cdef ssize_t lf
-        cdef char tail[4]
-        cdef size_t k
+        cdef char c
+        cdef bint empty
         if self.error_status:
             return HTTP1_PARSE_ERROR
         if self.head != NULL:
@@ -129,15 +132,18 @@ cdef class Http1RequestParser:
                 self.scanned = limit
                 break
             self.scanned = lf + 1
-            k = <size_t>lf + 1 if lf < 3 else 4
-            data.copy_out(lf + 1 - k, tail, k)
-            if k < 2 or tail[k - 2] != b'\r':
-                return self._error(400, HTTP1_DETAIL_BARE_LF)
-            if k == 2:
-                # A CRLF before the request line: RFC 9112 §2.2 lets a server
-                # skip it; Envoy's codec does not, so neither do we.
-                return self._error(400, HTTP1_DETAIL_INVALID_METHOD)
-            if k == 4 and tail[0] == b'\r' and tail[1] == b'\n':
+            # Lines end in LF with an optional CR, as Envoy's codec (balsa)
+            # accepts a bare LF.
+            empty = <size_t>lf == self.line_start
+            if <size_t>lf == self.line_start + 1:
+                data.copy_out(self.line_start, &c, 1)
+                empty = c == b'\r'
+            self.line_start = lf + 1
+            if not empty:
+                self.seen_line = True
+            elif not self.seen_line:
+                self.request_start = lf + 1     # empty lines before a request are skipped
+            else:
                 self.head_len = lf + 1
                 self.head = data.linearize(self.head_len)
                 return self._parse_head()
@@ -147,47 +153,69 @@ cdef class Http1RequestParser:
 
     cdef int _parse_head(self) noexcept:
         cdef const char *p = self.head
-        cdef size_t end = self.head_len - 2      # the final CRLF
-        cdef size_t i = 0, start, eol, colon, vs, ve
+        cdef size_t i = self.request_start, start, eol, next_line, colon, vs, ve
         cdef int m
         cdef unsigned char c
         cdef Http1Header *h
+        # Request line: method, target and version separated by runs of
+        # spaces (Envoy accepts "GET  / HTTP/1.1 ").
+        next_line = <size_t>(<const char*>memchr(p + i, b'\n', self.head_len - i) - p) + 1
+        eol = next_line - 1
+        while eol > i and p[eol - 1] == b'\r':
+            eol -= 1
         # Method: a known token, case-sensitive.
-        while i < end and p[i] != b' ':
+        while i < eol and p[i] != b' ':
             if not _http1_tchar[<unsigned char>p[i]]:
                 return self._error(400, HTTP1_DETAIL_INVALID_METHOD)
             i += 1
-        if i == end:
-            return self._error(400, HTTP1_DETAIL_INVALID_METHOD)
         for m in range(HTTP1_METHOD_COUNT):
-            if _HTTP1_METHOD_LENS[m] == i and memcmp(p, _HTTP1_METHOD_NAMES[m], i) == 0:
+            if _HTTP1_METHOD_LENS[m] == i - self.request_start \
+                    and memcmp(p + self.request_start, _HTTP1_METHOD_NAMES[m], i - self.request_start) == 0:
                 self.method = m
                 break
         if self.method < 0:
             return self._error(400, HTTP1_DETAIL_INVALID_METHOD)
-        # Target: visible ASCII or obs-text, no controls.
-        i += 1
+        while i < eol and p[i] == b' ':
+            i += 1
+        # Target: visible ASCII only.
         start = i
-        while i < end and p[i] != b' ':
+        while i < eol and p[i] != b' ':
             c = <unsigned char>p[i]
-            if c <= 0x20 or c == 0x7f:
+            if c <= 0x20 or c >= 0x7f:
                 return self._error(400, HTTP1_DETAIL_INVALID_URL)
             i += 1
-        if i == start or i == end:
+        if i == start:
             return self._error(400, HTTP1_DETAIL_INVALID_URL)
         self.target_off = start
         self.target_len = i - start
-        # Version: exactly HTTP/1.0 or HTTP/1.1, then CRLF.
-        i += 1
-        if i + 10 > self.head_len or memcmp(p + i, b"HTTP/1.", 7) != 0 \
-                or (p[i + 7] != b'0' and p[i + 7] != b'1') \
-                or p[i + 8] != b'\r' or p[i + 9] != b'\n':
-            return self._error(400, HTTP1_DETAIL_INVALID_VERSION)
-        self.version_minor = p[i + 7] - 48
-        i += 10
-        # Header lines, each ending in CRLF (bare LF was refused in parse()).
-        while i < end:
-            eol = <size_t>(<const char*>memchr(p + i, b'\n', end + 1 - i) - p) - 1
+        while i < eol and p[i] == b' ':
+            i += 1
+        # Version: none is HTTP/0.9; HTTP/1.1; any other HTTP/d.d counts as
+        # HTTP/1.0 (Envoy answers both with 426 unless accept_http_10).
+        if i == eol:
+            self.version = HTTP1_VERSION_09
+        else:
+            if i + 8 > eol or memcmp(p + i, b"HTTP/", 5) != 0 \
+                    or not (48 <= p[i + 5] <= 57) or p[i + 6] != b'.' or not (48 <= p[i + 7] <= 57):
+                return self._error(400, HTTP1_DETAIL_INVALID_VERSION)
+            self.version = HTTP1_VERSION_11 if p[i + 5] == b'1' and p[i + 7] == b'1' else HTTP1_VERSION_10
+            i += 8
+            while i < eol and p[i] == b' ':
+                i += 1
+            if i != eol:
+                return self._error(400, HTTP1_DETAIL_INVALID_VERSION)
+        # Header lines, up to the empty line.
+        i = next_line
+        while True:
+            next_line = <size_t>(<const char*>memchr(p + i, b'\n', self.head_len - i) - p) + 1
+            eol = next_line - 1
+            if eol > i and p[eol - 1] == b'\r':
+                eol -= 1
+            if eol == i:
+                break           # the empty line that parse() found
+            # Further CRs before the line end are dropped, as Envoy does.
+            while eol > i and p[eol - 1] == b'\r':
+                eol -= 1
             if p[i] == b' ' or p[i] == b'\t':
                 return self._error(400, HTTP1_DETAIL_OBS_FOLD)
             start = i
@@ -205,7 +233,9 @@ cdef class Http1RequestParser:
             ve = vs
             while i < eol:
                 c = <unsigned char>p[i]
-                if c == 0 or c == b'\r' or c == b'\n':
+                # Controls other than HT are refused (NUL, CR, DEL, ...);
+                # obs-text (0x80-0xff) passes, as in Envoy.
+                if (c < 0x20 and c != b'\t') or c == 0x7f:
                     return self._error(400, HTTP1_DETAIL_INVALID_CHARACTERS)
                 i += 1
                 if c != b' ' and c != b'\t':
@@ -223,36 +253,47 @@ cdef class Http1RequestParser:
             self.header_count += 1
             if self._on_header(h) != HTTP1_PARSE_DONE:
                 return HTTP1_PARSE_ERROR
-            i = eol + 2
-        if self.content_length >= 0 and self.header_index[<int>HTTP1_HEADER_TRANSFER_ENCODING] >= 0:
-            return self._error(400, HTTP1_DETAIL_CL_AND_TE)
+            i = next_line
+        if self.header_index[<int>HTTP1_HEADER_TRANSFER_ENCODING] >= 0:
+            # Envoy checks Content-Length with Transfer-Encoding first.
+            if self.content_length >= 0:
+                return self._error(400, HTTP1_DETAIL_CL_AND_TE)
+            if self.te_invalid or not self.chunked:
+                self.chunked = False
+                return self._error(501, HTTP1_DETAIL_INVALID_TE)
         return HTTP1_PARSE_DONE
 
     cdef int _on_header(self, Http1Header *h) noexcept:
         """Content-Length and Transfer-Encoding semantics, per header."""
         cdef const char *v = self.head + h.value_off
-        cdef size_t n = h.value_len, i, s
+        cdef size_t n = h.value_len, i, s, e
         cdef int64_t cl = 0
         if h.id == HTTP1_HEADER_CONTENT_LENGTH:
-            if n == 0 or n > 18:
+            # Digits only; a second Content-Length is refused even when
+            # equal (Envoy does).
+            if n == 0 or n > 18 or self.content_length >= 0:
                 return self._error(400, HTTP1_DETAIL_INVALID_CONTENT_LENGTH)
             for i in range(n):
                 if v[i] < b'0' or v[i] > b'9':
                     return self._error(400, HTTP1_DETAIL_INVALID_CONTENT_LENGTH)
                 cl = cl * 10 + (v[i] - 48)
-            if self.content_length >= 0 and self.content_length != cl:
-                return self._error(400, HTTP1_DETAIL_INVALID_CONTENT_LENGTH)
             self.content_length = cl
         elif h.id == HTTP1_HEADER_TRANSFER_ENCODING:
-            # Only the final coding matters; it must be chunked (else 501,
-            # as Envoy). A later Transfer-Encoding line is the final one.
-            s = n
-            while s > 0 and v[s - 1] != b',':
-                s -= 1
-            while s < n and (v[s] == b' ' or v[s] == b'\t'):
-                s += 1
-            if n - s == 7 and _http1_ieq(v + s, b"chunked", 7):
-                self.chunked = True
-            else:
-                return self._error(501, HTTP1_DETAIL_INVALID_TE)
+            # Envoy implements chunked only: every coding, over all
+            # Transfer-Encoding lines, must be one single "chunked" (else 501).
+            s = 0
+            while s < n:
+                e = s
+                while e < n and v[e] != b',':
+                    e += 1
+                i = e
+                while s < i and (v[s] == b' ' or v[s] == b'\t'):
+                    s += 1
+                while i > s and (v[i - 1] == b' ' or v[i - 1] == b'\t'):
+                    i -= 1
+                if i > s:
+                    if self.chunked or i - s != 7 or not _http1_ieq(v + s, b"chunked", 7):
+                        self.te_invalid = True      # 501 after the CL+TE check
+                    self.chunked = True
+                s = e + 1
         return HTTP1_PARSE_DONE
