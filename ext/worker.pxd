@@ -23,6 +23,7 @@ include "upstream/conn_pool_base.pxd"
 include "upstream/cluster_manager.pxd"
 include "stream_info/stream_info.pxd"
 include "filters/network/tcp_proxy.pxd"
+include "http/http1/parser.pxd"
 
 
 cdef class Worker

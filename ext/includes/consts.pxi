@@ -24,3 +24,7 @@ cdef enum:
     SPLICE_THRESHOLD = 65536
     # Pipe capacity asked for with F_SETPIPE_SZ for splice().
     SPLICE_PIPE_SIZE = 262144
+    # HTTP/1 request head limits: Envoy's max_request_headers_kb and
+    # max_headers_count defaults.
+    HTTP1_MAX_HEADERS_KB = 60
+    HTTP1_MAX_HEADERS_COUNT = 100
