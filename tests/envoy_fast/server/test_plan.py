@@ -47,6 +47,23 @@ def _plan(cfg, fds=None):
     return bs, layout, build_plan(bs, layout, fds or {"l0": -1})
 
 
+
+def _ping_through(worker, port: int) -> None:
+    """One echoed "ping" through `worker` (run by hand) on `port`; closed after."""
+    c = socket.create_connection(("127.0.0.1", port), timeout=5)
+    c.setblocking(False)
+    c.sendall(b"ping")
+    got = b""
+    deadline = time.monotonic() + 10
+    while got != b"ping" and time.monotonic() < deadline:
+        worker.run_for_test(0.02)
+        try:
+            got += c.recv(100)
+        except BlockingIOError:
+            pass
+    assert got == b"ping"
+    c.close()
+
 def test_plan_is_structs_resolved_from_the_bootstrap():
     bs, layout, plan = _plan(_config())
     assert isinstance(plan, WorkerPlan)
@@ -127,19 +144,7 @@ def test_worker_built_from_a_decoded_plan_proxies():
         store = StatsStore(layout)
         plan = plan_types.decode(plan_types.encode(build_plan(bs, layout, {"l0": lsock.fileno()})))
         worker = Worker(plan, store.mem, 0)
-        c = socket.create_connection(("127.0.0.1", port), timeout=5)
-        c.setblocking(False)
-        c.sendall(b"ping")
-        got = b""
-        deadline = time.monotonic() + 5
-        while got != b"ping" and time.monotonic() < deadline:
-            worker.run_for_test(0.02)
-            try:
-                got += c.recv(100)
-            except BlockingIOError:
-                pass
-        assert got == b"ping"
-        c.close()
+        _ping_through(worker, port)
         worker.run_for_test(0.1)
         assert store.values()["tcp.tp.downstream_cx_total"] == 1
         assert store.values()["cluster.up.upstream_cx_total"] == 1
@@ -236,19 +241,7 @@ def _proxy_one_logged_connection(echo_port, tmp_path, through_msgpack):
         plan = plan_types.decode(plan_types.encode(plan))
     worker = Worker(plan, store.mem, 0)
     try:
-        c = socket.create_connection(("127.0.0.1", port), timeout=5)
-        c.setblocking(False)
-        c.sendall(b"ping")
-        got = b""
-        deadline = time.monotonic() + 10
-        while got != b"ping" and time.monotonic() < deadline:
-            worker.run_for_test(0.02)
-            try:
-                got += c.recv(100)
-            except BlockingIOError:
-                pass
-        assert got == b"ping"
-        c.close()
+        _ping_through(worker, port)
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline and not (tmp_path / "json.log").read_text():
             worker.run_for_test(0.05)       # the log is written at close, flushed on the tick
