@@ -283,7 +283,9 @@ cdef class TcpProxyForTest:
 cdef tuple _HTTP1_HEADER_ID_NAMES_FOR_TEST = (
     None, "host", "content-length", "transfer-encoding", "connection",
     "upgrade", "expect", "te", "x-forwarded-for", "x-forwarded-proto",
-    "x-request-id")
+    "x-request-id", "keep-alive", "proxy-connection", "date", "server",
+    "user-agent", "content-type", "x-envoy-original-path",
+    "x-envoy-upstream-service-time", "x-envoy-expected-rq-timeout-ms")
 
 
 @cython.final
@@ -344,3 +346,68 @@ cdef class Http1RequestParserForTest:
         """Drain the parsed head and reset for the next one (pipelining)."""
         self.buffer.drain(self.parser.head_len)
         self.parser.reset()
+
+
+@cython.final
+cdef class HttpHeaderMapForTest:
+    """An HttpHeaderMap loaded from a request head, edited through its cdef
+    methods; encode() gives the header block as bytes."""
+    cdef HttpHeaderMap map
+
+    def __init__(self, head=None):
+        cdef Http1RequestParser p
+        cdef OwnedBuffer b
+        self.map = HttpHeaderMap()
+        if head is not None:
+            p = Http1RequestParser()
+            b = OwnedBuffer.new()
+            b.append(head)
+            if p.parse(b) != HTTP1_PARSE_DONE:
+                raise ValueError("not a complete request head")
+            self.map.load_request(p)
+
+    def items(self):
+        return self.map.items_for_test()
+
+    def path(self):
+        return self.map.buf[self.map.path_off:self.map.path_off + self.map.path_len]
+
+    def add(self, bytes name, bytes value):
+        self.map.add(name, len(name), value, len(value), HTTP1_HEADER_OTHER)
+
+    def set_known(self, str name, bytes value):
+        self.map.set_id(_HTTP1_HEADER_ID_NAMES_FOR_TEST.index(name), value, len(value))
+
+    def get_known(self, str name):
+        cdef int i = self.map.get(_HTTP1_HEADER_ID_NAMES_FOR_TEST.index(name))
+        if i < 0:
+            return None
+        return self.map.value_at(i)[:self.map.entries[i].value_len]
+
+    def find(self, bytes name):
+        cdef int i = self.map.find(name, len(name))
+        if i < 0:
+            return None
+        return self.map.value_at(i)[:self.map.entries[i].value_len]
+
+    def remove(self, bytes name):
+        return self.map.remove_name(name, len(name))
+
+    def remove_known(self, str name):
+        return self.map.remove_id(_HTTP1_HEADER_ID_NAMES_FOR_TEST.index(name))
+
+    def append_value(self, bytes name, bytes value):
+        cdef int i = self.map.find(name, len(name))
+        self.map.append_value(i, value, len(value), b",", 1)
+
+    def set_path(self, bytes path):
+        self.map.set_path(path, len(path))
+
+    def byte_size(self):
+        return self.map.byte_size
+
+    def encode(self, str first=None):
+        cdef OwnedBuffer out = OwnedBuffer.new()
+        self.map.encode_headers(out, HTTP1_HEADER_OTHER if first is None
+                                else _HTTP1_HEADER_ID_NAMES_FOR_TEST.index(first))
+        return out.to_bytes()

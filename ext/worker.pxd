@@ -24,6 +24,7 @@ include "upstream/cluster_manager.pxd"
 include "stream_info/stream_info.pxd"
 include "filters/network/tcp_proxy.pxd"
 include "http/http1/parser.pxd"
+include "http/header_map.pxd"
 
 
 cdef class Worker

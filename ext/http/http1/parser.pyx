@@ -22,7 +22,9 @@ cdef const char *_HTTP1_HEADER_NAMES[HTTP1_HEADER_COUNT]
 _HTTP1_HEADER_NAMES[:] = [
     b"", b"host", b"content-length", b"transfer-encoding", b"connection",
     b"upgrade", b"expect", b"te", b"x-forwarded-for", b"x-forwarded-proto",
-    b"x-request-id"]
+    b"x-request-id", b"keep-alive", b"proxy-connection", b"date", b"server",
+    b"user-agent", b"content-type", b"x-envoy-original-path",
+    b"x-envoy-upstream-service-time", b"x-envoy-expected-rq-timeout-ms"]
 cdef size_t _HTTP1_HEADER_LENS[HTTP1_HEADER_COUNT]
 for _i in range(HTTP1_HEADER_COUNT):
     _HTTP1_HEADER_LENS[_i] = len(<bytes>_HTTP1_HEADER_NAMES[_i])

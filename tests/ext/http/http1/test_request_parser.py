@@ -52,7 +52,7 @@ def test_get_with_headers():
     assert r["target"] == b"/index.html?q=1"
     assert r["version"] == "HTTP/1.1"
     assert r["headers"] == [(b"Host", b"example.com", "host"),
-                            (b"User-Agent", b"curl/8", None),
+                            (b"User-Agent", b"curl/8", "user-agent"),
                             (b"Accept", b"*/*", None),
                             (b"X-Forwarded-For", b"10.0.0.1", "x-forwarded-for"),
                             (b"X-Request-Id", b"abc", "x-request-id")]

@@ -1,0 +1,323 @@
+# HttpHeaderMap (see header_map.pxd). The block and the entry array grow by
+# doubling and are kept across clear(), so a map reused for each request on
+# a connection allocates nothing once warm.
+
+from libc.stdlib cimport malloc, realloc, free
+
+cdef enum:
+    _HTTP_HEADER_MAP_INITIAL_BYTES = 1024
+    _HTTP_HEADER_MAP_INITIAL_ENTRIES = 16
+
+
+cdef inline bint _http_header_name_eq(const char *a, size_t an,
+                                      const char *lower, size_t n) noexcept:
+    # `a` is already lower-case (the map's names are); `lower` may not be.
+    cdef size_t i
+    if an != n:
+        return False
+    for i in range(n):
+        if <unsigned char>a[i] != _http1_lower(<unsigned char>lower[i]):
+            return False
+    return True
+
+
+cdef inline char *_http_header_write(char *p, const char *buf, const HttpHeaderEntry *e) noexcept:
+    memcpy(p, buf + e.name_off, e.name_len)
+    p += e.name_len
+    p[0] = b':'
+    p[1] = b' '
+    p += 2
+    memcpy(p, buf + e.value_off, e.value_len)
+    p += e.value_len
+    p[0] = b'\r'
+    p[1] = b'\n'
+    return p + 2
+
+
+@cython.final
+cdef class HttpHeaderMap:
+
+    def __cinit__(self):
+        self.buf = <char*>malloc(_HTTP_HEADER_MAP_INITIAL_BYTES)
+        self.entries = <HttpHeaderEntry*>malloc(
+            _HTTP_HEADER_MAP_INITIAL_ENTRIES * sizeof(HttpHeaderEntry))
+        if self.buf == NULL or self.entries == NULL:
+            raise MemoryError()
+        self.buf_cap = _HTTP_HEADER_MAP_INITIAL_BYTES
+        self.cap = _HTTP_HEADER_MAP_INITIAL_ENTRIES
+        self.clear()
+
+    def __dealloc__(self):
+        free(self.buf)
+        free(self.entries)
+
+    cdef void clear(self) noexcept:
+        cdef int i
+        self.buf_len = 0
+        self.count = 0
+        self.live = 0
+        for i in range(HTTP1_HEADER_COUNT):
+            self.index[i] = -1
+        self.method = -1
+        self.path_off = self.path_len = 0
+        self.status = 0
+        self.version = HTTP1_VERSION_11
+        self.byte_size = 0
+
+    cdef int reserve_bytes(self, size_t n) except -1:
+        cdef size_t cap = self.buf_cap
+        cdef char *p
+        if self.buf_len + n <= cap:
+            return 0
+        while cap < self.buf_len + n:
+            cap *= 2
+        if cap > 0xffffffff:
+            raise MemoryError("header block over 4 GiB")
+        p = <char*>realloc(self.buf, cap)
+        if p == NULL:
+            raise MemoryError()
+        self.buf = p
+        self.buf_cap = cap
+        return 0
+
+    cdef int reserve_entries(self, int n) except -1:
+        cdef int cap = self.cap
+        cdef HttpHeaderEntry *p
+        if self.count + n <= cap:
+            return 0
+        while cap < self.count + n:
+            cap *= 2
+        p = <HttpHeaderEntry*>realloc(self.entries, cap * sizeof(HttpHeaderEntry))
+        if p == NULL:
+            raise MemoryError()
+        self.entries = p
+        self.cap = cap
+        return 0
+
+    cdef uint32_t append_bytes(self, const char *data, size_t n) except? 0xffffffff:
+        """Copy `data` to the end of the block; its offset there."""
+        cdef uint32_t off
+        self.reserve_bytes(n)
+        off = <uint32_t>self.buf_len
+        if n:
+            memcpy(self.buf + off, data, n)
+        self.buf_len += n
+        return off
+
+    cdef int load_head(self, const char *head, size_t head_len,
+                       const Http1Header *headers, int count) except -1:
+        """Take a parsed head: one copy of the block, an entry per header
+        (offsets unchanged), names lower-cased. Clears the map first."""
+        cdef int i, j
+        cdef HttpHeaderEntry *e
+        cdef char *name
+        self.clear()
+        self.reserve_bytes(head_len)
+        self.reserve_entries(count)
+        memcpy(self.buf, head, head_len)
+        self.buf_len = head_len
+        for i in range(count):
+            e = &self.entries[i]
+            e.name_off = headers[i].name_off
+            e.name_len = headers[i].name_len
+            e.value_off = headers[i].value_off
+            e.value_len = headers[i].value_len
+            e.id = headers[i].id
+            name = self.buf + e.name_off
+            for j in range(<int>e.name_len):
+                name[j] = <char>_http1_lower(<unsigned char>name[j])
+            if e.id != HTTP1_HEADER_OTHER and self.index[e.id] < 0:
+                self.index[e.id] = i
+            self.byte_size += e.name_len + e.value_len
+        self.count = count
+        self.live = count
+        return 0
+
+    cdef int load_request(self, Http1RequestParser parser) except -1:
+        """Take the request head `parser` has just parsed (HTTP1_PARSE_DONE)."""
+        self.load_head(parser.head, parser.head_len, parser.headers, parser.header_count)
+        self.method = parser.method
+        self.path_off = parser.target_off
+        self.path_len = parser.target_len
+        self.version = parser.version
+        return 0
+
+    cdef int add(self, const char *name, size_t name_len,
+                 const char *value, size_t value_len, int id) except -1:
+        """Append a header (name lower-cased here); `id` is its
+        Http1HeaderId, or HTTP1_HEADER_OTHER (then looked up)."""
+        cdef HttpHeaderEntry *e
+        cdef size_t j
+        cdef char *p
+        if id == HTTP1_HEADER_OTHER:
+            id = _http1_header_id(name, name_len)
+        self.reserve_entries(1)
+        self.reserve_bytes(name_len + value_len)
+        e = &self.entries[self.count]
+        e.name_off = <uint32_t>self.buf_len
+        e.name_len = <uint32_t>name_len
+        p = self.buf + self.buf_len
+        for j in range(name_len):
+            p[j] = <char>_http1_lower(<unsigned char>name[j])
+        self.buf_len += name_len
+        e.value_off = self.append_bytes(value, value_len)
+        e.value_len = <uint32_t>value_len
+        e.id = id
+        if id != HTTP1_HEADER_OTHER and self.index[id] < 0:
+            self.index[id] = self.count
+        self.count += 1
+        self.live += 1
+        self.byte_size += name_len + value_len
+        return 0
+
+    cdef int set_value(self, int i, const char *value, size_t value_len) except -1:
+        """Replace entry i's value."""
+        cdef HttpHeaderEntry *e = &self.entries[i]
+        self.byte_size -= e.value_len
+        if value_len <= e.value_len:
+            memcpy(self.buf + e.value_off, value, value_len)    # in place
+        else:
+            e.value_off = self.append_bytes(value, value_len)
+        e.value_len = <uint32_t>value_len
+        self.byte_size += value_len
+        return 0
+
+    cdef int append_value(self, int i, const char *value, size_t value_len,
+                          const char *sep, size_t sep_len) except -1:
+        """Entry i's value becomes value + sep + `value` (x-forwarded-for)."""
+        cdef HttpHeaderEntry *e = &self.entries[i]
+        cdef size_t old = e.value_len
+        cdef uint32_t off
+        self.reserve_bytes(old + sep_len + value_len)
+        e = &self.entries[i]
+        off = <uint32_t>self.buf_len
+        memcpy(self.buf + off, self.buf + e.value_off, old)
+        memcpy(self.buf + off + old, sep, sep_len)
+        memcpy(self.buf + off + old + sep_len, value, value_len)
+        self.buf_len += old + sep_len + value_len
+        e.value_off = off
+        e.value_len = <uint32_t>(old + sep_len + value_len)
+        self.byte_size += sep_len + value_len
+        return 0
+
+    cdef int set_id(self, int id, const char *value, size_t value_len) except -1:
+        """Envoy's setReferenceKey for a known header: the first entry takes
+        `value`, later ones go; added at the end when absent."""
+        cdef int i = self.index[id], j
+        if i < 0:
+            return self.add(_HTTP1_HEADER_NAMES[id], _HTTP1_HEADER_LENS[id], value, value_len, id)
+        self.set_value(i, value, value_len)
+        j = self.next_same(i)
+        while j >= 0:
+            self.remove_at(j)
+            j = self.next_same(i)
+        return 0
+
+    cdef int set_path(self, const char *path, size_t path_len) except -1:
+        self.path_off = self.append_bytes(path, path_len)
+        self.path_len = <uint32_t>path_len
+        return 0
+
+    cdef int next_same(self, int i) noexcept:
+        """The next live entry after i with entry i's name, or -1."""
+        cdef HttpHeaderEntry *e = &self.entries[i]
+        cdef HttpHeaderEntry *o
+        cdef int j
+        for j in range(i + 1, self.count):
+            o = &self.entries[j]
+            if o.id == HTTP_HEADER_DEAD or o.name_len != e.name_len:
+                continue
+            if e.id != HTTP1_HEADER_OTHER:
+                if o.id == e.id:
+                    return j
+            elif memcmp(self.buf + o.name_off, self.buf + e.name_off, e.name_len) == 0:
+                return j
+        return -1
+
+    cdef void remove_at(self, int i) noexcept:
+        cdef HttpHeaderEntry *e = &self.entries[i]
+        cdef int id = e.id
+        if id == HTTP_HEADER_DEAD:
+            return
+        e.id = HTTP_HEADER_DEAD
+        self.live -= 1
+        self.byte_size -= e.name_len + e.value_len
+        if id != HTTP1_HEADER_OTHER and self.index[id] == i:
+            self.index[id] = -1
+            for i in range(i + 1, self.count):
+                if self.entries[i].id == id:
+                    self.index[id] = i
+                    break
+
+    cdef int remove_id(self, int id) noexcept:
+        """Remove every entry of a known header; how many went."""
+        cdef int n = 0
+        while self.index[id] >= 0:
+            self.remove_at(self.index[id])
+            n += 1
+        return n
+
+    cdef int remove_name(self, const char *name, size_t name_len) noexcept:
+        """Remove every entry named `name` (any case); how many went."""
+        cdef int n = 0, i = self.find(name, name_len)
+        while i >= 0:
+            self.remove_at(i)
+            n += 1
+            i = self.find(name, name_len)
+        return n
+
+    cdef int find(self, const char *name, size_t name_len) noexcept:
+        """The first live entry named `name` (any case), or -1."""
+        cdef int i
+        cdef HttpHeaderEntry *e
+        for i in range(self.count):
+            e = &self.entries[i]
+            if e.id != HTTP_HEADER_DEAD and _http_header_name_eq(
+                    self.buf + e.name_off, e.name_len, name, name_len):
+                return i
+        return -1
+
+    cdef int encode_headers(self, OwnedBuffer out, int first_id) except -1:
+        """Write "name: value\\r\\n" for each live entry, those of `first_id`
+        (e.g. host, as Envoy's encoder puts :authority first) before the
+        rest; HTTP1_HEADER_OTHER for plain order. No blank line."""
+        cdef int i
+        cdef HttpHeaderEntry *e
+        cdef size_t need = 0
+        cdef char *p
+        cdef char *start
+        for i in range(self.count):
+            e = &self.entries[i]
+            if e.id != HTTP_HEADER_DEAD:
+                need += e.name_len + e.value_len + 4
+        if need == 0:
+            return 0
+        # One contiguous run in the buffer's tail: build it in the map's own
+        # spare room, then append it (a single copy into the buffer).
+        self.reserve_bytes(need)
+        start = p = self.buf + self.buf_len
+        if first_id != HTTP1_HEADER_OTHER:
+            for i in range(self.count):
+                e = &self.entries[i]
+                if e.id == first_id:
+                    p = _http_header_write(p, self.buf, e)
+        for i in range(self.count):
+            e = &self.entries[i]
+            if e.id != HTTP_HEADER_DEAD and (first_id == HTTP1_HEADER_OTHER or e.id != first_id):
+                p = _http_header_write(p, self.buf, e)
+        out.add(start, p - start)
+        return 0
+
+    # -- for tests and the admin: Python views (never on the request path)
+
+    def items_for_test(self):
+        """[(name, value), ...] of the live entries, in order."""
+        cdef int i
+        cdef HttpHeaderEntry *e
+        result = []
+        for i in range(self.count):
+            e = &self.entries[i]
+            if e.id != HTTP_HEADER_DEAD:
+                result.append((self.buf[e.name_off:e.name_off + e.name_len],
+                               self.buf[e.value_off:e.value_off + e.value_len]))
+        return result
