@@ -56,7 +56,7 @@ def test_get_with_headers():
                             (b"Accept", b"*/*", None),
                             (b"X-Forwarded-For", b"10.0.0.1", "x-forwarded-for"),
                             (b"X-Request-Id", b"abc", "x-request-id")]
-    assert r["known"] == {"host": 0, "x-forwarded-for": 3, "x-request-id": 4}
+    assert r["known"] == {"host": 0, "user-agent": 1, "x-forwarded-for": 3, "x-request-id": 4}
     assert r["content_length"] is None and r["chunked"] is False
     assert r["head_len"] == len(GET)
 
