@@ -25,6 +25,7 @@ include "stream_info/stream_info.pxd"
 include "filters/network/tcp_proxy.pxd"
 include "http/http1/parser.pxd"
 include "http/header_map.pxd"
+include "http/filter.pxd"
 
 
 cdef class Worker

@@ -1,0 +1,69 @@
+"""http_connection_manager's plan: what a worker's HttpConnectionManagerConfig
+(ext/http/conn_manager_config.pyx) is built from. Every field is resolved:
+defaults applied, durations in seconds (0: off), enums as ints."""
+from __future__ import annotations
+
+from typing import List, Union
+
+from envoy_fast.accesslog.plan import AccessLogPlan
+from envoy_fast.extensions.registry import NetworkFilterPlan, PlanStruct
+from envoy_fast.router.plan import RouteTablePlan
+
+NAME = "envoy.filters.network.http_connection_manager"
+ROUTER_NAME = "envoy.filters.http.router"
+
+# ServerHeaderTransformation
+SERVER_HEADER_OVERWRITE = 0
+SERVER_HEADER_APPEND_IF_ABSENT = 1
+SERVER_HEADER_PASS_THROUGH = 2
+
+# HeadersWithUnderscoresAction
+UNDERSCORES_ALLOW = 0
+UNDERSCORES_REJECT_REQUEST = 1
+UNDERSCORES_DROP_HEADER = 2
+
+
+class HttpFilterPlan(PlanStruct, tag_field="name"):
+    """Base of an HTTP filter's plan, tagged with its extension name."""
+
+
+class RouterPlan(HttpFilterPlan, tag=ROUTER_NAME, kw_only=True):
+    """envoy.filters.http.router."""
+    suppress_envoy_headers: bool = False
+
+
+HttpFilterPlans = Union[RouterPlan]
+
+
+class HttpConnectionManagerPlan(NetworkFilterPlan, tag=NAME, kw_only=True):
+    stat_prefix: str
+    stats_base: int                             # http.<stat_prefix>. block (HttpConnManagerStat)
+    route_table: RouteTablePlan
+    http_filters: List[HttpFilterPlans]         # router last
+    server_name: str = "envoy"
+    server_header_transformation: int = SERVER_HEADER_OVERWRITE
+    use_remote_address: bool = False
+    skip_xff_append: bool = False
+    xff_num_trusted_hops: int = 0
+    generate_request_id: bool = True
+    preserve_external_request_id: bool = False
+    always_set_request_id_in_response: bool = False
+    max_request_headers_kb: int = 60
+    max_headers_count: int = 100
+    headers_with_underscores_action: int = UNDERSCORES_ALLOW
+    idle_timeout: float = 3600.0                # common_http_protocol_options.idle_timeout
+    max_connection_duration: float = 0.0
+    max_requests_per_connection: int = 0        # 0: no limit
+    stream_idle_timeout: float = 300.0
+    request_timeout: float = 0.0
+    request_headers_timeout: float = 0.0
+    delayed_close_timeout: float = 1.0
+    accept_http_10: bool = False
+    default_host_for_http_10: str = ""
+    allow_absolute_url: bool = True
+    allow_chunked_length: bool = False
+    enable_trailers: bool = False
+    upgrade_types: List[str] = []               # enabled upgrade_configs, lower-case
+    proxy_100_continue: bool = False
+    via: str = ""
+    access_log: List[AccessLogPlan] = []

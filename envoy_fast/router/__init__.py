@@ -1,0 +1,1 @@
+"""Routing: route configuration messages, checks and the route table plan."""
