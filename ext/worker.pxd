@@ -24,7 +24,10 @@ include "upstream/cluster_manager.pxd"
 include "stream_info/stream_info.pxd"
 include "filters/network/tcp_proxy.pxd"
 include "http/http1/parser.pxd"
+include "http/http1/response_parser.pxd"
 include "http/header_map.pxd"
+include "http/http1/body_decoder.pxd"
+include "http/http1/encoder.pxd"
 include "http/filter.pxd"
 
 
