@@ -17,12 +17,10 @@ cdef enum Http1BodyStatus:
 # chunked framing states (Http1BodyDecoder.state)
 cdef enum Http1ChunkState:
     HTTP1_CHUNK_SIZE = 0            # hex digits of a chunk-size line
-    HTTP1_CHUNK_SIZE_WS             # whitespace after the digits
-    HTTP1_CHUNK_EXT                 # a chunk extension: skipped to the line end
+    HTTP1_CHUNK_EXT                 # after SP, HT or ';': skipped up to CR
     HTTP1_CHUNK_SIZE_LF             # CR seen, LF next
     HTTP1_CHUNK_DATA                # `remaining` data bytes
-    HTTP1_CHUNK_DATA_CR             # CRLF after the data
-    HTTP1_CHUNK_DATA_LF
+    HTTP1_CHUNK_DATA_END            # CR* LF after the data
     HTTP1_CHUNK_TRAILERS            # trailer lines up to the empty one
     HTTP1_CHUNK_DONE
 
@@ -32,7 +30,7 @@ cdef class Http1BodyDecoder:
     cdef int mode                   # Http1BodyMode
     cdef int state                  # Http1ChunkState (chunked only)
     cdef bint done
-    cdef int64_t remaining          # Content-Length / current chunk bytes left
+    cdef uint64_t remaining         # Content-Length / current chunk bytes left
     cdef int digits                 # hex digits in the chunk-size line
     cdef uint64_t body_bytes        # body bytes delivered so far
     cdef bint keep_trailers

@@ -6,10 +6,6 @@
 # counterpart: the HCM / router report the disconnect instead).
 cdef const char *HTTP1_DETAIL_PREMATURE_EOF = b"http1.premature_eof"
 
-cdef enum:
-    # A chunk size may not exceed this (15 hex digits); more is an overflow.
-    _HTTP1_MAX_CHUNK_SIZE = 0x0fffffffffffffff
-
 cdef signed char _http1_hex[256]
 for _i in range(256):
     _http1_hex[_i] = int(chr(_i), 16) if chr(_i) in "0123456789abcdefABCDEF" else -1
@@ -23,6 +19,7 @@ cdef class Http1BodyDecoder:
                   int max_headers_count=HTTP1_MAX_HEADERS_COUNT):
         self.keep_trailers = keep_trailers
         self.trailer_parser = Http1HeadParser(max_request_headers_kb, max_headers_count)
+        self.trailer_parser.trailers = True
         self.trailers = HttpHeaderMap() if keep_trailers else None
         self.start(HTTP1_BODY_NONE, -1)
 
@@ -31,7 +28,8 @@ cdef class Http1BodyDecoder:
         `content_length` counts for HTTP1_BODY_CONTENT_LENGTH only."""
         self.mode = mode
         self.state = HTTP1_CHUNK_SIZE
-        self.remaining = content_length if mode == HTTP1_BODY_CONTENT_LENGTH else 0
+        self.remaining = <uint64_t>content_length if (
+            mode == HTTP1_BODY_CONTENT_LENGTH and content_length > 0) else 0
         self.digits = 0
         self.body_bytes = 0
         self.done = mode == HTTP1_BODY_NONE or (
@@ -59,7 +57,7 @@ cdef class Http1BodyDecoder:
             return HTTP1_BODY_DONE
         if self.mode == HTTP1_BODY_CONTENT_LENGTH:
             n = input.length()
-            if <uint64_t>n > <uint64_t>self.remaining:
+            if <uint64_t>n > self.remaining:
                 n = <size_t>self.remaining
             if n:
                 output.move_n(input, n)
@@ -78,14 +76,14 @@ cdef class Http1BodyDecoder:
                 n = input.length()
                 if n == 0:
                     return HTTP1_BODY_NEED_MORE
-                if <uint64_t>n > <uint64_t>self.remaining:
+                if <uint64_t>n > self.remaining:
                     n = <size_t>self.remaining
                 output.move_n(input, n)
                 self.remaining -= n
                 self.body_bytes += n
                 if self.remaining:
                     return HTTP1_BODY_NEED_MORE
-                self.state = HTTP1_CHUNK_DATA_CR
+                self.state = HTTP1_CHUNK_DATA_END
             elif self.state == HTTP1_CHUNK_TRAILERS:
                 return self._trailers(input)
             else:
@@ -96,7 +94,10 @@ cdef class Http1BodyDecoder:
     cdef int _chunk_framing(self, OwnedBuffer input) noexcept:
         """Read framing bytes until the state is DATA or TRAILERS (DONE),
         input runs out (NEED_MORE, what was read drained) or a byte is
-        wrong (ERROR)."""
+        wrong (ERROR). The grammar is balsa's as Envoy 1.40 runs it
+        (observed): the size line is hex digits (at most 2^64-1), then
+        optionally SP / HT / ';' and anything up to CR, then CRLF (a bare LF
+        is refused); after the data, any CRs then LF."""
         cdef BufferCursor cur
         cdef const char *p
         cdef size_t n, k, used = 0
@@ -114,72 +115,41 @@ cdef class Http1BodyDecoder:
                 if state == HTTP1_CHUNK_SIZE:
                     v = _http1_hex[c]
                     if v >= 0:
-                        if self.remaining > <int64_t>(_HTTP1_MAX_CHUNK_SIZE >> 4):
+                        if self.remaining > (<uint64_t>0xffffffffffffffff >> 4):
                             return self._error(400, HTTP1_DETAIL_CODEC_ERROR)
-                        self.remaining = self.remaining * 16 + v
+                        self.remaining = self.remaining * 16 + <uint64_t>v
                         self.digits += 1
-                        continue
-                    if self.digits == 0:
+                    elif self.digits == 0:
                         return self._error(400, HTTP1_DETAIL_CODEC_ERROR)
-                    if c == b';':
-                        state = HTTP1_CHUNK_EXT
                     elif c == b'\r':
                         state = HTTP1_CHUNK_SIZE_LF
-                    elif c == b' ' or c == b'\t':
-                        state = HTTP1_CHUNK_SIZE_WS
-                    elif c == b'\n':
-                        state = -1              # a bare LF ends the line
+                    elif c == b' ' or c == b'\t' or c == b';':
+                        state = HTTP1_CHUNK_EXT
                     else:
                         return self._error(400, HTTP1_DETAIL_CODEC_ERROR)
-                    if state != -1:
-                        continue
-                elif state == HTTP1_CHUNK_SIZE_WS:
-                    if c == b' ' or c == b'\t':
-                        continue
-                    if c == b';':
-                        state = HTTP1_CHUNK_EXT
-                        continue
-                    if c == b'\r':
-                        state = HTTP1_CHUNK_SIZE_LF
-                        continue
-                    if c != b'\n':
-                        return self._error(400, HTTP1_DETAIL_CODEC_ERROR)
-                    state = -1
                 elif state == HTTP1_CHUNK_EXT:
-                    # Extensions are skipped (as Envoy); the line ends at LF.
                     if c == b'\r':
                         state = HTTP1_CHUNK_SIZE_LF
                     elif c == b'\n':
-                        state = -1
-                    if state != -1:
-                        continue
+                        return self._error(400, HTTP1_DETAIL_CODEC_ERROR)
                 elif state == HTTP1_CHUNK_SIZE_LF:
                     if c != b'\n':
                         return self._error(400, HTTP1_DETAIL_CODEC_ERROR)
-                    state = -1
-                elif state == HTTP1_CHUNK_DATA_CR:
-                    if c == b'\r':
-                        state = HTTP1_CHUNK_DATA_LF
-                        continue
-                    if c != b'\n':
+                    # The size line is complete.
+                    input.drain(used + k + 1)
+                    self.digits = 0
+                    if self.remaining:
+                        self.state = HTTP1_CHUNK_DATA
+                    else:
+                        self.state = HTTP1_CHUNK_TRAILERS
+                        self.trailer_parser.reset()
+                        self.trailer_parser.seen_line = True    # an empty first line ends them
+                    return HTTP1_BODY_DONE
+                else:   # HTTP1_CHUNK_DATA_END
+                    if c == b'\n':
+                        state = HTTP1_CHUNK_SIZE
+                    elif c != b'\r':
                         return self._error(400, HTTP1_DETAIL_CODEC_ERROR)
-                    state = HTTP1_CHUNK_SIZE
-                    continue
-                else:   # HTTP1_CHUNK_DATA_LF
-                    if c != b'\n':
-                        return self._error(400, HTTP1_DETAIL_CODEC_ERROR)
-                    state = HTTP1_CHUNK_SIZE
-                    continue
-                # state == -1: the chunk-size line is complete
-                input.drain(used + k + 1)
-                self.digits = 0
-                if self.remaining == 0:
-                    self.state = HTTP1_CHUNK_TRAILERS
-                    self.trailer_parser.reset()
-                    self.trailer_parser.seen_line = True    # an empty first line ends them
-                else:
-                    self.state = HTTP1_CHUNK_DATA
-                return HTTP1_BODY_DONE
             used += n
             input.advance(&cur, n)
 

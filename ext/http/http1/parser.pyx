@@ -296,7 +296,7 @@ cdef class Http1HeadParser:
             n -= 1
         h.value_off = <uint32_t>(v - self.head)
         h.value_len = <uint32_t>n
-        if h.id == HTTP1_HEADER_OTHER:
+        if h.id == HTTP1_HEADER_OTHER or self.trailers:
             return HTTP1_PARSE_DONE
         if h.id == HTTP1_HEADER_HOST:
             for i in range(n):
