@@ -59,18 +59,24 @@ cdef int http1_encode_request_head(OwnedBuffer out, HttpHeaderMap h) except -1:
 cdef int http1_encode_response_head(OwnedBuffer out, HttpHeaderMap h, bint http10) except -1:
     """"HTTP/1.1 NNN Reason", the headers in order, the blank line."""
     cdef char line[64]
-    cdef size_t rn
+    cdef size_t rn, n = 9
     cdef const char *reason = http1_reason_phrase(h.status, &rn)
-    cdef int status = h.status if 100 <= h.status <= 999 else 500
+    cdef char digits[10]
+    cdef int k = 10
+    cdef unsigned int status = <unsigned int>h.status if h.status >= 100 else 500
     memcpy(line, b"HTTP/1.0 " if http10 else b"HTTP/1.1 ", 9)
-    line[9] = <char>(48 + status // 100)
-    line[10] = <char>(48 + status // 10 % 10)
-    line[11] = <char>(48 + status % 10)
-    line[12] = b' '
-    memcpy(line + 13, reason, rn)       # the longest phrase is 33 bytes
-    line[13 + rn] = b'\r'
-    line[14 + rn] = b'\n'
-    out.add(line, 15 + rn)
+    while status and k > 0:         # an upstream's 2000 is relayed as such
+        k -= 1
+        digits[k] = <char>(48 + status % 10)
+        status //= 10
+    memcpy(line + n, digits + k, 10 - k)
+    n += 10 - k
+    line[n] = b' '
+    memcpy(line + n + 1, reason, rn)    # the longest phrase is 33 bytes
+    n += 1 + rn
+    line[n] = b'\r'
+    line[n + 1] = b'\n'
+    out.add(line, n + 2)
     h.encode_headers(out, HTTP1_HEADER_OTHER)
     out.add(b"\r\n", 2)
     return 0

@@ -135,6 +135,7 @@ cdef class Http1HeadParser:
     cdef bint conn_upgrade          # "upgrade" among them
     cdef int underscore_headers     # headers whose name holds '_'
     cdef bint trailers              # a trailer block: no Host / framing semantics
+    cdef bint check_authority       # Host must be an RFC 3986 authority (requests)
     cdef int header_index[HTTP1_HEADER_COUNT]   # first header of each id, -1
     cdef int error_status           # 400, 431 or 501 (requests) on ERROR
     cdef const char *error_detail   # a static string: response code details

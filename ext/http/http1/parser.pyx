@@ -299,6 +299,8 @@ cdef class Http1HeadParser:
         if h.id == HTTP1_HEADER_OTHER or self.trailers:
             return HTTP1_PARSE_DONE
         if h.id == HTTP1_HEADER_HOST:
+            if not self.check_authority:
+                return HTTP1_PARSE_DONE
             for i in range(n):
                 if not _http1_authority_char[<unsigned char>v[i]]:
                     return self._error(400, HTTP1_DETAIL_INVALID_AUTHORITY)
@@ -388,6 +390,7 @@ cdef class Http1RequestParser(Http1HeadParser):
 
     def __cinit__(self, *args, **kwargs):
         self.reset()        # the base's __cinit__ ran the base reset only
+        self.check_authority = True
 
     cdef void reset(self) noexcept:
         Http1HeadParser.reset(self)

@@ -15,7 +15,10 @@ cdef class Http1ResponseParser(Http1HeadParser):
 
     cdef int _parse_head(self) noexcept:
         cdef const char *p = self.head
-        cdef size_t i = self.request_start, eol, next_line, vend
+        cdef size_t i = self.request_start, eol, next_line, vend, start
+        cdef int status
+        if i:
+            return self._error(502, HTTP1_DETAIL_CODEC_ERROR)   # no empty line before it
         # Status line: HTTP/d.d SP 3DIGIT [SP reason]
         eol = _http1_start_line_end(p, i, self.head_len, &next_line)
         vend = i
@@ -24,14 +27,24 @@ cdef class Http1ResponseParser(Http1HeadParser):
         self.version = _http1_parse_version(p, i, vend)
         if self.version < 0 or vend == eol:
             return self._error(502, HTTP1_DETAIL_CODEC_ERROR)
+        # Status: digits, at least 100 (Envoy 1.40 relays 600 or 2000
+        # too), then a reason without controls, possibly empty.
         i = _http1_skip_spaces(p, vend, eol)
-        if i + 3 > eol or not (49 <= p[i] <= 57 and 48 <= p[i + 1] <= 57 and 48 <= p[i + 2] <= 57) \
-                or (i + 3 < eol and p[i + 3] != b' '):
+        start = i
+        status = 0
+        while i < eol and 48 <= p[i] <= 57 and i - start < 9:
+            status = status * 10 + (p[i] - 48)
+            i += 1
+        if status < 100 or (i < eol and p[i] != b' '):
             return self._error(502, HTTP1_DETAIL_CODEC_ERROR)
-        self.status = (p[i] - 48) * 100 + (p[i + 1] - 48) * 10 + (p[i + 2] - 48)
-        i = _http1_skip_spaces(p, i + 3, eol)
+        self.status = status
+        i = _http1_skip_spaces(p, i, eol)
         self.reason_off = <uint32_t>i
         self.reason_len = <uint32_t>(eol - i)
+        while i < eol:
+            if (<unsigned char>p[i] < 0x20 and p[i] != b'\t') or p[i] == 0x7f:
+                return self._error(502, HTTP1_DETAIL_CODEC_ERROR)
+            i += 1
         if self._parse_header_lines(next_line) != HTTP1_PARSE_DONE:
             return HTTP1_PARSE_ERROR
         if self.status < 200 or self.status == 204:
