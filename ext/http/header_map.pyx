@@ -140,11 +140,12 @@ cdef class HttpHeaderMap:
         self.path_off = parser.target_off
         self.path_len = parser.target_len
         self.version = parser.version
-        if parser.target_form == HTTP1_TARGET_ABSOLUTE:
-            # Envoy's handlePath: :path and Host come from the URL, any
+        if parser.target_form == HTTP1_TARGET_ABSOLUTE or parser.target_form == HTTP1_TARGET_AUTHORITY:
+            # Envoy's handlePath: Host (and :path) come from the target, any
             # Host the client sent is replaced.
-            self.path_off = parser.url_path_off
-            self.path_len = parser.url_path_len
+            if parser.target_form == HTTP1_TARGET_ABSOLUTE:
+                self.path_off = parser.url_path_off
+                self.path_len = parser.url_path_len
             self.set_id(HTTP1_HEADER_HOST, parser.head + parser.url_host_off, parser.url_host_len)
         return 0
 

@@ -46,6 +46,7 @@ cdef enum Http1Method:
     HTTP1_METHOD_UNLINK
     HTTP1_METHOD_UNLOCK
     HTTP1_METHOD_UNSUBSCRIBE
+    HTTP1_METHOD_QUERY              # the HCM refuses one without Content-Type (400)
 
 # Headers recognised during the parse; order matches _HTTP1_HEADER_NAMES.
 cdef enum Http1HeaderId:
@@ -72,7 +73,7 @@ cdef enum Http1HeaderId:
 
 cdef enum:  # sizes of the tables above
     HTTP1_HEADER_COUNT = 20
-    HTTP1_METHOD_COUNT = 34
+    HTTP1_METHOD_COUNT = 35
 
 cdef enum Http1Version:
     HTTP1_VERSION_09 = 9            # no version in the request line
@@ -167,9 +168,9 @@ cdef class Http1RequestParser(Http1HeadParser):
     cdef uint32_t target_off
     cdef uint32_t target_len
     cdef int target_form            # Http1TargetForm
-    # absolute-form: Host and :path for the upstream, as Envoy derives them
-    # (host lower-cased in the head, default port left out; path "/" when
-    # the URL has none).
+    # absolute-form: Host and :path for the upstream, as Envoy 1.40 derives
+    # them (host[:port] as written, userinfo left out; path "/" when the URL
+    # has none). CONNECT: url_host is the target.
     cdef uint32_t url_host_off
     cdef uint32_t url_host_len
     cdef uint32_t url_path_off
@@ -178,11 +179,13 @@ cdef class Http1RequestParser(Http1HeadParser):
 
     cdef int _parse_target(self) noexcept
     cdef inline bint missing_host(self) noexcept:
-        """HTTP/1.1 without Host (and no absolute-form URL): Envoy's HCM
-        answers 400 with an empty body (details missing_host_header)."""
+        """HTTP/1.1 without Host (nor an absolute-form or CONNECT target to
+        take it from): Envoy's HCM answers 400 with an empty body, details
+        missing_host_header, no DPE flag (the HCM reports it, not the codec)."""
         return (self.version == HTTP1_VERSION_11
                 and self.header_index[<int>HTTP1_HEADER_HOST] < 0
-                and self.target_form != HTTP1_TARGET_ABSOLUTE)
+                and self.target_form != HTTP1_TARGET_ABSOLUTE
+                and self.target_form != HTTP1_TARGET_AUTHORITY)
     cdef inline int body_mode(self) noexcept:
         if self.chunked:
             return HTTP1_BODY_CHUNKED

@@ -11,7 +11,7 @@ _HTTP1_METHOD_NAMES[:] = [
     b"LOCK", b"MSEARCH", b"MERGE", b"MKACTIVITY", b"MKCALENDAR", b"MKCOL",
     b"MOVE", b"NOTIFY", b"PROPFIND", b"PROPPATCH", b"PURGE", b"REBIND",
     b"REPORT", b"SEARCH", b"SOURCE", b"SUBSCRIBE", b"UNBIND", b"UNLINK",
-    b"UNLOCK", b"UNSUBSCRIBE"]
+    b"UNLOCK", b"UNSUBSCRIBE", b"QUERY"]
 cdef size_t _HTTP1_METHOD_LENS[HTTP1_METHOD_COUNT]
 for _i in range(HTTP1_METHOD_COUNT):
     _HTTP1_METHOD_LENS[_i] = len(<bytes>_HTTP1_METHOD_NAMES[_i])
@@ -456,7 +456,10 @@ cdef class Http1RequestParser(Http1HeadParser):
         cdef size_t n = self.target_len, i, s, e, scheme_len
         cdef int port
         if self.method == HTTP1_METHOD_CONNECT:
+            # host:port; Envoy takes Host from it
             self.target_form = HTTP1_TARGET_AUTHORITY
+            self.url_host_off = self.target_off
+            self.url_host_len = self.target_len
             return HTTP1_PARSE_DONE
         if t[0] == b'/':
             return HTTP1_PARSE_DONE

@@ -120,7 +120,6 @@ BAD = [
     (b"GET / XYZ\r\n\r\n", 400, "http1.codec_error"),
     (b"M-SEARCH / HTTP/1.1\r\n\r\n", 400, "http1.codec_error"),
     (b"PRI * HTTP/1.1\r\n\r\n", 400, "http1.codec_error"),
-    (b"QUERY / HTTP/1.1\r\n\r\n", 400, "http1.codec_error"),
     (b"GET \r\n\r\n", 400, "http1.codec_error"),
     (b"GET /a\x7f HTTP/1.1\r\n\r\n", 400, "http1.invalid_characters"),
     (b"GET /a\xff HTTP/1.1\r\n\r\n", 400, "http1.codec_error"),
@@ -199,7 +198,7 @@ def test_what_envoy_accepts():
     assert parse(b"GET / HTTP/2.0\r\n\r\n")["version"] == "HTTP/1.0"
     assert parse(b"GET / HTTP/1.2\r\n\r\n")["version"] == "HTTP/1.0"
     assert parse(b"GET /\r\nHost: a\r\n\r\n")["version"] == "HTTP/0.9"
-    for m in ("PROPFIND", "MSEARCH", "UNSUBSCRIBE", "MKCALENDAR"):
+    for m in ("PROPFIND", "MSEARCH", "UNSUBSCRIBE", "MKCALENDAR", "QUERY"):
         assert parse(m.encode() + b" / HTTP/1.1\r\n\r\n")["method"] == m
 
 
@@ -318,6 +317,8 @@ def expected_status(result):
     version other than HTTP/1.1 (accept_http_10 is off), else the route's 200."""
     if isinstance(result, tuple):
         return result[1]
+    if result["method"] == "QUERY" and "content-type" not in result["known"]:
+        return 400      # the HCM's query_missing_content_type
     return 200 if result["version"] == "HTTP/1.1" else 426
 
 
@@ -334,6 +335,7 @@ def test_same_status_as_envoy():
                b"GET / HTTP/1.1\r\nHost: a\r\n" + b"".join(b"h%d: v\r\n" % i for i in range(100)) + b"\r\n",
                with_host(head_of_size(60 * 1024 - 9)), with_host(head_of_size(60 * 1024 - 8))]
     corpus += [m.encode() + b" / HTTP/1.1\r\nHost: a\r\n\r\n" for m in METHODS + ["PRI", "QUERY"]]
+    corpus.append(b"QUERY / HTTP/1.1\r\nHost: a\r\nContent-Type: a/b\r\n\r\n")
     with run_envoy(cfg, wait=[port]):
         wait_port(port)
         mismatches = []
