@@ -28,11 +28,17 @@ cdef size_t _HTTP1_HEADER_LENS[HTTP1_HEADER_COUNT]
 for _i in range(HTTP1_HEADER_COUNT):
     _HTTP1_HEADER_LENS[_i] = len(<bytes>_HTTP1_HEADER_NAMES[_i])
 
-# RFC 9110 tchar: the bytes allowed in a method and a header name.
+# RFC 9110 tchar: the bytes allowed in a method and a header name (3 for
+# '_', so a name's OR tells whether it holds one).
 cdef unsigned char _http1_tchar[256]
 for _i in range(256):
-    _http1_tchar[_i] = (48 <= _i <= 57 or 65 <= _i <= 90 or 97 <= _i <= 122
-                        or chr(_i) in "!#$%&'*+-.^_`|~")
+    _http1_tchar[_i] = (3 if _i == 95 else 1) if (
+        48 <= _i <= 57 or 65 <= _i <= 90 or 97 <= _i <= 122 or chr(_i) in "!#$%&'*+-.^_`|~") else 0
+
+# Bytes a header value keeps as they are: HT, visible ASCII, SP, obs-text.
+cdef unsigned char _http1_value_char[256]
+for _i in range(256):
+    _http1_value_char[_i] = _i == 9 or 0x20 <= _i <= 0x7e or _i >= 0x80
 
 # RFC 3986 authority bytes (nghttp2_check_authority, which Envoy applies
 # to Host): unreserved, sub-delims, ':', '@', '[', ']', '%'.
@@ -223,11 +229,12 @@ cdef class Http1HeadParser:
                 start = i
                 flags = 0
                 while i < eol and p[i] != b':':
-                    if not _http1_tchar[<unsigned char>p[i]]:
+                    c = _http1_tchar[<unsigned char>p[i]]
+                    if not c:
                         return self._error(400, HTTP1_DETAIL_CODEC_ERROR)
-                    if p[i] == b'_':
-                        flags = HTTP1_HEADER_FLAG_UNDERSCORE
+                    flags |= c
                     i += 1
+                flags = HTTP1_HEADER_FLAG_UNDERSCORE if flags & 2 else 0
                 if i == eol or i == start:
                     return self._error(400, HTTP1_DETAIL_CODEC_ERROR)
                 if self.header_count == self.max_headers:
@@ -252,11 +259,14 @@ cdef class Http1HeadParser:
             # The value bytes [i, eol): copied down to w when rewriting.
             w = h.value_off + h.value_len
             vs = i
+            if not rewriting:
+                while i < eol and _http1_value_char[<unsigned char>p[i]]:
+                    i += 1
             while i < eol:
                 c = <unsigned char>p[i]
                 # Controls other than HT are refused (NUL, DEL, ...); a bare
                 # CR is dropped; obs-text (0x80-0xff) passes, as in Envoy.
-                if (c < 0x20 and c != b'\t') or c == 0x7f:
+                if not _http1_value_char[c]:
                     if c != b'\r':
                         return self._error(400, HTTP1_DETAIL_INVALID_CHARACTERS)
                     if not rewriting:

@@ -345,3 +345,90 @@ def test_same_status_as_envoy():
             if mine != theirs:
                 mismatches.append((msg[:80], mine, theirs))
     assert mismatches == []
+
+
+# ------------------------------------- what the HCM reads beyond the fields
+
+def head_of(msg):
+    """The request head as the message stream hook reports it (target
+    form, URL parts, flags, the HttpHeaderMap loaded from it)."""
+    from envoy_fast._worker import Http1MessageStreamForTest
+    out = Http1MessageStreamForTest().feed(msg)
+    return out[0] if isinstance(out[0], tuple) else out[0]["head"]
+
+
+@pytest.mark.parametrize("lines,value", [
+    # observed on Envoy 1.40: what the upstream receives
+    (b"X: a\r\n b\r\n", b"a b"), (b"X: a\r\n\tb\r\n  c\r\n", b"a\tb  c"),
+    (b"X: a \r\n   b  \r\n", b"a    b"), (b"X: \r\n b\r\n", b"b"), (b"X: a\n b\n", b"a b"),
+    (b"X: a\rb\r\n", b"ab"), (b"X: \rab\r\n", b"ab"), (b"X: a\r\r\n", b"a"),
+])
+def test_obs_fold_and_bare_cr_are_rewritten_as_envoy_forwards_them(lines, value):
+    msg = b"GET / HTTP/1.1\r\nHost: a\r\n" + lines + b"Y: z\r\n\r\n"
+    want = [(b"Host", b"a", "host"), (b"X", value, None), (b"Y", b"z", None)]
+    assert parse(msg)["headers"] == want
+    assert parse_bytewise(msg)["headers"] == want
+    for k in range(len(msg) + 1):
+        assert parse_split(msg, k)["headers"] == want, k
+    assert head_of(msg)["map_headers"] == [(b"host", b"a"), (b"x", value), (b"y", b"z")]
+
+
+def test_underscore_flags_for_headers_with_underscores_action():
+    h = head_of(b"GET / HTTP/1.1\r\nHost: a\r\nX_A: 1\r\nB: 2\r\n_: 3\r\n\r\n")
+    assert h["underscore"] == [1, 3]
+    assert head_of(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n")["underscore"] == []
+
+
+@pytest.mark.parametrize("target,form,url,path,host", [
+    (b"/a?b", "origin", None, b"/a?b", b"h"),
+    (b"*", "asterisk", None, b"*", b"h"),
+    (b"http://Ex.com:80/p?q", "absolute", ("http", b"Ex.com:80", b"/p?q"), b"/p?q", b"Ex.com:80"),
+    (b"HTTPS://u:p@ex.com", "absolute", ("https", b"ex.com", b"/"), b"/", b"ex.com"),
+    (b"http://ex.com?x=1", "absolute", ("http", b"ex.com", b"?x=1"), b"?x=1", b"ex.com"),
+    (b"http://[::1]:8080/x", "absolute", ("http", b"[::1]:8080", b"/x"), b"/x", b"[::1]:8080"),
+])
+def test_target_forms(target, form, url, path, host):
+    method = b"OPTIONS" if target == b"*" else b"GET"
+    h = head_of(method + b" " + target + b" HTTP/1.1\r\nHost: h\r\n\r\n")
+    assert (h["target_form"], h.get("url"), h["map_path"]) == (form, url, path)
+    assert dict(h["map_headers"])[b"host"] == host
+
+
+def test_connect_takes_host_from_its_target():
+    h = head_of(b"CONNECT ex.com:443 HTTP/1.1\r\n\r\n")
+    assert (h["target_form"], h["missing_host"]) == ("authority", False)
+    assert h["map_headers"] == [(b"host", b"ex.com:443")]
+
+
+def test_missing_host_flag():
+    assert head_of(b"GET / HTTP/1.1\r\n\r\n")["missing_host"] is True
+    assert head_of(b"OPTIONS * HTTP/1.1\r\n\r\n")["missing_host"] is True
+    assert head_of(b"GET / HTTP/1.0\r\n\r\n")["missing_host"] is False
+    assert head_of(b"GET http://a/ HTTP/1.1\r\n\r\n")["missing_host"] is False
+    assert head_of(b"GET / HTTP/1.1\r\nHost:\r\n\r\n")["missing_host"] is False
+
+
+def test_host_must_be_an_authority():
+    for bad in (b"a b", b'a"b', b"a{b", b"a/b", b"a\xffb", b"a\\b"):
+        assert head_of(b"GET / HTTP/1.1\r\nHost: " + bad + b"\r\n\r\n") == \
+            ("error", 400, "http.invalid_authority"), bad
+    for good in (b"a@b", b"a:80", b"[::1]:80", b"a,b", b"x-y.z_~%!$&'()*+;="):
+        assert head_of(b"GET / HTTP/1.1\r\nHost: " + good + b"\r\n\r\n")["missing_host"] is False
+
+
+@pytest.mark.parametrize("value,tokens,keep_alive", [
+    (b"close", (True, False, False), False), (b"Keep-Alive", (False, True, False), True),
+    (b"foo, UPGRADE ,bar", (False, False, True), True), (b"", (False, False, False), True),
+])
+def test_connection_tokens(value, tokens, keep_alive):
+    h = head_of(b"GET / HTTP/1.1\r\nHost: a\r\nConnection: " + value + b"\r\n\r\n")
+    assert (h["connection"], h["keep_alive"]) == (tokens, keep_alive)
+    h10 = head_of(b"GET / HTTP/1.0\r\nConnection: " + value + b"\r\n\r\n")
+    assert h10["keep_alive"] is (tokens[1] and not tokens[0])
+
+
+def test_body_mode():
+    assert head_of(POST)["body_mode"] == "content_length"
+    assert head_of(CHUNKED)["body_mode"] == "chunked"
+    assert head_of(GET)["body_mode"] == "none"
+    assert head_of(b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 0\r\n\r\n")["body_mode"] == "none"
