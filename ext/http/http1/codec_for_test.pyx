@@ -52,42 +52,29 @@ cdef dict _http1_request_for_test(Http1RequestParser p):
     return r
 
 
-@cython.final
-cdef class Http1ResponseParserForTest:
-    """An Http1ResponseParser over its own OwnedBuffer; feed(data) appends
-    and parses: "need_more", ("error", status, detail) or a dict."""
-    cdef Http1ResponseParser parser
+cdef class _Http1HeadParserForTest:
+    """A head parser over its own OwnedBuffer. feed(data) appends and
+    parses: "need_more", ("error", status, detail) or, once the head is
+    complete, a dict of the parsed fields (bytes copied out for the test)."""
+    cdef Http1HeadParser parser
     cdef OwnedBuffer buffer
 
-    def __init__(self, size_t max_headers_kb=HTTP1_MAX_HEADERS_KB,
-                 int max_headers_count=HTTP1_MAX_HEADERS_COUNT):
-        self.parser = Http1ResponseParser(max_headers_kb, max_headers_count)
-        self.buffer = OwnedBuffer.new()
+    cdef dict _fields(self, bint request_was_head):
+        return {}
 
     def feed(self, data, bint request_was_head=False):
-        cdef Http1ResponseParser p = self.parser
-        cdef HttpHeaderMap m
+        cdef Http1HeadParser p = self.parser
         self.buffer.append(data)
         rc = p.parse(self.buffer)
         if rc == HTTP1_PARSE_NEED_MORE:
             return "need_more"
         if rc == HTTP1_PARSE_ERROR:
             return ("error", p.error_status, p.error_detail.decode())
-        r = _http1_head_for_test(p)
-        r["status"] = p.status
-        r["reason"] = p.head[p.reason_off:p.reason_off + p.reason_len]
-        r["body_mode"] = _HTTP1_BODY_MODE_FOR_TEST[p.body_mode(request_was_head)]
-        m = HttpHeaderMap()
-        m.load_response(p)
-        r["map_headers"] = m.items_for_test()
-        return r
-
-    def next_response(self):
-        self.buffer.drain(self.parser.head_len)
-        self.parser.reset()
+        return self._fields(request_was_head)
 
     def parse_repeat(self, data, int n):
-        """Parse the head `data` n times (reset between), for timing."""
+        """Parse the head `data` n times (reset between): the cdef path
+        alone, for timing. Returns the last status."""
         cdef int i, rc = HTTP1_PARSE_NEED_MORE
         self.buffer.drain_all()
         self.buffer.append(data)
@@ -95,6 +82,56 @@ cdef class Http1ResponseParserForTest:
             self.parser.reset()
             rc = self.parser.parse(self.buffer)
         return rc
+
+    def next_message(self):
+        """Drain the parsed head and reset for the next one (pipelining)."""
+        self.buffer.drain(self.parser.head_len)
+        self.parser.reset()
+
+
+@cython.final
+cdef class Http1RequestParserForTest(_Http1HeadParserForTest):
+
+    def __init__(self, size_t max_request_headers_kb=HTTP1_MAX_HEADERS_KB,
+                 int max_headers_count=HTTP1_MAX_HEADERS_COUNT):
+        self.parser = Http1RequestParser(max_request_headers_kb, max_headers_count)
+        self.buffer = OwnedBuffer.new()
+
+    cdef dict _fields(self, bint request_was_head):
+        cdef Http1RequestParser p = <Http1RequestParser>self.parser
+        cdef dict r = _http1_head_for_test(p)
+        head = p.head[:p.head_len]
+        return {"method": _HTTP1_METHOD_NAMES[p.method].decode(),
+                "target": head[p.target_off:p.target_off + p.target_len],
+                "version": r["version"],
+                "headers": r["headers"],
+                "known": {_HTTP1_HEADER_ID_NAMES_FOR_TEST[k]: p.header_index[k]
+                          for k in range(1, HTTP1_HEADER_COUNT)
+                          if p.header_index[k] >= 0},
+                "content_length": r["content_length"],
+                "chunked": r["chunked"],
+                "head_len": p.head_len,
+                "buffered": self.buffer.length()}
+
+
+@cython.final
+cdef class Http1ResponseParserForTest(_Http1HeadParserForTest):
+
+    def __init__(self, size_t max_request_headers_kb=HTTP1_MAX_HEADERS_KB,
+                 int max_headers_count=HTTP1_MAX_HEADERS_COUNT):
+        self.parser = Http1ResponseParser(max_request_headers_kb, max_headers_count)
+        self.buffer = OwnedBuffer.new()
+
+    cdef dict _fields(self, bint request_was_head):
+        cdef Http1ResponseParser p = <Http1ResponseParser>self.parser
+        cdef HttpHeaderMap m = HttpHeaderMap()
+        cdef dict r = _http1_head_for_test(p)
+        r["status"] = p.status
+        r["reason"] = p.head[p.reason_off:p.reason_off + p.reason_len]
+        r["body_mode"] = _HTTP1_BODY_MODE_FOR_TEST[p.body_mode(request_was_head)]
+        m.load_response(p)
+        r["map_headers"] = m.items_for_test()
+        return r
 
 
 @cython.final

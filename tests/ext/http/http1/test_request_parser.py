@@ -97,7 +97,7 @@ def test_bytewise_and_every_split_give_the_same_result(msg):
 def test_pipelined_requests_parse_in_turn():
     p = Http1RequestParserForTest()
     assert p.feed(GET + POST)["target"] == b"/index.html?q=1"
-    p.next_request()
+    p.next_message()
     assert p.feed(b"")["target"] == b"/up"
 
 

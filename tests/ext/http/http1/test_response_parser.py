@@ -123,7 +123,7 @@ def test_every_split_and_bytewise_give_the_same_result():
 
 def test_limits():
     big = b"HTTP/1.1 200 OK\r\nX: " + b"a" * 2000 + b"\r\n\r\n"
-    assert parse(big, max_headers_kb=1) == ("error", 431, "http1.headers_too_large")
+    assert parse(big, max_request_headers_kb=1) == ("error", 431, "http1.headers_too_large")
     many = b"HTTP/1.1 200 OK\r\n" + b"".join(b"h%d: v\r\n" % i for i in range(6)) + b"\r\n"
     assert parse(many, max_headers_count=5) == ("error", 431, "http1.too_many_headers")
     assert len(parse(many, max_headers_count=6)["headers"]) == 6
@@ -132,5 +132,5 @@ def test_limits():
 def test_next_response_after_a_1xx():
     p = Http1ResponseParserForTest()
     assert p.feed(b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\n\r\n")["status"] == 100
-    p.next_response()
+    p.next_message()
     assert p.feed(b"")["status"] == 200
