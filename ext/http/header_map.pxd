@@ -8,6 +8,9 @@
 # Pseudo-headers are fields: `method` (Http1Method) and `path_*` for a
 # request, `status` for a response. `:authority` is the `host` entry.
 #
+# Loading a head merges the repeats of the headers Envoy keeps inline into
+# the first one ("a,b"), as Envoy's map does (merge_inline_repeats).
+#
 # Known headers (Http1HeaderId) are indexed: get(id) is O(1). Any other name
 # is found by a case-insensitive scan (find): a message has at most
 # max_headers_count entries.
@@ -40,6 +43,7 @@ cdef class HttpHeaderMap:
     cdef int status                 # :status; 0 for a request
     cdef int version                # Http1Version of the message received
     cdef size_t byte_size           # names + values, as Envoy's byteSize()
+    cdef bint maybe_repeated        # load_head saw a name that may repeat
 
     cdef void clear(self) noexcept
     cdef int reserve_bytes(self, size_t n) except -1
@@ -48,6 +52,7 @@ cdef class HttpHeaderMap:
                        const Http1Header *headers, int count) except -1
     cdef int load_request(self, Http1RequestParser parser) except -1
     cdef int load_response(self, Http1ResponseParser parser) except -1
+    cdef int merge_inline_repeats(self, bint response) except -1
     cdef uint32_t append_bytes(self, const char *data, size_t n) except? 0xffffffff
     cdef int add(self, const char *name, size_t name_len,
                  const char *value, size_t value_len, int id) except -1

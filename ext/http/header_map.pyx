@@ -7,6 +7,42 @@ from libc.stdlib cimport malloc, realloc, free
 cdef enum:
     _HTTP_HEADER_MAP_INITIAL_BYTES = 1024
     _HTTP_HEADER_MAP_INITIAL_ENTRIES = 16
+    _HTTP_HEADER_MAP_HASHED = 128       # name hashes load_head keeps to find repeats
+
+
+# The headers Envoy 1.40 keeps inline (HeaderMapImpl's O(1) slots, its own
+# and those its compiled-in extensions register), read off the real binary:
+# a repeated one reaches the other side as one "a,b" line, any other name
+# stays repeated lines (set-cookie, cookie, x-custom, ...).
+cdef tuple _HTTP_INLINE_REQUEST_HEADERS = (
+    b"host", b"accept", b"accept-encoding", b"access-control-request-method",
+    b"authorization", b"cache-control", b"content-type", b"grpc-accept-encoding",
+    b"grpc-timeout", b"if-match", b"if-modified-since", b"if-none-match", b"if-range",
+    b"if-unmodified-since", b"origin", b"pragma", b"proxy-status", b"referer",
+    b"user-agent", b"via", b"x-client-trace-id", b"x-envoy-attempt-count",
+    b"x-envoy-decorator-operation", b"x-envoy-downstream-service-cluster",
+    b"x-envoy-downstream-service-node", b"x-envoy-external-address",
+    b"x-envoy-is-timeout-retry", b"x-envoy-original-host", b"x-envoy-original-path",
+    b"x-forwarded-for", b"x-forwarded-host", b"x-forwarded-port", b"x-forwarded-proto",
+    b"x-request-id")
+cdef tuple _HTTP_INLINE_RESPONSE_HEADERS = (
+    b"access-control-allow-credentials", b"access-control-allow-headers",
+    b"access-control-allow-methods", b"access-control-allow-origin",
+    b"access-control-expose-headers", b"access-control-max-age", b"age", b"cache-control",
+    b"content-type", b"etag", b"expires", b"grpc-message", b"grpc-status", b"last-modified",
+    b"location", b"proxy-status", b"vary", b"via", b"x-envoy-degraded",
+    b"x-envoy-immediate-health-check-fail", b"x-envoy-ratelimited",
+    b"x-envoy-upstream-healthchecked-cluster", b"x-request-id")
+
+
+cdef bint _http_is_inline(const char *name, size_t n, bint response):
+    """`name` (lower-case) is one of Envoy's inline headers (cold path: only
+    for a name that repeats)."""
+    cdef bytes candidate
+    for candidate in (_HTTP_INLINE_RESPONSE_HEADERS if response else _HTTP_INLINE_REQUEST_HEADERS):
+        if <size_t>len(candidate) == n and memcmp(<const char*>candidate, name, n) == 0:
+            return True
+    return False
 
 
 cdef inline bint _http_header_name_eq(const char *a, size_t an,
@@ -63,6 +99,7 @@ cdef class HttpHeaderMap:
         self.status = 0
         self.version = HTTP1_VERSION_11
         self.byte_size = 0
+        self.maybe_repeated = False
 
     cdef int reserve_bytes(self, size_t n) except -1:
         cdef size_t cap = self.buf_cap
@@ -107,10 +144,15 @@ cdef class HttpHeaderMap:
     cdef int load_head(self, const char *head, size_t head_len,
                        const Http1Header *headers, int count) except -1:
         """Take a parsed head: one copy of the block, an entry per header
-        (offsets unchanged), names lower-cased. Clears the map first."""
-        cdef int i, j
+        (offsets unchanged), names lower-cased. Clears the map first.
+        maybe_repeated: two names hash alike (a 64-bit filter, then the
+        earlier hashes compared), so distinct names never pay a merge scan."""
+        cdef int i, j, k
         cdef HttpHeaderEntry *e
         cdef char *name
+        cdef uint64_t seen = 0, bit
+        cdef uint32_t hsh
+        cdef uint32_t hashes[_HTTP_HEADER_MAP_HASHED]
         self.clear()
         self.reserve_bytes(head_len)
         self.reserve_entries(count)
@@ -124,8 +166,22 @@ cdef class HttpHeaderMap:
             e.value_len = headers[i].value_len
             e.id = headers[i].id
             name = self.buf + e.name_off
+            hsh = 0
             for j in range(<int>e.name_len):
                 name[j] = <char>_http1_lower(<unsigned char>name[j])
+                hsh = hsh * 31 + <unsigned char>name[j]
+            bit = (<uint64_t>1) << ((hsh ^ (hsh >> 7)) & 63)
+            if seen & bit and not self.maybe_repeated:
+                if i >= _HTTP_HEADER_MAP_HASHED:
+                    self.maybe_repeated = True
+                else:
+                    for k in range(i):
+                        if hashes[k] == hsh:
+                            self.maybe_repeated = True
+                            break
+            seen |= bit
+            if i < _HTTP_HEADER_MAP_HASHED:
+                hashes[i] = hsh
             if e.id != HTTP1_HEADER_OTHER and self.index[e.id] < 0:
                 self.index[e.id] = i
             self.byte_size += e.name_len + e.value_len
@@ -136,6 +192,8 @@ cdef class HttpHeaderMap:
     cdef int load_request(self, Http1RequestParser parser) except -1:
         """Take the request head `parser` has just parsed (HTTP1_PARSE_DONE)."""
         self.load_head(parser.head, parser.head_len, parser.headers, parser.header_count)
+        if self.maybe_repeated:
+            self.merge_inline_repeats(False)
         self.method = parser.method
         self.path_off = parser.target_off
         self.path_len = parser.target_len
@@ -153,11 +211,52 @@ cdef class HttpHeaderMap:
         """Take the response head `parser` has just parsed (HTTP1_PARSE_DONE);
         a 1xx/204 `content-length: 0` goes, as in Envoy."""
         self.load_head(parser.head, parser.head_len, parser.headers, parser.header_count)
+        if self.maybe_repeated:
+            self.merge_inline_repeats(True)
         self.method = -1
         self.status = parser.status
         self.version = parser.version
         if parser.drop_content_length:
             self.remove_id(HTTP1_HEADER_CONTENT_LENGTH)
+        return 0
+
+    cdef int merge_inline_repeats(self, bint response) except -1:
+        """Envoy's map keeps one slot per inline header: a repeat is appended
+        to the first with "," (an empty value adds nothing) and goes."""
+        cdef int i, j
+        cdef HttpHeaderEntry *e
+        cdef HttpHeaderEntry *o
+        cdef size_t old, add
+        cdef uint32_t off
+        for i in range(self.count):
+            e = &self.entries[i]
+            if e.id == HTTP_HEADER_DEAD:
+                continue
+            j = self.next_same(i)
+            if j < 0 or not _http_is_inline(self.buf + e.name_off, e.name_len, response):
+                continue
+            while j >= 0:
+                o = &self.entries[j]
+                if o.value_len:
+                    # value_i + "," + value_j at the block's end (offsets:
+                    # the block may move when it grows)
+                    old = e.value_len
+                    add = o.value_len + (1 if old else 0)
+                    self.reserve_bytes(old + add)
+                    e = &self.entries[i]
+                    o = &self.entries[j]
+                    off = <uint32_t>self.buf_len
+                    memcpy(self.buf + off, self.buf + e.value_off, old)
+                    if old:
+                        self.buf[off + old] = b','
+                    memcpy(self.buf + off + old + (1 if old else 0), self.buf + o.value_off, o.value_len)
+                    self.buf_len += old + add
+                    e.value_off = off
+                    e.value_len = <uint32_t>(old + add)
+                    self.byte_size += add
+                self.remove_at(j)
+                e = &self.entries[i]
+                j = self.next_same(i)
         return 0
 
     cdef int add(self, const char *name, size_t name_len,

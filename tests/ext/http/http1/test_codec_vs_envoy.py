@@ -260,3 +260,37 @@ def test_upstream_responses_same_verdict_as_envoy(envoy):
         if (status, body if want[1] is not None else None) != want:
             mismatches.append((resp, want, (status, body)))
     assert mismatches == []
+
+
+# ------------------------------------------------------------ repeated headers
+
+REPEATS = (b"Host: a\r\nUser-Agent: x\r\nCookie: 1\r\nAccept: \r\nuser-agent: y\r\nCookie: 2\r\n"
+           b"Accept: q\r\nX-A: 1\r\nx-a: 2\r\nVia: 1\r\nVia:\r\nVia: 3\r\nReferer: r\r\nreferer: s\r\n"
+           b"Cache-Control: a\r\nCACHE-CONTROL: b\r\n")
+
+
+def test_repeated_request_headers_are_merged_as_envoy_merges_them(envoy):
+    port, up = envoy
+    msg = b"GET /repeats HTTP/1.1\r\n" + REPEATS + b"\r\n"
+    ours = our_request(msg)["head"]["map_headers"]
+    assert exchange(port, msg)[0] == 200
+    head = forwarded(up, b"/repeats").split(b"\r\n\r\n")[0].split(b"\r\n")[1:]
+    names = {n for n, _ in ours}
+    theirs = [tuple(h.split(b": ", 1)) if b": " in h else (h[:-1], b"") for h in head]
+    assert [h for h in theirs if h[0] in names] == ours
+
+
+def test_repeated_response_headers_are_merged_as_envoy_merges_them(envoy):
+    from envoy_fast._worker import Http1ResponseParserForTest
+    port, _ = envoy
+    resp = (b"HTTP/1.1 200 OK\r\nSet-Cookie: a\r\nCache-Control: x\r\nset-cookie: b\r\n"
+            b"cache-control: y\r\nVary: a\r\nVary: b\r\nX-B: 1\r\nX-B: 2\r\nContent-Length: 0\r\n\r\n")
+    ours = Http1ResponseParserForTest().feed(resp)["map_headers"]
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+        s.sendall(b"GET /raw/" + resp.hex().encode() + b" HTTP/1.1\r\nHost: a\r\n\r\n")
+        data = b""
+        while b"\r\n\r\n" not in data:
+            data += s.recv(65536)
+    head = [tuple(h.split(b": ", 1)) for h in data.split(b"\r\n\r\n")[0].split(b"\r\n")[1:]]
+    names = {n for n, _ in ours}
+    assert [h for h in head if h[0] in names] == ours
