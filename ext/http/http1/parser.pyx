@@ -294,7 +294,7 @@ cdef class Http1HeadParser:
         Transfer-Encoding and Connection semantics."""
         cdef const char *v
         cdef size_t n, i, s, e
-        cdef int64_t cl = 0
+        cdef uint64_t cl = 0
         # Trim: leading OWS is already skipped unless an obs-fold line
         # brought some.
         v = self.head + h.value_off
@@ -315,15 +315,16 @@ cdef class Http1HeadParser:
                 if not _http1_authority_char[<unsigned char>v[i]]:
                     return self._error(400, HTTP1_DETAIL_INVALID_AUTHORITY)
         elif h.id == HTTP1_HEADER_CONTENT_LENGTH:
-            # Digits only; a second Content-Length is refused even when
-            # equal (Envoy does).
-            if n == 0 or n > 18 or self.content_length >= 0:
+            # Digits only, any count, up to 2^64-1 (Envoy 1.40; past 2^63-1
+            # it is held as 2^63-1: a body that never ends either way); a
+            # second Content-Length is refused even when equal.
+            if n == 0 or self.content_length >= 0:
                 return self._error(400, HTTP1_DETAIL_CODEC_ERROR)
             for i in range(n):
-                if v[i] < b'0' or v[i] > b'9':
+                if v[i] < b'0' or v[i] > b'9' or cl > (<uint64_t>0xffffffffffffffff - <uint64_t>(v[i] - 48)) // 10:
                     return self._error(400, HTTP1_DETAIL_CODEC_ERROR)
-                cl = cl * 10 + (v[i] - 48)
-            self.content_length = cl
+                cl = cl * 10 + <uint64_t>(v[i] - 48)
+            self.content_length = <int64_t>cl if cl <= <uint64_t>0x7fffffffffffffff else 0x7fffffffffffffff
         elif h.id == HTTP1_HEADER_TRANSFER_ENCODING:
             # Envoy implements chunked only and compares the whole (merged)
             # value: one Transfer-Encoding, exactly "chunked" in any case
