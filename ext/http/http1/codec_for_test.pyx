@@ -89,6 +89,17 @@ cdef class _Http1HeadParserForTest:
         self.parser.reset()
 
 
+cdef dict _http1_response_for_test(Http1ResponseParser p, bint request_was_head):
+    cdef HttpHeaderMap m = HttpHeaderMap()
+    cdef dict r = _http1_head_for_test(p)
+    r["status"] = p.status
+    r["reason"] = p.head[p.reason_off:p.reason_off + p.reason_len]
+    r["body_mode"] = _HTTP1_BODY_MODE_FOR_TEST[p.body_mode(request_was_head)]
+    m.load_response(p)
+    r["map_headers"] = m.items_for_test()
+    return r
+
+
 @cython.final
 cdef class Http1RequestParserForTest(_Http1HeadParserForTest):
 
@@ -100,6 +111,7 @@ cdef class Http1RequestParserForTest(_Http1HeadParserForTest):
     cdef dict _fields(self, bint request_was_head):
         cdef Http1RequestParser p = <Http1RequestParser>self.parser
         cdef dict r = _http1_head_for_test(p)
+        cdef dict full = _http1_request_for_test(p)
         head = p.head[:p.head_len]
         return {"method": _HTTP1_METHOD_NAMES[p.method].decode(),
                 "target": head[p.target_off:p.target_off + p.target_len],
@@ -111,7 +123,9 @@ cdef class Http1RequestParserForTest(_Http1HeadParserForTest):
                 "content_length": r["content_length"],
                 "chunked": r["chunked"],
                 "head_len": p.head_len,
-                "buffered": self.buffer.length()}
+                "buffered": self.buffer.length(),
+                "map_path": full["map_path"],
+                "map_headers": full["map_headers"]}
 
 
 @cython.final
@@ -123,15 +137,7 @@ cdef class Http1ResponseParserForTest(_Http1HeadParserForTest):
         self.buffer = OwnedBuffer.new()
 
     cdef dict _fields(self, bint request_was_head):
-        cdef Http1ResponseParser p = <Http1ResponseParser>self.parser
-        cdef HttpHeaderMap m = HttpHeaderMap()
-        cdef dict r = _http1_head_for_test(p)
-        r["status"] = p.status
-        r["reason"] = p.head[p.reason_off:p.reason_off + p.reason_len]
-        r["body_mode"] = _HTTP1_BODY_MODE_FOR_TEST[p.body_mode(request_was_head)]
-        m.load_response(p)
-        r["map_headers"] = m.items_for_test()
-        return r
+        return _http1_response_for_test(<Http1ResponseParser>self.parser, request_was_head)
 
 
 @cython.final
@@ -192,10 +198,9 @@ cdef class Http1MessageStreamForTest:
                     head = _http1_request_for_test(self.req)
                     mode = self.req.body_mode()
                 else:
-                    head = _http1_head_for_test(self.resp)
-                    head["status"] = self.resp.status
-                    mode = self.resp.body_mode(
-                        self.heads.pop(0) if self.heads and self.resp.status >= 200 else False)
+                    head = _http1_response_for_test(
+                        self.resp, self.heads.pop(0) if self.heads and self.resp.status >= 200 else False)
+                    mode = _HTTP1_BODY_MODE_FOR_TEST.index(head["body_mode"])
                 self.current = {"head": head, "body": b"", "body_len": 0, "trailers": None}
                 self.input.drain(hp.head_len)
                 hp.reset()
