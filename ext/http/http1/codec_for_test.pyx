@@ -29,6 +29,7 @@ cdef dict _http1_head_for_test(Http1HeadParser p):
             "chunked": bool(p.chunked),
             "connection": (bool(p.conn_close), bool(p.conn_keep_alive), bool(p.conn_upgrade)),
             "keep_alive": bool(p.keep_alive()),
+            "expect_continue": bool(p.expect_continue),
             "head_len": p.head_len}
 
 

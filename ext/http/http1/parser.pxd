@@ -134,6 +134,7 @@ cdef class Http1HeadParser:
     cdef bint conn_close            # "close" among the Connection tokens
     cdef bint conn_keep_alive       # "keep-alive" among them
     cdef bint conn_upgrade          # "upgrade" among them
+    cdef bint expect_continue       # Expect: 100-continue (any case)
     cdef int underscore_headers     # headers whose name holds '_'
     cdef bint trailers              # a trailer block: no Host / framing semantics
     cdef bint check_authority       # Host must be an RFC 3986 authority (requests)

@@ -123,6 +123,7 @@ cdef class Http1HeadParser:
         self.chunked = False
         self.te_invalid = False
         self.conn_close = self.conn_keep_alive = self.conn_upgrade = False
+        self.expect_continue = False
         self.underscore_headers = 0
         for i in range(HTTP1_HEADER_COUNT):
             self.header_index[i] = -1
@@ -332,6 +333,9 @@ cdef class Http1HeadParser:
             if self.chunked or n != 7 or not _http1_ieq(v, b"chunked", 7):
                 self.te_invalid = True
             self.chunked = True
+        elif h.id == HTTP1_HEADER_EXPECT:
+            if n == 12 and _http1_ieq(v, b"100-continue", 12):
+                self.expect_continue = True
         elif h.id == HTTP1_HEADER_CONNECTION:
             # Comma-separated tokens, any case.
             s = 0

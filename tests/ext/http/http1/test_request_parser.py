@@ -444,3 +444,9 @@ def test_body_mode():
     assert head_of(CHUNKED)["body_mode"] == "chunked"
     assert head_of(GET)["body_mode"] == "none"
     assert head_of(b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 0\r\n\r\n")["body_mode"] == "none"
+
+
+def test_expect_100_continue_flag():
+    assert head_of(b"POST / HTTP/1.1\r\nHost: a\r\nExpect: 100-Continue\r\n\r\n")["expect_continue"]
+    assert not head_of(b"POST / HTTP/1.1\r\nHost: a\r\nExpect: 200-ok\r\n\r\n")["expect_continue"]
+    assert not head_of(GET)["expect_continue"]
