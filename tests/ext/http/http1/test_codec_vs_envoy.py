@@ -197,6 +197,7 @@ CHUNKED = [
     b"0\r\nhost: a b\r\n\r\n", b"5\r\nhello\r\n0;x=1\r\n\r\n", b"0\r\n\n", b"0\r\nX: 1\n\r\n",
     b"5;a\nhello\r\n0\r\n\r\n", b"5\r\nhello\n\n0\r\n\r\n", b"5;a\rb\r\nhello\r\n0\r\n\r\n",
     b"0\r\n: a\r\n\r\n", b"1\r\na\r\n2\r\nbc\r\n0\r\n\r\n",
+    b"0\r\n\r\r\n",      # not an end for Envoy: both wait for more
 ]
 
 
