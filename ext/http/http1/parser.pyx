@@ -202,7 +202,7 @@ cdef class Http1HeadParser:
         is dropped, as Envoy forwards them: the value is rewritten in place
         in the head (it only shrinks)."""
         cdef char *p = <char*>self.head
-        cdef size_t end = self.head_len, next_line, eol, start, colon, vs, w, a, b
+        cdef size_t end = self.head_len, next_line, eol, start, colon, vs, w
         cdef unsigned char c
         cdef int flags
         cdef Http1Header *h = NULL
