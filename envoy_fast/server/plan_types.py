@@ -57,6 +57,9 @@ class ClusterStatsPlan(PlanStruct, kw_only=True):
     resources_base: int             # circuit-breaker counts, in the shared row
     resources_row_base: int         # this worker's part of them, in its row
     status_codes: int               # StatusCodeStat block (upstream_rq_<code>)
+    external_status_codes: int = 0  # cluster.<c>.external. codes + upstream_rq_completed
+    upstream_rq_time: int = 0       # histograms
+    external_upstream_rq_time: int = 0
 
 
 class ClusterPlan(PlanStruct, tag_field="type", kw_only=True):
@@ -68,6 +71,7 @@ class ClusterPlan(PlanStruct, tag_field="type", kw_only=True):
     max_connections: int
     max_pending_requests: int
     max_requests: int
+    max_retries: int = 3
     lb_policy: int = LB_ROUND_ROBIN
     choice_count: int = 2           # least request
     hosts: List[HostPlan] = []

@@ -48,6 +48,16 @@ cdef enum:  # ClusterStat: offsets in a cluster's stats block
     CLUSTER_UPSTREAM_RQ_PENDING_FAILURE_EJECT
     CLUSTER_UPSTREAM_RQ_CANCELLED
     CLUSTER_LB_HEALTHY_PANIC
+    # the router's (Envoy's ClusterTrafficStats)
+    CLUSTER_UPSTREAM_RQ_COMPLETED
+    CLUSTER_UPSTREAM_RQ_TIMEOUT
+    CLUSTER_UPSTREAM_RQ_PER_TRY_TIMEOUT
+    CLUSTER_UPSTREAM_RQ_RETRY
+    CLUSTER_UPSTREAM_RQ_RETRY_SUCCESS
+    CLUSTER_UPSTREAM_RQ_RETRY_OVERFLOW
+    CLUSTER_UPSTREAM_RQ_RETRY_LIMIT_EXCEEDED
+    CLUSTER_UPSTREAM_RQ_RETRY_BACKOFF_EXPONENTIAL
+    CLUSTER_RETRY_OR_SHADOW_ABANDONED
     CLUSTER_STATS_COUNT
 
 # Cluster-wide (all workers) circuit-breaker counts, in shared memory.
@@ -55,6 +65,7 @@ cdef enum:  # ClusterResource
     RESOURCE_CONNECTIONS
     RESOURCE_PENDING_REQUESTS
     RESOURCE_REQUESTS
+    RESOURCE_RETRIES
     RESOURCE_COUNT
 
 
@@ -93,11 +104,15 @@ cdef class ClusterInfo:
     cdef int64_t *connect_ms        # histograms
     cdef int64_t *length_ms
     cdef int64_t *rq_status         # StatusCodeStat block: charge_status_code()
+    cdef int64_t *external_rq_status    # cluster.<c>.external.: StatusCodeStat + completed
+    cdef int64_t *rq_time           # histograms: upstream_rq_time, external.upstream_rq_time
+    cdef int64_t *external_rq_time
     cdef double connect_timeout
     cdef size_t buffer_limit
     cdef ResourceLimit connections
     cdef ResourceLimit pending_requests
     cdef ResourceLimit requests
+    cdef ResourceLimit retries
     # Warnings about downstream connections closed for want of an upstream:
     # None when the level hides them (nothing is built then); at most one
     # line per log_interval, the others counted in log_suppressed.

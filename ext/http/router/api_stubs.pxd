@@ -1,0 +1,98 @@
+# TEMPORARY: the interfaces the router calls, as agreed (route table:
+# config_impl.pxd; HTTP/1 pool: http1/conn_pool.pxd; HCM stats), so the
+# router compiles before those land. Dropped (with its include lines) when
+# they are merged.
+
+cdef enum RouteKind:
+    ROUTE_KIND_CLUSTER = 0
+    ROUTE_KIND_REDIRECT = 1
+    ROUTE_KIND_DIRECT_RESPONSE = 2
+
+cdef enum:
+    ROUTER_RETRY_ON_5XX = 0x1
+    ROUTER_RETRY_ON_GATEWAY_ERROR = 0x2
+    ROUTER_RETRY_ON_RESET = 0x4
+    ROUTER_RETRY_ON_CONNECT_FAILURE = 0x8
+    ROUTER_RETRY_ON_RETRIABLE_4XX = 0x10
+    ROUTER_RETRY_ON_RETRIABLE_STATUS_CODES = 0x20
+    ROUTER_RETRY_ON_REFUSED_STREAM = 0x40
+
+
+@cython.final
+cdef class RetryPolicyImpl:
+    cdef int retry_on
+    cdef int num_retries
+    cdef double per_try_timeout
+    cdef double base_interval
+    cdef double max_interval
+    cdef int *retriable_status_codes
+    cdef int retriable_status_codes_count
+
+    cdef bint retriable_status(self, int status) noexcept
+
+
+@cython.final
+cdef class RouteEntryImpl:
+    cdef int kind
+    cdef str name
+    cdef double timeout
+    cdef double idle_timeout
+    cdef RetryPolicyImpl retry_policy
+    cdef int direct_status
+    cdef bytes direct_body
+    cdef int redirect_status
+    cdef int cluster_not_found_response_code
+
+    cdef ThreadLocalCluster cluster_for(self, HttpHeaderMap headers, uint64_t random_value)
+    cdef int finalize_request_headers(self, HttpHeaderMap headers, StreamInfoImpl info) except -1
+    cdef int finalize_response_headers(self, HttpHeaderMap headers, StreamInfoImpl info) except -1
+    cdef bytes redirect_location(self, HttpHeaderMap request_headers)
+
+
+cdef class HttpResponseDecoder:
+    cdef int decode_1xx_headers(self, HttpHeaderMap headers) except -1
+    cdef int decode_headers(self, HttpHeaderMap headers, bint end_stream) except -1
+    cdef int decode_data(self, OwnedBuffer data, bint end_stream) except -1
+    cdef int decode_trailers(self, HttpHeaderMap trailers) except -1
+    cdef int on_reset_stream(self, int reason) except -1
+    cdef int on_above_write_buffer_high_watermark(self) except -1
+    cdef int on_below_write_buffer_low_watermark(self) except -1
+
+
+cdef class HttpPoolCallbacks
+
+
+@cython.final
+cdef class Http1RequestEncoder:
+    cdef bint reused
+
+    cdef void set_response_decoder(self, HttpResponseDecoder decoder) noexcept
+    cdef int encode_headers(self, HttpHeaderMap headers, bint end_stream) except -1
+    cdef int encode_data(self, OwnedBuffer data, bint end_stream) except -1
+    cdef int encode_trailers(self, HttpHeaderMap trailers) except -1
+    cdef int reset_stream(self) except -1
+    cdef int read_disable(self, bint disable) except -1
+    cdef ConnectionImpl connection(self)
+
+
+cdef class HttpPoolCallbacks:
+    cdef int on_pool_ready(self, Http1RequestEncoder encoder, HostImpl host) except -1
+    cdef int on_pool_failure(self, int reason, HostImpl host) except -1
+
+
+@cython.final
+cdef class Http1ConnPoolImpl(ConnPoolImplBase):
+    cdef PendingStream new_http_stream(self, HttpPoolCallbacks callbacks, HttpResponseDecoder decoder)
+
+
+cdef Http1ConnPoolImpl _stub_http1_conn_pool(ThreadLocalCluster cluster, HostImpl host)
+
+cdef enum:
+    HTTP_NO_CLUSTER = 0
+    HTTP_NO_ROUTE
+    HTTP_RQ_DIRECT_RESPONSE
+    HTTP_RQ_RESET_AFTER_DOWNSTREAM_RESPONSE_STARTED
+    HTTP_RQ_TOTAL
+    HTTP_STATS_COUNT
+
+cdef int64_t *http_conn_manager_stats(HttpStreamFilterCallbacks callbacks) noexcept
