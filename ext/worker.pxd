@@ -26,6 +26,7 @@ include "filters/network/tcp_proxy.pxd"
 include "http/http1/parser.pxd"
 include "http/header_map.pxd"
 include "http/filter.pxd"
+include "http/http1/conn_pool.pxd"
 include "http/router/api_stubs.pxd"
 include "http/router/router.pxd"
 

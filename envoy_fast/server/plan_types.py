@@ -71,6 +71,10 @@ class ClusterPlan(PlanStruct, tag_field="type", kw_only=True):
     max_connections: int
     max_pending_requests: int
     max_requests: int
+    # HttpProtocolOptions.common_http_protocol_options (the HTTP pools')
+    max_requests_per_connection: int = 0    # 0: no limit
+    idle_timeout: float = 3600.0            # 0: none
+    max_headers_count: int = 100            # response headers
     max_retries: int = 3
     lb_policy: int = LB_ROUND_ROBIN
     choice_count: int = 2           # least request

@@ -40,6 +40,13 @@ CLUSTER_STATS = (
     ("upstream_rq_pending_failure_eject", COUNTER),
     ("upstream_rq_cancelled", COUNTER),
     ("lb_healthy_panic", COUNTER),               # CLUSTER_LB_HEALTHY_PANIC
+    ("upstream_cx_http1_total", COUNTER),
+    ("upstream_cx_idle_timeout", COUNTER),
+    ("upstream_cx_max_requests", COUNTER),
+    ("upstream_cx_protocol_error", COUNTER),
+    ("upstream_cx_close_notify", COUNTER),
+    # Not Envoy's: requests sent again after the keep-alive race (docs/decisions.md).
+    ("upstream_rq_keepalive_race_retry", COUNTER),
     ("upstream_rq_completed", COUNTER),          # CLUSTER_UPSTREAM_RQ_COMPLETED
     ("upstream_rq_timeout", COUNTER),
     ("upstream_rq_per_try_timeout", COUNTER),

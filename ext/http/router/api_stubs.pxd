@@ -49,44 +49,6 @@ cdef class RouteEntryImpl:
     cdef bytes redirect_location(self, HttpHeaderMap request_headers)
 
 
-cdef class HttpResponseDecoder:
-    cdef int decode_1xx_headers(self, HttpHeaderMap headers) except -1
-    cdef int decode_headers(self, HttpHeaderMap headers, bint end_stream) except -1
-    cdef int decode_data(self, OwnedBuffer data, bint end_stream) except -1
-    cdef int decode_trailers(self, HttpHeaderMap trailers) except -1
-    cdef int on_reset_stream(self, int reason) except -1
-    cdef int on_above_write_buffer_high_watermark(self) except -1
-    cdef int on_below_write_buffer_low_watermark(self) except -1
-
-
-cdef class HttpPoolCallbacks
-
-
-@cython.final
-cdef class Http1RequestEncoder:
-    cdef bint reused
-
-    cdef void set_response_decoder(self, HttpResponseDecoder decoder) noexcept
-    cdef int encode_headers(self, HttpHeaderMap headers, bint end_stream) except -1
-    cdef int encode_data(self, OwnedBuffer data, bint end_stream) except -1
-    cdef int encode_trailers(self, HttpHeaderMap trailers) except -1
-    cdef int reset_stream(self) except -1
-    cdef int read_disable(self, bint disable) except -1
-    cdef ConnectionImpl connection(self)
-
-
-cdef class HttpPoolCallbacks:
-    cdef int on_pool_ready(self, Http1RequestEncoder encoder, HostImpl host) except -1
-    cdef int on_pool_failure(self, int reason, HostImpl host) except -1
-
-
-@cython.final
-cdef class Http1ConnPoolImpl(ConnPoolImplBase):
-    cdef PendingStream new_http_stream(self, HttpPoolCallbacks callbacks, HttpResponseDecoder decoder)
-
-
-cdef Http1ConnPoolImpl _stub_http1_conn_pool(ThreadLocalCluster cluster, HostImpl host)
-
 cdef enum:
     HTTP_NO_CLUSTER = 0
     HTTP_NO_ROUTE

@@ -306,7 +306,7 @@ cdef class RouterFilter(HttpStreamDecoderFilter):
         cdef RouterUpstreamRequest ur = RouterUpstreamRequest.__new__(RouterUpstreamRequest)
         ur.parent = self
         ur.host = host
-        ur.pool = _stub_http1_conn_pool(self.cluster, host)
+        ur.pool = self.cluster.http1_conn_pool(host)
         ur.awaiting_headers = True
         ur.deferred_reset_reason = -1
         ur.read_disabled = 0

@@ -71,6 +71,8 @@ cdef class RouterUpstreamRequest(HttpPoolCallbacks):
         self.decoder.parent = self
         # The pool may answer before returning: ready at once, or a failure
         # (overflow) that the router has already dealt with.
+        if self.pool is None:       # the host left the cluster meanwhile
+            return self.on_reset(HTTP_RESET_CONNECTION_FAILURE)
         h = self.pool.new_http_stream(self, self.decoder)
         if h is not None and self.parent is not None and self.encoder is None:
             self.handle = h
