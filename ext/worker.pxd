@@ -26,6 +26,7 @@ include "filters/network/tcp_proxy.pxd"
 include "http/http1/parser.pxd"
 include "http/header_map.pxd"
 include "http/filter.pxd"
+include "http/router/config_impl.pxd"
 
 
 cdef class Worker
