@@ -105,6 +105,7 @@ cdef class RouterFilter(HttpStreamDecoderFilter):
     cdef HttpHeaderMap downstream_headers
     cdef HttpHeaderMap downstream_trailers
     cdef RouteEntryImpl route_entry
+    cdef uint64_t route_random      # the weighted cluster pick (its header lists follow it)
     cdef ThreadLocalCluster cluster
     cdef ClusterInfo cluster_info
     cdef RouterUpstreamRequest upstream_request     # the attempt in flight; None between
