@@ -147,11 +147,11 @@ def _duplicate_cluster(c):
 
 
 def _http_connection_manager(c):
+    # An HCM field envoy_fast does not implement (RDS).
     c["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0] = {
         "name": "envoy.filters.network.http_connection_manager",
         "typed_config": {"@type": HCM, "stat_prefix": "h",
-                         "route_config": {"virtual_hosts": [{"name": "v", "domains": ["*"], "routes": [
-                             {"match": {"prefix": "/"}, "route": {"cluster": "up"}}]}]},
+                         "rds": {"route_config_name": "r", "config_source": {"ads": {}}},
                          "http_filters": [{"name": "envoy.filters.http.router", "typed_config": {
                              "@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"}}]}}
 
@@ -162,7 +162,7 @@ BAD = {
     "unknown_field": (_unknown_field, ["static_resources.clusters[0]", "bogus_field"]),
     "unknown_cluster": (_unknown_cluster, [FILTER0, "nosuch"]),
     "duplicate_cluster": (_duplicate_cluster, ["static_resources.clusters[1]", "duplicate cluster 'up'"]),
-    "http_connection_manager": (_http_connection_manager, [FILTER0]),
+    "http_connection_manager": (_http_connection_manager, [FILTER0 + ".typed_config.rds", "not supported"]),
 }
 
 
