@@ -63,7 +63,7 @@ _UInt32Value = Annotated[int, Meta(ge=0, le=UINT32_MAX, extra={"wrapper": True})
 _UInt32 = Annotated[int, Meta(ge=0, le=UINT32_MAX)]
 
 # Envoy's HTTP_HEADER_VALUE well-known regex (strict: false), as PGV prints it.
-_HEADER_VALUE = re.compile(r"^[^\x00\n\r]*$")
+_HEADER_VALUE = re.compile(r"[^\x00\n\r]*")
 _HEADER_VALUE_MESSAGE = 'value does not match regex pattern "^[^\\x00\\n\\r]*$"'
 
 
@@ -265,7 +265,7 @@ def check(hcm: HttpConnectionManager, checker: Any, path: str) -> None:
     _route_specifier(hcm, checker, path)
     _http_filters(hcm, checker, path)
     for name in ("server_name", "via"):
-        if not _HEADER_VALUE.match(getattr(hcm, name)):
+        if not _HEADER_VALUE.fullmatch(getattr(hcm, name)):
             checker.fail(ConfigError(_HEADER_VALUE_MESSAGE, f"{path}.{name}",
                                      hint="remove the NUL, CR or LF characters"))
     kb = hcm.max_request_headers_kb
