@@ -9,6 +9,9 @@ needs to know about it, so adding a filter touches only its own files:
 * ``plan_type``    the Struct a worker builds the filter from (a
                    `NetworkFilterPlan` subclass tagged with ``name``)
 * ``stat_blocks``  config -> the stat blocks one instance needs
+* ``listener_stat_blocks``  (config, listener stat prefix) -> the blocks one
+                   instance needs under its listener (Envoy's per-listener
+                   stats of a filter, ``listener.<address>.http.<prefix>.``)
 * ``build_plan``   (config, `PlanContext`) -> plan Struct, in main
 * ``factory``      (FactoryContext, plan) -> NetworkFilterFactory, in a worker
                    (a Cython ``from_plan``); may be given as
@@ -72,6 +75,9 @@ class PlanContext:
     layout: Any                                    # stats.store.StatsLayout
     bootstrap: Any
     cluster_alt_names: Dict[str, str] = field(default_factory=dict)
+    #: The stats prefix of the listener whose chain is being planned
+    #: (``listener.127.0.0.1_10000``), for ``listener_stat_blocks``.
+    listener_stat_prefix: str = ""
 
     def block(self, prefix: str) -> Tuple[int, Dict[str, int]]:
         """(base slot, {histogram: slot}) of the stat block under `prefix`."""
@@ -127,13 +133,16 @@ class NetworkFilterRecord:
                  stat_blocks: Callable[[Any], List[StatBlock]] = lambda config: [],
                  check: Optional[Callable[[Any, Any, str], None]] = None,
                  terminal: bool = False,
-                 proto_fields: Optional[Mapping[str, Mapping[str, int]]] = None) -> None:
+                 proto_fields: Optional[Mapping[str, Mapping[str, int]]] = None,
+                 listener_stat_blocks: Callable[[Any, str], List[StatBlock]] = lambda config, prefix: [],
+                 ) -> None:
         self.name = name
         self.config_type = config_type
         self.plan_type = plan_type
         self.build_plan = build_plan
         self._factory = factory
         self.stat_blocks = stat_blocks
+        self.listener_stat_blocks = listener_stat_blocks
         self.check = check
         self.terminal = terminal
         self.proto_fields = dict(proto_fields or {})

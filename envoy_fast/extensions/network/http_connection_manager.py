@@ -89,8 +89,15 @@ def listener_stat_block(listener_prefix: str, config: HttpConnectionManager) -> 
                      _worker_table("HTTP_LISTENER_STATS", ENVOY_HTTP_LISTENER_STATS))
 
 
+def _listener_stat_blocks(config: HttpConnectionManager, listener_prefix: str) -> List[StatBlock]:
+    return [listener_stat_block(listener_prefix, config)]
+
+
 def _build_plan(config: HttpConnectionManager, ctx: PlanContext) -> HttpConnectionManagerPlan:
     base, histograms = ctx.block(stat_prefix(config))
+    listener_base = -1
+    if ctx.listener_stat_prefix:
+        listener_base, _ = ctx.block(listener_stat_block(ctx.listener_stat_prefix, config).prefix)
     options = config.protocol_options
     http1 = config.http1_options
     http_filters = [registry.for_http_config(f.typed_config).build_plan(f.typed_config, ctx)
@@ -98,6 +105,7 @@ def _build_plan(config: HttpConnectionManager, ctx: PlanContext) -> HttpConnecti
     return HttpConnectionManagerPlan(
         stat_prefix=config.stat_prefix,
         stats_base=base,
+        listener_stats_base=listener_base,
         downstream_rq_time_slot=histograms.get("downstream_rq_time", -1),
         downstream_cx_length_ms_slot=histograms.get("downstream_cx_length_ms", -1),
         route_table=build_route_table_plan(config.route_config, ctx),
@@ -142,6 +150,7 @@ RECORD = register_network_filter(NetworkFilterRecord(
     build_plan=_build_plan,
     factory="envoy_fast._worker:HttpConnectionManagerConfig.from_plan",
     stat_blocks=_stat_blocks,
+    listener_stat_blocks=_listener_stat_blocks,
     check=config_module.check,
     terminal=True,
     proto_fields=config_module.FIELD_NUMBERS,

@@ -34,6 +34,7 @@ HttpFilterPlans = Union[RouterPlan]
 class HttpConnectionManagerPlan(NetworkFilterPlan, tag=NAME, kw_only=True):
     stat_prefix: str
     stats_base: int                             # http.<stat_prefix>. block (HttpConnManagerStat)
+    listener_stats_base: int = -1               # listener.<address>.http.<stat_prefix>. block (-1: none)
     downstream_rq_time_slot: int = -1           # histogram slots of the block (-1: none)
     downstream_cx_length_ms_slot: int = -1
     route_table: RouteTablePlan

@@ -86,6 +86,9 @@ def test_defaults_resolved_as_envoy():
     assert isinstance(plan, HttpConnectionManagerPlan)
     assert plan.stat_prefix == "h"
     assert plan.stats_base == layout.block_base("http.h")
+    # Envoy's per-listener block: listener.<address>.http.<stat_prefix>.
+    assert plan.listener_stats_base == layout.block_base("listener.127.0.0.1_10000.http.h")
+    assert layout.entries["listener.127.0.0.1_10000.http.h.downstream_rq_2xx"][0] == "counter"
     hists = layout.block_histograms("http.h")
     assert plan.downstream_rq_time_slot == hists["downstream_rq_time"]
     assert plan.downstream_cx_length_ms_slot == hists["downstream_cx_length_ms"]
