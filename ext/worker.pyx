@@ -40,6 +40,7 @@ include "http/router/upstream_request.pyx"
 include "stats/stats.pyx"
 include "debug_counters.pyx"
 include "for_test.pyx"
+include "http/router/router_for_test.pyx"
 
 cdef object _control_decoder = _msgspec.msgpack.Decoder()
 # Reopens the application log file (set by the main process before fork).
