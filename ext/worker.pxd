@@ -8,6 +8,7 @@ from libc.stdint cimport uint32_t, uint64_t, int64_t
 from includes.system cimport *
 
 cdef class FactoryContext          # defined below; config classes build with it
+cdef class Worker
 
 include "includes/consts.pxi"
 include "stats/stats.pxd"
@@ -26,9 +27,7 @@ include "filters/network/tcp_proxy.pxd"
 include "http/http1/parser.pxd"
 include "http/header_map.pxd"
 include "http/filter.pxd"
-
-
-cdef class Worker
+include "http/conn_manager_impl.pxd"
 
 
 cdef class ControlChannel(FileEventHandler):

@@ -31,9 +31,13 @@ include "filters/network/tcp_proxy.pyx"
 include "http/http1/parser.pyx"
 include "http/header_map.pyx"
 include "http/filter.pyx"
+include "http/conn_manager_config.pyx"
+include "http/conn_manager_stream.pyx"
+include "http/conn_manager_impl.pyx"
 include "stats/stats.pyx"
 include "debug_counters.pyx"
 include "for_test.pyx"
+include "http/conn_manager_for_test.pyx"
 
 cdef object _control_decoder = _msgspec.msgpack.Decoder()
 # Reopens the application log file (set by the main process before fork).
@@ -212,6 +216,9 @@ cdef class Worker:
             return
         self.draining = True
         self.stop_listening(stop)
+        # HTTP/1 connections: idle ones close now, busy ones after their
+        # response (connection: close).
+        http_conn_managers_start_drain()
         self.timers.drain_deadline = Timer.new(self.dispatcher, _on_drain_deadline, self.timers)
         self.timers.drain_deadline.enable(deadline_s)
         self.timers.drain_check = Timer.new(self.dispatcher, _on_drain_check, self.timers)

@@ -10,6 +10,15 @@ cdef enum ResponseFlag:
     RF_UPSTREAM_RETRY_LIMIT_EXCEEDED = 0x8      # URX
     RF_STREAM_IDLE_TIMEOUT = 0x10               # SI
     RF_DURATION_TIMEOUT = 0x20                  # DT
+    RF_DOWNSTREAM_PROTOCOL_ERROR = 0x40         # DPE
+    RF_NO_ROUTE_FOUND = 0x80                    # NR
+    RF_NO_CLUSTER_FOUND = 0x100                 # NC
+    RF_UPSTREAM_REQUEST_TIMEOUT = 0x200         # UT
+    RF_UPSTREAM_CONNECTION_TERMINATION = 0x400  # UC
+    RF_UPSTREAM_REMOTE_RESET = 0x800            # UR
+    RF_LOCAL_RESET = 0x1000                     # LR
+    RF_DOWNSTREAM_CONNECTION_TERMINATION = 0x2000   # DC
+    RF_UPSTREAM_PROTOCOL_ERROR = 0x4000         # UPE
 
 
 @cython.final
@@ -29,10 +38,20 @@ cdef class StreamInfoImpl:
     cdef str upstream_transport_failure_reason
     cdef uint64_t bytes_received
     cdef uint64_t bytes_sent
+    # HTTP streams (reset per request by reset_for_stream)
+    cdef int protocol                   # Http1Version of the request; 0: not HTTP
+    cdef int response_code              # 0: none sent
+    cdef const char *response_code_details  # a static string, or NULL
+    cdef object request_headers         # HttpHeaderMap of the request, or None
+    cdef object response_headers        # HttpHeaderMap of the response, or None
+    cdef double request_complete_mono   # last request byte; 0: not yet
+    cdef double first_tx_mono           # first response byte; 0: not yet
+    cdef double last_tx_mono            # last response byte; 0: not yet
 
     cdef void set_response_flag(self, int flag)
     cdef inline bint has_response_flag(self, int flag) noexcept:
         return (self.response_flags & flag) != 0
     cdef void fill_downstream(self, ConnectionImpl conn)
+    cdef void reset_for_stream(self, double now) noexcept
     cdef void fill_upstream(self, ConnectionImpl conn)
     cdef dict log_fields(self, double now)

@@ -41,6 +41,24 @@ cdef str response_flag_short_string(int flag):
         return "SI"
     if flag == RF_DURATION_TIMEOUT:
         return "DT"
+    if flag == RF_DOWNSTREAM_PROTOCOL_ERROR:
+        return "DPE"
+    if flag == RF_NO_ROUTE_FOUND:
+        return "NR"
+    if flag == RF_NO_CLUSTER_FOUND:
+        return "NC"
+    if flag == RF_UPSTREAM_REQUEST_TIMEOUT:
+        return "UT"
+    if flag == RF_UPSTREAM_CONNECTION_TERMINATION:
+        return "UC"
+    if flag == RF_UPSTREAM_REMOTE_RESET:
+        return "UR"
+    if flag == RF_LOCAL_RESET:
+        return "LR"
+    if flag == RF_DOWNSTREAM_CONNECTION_TERMINATION:
+        return "DC"
+    if flag == RF_UPSTREAM_PROTOCOL_ERROR:
+        return "UPE"
     raise ValueError("unknown response flag 0x%x" % flag)
 
 
@@ -61,6 +79,28 @@ cdef class StreamInfoImpl:
         self.start_mono = conn.dispatcher.now
         self.downstream_remote_address = _sockaddr_str(&conn.remote_addr)
         self.downstream_local_address = _local_address(conn.fd)
+
+    cdef void reset_for_stream(self, double now) noexcept:
+        """Ready for the next request of a keep-alive connection (the
+        connection's own fields stay)."""
+        self.response_flags = 0
+        self.response_flag_names = None
+        self.attempt_count = 0
+        self.upstream_host = None
+        self.upstream_cluster_name = None
+        self.upstream_local_address = None
+        self.upstream_transport_failure_reason = None
+        self.bytes_received = 0
+        self.bytes_sent = 0
+        self.start_mono = now
+        self.protocol = 0
+        self.response_code = 0
+        self.response_code_details = NULL
+        self.request_headers = None
+        self.response_headers = None
+        self.request_complete_mono = 0
+        self.first_tx_mono = 0
+        self.last_tx_mono = 0
 
     cdef void fill_upstream(self, ConnectionImpl conn):
         self.upstream_local_address = _local_address(conn.fd)

@@ -38,6 +38,8 @@ HttpFilterPlans = Union[RouterPlan]
 class HttpConnectionManagerPlan(NetworkFilterPlan, tag=NAME, kw_only=True):
     stat_prefix: str
     stats_base: int                             # http.<stat_prefix>. block (HttpConnManagerStat)
+    downstream_rq_time: int = -1                # histogram slots in the stats row; -1: not recorded
+    downstream_cx_length_ms: int = -1
     route_table: RouteTablePlan
     http_filters: List[HttpFilterPlans]         # router last
     server_name: str = "envoy"
