@@ -8,6 +8,7 @@ from libc.stdint cimport uint32_t, uint64_t, int64_t
 from includes.system cimport *
 
 cdef class FactoryContext          # defined below; config classes build with it
+cdef class Worker
 
 include "includes/consts.pxi"
 include "stats/stats.pxd"
@@ -28,11 +29,8 @@ include "http/header_map.pxd"
 include "http/filter.pxd"
 include "http/router/config_impl.pxd"
 include "http/http1/conn_pool.pxd"
-include "http/router/api_stubs.pxd"
+include "http/conn_manager_impl.pxd"
 include "http/router/router.pxd"
-
-
-cdef class Worker
 
 
 cdef class ControlChannel(FileEventHandler):

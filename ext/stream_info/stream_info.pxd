@@ -44,13 +44,21 @@ cdef class StreamInfoImpl:
     cdef str upstream_transport_failure_reason
     cdef uint64_t bytes_received
     cdef uint64_t bytes_sent
-    # %RESPONSE_CODE_DETAILS%: "via_upstream", "route_not_found", ... (Envoy's
-    # StreamInfo::ResponseCodeDetails); None until set
-    cdef str response_code_details
+    # HTTP streams (reset per request by reset_for_stream)
+    cdef int protocol                   # Http1Version of the request; 0: not HTTP
+    cdef int response_code              # 0: none sent
+    cdef const char *response_code_details  # a static string, or NULL
+    cdef object request_headers         # HttpHeaderMap of the request, or None
+    cdef object response_headers        # HttpHeaderMap of the response, or None
+    cdef double request_complete_mono   # last request byte; 0: not yet
+    cdef double first_tx_mono           # first response byte; 0: not yet
+    cdef double last_tx_mono            # last response byte; 0: not yet
+    cdef bytes response_code_details_storage    # keeps a dynamic response_code_details alive
 
     cdef void set_response_flag(self, int flag)
     cdef inline bint has_response_flag(self, int flag) noexcept:
         return (self.response_flags & flag) != 0
     cdef void fill_downstream(self, ConnectionImpl conn)
+    cdef void reset_for_stream(self, double now) noexcept
     cdef void fill_upstream(self, ConnectionImpl conn)
     cdef dict log_fields(self, double now)

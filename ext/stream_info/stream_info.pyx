@@ -59,6 +59,28 @@ cdef class StreamInfoImpl:
         self.downstream_remote_address = _sockaddr_str(&conn.remote_addr)
         self.downstream_local_address = _local_address(conn.fd)
 
+    cdef void reset_for_stream(self, double now) noexcept:
+        """Ready for the next request of a keep-alive connection (the
+        connection's own fields stay)."""
+        self.response_flags = 0
+        self.response_flag_names = None
+        self.attempt_count = 0
+        self.upstream_host = None
+        self.upstream_cluster_name = None
+        self.upstream_local_address = None
+        self.upstream_transport_failure_reason = None
+        self.bytes_received = 0
+        self.bytes_sent = 0
+        self.start_mono = now
+        self.protocol = 0
+        self.response_code = 0
+        self.response_code_details = NULL
+        self.request_headers = None
+        self.response_headers = None
+        self.request_complete_mono = 0
+        self.first_tx_mono = 0
+        self.last_tx_mono = 0
+
     cdef void fill_upstream(self, ConnectionImpl conn):
         self.upstream_local_address = _local_address(conn.fd)
 
@@ -79,5 +101,6 @@ cdef class StreamInfoImpl:
             "connection_id": self.connection_id,
             "upstream_transport_failure_reason": self.upstream_transport_failure_reason,
             "upstream_request_attempt_count": self.attempt_count,
-            "response_code_details": self.response_code_details,
+            "response_code_details": self.response_code_details.decode()
+                                     if self.response_code_details != NULL else None,
         }

@@ -43,6 +43,7 @@ cdef class RouterFilterFactory(HttpFilterFactory):
     cdef Dispatcher dispatcher
     cdef bint suppress_envoy_headers
     cdef list spare                 # RouterFilter, finished and free for reuse
+    cdef int64_t own_stats[HTTP_STATS_COUNT]    # the HCM block's stand-in outside an HCM
 
 
 @cython.final

@@ -2,7 +2,6 @@
 # upstream_request.pyx.
 
 # Response code details (Envoy's StreamInfo::ResponseCodeDetails).
-cdef str _RCD_VIA_UPSTREAM = "via_upstream"
 cdef str _RCD_RESPONSE_TIMEOUT = "response_timeout"
 cdef str _RCD_PER_TRY_TIMEOUT = "upstream_per_try_timeout"
 
@@ -101,6 +100,10 @@ cdef int _router_on_retry_timer(object ctx) except -1:
     return (<RouterFilter>ctx).do_retry()
 
 
+register_http_filter_factory("envoy.filters.http.router",
+                             lambda ctx, plan: RouterFilterFactory.from_plan(ctx, plan))
+
+
 @cython.final
 cdef class RouterFilterFactory(HttpFilterFactory):
 
@@ -112,6 +115,7 @@ cdef class RouterFilterFactory(HttpFilterFactory):
         f.dispatcher = ctx.dispatcher
         f.suppress_envoy_headers = plan.suppress_envoy_headers
         f.spare = []
+        memset(f.own_stats, 0, sizeof(f.own_stats))
         return f
 
     cdef object create_filter(self):
@@ -181,6 +185,8 @@ cdef class RouterFilter(HttpStreamDecoderFilter):
         self.decoder_callbacks = callbacks
         self.stream_info = callbacks.stream_info
         self.hcm_stats = http_conn_manager_stats(callbacks)
+        if self.hcm_stats == NULL:          # not under a connection manager (tests)
+            self.hcm_stats = self.config.own_stats
         limit = callbacks.decoder_buffer_limit()
         # Retries keep the body; past the stream's buffer limit they are given
         # up (Envoy's retry_shadow_buffer_limit_).
@@ -584,7 +590,7 @@ cdef class RouterFilter(HttpStreamDecoderFilter):
         self.charge_upstream_code(status, ur.host)
         if ur.host is not None and not (500 <= status < 600):
             ur.host.stats[HOST_RQ_SUCCESS] += 1
-        self.stream_info.response_code_details = _RCD_VIA_UPSTREAM
+        self.stream_info.response_code_details = "via_upstream"
         self.route_entry.finalize_response_headers_for(headers, self.downstream_headers,
                                                        self.stream_info, self.route_random)
         self.downstream_response_started = True
@@ -677,14 +683,16 @@ cdef class RouterFilter(HttpStreamDecoderFilter):
                                str details) except -1:
         """Envoy's onUpstreamAbort: a local reply, or a reset when the
         response has already started."""
-        cdef bytes d
+        # The details may be made here (a reset's reason): the stream info
+        # keeps them alive.
+        cdef bytes d = details.encode()
+        self.stream_info.response_code_details_storage = d
         self.stream_info.set_response_flag(flag)
         self.cleanup()
         if self.downstream_response_started:
-            self.stream_info.response_code_details = details
+            self.stream_info.response_code_details = d
             return self.decoder_callbacks.reset_stream()
         self.dropped = dropped
-        d = details.encode()
         return self.decoder_callbacks.send_local_reply(code, <const char *>body, len(body), flag, d)
 
     cdef int cleanup(self) except -1:

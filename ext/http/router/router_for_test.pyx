@@ -23,7 +23,8 @@ cdef class _RouterStreamForTest(HttpStreamDecoderFilterCallbacks):
         return None
 
     cdef int reset_stream(self) except -1:
-        self.events.append(("reset", self.stream_info.response_code_details))
+        self.events.append(("reset", self.stream_info.response_code_details.decode()
+                            if self.stream_info.response_code_details != NULL else None))
         return self.end()
 
     cdef int continue_decoding(self) except -1:
@@ -59,7 +60,7 @@ cdef class _RouterStreamForTest(HttpStreamDecoderFilterCallbacks):
         h.status = status
         if response_flag:
             self.stream_info.set_response_flag(response_flag)
-        self.stream_info.response_code_details = details.decode()
+        self.stream_info.response_code_details = details
         self.filter.modify_local_reply_headers(h)
         self.events.append(("local_reply", status, body[:body_len] if body != NULL else b"",
                             h.items_for_test()))
@@ -178,6 +179,11 @@ cdef class RouterForTest:
         s.filter.set_decoder_filter_callbacks(s)
         s.filter.decode_headers(s.headers, end_stream)
         return s
+
+    def hcm_stats(self):
+        """The http.<stat_prefix>. counters the router charged."""
+        return {name: self.factory.own_stats[i]
+                for i, (name, _) in enumerate(HTTP_CONN_MANAGER_STATS) if i < HTTP_STATS_COUNT}
 
     @property
     def spare_filters(self):

@@ -153,7 +153,7 @@ def test_get_is_relayed_with_envoy_headers():
     st = r.stats()
     assert st["upstream_rq_200"] == st["upstream_rq_2xx"] == st["upstream_rq_completed"] == 1
     assert st["external.upstream_rq_200"] == st["external.upstream_rq_completed"] == 1
-    assert r.stats("http.ing.")["rq_total"] == 1
+    assert r.rt.hcm_stats()["rq_total"] == 1
     assert s.log_fields["response_code_details"] == "via_upstream"
     assert s.log_fields["upstream_host"] == "127.0.0.1:%d" % up.port
     hist = r.store.histograms()
@@ -203,7 +203,7 @@ def test_no_route_404():
     assert (status, body) == (404, b"")
     assert s.log_fields["response_flags"] == ["NR"]
     assert s.log_fields["response_code_details"] == "route_not_found"
-    st = r.stats("http.ing.")
+    st = r.rt.hcm_stats()
     assert st["no_route"] == 1 and st["rq_total"] == 1
 
 
@@ -264,7 +264,7 @@ def test_cluster_header_absent_503_nc():
     status, body, _ = local_reply(r.complete(s))
     assert (status, body) == (503, b"")
     assert s.log_fields["response_flags"] == ["NC"]
-    assert r.stats("http.ing.")["no_cluster"] == 1
+    assert r.rt.hcm_stats()["no_cluster"] == 1
 
 
 def test_pending_overflow_503_uo_with_overloaded_header():
