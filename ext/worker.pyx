@@ -32,9 +32,11 @@ include "http/http1/parser.pyx"
 include "http/header_map.pyx"
 include "http/filter.pyx"
 include "http/router/config_impl.pyx"
+include "http/router/route_entry_impl.pyx"
 include "stats/stats.pyx"
 include "debug_counters.pyx"
 include "for_test.pyx"
+include "http/router/config_impl_for_test.pyx"
 
 cdef object _control_decoder = _msgspec.msgpack.Decoder()
 # Reopens the application log file (set by the main process before fork).
