@@ -93,6 +93,7 @@ cdef class RouterHeaderMatcher:
     @staticmethod
     cdef RouterHeaderMatcher from_plan(object plan)
     cdef bint match(self, HttpHeaderMap headers) except -1
+    cdef bint _match_value(self, const char *v, size_t n) except -1
 
 
 @cython.final

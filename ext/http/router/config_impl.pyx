@@ -16,7 +16,7 @@ cdef extern from "<stdio.h>" nogil:
     int router_snprintf "snprintf"(char *s, size_t n, const char *fmt, ...)
 
 
-# -- a scratch buffer for formatted header values and joined header values.
+# -- a scratch buffer for formatted header values.
 # The worker is single-threaded and nothing here yields, so one will do; it
 # grows once and is reused.
 
@@ -162,13 +162,10 @@ cdef int _router_header_id(str name):
 
 
 cdef const char *_router_header_value(HttpHeaderMap headers, int id, bytes name,
-                                      size_t *value_len, bint join) except? NULL:
-    """The value of a request header (pseudo-headers included), or NULL when
-    absent. With `join`, several entries are joined with "," into the
-    scratch buffer, as Envoy's getAllOfHeaderAsString."""
-    global _router_scratch_len
-    cdef int i, j
-    cdef size_t start
+                                      size_t *value_len) noexcept:
+    """The first value of a request header (pseudo-headers included), or
+    NULL when absent (Envoy's %REQ()% takes the first value too)."""
+    cdef int i
     if id == _ROUTER_PSEUDO_PATH:
         value_len[0] = headers.path_len
         return headers.path()
@@ -182,18 +179,8 @@ cdef const char *_router_header_value(HttpHeaderMap headers, int id, bytes name,
     i = headers.get(id) if id != HTTP1_HEADER_OTHER else headers.find(name, len(name))
     if i < 0:
         return NULL
-    j = headers.next_same(i) if join else -1
-    if j < 0:
-        value_len[0] = headers.entries[i].value_len
-        return headers.value_at(i)
-    start = _router_scratch_len
-    _router_scratch_add(headers.value_at(i), headers.entries[i].value_len)
-    while j >= 0:
-        _router_scratch_add(b",", 1)
-        _router_scratch_add(headers.value_at(j), headers.entries[j].value_len)
-        j = headers.next_same(j)
-    value_len[0] = _router_scratch_len - start
-    return _router_scratch + start
+    value_len[0] = headers.entries[i].value_len
+    return headers.value_at(i)
 
 
 cdef bint _router_parse_int64(const char *s, size_t n, int64_t *out) noexcept:
@@ -239,27 +226,34 @@ cdef class RouterHeaderMatcher:
         return m
 
     cdef bint match(self, HttpHeaderMap headers) except -1:
-        global _router_scratch_len
-        cdef size_t n = 0, mark = _router_scratch_len
+        # A header with several entries matches when one of them does
+        # (observed on Envoy 1.40: "a" and "b" both match x-h: a / x-h: b,
+        # "a,b" does not).
+        cdef size_t n = 0
         cdef const char *v
-        cdef bint result
-        cdef int64_t number
+        cdef int i
+        v = _router_header_value(headers, self.id, self.name, &n)
         if self.kind == ROUTER_HEADER_MATCH_PRESENT:
-            v = _router_header_value(headers, self.id, self.name, &n, False)
             return (v != NULL) == self.present_match != self.invert_match
-        v = _router_header_value(headers, self.id, self.name, &n, True)
         if v == NULL:
             if not self.treat_missing_header_as_empty:
                 return False
-            v = b""
-            n = 0
+            return self._match_value(b"", 0) != self.invert_match
+        if self.id < 0:
+            return self._match_value(v, n) != self.invert_match
+        i = headers.get(self.id) if self.id != HTTP1_HEADER_OTHER else headers.find(self.name, len(self.name))
+        while i >= 0:
+            if self._match_value(headers.value_at(i), headers.entries[i].value_len):
+                return not self.invert_match
+            i = headers.next_same(i)
+        return self.invert_match
+
+    cdef bint _match_value(self, const char *v, size_t n) except -1:
+        cdef int64_t number
         if self.kind == ROUTER_HEADER_MATCH_RANGE:
-            result = (_router_parse_int64(v, n, &number)
-                      and self.range_start <= number < self.range_end)
-        else:
-            result = self.string_match.match(v, n)
-        _router_scratch_len = mark
-        return result != self.invert_match
+            return (_router_parse_int64(v, n, &number)
+                    and self.range_start <= number < self.range_end)
+        return self.string_match.match(v, n)
 
 
 @cython.final
@@ -294,11 +288,11 @@ cdef class RouterQueryParameterMatcher:
             if eq - start != nn or memcmp(query + start, name, nn) != 0:
                 continue
             if self.string_match is None:
-                return True
+                return self.present_match      # present_match: false asks for absence
             if eq < end:
                 return self.string_match.match(query + eq + 1, end - eq - 1)
             return self.string_match.match(b"", 0)
-        return False
+        return self.string_match is None and not self.present_match
 
 
 cdef bytes _router_without_port(str address):
@@ -394,7 +388,7 @@ cdef class RouterHeaderFormatter:
                     names = <tuple>self.args[i]
                     ids = <tuple>self.ids[i]
                     for j in range(len(names)):
-                        v = _router_header_value(request, <int>ids[j], <bytes>names[j], &n, False)
+                        v = _router_header_value(request, <int>ids[j], <bytes>names[j], &n)
                         if v != NULL:
                             # copy: v may point into the scratch buffer's
                             # neighbour (the map), which add() may move

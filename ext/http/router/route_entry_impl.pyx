@@ -183,7 +183,7 @@ cdef class RouteEntryImpl:
                 return self.cluster_manager.get_thread_local_cluster(w.name)
             return w.cluster
         if self.cluster_header is not None:
-            v = _router_header_value(headers, self.cluster_header_id, self.cluster_header, &n, False)
+            v = _router_header_value(headers, self.cluster_header_id, self.cluster_header, &n)
             if v == NULL or self.cluster_manager is None:
                 return None
             return self.cluster_manager.get_thread_local_cluster(
