@@ -73,13 +73,15 @@ cdef class RouterStringMatcher:
     cdef bint ignore_case
     cdef object regex               # envoy_fast.regex RE2 pattern (REGEX)
 
+    @staticmethod
+    cdef RouterStringMatcher from_plan(object plan)
     cdef bint match(self, const char *s, size_t n) except -1
 
 
 @cython.final
 cdef class RouterHeaderMatcher:
     cdef bytes name                 # lower-case
-    cdef int id                     # Http1HeaderId, HTTP1_HEADER_OTHER: scan by name
+    cdef int id                     # Http1HeaderId (HTTP1_HEADER_OTHER: by name); <0: :path, :method
     cdef int kind                   # RouterHeaderMatchKind
     cdef RouterStringMatcher string_match
     cdef bint present_match         # present_match's value
@@ -88,15 +90,20 @@ cdef class RouterHeaderMatcher:
     cdef bint invert_match
     cdef bint treat_missing_header_as_empty
 
+    @staticmethod
+    cdef RouterHeaderMatcher from_plan(object plan)
     cdef bint match(self, HttpHeaderMap headers) except -1
+    cdef bint _match_value(self, const char *v, size_t n) except -1
 
 
 @cython.final
 cdef class RouterQueryParameterMatcher:
     cdef bytes name
-    cdef RouterStringMatcher string_match   # None: present_match
+    cdef RouterStringMatcher string_match   # None: present
     cdef bint present_match
 
+    @staticmethod
+    cdef RouterQueryParameterMatcher from_plan(object plan)
     cdef bint match(self, const char *query, size_t query_len) except -1
 
 
@@ -105,26 +112,39 @@ cdef class RouterHeaderFormatter:
     """A header value format string, split at load into literal and
     operator segments. A value without operators is `literal`."""
     cdef bytes literal              # whole value when no operator, else None
-    cdef int *kinds                 # RouterFormatKind per segment
-    cdef list args                  # bytes per segment: literal text or REQ name
     cdef int count
+    cdef int *kinds                 # RouterFormatKind per segment
+    cdef int *max_lengths           # -1: none
+    cdef list args                  # per segment: literal bytes, REQ names (tuple), ...
+    cdef list ids                   # per segment: REQ header ids (tuple) or None
+    cdef list callables             # per segment: START_TIME(fmt) formatter or None
 
-    cdef int format(self, HttpHeaderMap request, StreamInfoImpl info,
-                    HttpHeaderMap target) except -1
+    @staticmethod
+    cdef RouterHeaderFormatter from_plan(list segments, bytes hostname)
+    # Appends the value to the module's scratch buffer.
+    cdef int format(self, HttpHeaderMap request, StreamInfoImpl info) except -1
 
 
 @cython.final
 cdef class RouterHeaderMutations:
     """One level's header lists (route config, virtual host, route, weighted
-    cluster): removals, then additions in order."""
+    cluster): removals, then additions (overwrites first)."""
     cdef list remove                # bytes, lower-case
+    cdef list remove_ids            # int Http1HeaderId
     cdef list add_names             # bytes, lower-case
     cdef list add_ids               # int Http1HeaderId
     cdef list add_values            # RouterHeaderFormatter
-    cdef list add_actions           # int RouterAppendAction
-    cdef list add_keep_empty        # bool
+    cdef int count                  # additions
+    cdef int *add_actions           # RouterAppendAction
+    cdef int *add_keep_empty
+    cdef size_t *offsets            # per addition, during apply: value in the scratch buffer
+    cdef size_t *lengths
+    cdef int *decisions
     cdef bint empty
 
+    @staticmethod
+    cdef RouterHeaderMutations from_plan(object plan, bytes hostname)
+    # `request`: the map %REQ()% reads (the same map for request headers; may be None)
     cdef int apply(self, HttpHeaderMap headers, HttpHeaderMap request,
                    StreamInfoImpl info) except -1
 
@@ -139,13 +159,15 @@ cdef class RetryPolicyImpl:
     cdef int *retriable_status_codes
     cdef int retriable_status_codes_count
 
+    @staticmethod
+    cdef RetryPolicyImpl from_plan(object plan)
     cdef bint retriable_status(self, int status) noexcept
 
 
 @cython.final
 cdef class RouterWeightedClusterEntry:
     cdef str name
-    cdef ThreadLocalCluster cluster
+    cdef ThreadLocalCluster cluster # None when unknown (validate_clusters: false)
     cdef uint64_t weight
     cdef uint64_t upto              # cumulative weight, this entry included
     cdef bytes host_rewrite_literal # None: none
@@ -168,7 +190,7 @@ cdef class RouteEntryImpl:
 
     # --- matching
     cdef int path_kind              # RouterPathMatchKind
-    cdef bytes path_value           # prefix / path / path_separated_prefix (lower-cased when not case_sensitive)
+    cdef bytes path_value           # prefix / path / path_separated_prefix (lower-case when not case_sensitive)
     cdef bint case_sensitive
     cdef object path_regex          # RE2 for safe_regex
     cdef list header_matchers       # RouterHeaderMatcher
@@ -182,49 +204,63 @@ cdef class RouteEntryImpl:
     cdef ClusterManagerImpl cluster_manager
     cdef list weighted              # RouterWeightedClusterEntry; None when not used
     cdef uint64_t total_weight
-    cdef int cluster_not_found_response_code
-    cdef list upgrade_types         # per-route upgrade_configs (lower-case str, enabled); None: HCM's
+    cdef int cluster_not_found_response_code    # 503 default (404, 500)
+    cdef list upgrade_types         # per-route upgrade_configs [(type lower-case, enabled)]; None: the HCM's
 
     # --- rewrites
     cdef bytes prefix_rewrite       # None: none
     cdef object regex_rewrite       # RE2; None: none
-    cdef bytes regex_substitution
+    cdef bytes regex_substitution   # as a Python re template
     cdef bytes host_rewrite_literal # None: none
-    cdef bint auto_host_rewrite
+    cdef bint auto_host_rewrite     # for the router: Host := the chosen host's hostname (DNS clusters)
 
     # --- redirect
     cdef bytes redirect_scheme      # None: keep
     cdef bytes redirect_host        # None: keep
-    cdef int redirect_port          # 0: keep
+    cdef bytes redirect_port        # b":8443"; None: keep
     cdef bytes redirect_path        # None: keep
+    cdef bint redirect_path_has_query
+    cdef bytes redirect_prefix_rewrite
+    cdef object redirect_regex
+    cdef bytes redirect_regex_substitution
     cdef bint strip_query
 
     # --- header mutations, in application order (Envoy's observed order)
     cdef list request_mutations     # RouterHeaderMutations
     cdef list response_mutations    # RouterHeaderMutations
-    cdef bint most_specific_wins
+
+    @staticmethod
+    cdef RouteEntryImpl from_plan(FactoryContext ctx, object rp,
+                                  RouterHeaderMutations vh_request, RouterHeaderMutations vh_response,
+                                  RouterHeaderMutations rc_request, RouterHeaderMutations rc_response,
+                                  bint most_specific_wins, bint validate_clusters, bytes hostname)
 
     cdef bint matches(self, HttpHeaderMap headers, uint64_t random_value) except -1
 
     # cluster selection: the static cluster, a weighted pick, or the
-    # cluster_header's value; None -> 503 NC (cluster_not_found_response_code)
+    # cluster_header's value; None -> cluster_not_found_response_code (503 NC)
     cdef ThreadLocalCluster cluster_for(self, HttpHeaderMap headers, uint64_t random_value)
     # The weighted entry random_value picks (None without weighted_clusters).
     cdef RouterWeightedClusterEntry weighted_entry(self, uint64_t random_value)
-    # Path/host rewrites (prefix_rewrite, regex_rewrite, host_rewrite_literal;
-    # adds x-envoy-original-path when the path changes) and the
-    # request_headers_to_add/remove of route, virtual host and route config
-    # in Envoy's order. `info` gives the formatter values.
-    cdef int finalize_request_headers(self, HttpHeaderMap headers, StreamInfoImpl info) except -1
-    cdef int finalize_request_headers_weighted(self, HttpHeaderMap headers, StreamInfoImpl info,
-                                               uint64_t random_value) except -1
-    # response_headers_to_add/remove at every level (for upstream responses,
-    # direct responses and redirects). `request` may be None.
-    cdef int finalize_response_headers(self, HttpHeaderMap headers, StreamInfoImpl info) except -1
-    cdef int finalize_response_headers_for(self, HttpHeaderMap headers, HttpHeaderMap request,
-                                           StreamInfoImpl info, uint64_t random_value) except -1
+    # Header mutations (weighted cluster, then route, virtual host, route
+    # config -- reversed by most_specific_header_mutations_wins), then
+    # host_rewrite_literal (x-envoy-original-host) and prefix_rewrite /
+    # regex_rewrite (x-envoy-original-path), the originals only when
+    # keep_original (the router's suppress_envoy_headers is false).
+    # `random_value`: the one given to cluster_for (weighted clusters).
+    # `info` gives the formatter values.
+    cdef int finalize_request_headers(self, HttpHeaderMap headers, StreamInfoImpl info,
+                                      uint64_t random_value=*, bint keep_original=*) except -1
+    # response_headers_to_add/remove at every level (upstream responses,
+    # direct responses, redirects and the router's local replies);
+    # `request`: the request headers, for %REQ()% (may be None).
+    cdef int finalize_response_headers(self, HttpHeaderMap headers, StreamInfoImpl info,
+                                       HttpHeaderMap request=*, uint64_t random_value=*) except -1
     # The redirect's Location value for this request; only for ROUTE_KIND_REDIRECT.
     cdef bytes redirect_location(self, HttpHeaderMap request_headers)
+    cdef size_t _matched_len(self, HttpHeaderMap headers) noexcept
+    cdef object _rewritten_path(self, HttpHeaderMap headers, bytes prefix_rewrite, object regex,
+                                bytes substitution)
 
 
 @cython.final
@@ -256,6 +292,8 @@ cdef class RouteConfigImpl:
     cdef int any_vhost              # index of the "*" virtual host; -1
     cdef bint ignore_port_in_host_matching
 
+    cdef RouterDomainEntry *_domain_array(self, list entries) except? NULL
+    cdef int _build_exact(self, list entries) except -1
     # The compiled route table (virtual hosts by domain, routes in order).
     @staticmethod
     cdef RouteConfigImpl from_plan(FactoryContext ctx, object plan)   # RouteTablePlan
