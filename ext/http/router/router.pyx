@@ -259,7 +259,8 @@ cdef class RouterFilter(HttpStreamDecoderFilter):
             self.per_try_timeout = 0.0
         self.set_timeout_headers(0)
         self.stream_info.attempt_count = self.attempt_count
-        entry.finalize_request_headers_weighted(headers, self.stream_info, self.route_random)
+        entry.finalize_request_headers(headers, self.stream_info, self.route_random,
+                                       not self.config.suppress_envoy_headers)
 
         # Retry state (Envoy's RetryStateImpl::create: none without retry_on).
         self.retry_on = policy.retry_on
@@ -396,8 +397,8 @@ cdef class RouterFilter(HttpStreamDecoderFilter):
                 headers.add(b"location", 8, <const char *>self.redirect_location,
                             len(self.redirect_location), HTTP1_HEADER_OTHER)
             if self.route_entry is not None:
-                self.route_entry.finalize_response_headers_for(
-                    headers, self.downstream_headers, self.stream_info, self.route_random)
+                self.route_entry.finalize_response_headers(
+                    headers, self.stream_info, self.downstream_headers, self.route_random)
         elif self.dropped and not self.config.suppress_envoy_headers:
             headers.add(b"x-envoy-overloaded", 18, b"true", 4, HTTP1_HEADER_OTHER)
         return 0
@@ -591,8 +592,8 @@ cdef class RouterFilter(HttpStreamDecoderFilter):
         if ur.host is not None and not (500 <= status < 600):
             ur.host.stats[HOST_RQ_SUCCESS] += 1
         self.stream_info.response_code_details = "via_upstream"
-        self.route_entry.finalize_response_headers_for(headers, self.downstream_headers,
-                                                       self.stream_info, self.route_random)
+        self.route_entry.finalize_response_headers(headers, self.stream_info,
+                                                   self.downstream_headers, self.route_random)
         self.downstream_response_started = True
         if end_stream:
             self.on_upstream_complete(ur)
