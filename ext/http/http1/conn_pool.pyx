@@ -291,6 +291,9 @@ cdef class Http1ConnPoolImpl(ConnPoolImplBase):
         client.init_codec(max_headers if max_headers > 0 else HTTP1_MAX_HEADERS_COUNT,
                           self.max_response_head_bytes)
         client.pool = self
+        # The upstream's FIN ends the connection at once (a close-delimited
+        # body, an idle connection it dropped): HTTP/1 has no half-close.
+        conn.half_close = False
         client.connection = conn
         client.capacity = 1
         rf.client = client
