@@ -276,3 +276,82 @@ cdef class Http1ConnPoolForTest:
         """The cluster-wide circuit-breaker counts: connections, pending, requests."""
         return (self.info.connections.count[0], self.info.pending_requests.count[0],
                 self.info.requests.count[0])
+
+
+# A request loop with no Python on its path (allocation and CPU tests): one
+# GET at a time on the pool; each completed response starts the next one from
+# a zero-delay timer (the next loop turn, as a new downstream request would).
+
+@cython.final
+cdef class _Http1LoopDecoderForTest(HttpResponseDecoder):
+    cdef Http1LoopForTest loop
+
+    cdef int decode_headers(self, HttpHeaderMap headers, bint end_stream) except -1:
+        if headers.status != 200:
+            self.loop.failed += 1
+        if end_stream:
+            return self.loop.on_done()
+        return 0
+
+    cdef int decode_data(self, OwnedBuffer data, bint end_stream) except -1:
+        self.loop.body_bytes += data.len
+        data.drain_all()
+        if end_stream:
+            return self.loop.on_done()
+        return 0
+
+    cdef int on_reset_stream(self, int reason) except -1:
+        self.loop.failed += 1
+        return self.loop.on_done()
+
+
+cdef int _http1_loop_next(object ctx) except -1:
+    return (<Http1LoopForTest>ctx).start()
+
+
+cdef class Http1LoopForTest(HttpPoolCallbacks):
+    """Sends `n` GETs one after the other through `pool` (an
+    Http1ConnPoolForTest's pool) while the dispatcher runs."""
+    cdef Http1ConnPoolImpl pool
+    cdef HttpHeaderMap request
+    cdef _Http1LoopDecoderForTest decoder
+    cdef Timer timer
+    cdef public int64_t left
+    cdef public int64_t done
+    cdef public int64_t failed
+    cdef public int64_t reused
+    cdef public int64_t body_bytes
+
+    def __init__(self, Http1ConnPoolForTest pool, int64_t n, bytes path=b"/"):
+        self.pool = pool.pool
+        self.request = _http1_map_for_test((("host", "upstream"), ("user-agent", "loop")))
+        self.request.method = HTTP1_METHOD_GET
+        self.request.set_path(path, len(path))
+        self.decoder = _Http1LoopDecoderForTest.__new__(_Http1LoopDecoderForTest)
+        self.decoder.loop = self
+        self.timer = Timer.new(pool.dispatcher, _http1_loop_next, self)
+        self.left = n
+        self.timer.enable(0)
+
+    cdef int start(self) except -1:
+        if self.left <= 0:
+            self.timer = None               # cut the cycle: done
+            return 0
+        self.left -= 1
+        self.pool.new_http_stream(self, self.decoder)
+        return 0
+
+    cdef int on_done(self) except -1:
+        self.done += 1
+        if self.timer is not None:
+            self.timer.enable(0)
+        return 0
+
+    cdef int on_pool_ready(self, Http1RequestEncoder encoder, HostImpl host) except -1:
+        if encoder.reused:
+            self.reused += 1
+        return encoder.encode_headers(self.request, True)
+
+    cdef int on_pool_failure(self, int reason, HostImpl host) except -1:
+        self.failed += 1
+        return self.on_done()
