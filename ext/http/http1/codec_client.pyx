@@ -100,9 +100,15 @@ cdef class Http1ActiveClient(ActiveClient):
             if self.connection is not None:
                 if self.encoder is not None:
                     return self.on_protocol_error()
-                self.connection.close(CLOSE_NO_FLUSH)
+                if end_stream:
+                    self.connection.close_socket(CONN_EVENT_REMOTE_CLOSE)
+                else:
+                    self.connection.close(CLOSE_NO_FLUSH)
             return 0
-        return self.dispatch(data)
+        self.dispatch(data)
+        if end_stream and self.connection is not None and self.connection.state != CONN_CLOSED:
+            self.connection.close_socket(CONN_EVENT_REMOTE_CLOSE)
+        return 0
 
     cdef int dispatch(self, OwnedBuffer data) except -1:
         cdef Http1RequestEncoder e = self.encoder

@@ -60,7 +60,7 @@ cdef class Http1RequestEncoder:
     cdef bint retried                   # the keep-alive race retry was used
     cdef bint retry_safe                # a retry may still be made
     cdef bint decode_complete           # the response's last decode_* call was made
-    cdef OwnedBuffer replay             # the request so far, while a retry may come
+    cdef Http1RequestEncoder next_spare  # the pool's list of finished encoders
 
     cdef void set_response_decoder(self, HttpResponseDecoder decoder) noexcept
     cdef int encode_headers(self, HttpHeaderMap headers, bint end_stream) except -1
@@ -147,7 +147,8 @@ cdef class Http1ActiveClient(ActiveClient):
 cdef class Http1ConnPoolImpl(ConnPoolImplBase):
     # Limits are read from the cluster (ClusterInfo) at each use.
     cdef size_t max_response_head_bytes
-    cdef list spare_encoders                    # finished encoders nobody holds
+    cdef Http1RequestEncoder spare_head         # finished encoders, to reuse once
+    cdef int spare_count                        # nobody else holds them
 
     # PendingStream (waiting) or None (attached at once, or failure told).
     # Cancel a waiting one with PendingStream.cancel().

@@ -2,7 +2,6 @@
 # and contracts in conn_pool.pxd); the client codec (Http1ActiveClient) is in
 # codec_client.pyx.
 
-from cpython.list cimport PyList_GET_ITEM
 from libc.stdio cimport snprintf
 
 cdef extern from "Python.h":
@@ -242,33 +241,31 @@ cdef class Http1ConnPoolImpl(ConnPoolImplBase):
         pool.init_pool(dispatcher, host)
         pool.reuses_clients = True
         pool.max_response_head_bytes = HTTP1_MAX_HEADERS_KB * 1024
-        pool.spare_encoders = []
         return pool
 
     cdef PendingStream new_http_stream(self, HttpPoolCallbacks callbacks, HttpResponseDecoder decoder):
         """Envoy's newStream: on_pool_ready now (returns None), on_pool_failure
         now (returns None), or later (returns the cancellable PendingStream)."""
         cdef Http1RequestEncoder e = None
-        cdef Py_ssize_t n = len(self.spare_encoders)
-        cdef PyObject *p
+        cdef Http1RequestEncoder head
         if not self.cluster.requests.can_create():
             # max_requests: Envoy counts it as a pending overflow too.
             self.cluster.stats[CLUSTER_UPSTREAM_RQ_PENDING_OVERFLOW] += 1
             callbacks.on_pool_failure(POOL_FAILURE_OVERFLOW, self.host)
             return None
-        # A finished encoder only the spare list still holds is as good as new.
-        while n:
-            n -= 1
-            p = PyList_GET_ITEM(self.spare_encoders, n)
-            if _http1_refcnt(p) == 1:
-                e = <Http1RequestEncoder>p
+        # A finished encoder only the spare list holds is as good as new; one
+        # its last caller still holds is that caller's: dropped from the list.
+        while self.spare_head is not None:
+            head = self.spare_head
+            self.spare_head = head.next_spare
+            head.next_spare = None
+            self.spare_count -= 1
+            if _http1_refcnt(<PyObject*>head) == 1:     # only `head` here
+                e = head
                 break
-            del self.spare_encoders[n]
         if e is None:
             e = Http1RequestEncoder.__new__(Http1RequestEncoder)
             e.pool = self
-        else:
-            del self.spare_encoders[n]
         e.callbacks = callbacks
         e.decoder = decoder
         e.reused = False
@@ -291,6 +288,9 @@ cdef class Http1ConnPoolImpl(ConnPoolImplBase):
         client.init_codec(max_headers if max_headers > 0 else HTTP1_MAX_HEADERS_COUNT,
                           self.max_response_head_bytes)
         client.pool = self
+        # The upstream's FIN ends the connection at once (a close-delimited
+        # body, an idle connection it dropped): HTTP/1 has no half-close.
+        conn.half_close = False
         client.connection = conn
         client.capacity = 1
         rf.client = client
@@ -331,9 +331,12 @@ cdef class Http1ConnPoolImpl(ConnPoolImplBase):
             return 0
         return cb.on_pool_failure(reason, self.host)
 
-    cdef inline void spare(self, Http1RequestEncoder e):
-        if len(self.spare_encoders) < _HTTP1_SPARE_ENCODERS:
-            self.spare_encoders.append(e)
+    cdef void spare(self, Http1RequestEncoder e):
+        if self.spare_count < _HTTP1_SPARE_ENCODERS and e.next_spare is None \
+                and e is not self.spare_head:
+            e.next_spare = self.spare_head
+            self.spare_head = e
+            self.spare_count += 1
 
     cdef int end_stream(self, Http1ActiveClient client, bint reusable) except -1:
         """The stream of `client` is over (response complete): the connection
@@ -428,5 +431,5 @@ cdef class Http1ConnPoolImpl(ConnPoolImplBase):
 
     def counts_for_test(self):
         d = ConnPoolImplBase.counts_for_test(self)
-        d["spare_encoders"] = len(self.spare_encoders)
+        d["spare_encoders"] = self.spare_count
         return d
