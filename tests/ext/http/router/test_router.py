@@ -96,28 +96,44 @@ def read_request(c):
 
 
 def respond(*responses, keep=False):
-    """An upstream handler answering each request with the next response
-    (bytes; None closes the connection without answering; a float sleeps
-    that long first). Returns the requests it read."""
+    """An upstream handler answering the requests of all its connections,
+    in arrival order, with the next of `responses` (bytes; None closes the
+    connection without answering; (seconds, response) sleeps first). With
+    `keep`, a connection stays open after the responses run out. Each
+    connection's handler returns the requests it read."""
+    lock = threading.Lock()
+    queue = list(responses)
+
     def handler(c):
         c.settimeout(10)
         seen = []
-        for r in responses:
+        while True:
+            with lock:
+                if not queue and not keep:
+                    return seen
             req = read_request(c)
             if req is None:
-                break
+                return seen
             seen.append(req)
+            with lock:
+                handler.requests.append(req)
+                if not queue:
+                    r = b"" if keep else None
+                else:
+                    r = queue.pop(0)
             if isinstance(r, tuple):
                 time.sleep(r[0])
                 r = r[1]
             if r is None:
                 return seen
             c.sendall(r)
-        if keep:
-            while read_request(c) is not None:
-                pass
-        return seen
+    handler.requests = []
     return handler
+
+
+def requests(up):
+    """Every request the upstream read, over all its connections."""
+    return list(up.handler.requests)
 
 
 OK = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nx-up: 1\r\n\r\nok"
@@ -138,7 +154,7 @@ def test_get_is_relayed_with_envoy_headers():
         s = r.get(b"/x?q=1")
         events = r.complete(s)
         up.wait_done()
-    (req,) = up.results[0]
+    (req,) = requests(up)
     lines = req.split(b"\r\n")
     assert lines[0] == b"GET /x?q=1 HTTP/1.1"
     assert b"x-envoy-expected-rq-timeout-ms: 15000" in lines
@@ -179,7 +195,7 @@ def test_post_body_streams_upstream():
         s.data(b"world", True)
         r.complete(s)
         up.wait_done()
-    (req,) = up.results[0]
+    (req,) = requests(up)
     assert req.startswith(b"POST /p HTTP/1.1\r\n")
     assert req.endswith(b"\r\n\r\nhelloworld")
 
@@ -189,7 +205,7 @@ def test_suppress_envoy_headers():
         r = Router([route("/", "up")], [cluster("up", [up.port])], suppress_envoy_headers=True)
         events = r.complete(r.get())
         up.wait_done()
-    assert b"x-envoy-expected-rq-timeout-ms" not in up.results[0][0]
+    assert b"x-envoy-expected-rq-timeout-ms" not in requests(up)[0]
     assert b"x-envoy-upstream-service-time" not in dict(events[0][2])
 
 
@@ -213,7 +229,7 @@ def test_connection_refused_503_uf():
     status, body, headers = local_reply(r.complete(s))
     assert status == 503
     assert body == CE + b"reset reason: remote connection failure"
-    assert "x-envoy-overloaded" not in headers
+    assert b"x-envoy-overloaded" not in headers
     assert s.log_fields["response_flags"] == ["UF"]
     assert s.log_fields["response_code_details"] == \
         "upstream_reset_before_response_started{remote_connection_failure|" \
@@ -268,18 +284,22 @@ def test_cluster_header_absent_503_nc():
 
 
 def test_pending_overflow_503_uo_with_overloaded_header():
+    # One slow request in flight on the only connection allowed; of three
+    # more, one waits (max_pending_requests 1) and two overflow at once.
     cb = {"thresholds": [{"max_connections": 1, "max_pending_requests": 1}]}
     with scripted_server(respond((0.5, OK), OK, keep=True)) as up:
         r = Router([route("/", "up")], [cluster("up", [up.port], circuit_breakers=cb)])
-        streams = [r.get() for _ in range(4)]
-        for s in streams:
+        first = r.get()
+        r.pump(lambda: len(up.handler.requests) == 1, what="the first request upstream")
+        streams = [r.get() for _ in range(3)]
+        assert [s.destroyed for s in streams] == [False, True, True]
+        for s in [first] + streams:
             r.complete(s)
-    statuses = [s.events[0][1] for s in streams]
-    assert statuses == [200, 200, 503, 503]
-    for s in streams[2:]:
+    assert [s.events[0][1] for s in [first] + streams] == [200, 200, 503, 503]
+    for s in streams[1:]:
         status, body, headers = local_reply(s.events)
         assert body == CE + b"reset reason: overflow"
-        assert headers["x-envoy-overloaded"] == b"true"
+        assert headers[b"x-envoy-overloaded"] == b"true"
         assert s.log_fields["response_flags"] == ["UO"]
     assert r.stats()["upstream_rq_pending_overflow"] == 2
 
@@ -293,7 +313,7 @@ def test_route_timeout_504_ut():
     assert (status, body) == (504, b"upstream request timeout")
     assert s.log_fields["response_flags"] == ["UT"]
     assert s.log_fields["response_code_details"] == "response_timeout"
-    assert b"x-envoy-expected-rq-timeout-ms: 200" in up.results[0][0]
+    assert b"x-envoy-expected-rq-timeout-ms: 200" in requests(up)[0]
     st = r.stats()
     assert st["upstream_rq_timeout"] == 1 and st["upstream_rq_504"] == 1
 
@@ -315,7 +335,7 @@ def test_route_timeout_after_headers_resets():
 
 
 def test_per_try_timeout_then_retry_exhausted_504_urx_ut():
-    with scripted_server(respond((1.0, OK))) as up:
+    with scripted_server(respond((1.0, OK), (1.0, OK))) as up:
         r = Router([route("/", "up", timeout="3s",
                           retry_policy={"retry_on": "5xx", "num_retries": 1,
                                         "per_try_timeout": "0.2s"})],
@@ -330,7 +350,7 @@ def test_per_try_timeout_then_retry_exhausted_504_urx_ut():
     st = r.stats()
     assert st["upstream_rq_per_try_timeout"] == 2
     assert st["upstream_rq_retry"] == 1 and st["upstream_rq_retry_limit_exceeded"] == 1
-    assert b"x-envoy-expected-rq-timeout-ms: 200" in up.results[0][0]
+    assert b"x-envoy-expected-rq-timeout-ms: 200" in requests(up)[0]
 
 
 # ------------------------------------------------------------------- retries
@@ -374,25 +394,31 @@ def test_no_retry_policy_passes_a_503():
 
 
 def test_retry_on_reset_then_200():
-    with scripted_server(respond(None)) as bad, scripted_server(respond(OK)) as good:
+    # Round robin over [closes, answers]: of two requests, at least one
+    # meets the closing host first and is retried on the other.
+    with scripted_server(respond(None, None)) as bad, scripted_server(respond(OK, OK)) as good:
         r = Router([route("/", "up", retry_policy={"retry_on": "reset", "num_retries": 1})],
                    [cluster("up", [bad.port, good.port])])
-        s = r.get()
-        events = r.complete(s)
-    assert events[0][:2] == ("headers", 200)
-    assert r.stats()["upstream_rq_retry_success"] == 1
+        for _ in range(2):
+            s = r.get()
+            assert r.complete(s)[0][:2] == ("headers", 200)
+        retries = r.stats()["upstream_rq_retry"]
+        assert 1 <= retries <= 2 and bad.accepted == retries
+    assert r.stats()["upstream_rq_retry_success"] == retries
 
 
 def test_connect_failure_then_live_host():
     dead = free_port()
-    with scripted_server(respond(OK)) as up:
+    with scripted_server(respond(OK, OK)) as up:
         r = Router([route("/", "up", retry_policy={"retry_on": "connect-failure"})],
                    [cluster("up", [dead, up.port])])
-        s = r.get()
-        events = r.complete(s)
-    assert events[0][:2] == ("headers", 200)
-    assert s.log_fields["upstream_host"] == "127.0.0.1:%d" % up.port
-    assert r.stats()["upstream_rq_retry"] == 1
+        for _ in range(2):
+            s = r.get()
+            assert r.complete(s)[0][:2] == ("headers", 200)
+            assert s.log_fields["upstream_host"] == "127.0.0.1:%d" % up.port
+    st = r.stats()
+    assert 1 <= st["upstream_rq_retry"] <= 2
+    assert st["upstream_cx_connect_fail"] == st["upstream_rq_retry"]
 
 
 def test_retries_exhausted_on_failures_latest_reset_urx():
@@ -429,7 +455,7 @@ def test_retry_resends_the_body():
         events = r.complete(s)
         up.wait_done()
     assert events[0][:2] == ("headers", 200)
-    reqs = up.results[0]
+    reqs = requests(up)
     assert len(reqs) == 2 and all(q.endswith(b"\r\n\r\nhello") for q in reqs)
 
 
