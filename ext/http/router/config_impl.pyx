@@ -200,7 +200,7 @@ cdef bint _router_parse_int64(const char *s, size_t n, int64_t *out) noexcept:
     while i < n:
         if not (b'0' <= s[i] <= b'9'):
             return False
-        v = v * 10 + <uint64_t>(s[i] - b'0')
+        v = v * 10 + <uint64_t>(s[i] - 48)     # '0'
         i += 1
     out[0] = -<int64_t>v if neg else <int64_t>v
     return True
@@ -234,7 +234,7 @@ cdef class RouterHeaderMatcher:
         cdef int i
         v = _router_header_value(headers, self.id, self.name, &n)
         if self.kind == ROUTER_HEADER_MATCH_PRESENT:
-            return (v != NULL) == self.present_match != self.invert_match
+            return ((v != NULL) == self.present_match) != self.invert_match
         if v == NULL:
             if not self.treat_missing_header_as_empty:
                 return False

@@ -33,12 +33,18 @@ cdef class RouteConfigForTest:
 
     def route(self, bytes head, uint64_t random_value=0, str remote="10.0.0.1:5555",
               str local="10.0.0.2:80", str upstream=None, double start_time=0.0,
-              response=None, bint keep_original=True):
+              response=None, bint keep_original=True, added=()):
         """The route for `head`. `response`: [(name, value)] response headers
-        given to finalize_response_headers (default: none)."""
+        given to finalize_response_headers (default: none). `upstream`: the
+        host the router picks after the request headers are final (so only
+        response headers see it). `added`: [(name, value)] put in the request
+        map as they are, past the codec (as a filter could)."""
         cdef HttpHeaderMap headers = _router_headers_for_test(head)
         cdef HttpHeaderMap resp
-        cdef RouteEntryImpl r = self.config.route(headers, random_value)
+        cdef RouteEntryImpl r
+        for name, value in added:
+            headers.add(name, len(name), value, len(value), HTTP1_HEADER_OTHER)
+        r = self.config.route(headers, random_value)
         cdef ThreadLocalCluster tlc
         cdef StreamInfoImpl info = StreamInfoImpl.__new__(StreamInfoImpl)
         cdef HostImpl host
@@ -47,10 +53,6 @@ cdef class RouteConfigForTest:
         info.downstream_remote_address = remote
         info.downstream_local_address = local
         info.start_time = start_time
-        if upstream is not None:
-            host = HostImpl.__new__(HostImpl)
-            host.address_str = upstream
-            info.upstream_host = host
         out = {"name": r.name, "kind": ("cluster", "redirect", "direct_response")[r.kind],
                "timeout": r.timeout, "idle_timeout": r.idle_timeout,
                "retry": {"retry_on": r.retry_policy.retry_on, "num_retries": r.retry_policy.num_retries,
@@ -74,6 +76,10 @@ cdef class RouteConfigForTest:
         else:
             out["status"] = r.direct_status
             out["body"] = r.direct_body
+        if upstream is not None:
+            host = HostImpl.__new__(HostImpl)
+            host.address_str = upstream
+            info.upstream_host = host
         resp = HttpHeaderMap()
         for name, value in response or ():
             resp.add(name, len(name), value, len(value), HTTP1_HEADER_OTHER)

@@ -425,3 +425,22 @@ def test_field_numbers_cover_every_envoy_field():
                 route_types.RegexMatcher, route_types.UpgradeConfig, route_types.RetryBackOff):
         assert set(FIELD_NUMBERS[cls.ENVOY_TYPE]) == set(cls.ENVOY_FIELDS), cls.ENVOY_TYPE
         assert len(set(FIELD_NUMBERS[cls.ENVOY_TYPE].values())) == len(cls.ENVOY_FIELDS), cls.ENVOY_TYPE
+
+
+def test_dump_round_trip():
+    from envoy_fast.config import dump_bootstrap
+    route_config = {
+        "name": "rc", "most_specific_header_mutations_wins": True, "max_direct_response_body_size_bytes": 100,
+        "response_headers_to_add": [add("x", "%REQ(y)%", append_action="OVERWRITE_IF_EXISTS")],
+        "virtual_hosts": [vh("a", ["*"], [
+            {"name": "r", "match": {"prefix": "/", "case_sensitive": False, "headers": [
+                {"name": "x", "range_match": {"start": 1, "end": 5}, "invert_match": True}],
+                "query_parameters": [{"name": "q", "string_match": {"safe_regex": {"regex": "a+"}}}]},
+             "route": {"cluster": "c1", "timeout": "0.5s", "retry_policy": {"retry_on": "5xx", "num_retries": 2}}},
+            {"match": {"path": "/d"}, "direct_response": {"status": 200, "body": {"inline_bytes": "aGk="}}},
+            {"match": {"path": "/r"}, "redirect": {"https_redirect": True, "response_code": "FOUND"}},
+        ])]}
+    bs = load_bootstrap(config_yaml=yaml.safe_dump(_doc(route_config)))
+    dumped = dump_bootstrap(bs)
+    again = load_bootstrap(config_yaml=yaml.safe_dump(dumped))
+    assert again == bs
