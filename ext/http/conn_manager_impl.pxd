@@ -238,8 +238,11 @@ cdef class HttpActiveStream:
     cdef int encode_trailers(self, int start, HttpHeaderMap trailers) except -1
     cdef int continue_encoding(self, HttpActiveStreamEncoderFilter f) except -1
     cdef int encode_1xx_headers(self, HttpHeaderMap headers) except -1
+    # `modifier`: the filter whose callbacks asked; its
+    # modify_local_reply_headers() sees the reply's headers first.
     cdef int send_local_reply(self, int status, const char *body, size_t body_len,
-                              int response_flag, const char *details) except -1
+                              int response_flag, const char *details,
+                              HttpStreamDecoderFilter modifier=*) except -1
     cdef int buffer_request_data(self, OwnedBuffer data) except -1
     cdef int on_timeout(self, int status, const char *body, int stat,
                         int flag, const char *details) except -1

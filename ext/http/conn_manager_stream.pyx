@@ -88,7 +88,8 @@ cdef class HttpActiveStreamDecoderFilter(HttpStreamDecoderFilterCallbacks):
 
     cdef int send_local_reply(self, int status, const char *body, size_t body_len,
                               int response_flag, const char *details) except -1:
-        return self.stream.send_local_reply(status, body, body_len, response_flag, details)
+        return self.stream.send_local_reply(status, body, body_len, response_flag, details,
+                                            self.filter)
 
     cdef int on_decoder_filter_above_write_buffer_high_watermark(self) except -1:
         cdef HttpConnectionManagerImpl hcm = self.stream.hcm
@@ -631,7 +632,8 @@ cdef class HttpActiveStream:
         return hcm.connection.write(hcm.out, False)
 
     cdef int send_local_reply(self, int status, const char *body, size_t body_len,
-                              int response_flag, const char *details) except -1:
+                              int response_flag, const char *details,
+                              HttpStreamDecoderFilter modifier=None) except -1:
         """Envoy's sendLocalReply: :status, content-length and content-type
         (text/plain) when there is a body, through the encoder filters; a
         response already started can only be reset."""
@@ -652,6 +654,9 @@ cdef class HttpActiveStream:
         h = self.local_headers
         h.clear()
         h.status = status
+        if modifier is not None:
+            # Envoy's modify_headers run first: their headers lead.
+            modifier.modify_local_reply_headers(h)
         if body_len:
             n = _hcm_utoa(body_len, digits)
             h.add(b"content-length", 14, digits, n, HTTP1_HEADER_CONTENT_LENGTH)

@@ -304,6 +304,20 @@ def test_pending_overflow_503_uo_with_overloaded_header():
     assert r.stats()["upstream_rq_pending_overflow"] == 2
 
 
+def test_pending_request_gets_a_connection_after_a_timeout_reset():
+    # The only connection allowed is reset by the route timeout: the request
+    # waiting for it gets a new one.
+    cb = {"thresholds": [{"max_connections": 1}]}
+    with scripted_server(respond((1.0, OK), OK)) as up:
+        r = Router([route("/slow", "up", timeout="0.2s"), route("/", "up")],
+                   [cluster("up", [up.port], circuit_breakers=cb)])
+        first = r.get(b"/slow")
+        r.pump(lambda: len(up.handler.requests) == 1, what="the first request upstream")
+        second = r.get(b"/fast")
+        assert local_reply(r.complete(first))[0] == 504
+        assert r.complete(second)[0][:2] == ("headers", 200)
+
+
 def test_route_timeout_504_ut():
     with scripted_server(respond((1.0, OK))) as up:
         r = Router([route("/", "up", timeout="0.2s")], [cluster("up", [up.port])])
