@@ -106,6 +106,7 @@ def build_cluster_plan(cluster, layout: StatsLayout) -> AnyClusterPlan:
             resources_row_base=layout.cluster_resources_row_base[cluster.name],
             status_codes=layout.cluster_status_codes[cluster.name],
             external_status_codes=layout.cluster_external_status_codes[cluster.name],
+            retry_status_codes=layout.cluster_retry_status_codes[cluster.name],
             upstream_rq_time=hist["upstream_rq_time"],
             external_upstream_rq_time=layout.cluster_external_hist[cluster.name]["upstream_rq_time"]),
         connect_timeout=cluster.connect_timeout,

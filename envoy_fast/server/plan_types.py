@@ -58,6 +58,7 @@ class ClusterStatsPlan(PlanStruct, kw_only=True):
     resources_row_base: int         # this worker's part of them, in its row
     status_codes: int               # StatusCodeStat block (upstream_rq_<code>)
     external_status_codes: int = 0  # cluster.<c>.external. codes + upstream_rq_completed
+    retry_status_codes: int = 0     # cluster.<c>.retry. (responses retried), same layout
     upstream_rq_time: int = 0       # histograms
     external_upstream_rq_time: int = 0
 

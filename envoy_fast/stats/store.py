@@ -79,6 +79,7 @@ class StatsLayout:
         self.cluster_status_codes: Dict[str, int] = {}     # StatusCodeStat block
         self.cluster_external_status_codes: Dict[str, int] = {}   # cluster.<c>.external.
         self.cluster_external_hist: Dict[str, Dict[str, int]] = {}
+        self.cluster_retry_status_codes: Dict[str, int] = {}      # cluster.<c>.retry.
         # Names Envoy creates on first use (upstream_rq_<code> ...): they
         # have slots from the start but are listed only once non-zero.
         self.dynamic: Set[str] = set()
@@ -137,6 +138,9 @@ class StatsLayout:
                 prefix + ".external", _worker.EXTERNAL_STATUS_CODE_STATS,
                 _worker.EXTERNAL_HISTOGRAMS, dynamic=True, key=prefix + "/external")
             self.cluster_external_hist[cluster.name] = self.block_histograms(prefix + "/external")
+            self.cluster_retry_status_codes[cluster.name] = self.add_block(
+                prefix + ".retry", _worker.EXTERNAL_STATUS_CODE_STATS, dynamic=True,
+                key=prefix + "/retry")
             if cluster.load_assignment is not None:
                 for loc in cluster.load_assignment.endpoints:
                     for ep in loc.lb_endpoints:

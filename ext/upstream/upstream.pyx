@@ -73,6 +73,7 @@ cdef class ClusterInfo:
         self.length_ms = &ctx.stats_row[<int>st.upstream_cx_length_ms]
         self.rq_status = &ctx.stats_row[<int>st.status_codes]
         self.external_rq_status = &ctx.stats_row[<int>st.external_status_codes]
+        self.retry_rq_status = &ctx.stats_row[<int>st.retry_status_codes]
         self.rq_time = &ctx.stats_row[<int>st.upstream_rq_time]
         self.external_rq_time = &ctx.stats_row[<int>st.external_upstream_rq_time]
         self.connect_timeout = plan.connect_timeout

@@ -196,6 +196,7 @@ STATS = [
     "cluster.live.upstream_rq_retry", "cluster.live.upstream_rq_retry_success",
     "cluster.live.upstream_rq_retry_limit_exceeded", "cluster.live.upstream_rq_timeout",
     "cluster.live.upstream_rq_per_try_timeout", "cluster.dead.upstream_rq_503",
+    "cluster.live.retry.upstream_rq_503", "cluster.live.retry.upstream_rq_completed",
     "cluster.dead.upstream_rq_retry", "cluster.dead.upstream_rq_retry_limit_exceeded",
 ]
 

@@ -573,6 +573,9 @@ cdef class RouterFilter(HttpStreamDecoderFilter):
                 self.pending_retries += 1
                 if ur.host is not None:
                     ur.host.stats[HOST_RQ_ERROR] += 1
+                # The retried response counts under cluster.<c>.retry.
+                charge_status_code(self.cluster_info.retry_rq_status, status)
+                self.cluster_info.retry_rq_status[STATUS_EXTERNAL_COMPLETED] += 1
                 if not end_stream or not ur.encode_complete:
                     ur.reset_stream()
                 self.remove_upstream_request(ur)

@@ -381,6 +381,8 @@ def test_retry_on_5xx_then_200():
     st = r.stats()
     assert st["upstream_rq_retry"] == st["upstream_rq_retry_success"] == 1
     assert st["upstream_rq_200"] == 1 and "upstream_rq_503" not in st
+    assert st["retry.upstream_rq_503"] == st["retry.upstream_rq_5xx"] == 1
+    assert st["retry.upstream_rq_completed"] == 1
     assert s.log_fields["upstream_request_attempt_count"] == 2
     assert s.log_fields["response_flags"] == []
 
