@@ -85,6 +85,7 @@ cdef class RouterUpstreamRequest(HttpPoolCallbacks):
     cdef str transport_failure_reason   # of a failed connect (access logs, details)
     cdef Timer per_try_timer
 
+    cdef int reinit(self) except -1
     cdef int accept_headers(self, bint end_stream) except -1
     cdef int accept_data(self, OwnedBuffer data, bint end_stream) except -1
     cdef int accept_trailers(self, HttpHeaderMap trailers) except -1
@@ -110,6 +111,7 @@ cdef class RouterFilter(HttpStreamDecoderFilter):
     cdef ThreadLocalCluster cluster
     cdef ClusterInfo cluster_info
     cdef RouterUpstreamRequest upstream_request     # the attempt in flight; None between
+    cdef RouterUpstreamRequest spare_upstream_request   # a finished attempt, for the next one
     cdef _RouterDownstreamWatermarks downstream_watermarks
     cdef bint internal_request      # x-envoy-internal: true (else stats count as external)
     # retry state (Envoy's RetryStateImpl); retry_on 0: none (or abandoned)

@@ -311,13 +311,19 @@ cdef class RouterFilter(HttpStreamDecoderFilter):
         return self.downstream_headers.set_id(HTTP1_HEADER_X_ENVOY_EXPECTED_RQ_TIMEOUT_MS, buf, n)
 
     cdef RouterUpstreamRequest start_upstream_request(self, HostImpl host, bint end_stream):
-        cdef RouterUpstreamRequest ur = RouterUpstreamRequest.__new__(RouterUpstreamRequest)
+        # A finished attempt's object is taken again: its stream is over (the
+        # pool calls a stream's decoder no more once it ended or was reset).
+        cdef RouterUpstreamRequest ur = self.spare_upstream_request
+        if ur is None:
+            ur = RouterUpstreamRequest.__new__(RouterUpstreamRequest)
+            ur.decoder = RouterResponseDecoder.__new__(RouterResponseDecoder)
+        else:
+            self.spare_upstream_request = None
+        ur.reinit()
+        ur.decoder.parent = ur
         ur.parent = self
         ur.host = host
         ur.pool = self.cluster.http1_conn_pool(host)
-        ur.awaiting_headers = True
-        ur.deferred_reset_reason = -1
-        ur.read_disabled = 0
         self.stream_info.upstream_host = host
         self.upstream_request = ur
         ur.accept_headers(end_stream)
@@ -554,6 +560,12 @@ cdef class RouterFilter(HttpStreamDecoderFilter):
             self.upstream_request = None
         ur.release_downstream()
         ur.parent = None
+        ur.pool = None
+        ur.host = None
+        ur.encoder = None           # its stream is over (or reset)
+        ur.pending_trailers = None
+        if ur.handle is None:
+            self.spare_upstream_request = ur
         return 0
 
     cdef int on_upstream_1xx_headers(self, RouterUpstreamRequest ur, HttpHeaderMap headers) except -1:
@@ -749,4 +761,5 @@ cdef class RouterFilter(HttpStreamDecoderFilter):
             # Timers hold this filter: drop them to cut the cycle.
             self.retry_timer = None
             self.response_timer = None
+            self.spare_upstream_request = None
         return 0

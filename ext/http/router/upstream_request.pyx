@@ -62,13 +62,34 @@ cdef class RouterResponseDecoder(HttpResponseDecoder):
 cdef class RouterUpstreamRequest(HttpPoolCallbacks):
     """One attempt of a request upstream (Envoy's UpstreamRequest)."""
 
+    cdef int reinit(self) except -1:
+        self.handle = None
+        self.encoder = None
+        self.host = None
+        self.pool = None
+        if self.buffered_body is not None:
+            self.buffered_body.drain_all()
+        self.pending_trailers = None
+        self.headers_accepted = False
+        self.end_stream_accepted = False
+        self.encode_complete = False
+        self.awaiting_headers = True
+        self.retried = False
+        self.create_per_try_timeout_on_request_complete = False
+        self.calling_encode = False
+        self.deferred_reset_reason = -1
+        self.body_above_high = False
+        self.upstream_above_high = False
+        self.read_disabled = 0
+        self.stream_reset = False
+        self.transport_failure_reason = None
+        return 0
+
     cdef int accept_headers(self, bint end_stream) except -1:
         cdef RouterUpstreamRequest keep = self
         cdef PendingStream h
         self.headers_accepted = True
         self.end_stream_accepted = end_stream
-        self.decoder = RouterResponseDecoder.__new__(RouterResponseDecoder)
-        self.decoder.parent = self
         # The pool may answer before returning: ready at once, or a failure
         # (overflow) that the router has already dealt with.
         if self.pool is None:       # the host left the cluster meanwhile
@@ -233,7 +254,6 @@ cdef class RouterUpstreamRequest(HttpPoolCallbacks):
         cdef int i
         if self.per_try_timer is not None:
             self.per_try_timer.disable()
-            self.per_try_timer = None      # it holds us
         if self.encoder is not None:
             for i in range(self.read_disabled):
                 self.encoder.read_disable(False)
