@@ -21,7 +21,7 @@ ROUTER = "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"
 class Upstream:
     """A keep-alive HTTP/1.1 upstream whose behaviour is chosen by path:
     *slow* sleeps 1 s, /close* closes without answering, /bad* answers
-    garbage, /flaky* answers 503 to its first request then 200, /busy*
+    garbage, *flaky* answers 503 to its first request then 200, /busy*
     always 503; anything else 200 with the request's body length."""
 
     def __init__(self):
@@ -89,7 +89,7 @@ class Upstream:
                 with self.lock:
                     first = path not in self.flaky
                     self.flaky.add(path)
-                if path.startswith(b"/busy") or (path.startswith(b"/flaky") and first):
+                if path.startswith(b"/busy") or (b"flaky" in path and first):
                     c.sendall(b"HTTP/1.1 503 Service Unavailable\r\ncontent-length: 4\r\n"
                               b"x-up: busy\r\n\r\nbusy")
                     continue
@@ -166,7 +166,7 @@ def exchange(port, raw, timeout=5.0):
             out += d
             head, sep, body = out.partition(b"\r\n\r\n")
             m = re.search(rb"\r\ncontent-length: (\d+)", head)
-            if sep and m and len(body) >= int(m.group(1)):
+            if sep and (m and len(body) >= int(m.group(1)) or head[9:12] in (b"204", b"304")):
                 break
     finally:
         c.close()

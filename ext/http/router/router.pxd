@@ -132,6 +132,7 @@ cdef class RouterFilter(HttpStreamDecoderFilter):
     cdef double request_complete_time   # dispatcher.now at the request's end; < 0: not yet
     cdef double global_timeout      # seconds; 0: none
     cdef double per_try_timeout
+    cdef int timeout_response_code  # 504; 204 with x-envoy-upstream-rq-timeout-alt-response
     cdef Timer response_timer
     # response
     cdef bint downstream_response_started
@@ -166,6 +167,7 @@ cdef class RouterFilter(HttpStreamDecoderFilter):
                                str transport_failure_reason) except -1
     cdef int on_per_try_timeout(self, RouterUpstreamRequest ur) except -1
     cdef int on_response_timeout(self) except -1
+    cdef int on_upstream_timeout_abort(self, str details) except -1
     cdef int on_upstream_abort(self, int code, int flag, bytes body, bint dropped,
                                str details) except -1
     cdef int cleanup(self) except -1

@@ -44,6 +44,87 @@ cdef int _router_find_header(HttpHeaderMap headers, bytes name) noexcept:
     return headers.find(<const char *>name, len(name))
 
 
+# The x-envoy-* request headers the router reads or consumes (Envoy's
+# FilterUtility::finalTimeout, RetryStateImpl::create, ...), found in one
+# pass over the request's headers.
+cdef enum:  # _RouterEnvoyHeader
+    _RH_INTERNAL
+    _RH_UPSTREAM_RQ_TIMEOUT_MS
+    _RH_UPSTREAM_RQ_PER_TRY_TIMEOUT_MS
+    _RH_RETRY_ON
+    _RH_MAX_RETRIES
+    _RH_RETRIABLE_STATUS_CODES
+    _RH_RETRY_GRPC_ON
+    _RH_RETRIABLE_HEADER_NAMES
+    _RH_HEDGE_ON_PER_TRY_TIMEOUT
+    _RH_UPSTREAM_ALT_STAT_NAME
+    _RH_UPSTREAM_STREAM_DURATION_MS
+    _RH_UPSTREAM_RQ_TIMEOUT_ALT_RESPONSE
+    _RH_COUNT
+
+# Each name without its "x-envoy-" prefix, in _RouterEnvoyHeader order.
+cdef tuple _ROUTER_ENVOY_HEADERS = (
+    b"internal", b"upstream-rq-timeout-ms", b"upstream-rq-per-try-timeout-ms", b"retry-on",
+    b"max-retries", b"retriable-status-codes", b"retry-grpc-on", b"retriable-header-names",
+    b"hedge-on-per-try-timeout", b"upstream-alt-stat-name", b"upstream-stream-duration-ms",
+    b"upstream-rq-timeout-alt-response")
+
+
+cdef void _router_scan_envoy_headers(HttpHeaderMap headers, int *found) noexcept:
+    """found[k]: the first entry named x-envoy-<_ROUTER_ENVOY_HEADERS[k]>, -1."""
+    cdef int i, k
+    cdef HttpHeaderEntry *e
+    cdef const char *name
+    cdef bytes want
+    for k in range(_RH_COUNT):
+        found[k] = -1
+    for i in range(headers.count):
+        e = &headers.entries[i]
+        if e.id != HTTP1_HEADER_OTHER or e.name_len <= 8:
+            continue
+        name = headers.buf + e.name_off
+        if memcmp(name, b"x-envoy-", 8) != 0:
+            continue
+        for k in range(_RH_COUNT):
+            want = <bytes>_ROUTER_ENVOY_HEADERS[k]
+            if e.name_len - 8 == <uint32_t>len(want) and found[k] < 0 and \
+                    memcmp(name + 8, <const char *>want, len(want)) == 0:
+                found[k] = i
+                break
+
+
+cdef int _router_parse_retry_on(const char *s, size_t n) noexcept:
+    """Envoy's RetryStateImpl::parseRetryOn: comma-separated policy names
+    (unknown ones ignored) as ROUTER_RETRY_ON_* bits."""
+    cdef int bits = 0
+    cdef size_t i = 0, j, a, b
+    while i <= n:
+        j = i
+        while j < n and s[j] != b',':
+            j += 1
+        a, b = i, j
+        while a < b and s[a] == b' ':
+            a += 1
+        while b > a and s[b - 1] == b' ':
+            b -= 1
+        if b - a == 3 and memcmp(s + a, b"5xx", 3) == 0:
+            bits |= ROUTER_RETRY_ON_5XX
+        elif b - a == 13 and memcmp(s + a, b"gateway-error", 13) == 0:
+            bits |= ROUTER_RETRY_ON_GATEWAY_ERROR
+        elif b - a == 5 and memcmp(s + a, b"reset", 5) == 0:
+            bits |= ROUTER_RETRY_ON_RESET
+        elif b - a == 15 and memcmp(s + a, b"connect-failure", 15) == 0:
+            bits |= ROUTER_RETRY_ON_CONNECT_FAILURE
+        elif b - a == 13 and memcmp(s + a, b"retriable-4xx", 13) == 0:
+            bits |= ROUTER_RETRY_ON_RETRIABLE_4XX
+        elif b - a == 22 and memcmp(s + a, b"retriable-status-codes", 22) == 0:
+            bits |= ROUTER_RETRY_ON_RETRIABLE_STATUS_CODES
+        elif b - a == 14 and memcmp(s + a, b"refused-stream", 14) == 0:
+            bits |= ROUTER_RETRY_ON_REFUSED_STREAM
+        i = j + 1
+    return bits
+
+
 cdef str _router_reset_reason_string(int reason):
     """Envoy's Http::Utility::resetReasonToString."""
     if reason == HTTP_RESET_CONNECTION_FAILURE:
@@ -173,6 +254,7 @@ cdef class RouterFilter(HttpStreamDecoderFilter):
         self.request_complete_time = -1.0
         self.global_timeout = 0.0
         self.per_try_timeout = 0.0
+        self.timeout_response_code = 504
         self.downstream_response_started = False
         self.dropped = False
         self.local_reply_kind = ROUTER_LOCAL_REPLY_PLAIN
@@ -201,8 +283,9 @@ cdef class RouterFilter(HttpStreamDecoderFilter):
         cdef ThreadLocalCluster cluster
         cdef HostImpl host
         cdef RetryPolicyImpl policy
-        cdef int i
+        cdef int i, j, k
         cdef uint64_t ms
+        cdef int envoy_headers[_RH_COUNT]
         cdef RouterFilter keep = self       # a local reply may end the stream (on_destroy) under us
         self.downstream_headers = headers
         self.hcm_stats[HTTP_RQ_TOTAL] += 1
@@ -232,7 +315,8 @@ cdef class RouterFilter(HttpStreamDecoderFilter):
         self.cluster = cluster
         self.cluster_info = cluster.info
         self.stream_info.upstream_cluster_name = cluster.info.name
-        i = _router_find_header(headers, b"x-envoy-internal")
+        _router_scan_envoy_headers(headers, envoy_headers)
+        i = envoy_headers[_RH_INTERNAL]
         self.internal_request = i >= 0 and headers.entries[i].value_len == 4 and \
             memcmp(headers.value_at(i), b"true", 4) == 0
         host = self.choose_host()
@@ -245,16 +329,17 @@ cdef class RouterFilter(HttpStreamDecoderFilter):
         policy = entry.retry_policy
         self.global_timeout = entry.timeout
         self.per_try_timeout = policy.per_try_timeout
-        i = _router_find_header(headers, b"x-envoy-upstream-rq-timeout-ms")
+        i = envoy_headers[_RH_UPSTREAM_RQ_TIMEOUT_MS]
         if i >= 0:
             if _router_parse_uint(headers.value_at(i), headers.entries[i].value_len, &ms):
                 self.global_timeout = <double>ms / 1000.0
-            headers.remove_at(i)
-        i = _router_find_header(headers, b"x-envoy-upstream-rq-per-try-timeout-ms")
+        i = envoy_headers[_RH_UPSTREAM_RQ_PER_TRY_TIMEOUT_MS]
         if i >= 0:
             if _router_parse_uint(headers.value_at(i), headers.entries[i].value_len, &ms):
                 self.per_try_timeout = <double>ms / 1000.0
-            headers.remove_at(i)
+        # x-envoy-upstream-rq-timeout-alt-response: a timeout answers 204.
+        self.timeout_response_code = 204 if envoy_headers[_RH_UPSTREAM_RQ_TIMEOUT_ALT_RESPONSE] >= 0 \
+            else 504
         if self.global_timeout != 0 and self.per_try_timeout >= self.global_timeout:
             self.per_try_timeout = 0.0
         self.set_timeout_headers(0)
@@ -262,10 +347,25 @@ cdef class RouterFilter(HttpStreamDecoderFilter):
         entry.finalize_request_headers(headers, self.stream_info, self.route_random,
                                        not self.config.suppress_envoy_headers)
 
-        # Retry state (Envoy's RetryStateImpl::create: none without retry_on).
+        # Retry state (Envoy's RetryStateImpl::create: none without retry_on),
+        # the client's x-envoy-retry-on / x-envoy-max-retries included.
         self.retry_on = policy.retry_on
+        self.retries_remaining = policy.num_retries
+        i = envoy_headers[_RH_RETRY_ON]
+        if i >= 0:
+            self.retry_on |= _router_parse_retry_on(headers.value_at(i), headers.entries[i].value_len)
+        i = envoy_headers[_RH_MAX_RETRIES]
+        if i >= 0 and self.retry_on and \
+                _router_parse_uint(headers.value_at(i), headers.entries[i].value_len, &ms):
+            self.retries_remaining = <int>ms if ms < 0x7fffffff else 0x7fffffff
+        # The headers the router consumes do not go upstream.
+        for k in range(1, _RH_COUNT):
+            i = envoy_headers[k]
+            while i >= 0:
+                j = headers.next_same(i)
+                headers.remove_at(i)
+                i = j
         if self.retry_on:
-            self.retries_remaining = policy.num_retries
             self.backoff_next_ms = <uint64_t>(policy.base_interval * 1000.0 + 0.5)
             if self.backoff_next_ms == 0:
                 self.backoff_next_ms = 1
@@ -678,10 +778,9 @@ cdef class RouterFilter(HttpStreamDecoderFilter):
         ur.reset_stream()
         if self.maybe_retry_reset(HTTP_RESET_LOCAL_RESET, ur):
             return 0
-        self.charge_upstream_abort(504, ur)
+        self.charge_upstream_abort(self.timeout_response_code, ur)
         self.remove_upstream_request(ur)
-        return self.on_upstream_abort(504, RF_UPSTREAM_REQUEST_TIMEOUT, b"upstream request timeout",
-                                      False, _RCD_PER_TRY_TIMEOUT)
+        return self.on_upstream_timeout_abort(_RCD_PER_TRY_TIMEOUT)
 
     cdef int on_response_timeout(self) except -1:
         cdef RouterUpstreamRequest ur = self.upstream_request
@@ -693,11 +792,18 @@ cdef class RouterFilter(HttpStreamDecoderFilter):
             if ur.host is not None:
                 ur.host.stats[HOST_RQ_TIMEOUT] += 1
             if ur.awaiting_headers:
-                self.charge_upstream_abort(504, ur)
+                self.charge_upstream_abort(self.timeout_response_code, ur)
             ur.reset_stream()
             self.remove_upstream_request(ur)
-        return self.on_upstream_abort(504, RF_UPSTREAM_REQUEST_TIMEOUT, b"upstream request timeout",
-                                      False, _RCD_RESPONSE_TIMEOUT)
+        return self.on_upstream_timeout_abort(_RCD_RESPONSE_TIMEOUT)
+
+    cdef int on_upstream_timeout_abort(self, str details) except -1:
+        # 504 "upstream request timeout", or an empty 204 when the client
+        # asked (x-envoy-upstream-rq-timeout-alt-response).
+        return self.on_upstream_abort(
+            self.timeout_response_code, RF_UPSTREAM_REQUEST_TIMEOUT,
+            b"upstream request timeout" if self.timeout_response_code == 504 else b"",
+            False, details)
 
     cdef int on_upstream_abort(self, int code, int flag, bytes body, bint dropped,
                                str details) except -1:

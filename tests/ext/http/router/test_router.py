@@ -509,3 +509,36 @@ def test_downstream_back_pressure_pauses_upstream_reads():
         s.downstream_watermark(False)
         r.complete(s)
     assert sum(len(e[1]) for e in s.events if e[0] == "data") == len(big)
+
+
+# ------------------------------------------- the request's x-envoy-* controls
+# (Envoy's connection manager strips them from external requests; the router
+# honours what reaches it, and none of them goes upstream.)
+
+
+def test_request_timeout_headers():
+    with scripted_server(respond((1.0, OK))) as up:
+        r = Router([route("/", "up")], [cluster("up", [up.port])])
+        s = r.get(extra=b"x-envoy-upstream-rq-timeout-ms: 200\r\n"
+                        b"x-envoy-upstream-rq-timeout-alt-response: yes\r\n")
+        status, body, _ = local_reply(r.complete(s))
+        up.wait_done()
+    assert (status, body) == (204, b"")
+    assert s.log_fields["response_flags"] == ["UT"]
+    (req,) = requests(up)
+    assert b"x-envoy-upstream-rq-timeout" not in req
+    assert b"x-envoy-expected-rq-timeout-ms: 200\r\n" in req
+
+
+def test_request_retry_headers():
+    with scripted_server(respond(E503, E503, OK, keep=True)) as up:
+        r = Router([route("/", "up")], [cluster("up", [up.port])])
+        s = r.get(extra=b"x-envoy-retry-on: reset, 5xx,unknown\r\nx-envoy-max-retries: 2\r\n"
+                        b"x-other: 1\r\n")
+        events = r.complete(s)
+    assert events[0][:2] == ("headers", 200)
+    reqs = requests(up)
+    assert len(reqs) == 3
+    assert all(b"x-envoy-retry-on" not in q and b"x-envoy-max-retries" not in q
+               and b"x-other: 1" in q for q in reqs)
+    assert r.stats()["upstream_rq_retry"] == 2
