@@ -191,6 +191,7 @@ cdef class HttpActiveStream:
         cdef HttpHeaderEntry *en
         if self.version != HTTP1_VERSION_11:
             if not cfg.accept_http_10:
+                self.version = HTTP1_VERSION_11     # the refusal is an HTTP/1.1 reply
                 hcm.send_protocol_error(426, b"http1.invalid_version")
                 return False
             if h.get(HTTP1_HEADER_HOST) < 0 and len(cfg.default_host_for_http_10):
@@ -225,6 +226,7 @@ cdef class HttpActiveStream:
         if self.version != HTTP1_VERSION_11 and not keep_alive:
             self.saw_connection_close = True
         if h.get(HTTP1_HEADER_HOST) < 0:
+            hcm.drain_state = HTTP_DRAIN_CLOSING
             self.send_local_reply(400, NULL, 0, 0, b"missing_host_header")
             return False
         if cfg.headers_with_underscores_action != HTTP_UNDERSCORES_ALLOW:
