@@ -108,11 +108,6 @@ cdef enum HttpDrainState:
     HTTP_DRAIN_NOT_DRAINING = 0
     HTTP_DRAIN_CLOSING = 1          # the current response is the last: connection: close
 
-cdef enum HttpBodyMode:             # request body framing
-    HTTP_BODY_NONE = 0
-    HTTP_BODY_CONTENT_LENGTH = 1
-    HTTP_BODY_CHUNKED = 2
-
 cdef class HttpConnectionManagerImpl
 cdef class HttpActiveStream
 
@@ -207,10 +202,7 @@ cdef class HttpActiveStream:
     cdef bint saw_connection_close  # the client asked to close (or HTTP/1.0)
     cdef bint remote_complete       # the whole request has been read
     cdef bint decoding_done         # end_stream reached the last decoder filter
-    cdef int body_mode              # HttpBodyMode
-    cdef int64_t body_remaining     # Content-Length left, or the current chunk's
-    cdef int chunk_state            # chunked decoder state
-    cdef bint has_trailers
+    cdef bint has_trailers          # request trailers kept (enable_trailers)
     cdef bint filters_created       # this stream's filters exist (after the head checks)
     # response state
     cdef bint local_reply_sent      # send_local_reply ran (no second one)
@@ -261,6 +253,7 @@ cdef class HttpConnectionManagerImpl(ReadFilter):
     cdef ConnectionImpl connection
     cdef _HttpConnManagerConnectionCallbacks connection_callbacks
     cdef Http1RequestParser parser
+    cdef Http1BodyDecoder body_decoder
     cdef HttpActiveStream stream
     cdef OwnedBuffer out            # response bytes on their way to the connection
     cdef int drain_state            # HttpDrainState
@@ -286,7 +279,6 @@ cdef class HttpConnectionManagerImpl(ReadFilter):
     cdef int dispatch(self) except -1
     cdef int on_head(self) except -1
     cdef int decode_body(self, OwnedBuffer data) except -1
-    cdef int decode_chunked(self, OwnedBuffer data) except -1
     cdef int send_protocol_error(self, int status, const char *details) except -1
     cdef int write_response_head(self, HttpActiveStream s, HttpHeaderMap headers,
                                  bint end_stream) except -1

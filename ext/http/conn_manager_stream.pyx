@@ -613,21 +613,9 @@ cdef class HttpActiveStream:
         """An informational response (100 from an upstream with
         proxy_100_continue) goes straight out, before the final one."""
         cdef HttpConnectionManagerImpl hcm = self.hcm
-        cdef char line[64]
-        cdef size_t n, rn
-        cdef const char *reason
         if not self.active or self.response_started:
             return 0
-        reason = http_reason_phrase(headers.status, &rn)
-        memcpy(line, b"HTTP/1.1 ", 9)
-        n = 9 + _hcm_utoa(<uint64_t>headers.status, line + 9)
-        line[n] = b' '
-        n += 1
-        hcm.out.add(line, n)
-        hcm.out.add(reason, rn)
-        hcm.out.add(b"\r\n", 2)
-        headers.encode_headers(hcm.out, HTTP1_HEADER_OTHER)
-        hcm.out.add(b"\r\n", 2)
+        http1_encode_response_head(hcm.out, headers, False)
         self.config.stats[HTTP_DOWNSTREAM_RQ_1XX] += 1
         return hcm.connection.write(hcm.out, False)
 
