@@ -30,7 +30,10 @@ include "http/header_map.pxd"
 include "http/http1/body_decoder.pxd"
 include "http/http1/encoder.pxd"
 include "http/filter.pxd"
+include "http/router/config_impl.pxd"
+include "http/http1/conn_pool.pxd"
 include "http/conn_manager_impl.pxd"
+include "http/router/router.pxd"
 
 
 cdef class ControlChannel(FileEventHandler):

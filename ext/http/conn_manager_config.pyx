@@ -207,7 +207,9 @@ cdef HttpFilterFactory _http_filter_factory(FactoryContext ctx, object plan):
 cdef object _http_route_config(FactoryContext ctx, object plan):
     """The compiled route table of an HCM (RouteConfigImpl.from_plan once the
     route table is part of the build); None: every request gets no route."""
-    return None
+    if not plan.virtual_hosts:      # no virtual host: every request 404s anyway
+        return None
+    return RouteConfigImpl.from_plan(ctx, plan)
 
 
 # Every HCM config built in this worker (a worker process builds its

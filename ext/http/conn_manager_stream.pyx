@@ -332,7 +332,8 @@ cdef class HttpActiveStream:
         cdef HttpActiveStreamEncoderFilter e
         cdef object route = None
         if self.config.route_config is not None:
-            route = None            # RouteConfigImpl.route(headers, random) once in the build
+            route = (<RouteConfigImpl>self.config.route_config).route(
+                self.request_headers, self.hcm.dispatcher.random())
         self.route = route
         if self.decoder_filters is not None:
             for d in self.decoder_filters:

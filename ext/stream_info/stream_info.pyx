@@ -27,38 +27,17 @@ cdef str _local_address(int fd):
     return _sockaddr_str(&addr)
 
 
+# Short names of the ResponseFlag bits, bit i -> name (Envoy's order).
+RESPONSE_FLAG_NAMES = ("LH", "UH", "UT", "LR", "UR", "UF", "UC", "UO", "NR", "DC", "URX",
+                       "SI", "IH", "DPE", "UMSDR", "DT", "UPE", "NC", "OM", "DR")
+
+
 cdef str response_flag_short_string(int flag):
     """Envoy's short name of one response flag (%RESPONSE_FLAGS%)."""
-    if flag == RF_UPSTREAM_CONNECTION_FAILURE:
-        return "UF"
-    if flag == RF_UPSTREAM_OVERFLOW:
-        return "UO"
-    if flag == RF_NO_HEALTHY_UPSTREAM:
-        return "UH"
-    if flag == RF_UPSTREAM_RETRY_LIMIT_EXCEEDED:
-        return "URX"
-    if flag == RF_STREAM_IDLE_TIMEOUT:
-        return "SI"
-    if flag == RF_DURATION_TIMEOUT:
-        return "DT"
-    if flag == RF_DOWNSTREAM_PROTOCOL_ERROR:
-        return "DPE"
-    if flag == RF_NO_ROUTE_FOUND:
-        return "NR"
-    if flag == RF_NO_CLUSTER_FOUND:
-        return "NC"
-    if flag == RF_UPSTREAM_REQUEST_TIMEOUT:
-        return "UT"
-    if flag == RF_UPSTREAM_CONNECTION_TERMINATION:
-        return "UC"
-    if flag == RF_UPSTREAM_REMOTE_RESET:
-        return "UR"
-    if flag == RF_LOCAL_RESET:
-        return "LR"
-    if flag == RF_DOWNSTREAM_CONNECTION_TERMINATION:
-        return "DC"
-    if flag == RF_UPSTREAM_PROTOCOL_ERROR:
-        return "UPE"
+    cdef int i
+    for i in range(len(RESPONSE_FLAG_NAMES)):
+        if flag == (1 << i):
+            return RESPONSE_FLAG_NAMES[i]
     raise ValueError("unknown response flag 0x%x" % flag)
 
 
@@ -122,4 +101,6 @@ cdef class StreamInfoImpl:
             "connection_id": self.connection_id,
             "upstream_transport_failure_reason": self.upstream_transport_failure_reason,
             "upstream_request_attempt_count": self.attempt_count,
+            "response_code_details": self.response_code_details.decode()
+                                     if self.response_code_details != NULL else None,
         }
