@@ -102,7 +102,17 @@ HTTP_CONN_MANAGER_STATS = (
     ("tracing.random_sampling", "counter"),
     ("tracing.service_forced", "counter"),
 )
-if len(HTTP_CONN_MANAGER_STATS) != HTTP_STATS_COUNT:
+# The HCM's per-listener block ("listener.<address>.http.<stat_prefix>."),
+# in HttpListenerStat order.
+HTTP_LISTENER_STATS = (
+    ("downstream_rq_1xx", "counter"),
+    ("downstream_rq_2xx", "counter"),
+    ("downstream_rq_3xx", "counter"),
+    ("downstream_rq_4xx", "counter"),
+    ("downstream_rq_5xx", "counter"),
+    ("downstream_rq_completed", "counter"),
+)
+if len(HTTP_CONN_MANAGER_STATS) != HTTP_STATS_COUNT or len(HTTP_LISTENER_STATS) != HTTP_LISTENER_STATS_COUNT:
     raise ImportError("http connection manager stat names and HttpConnManagerStat disagree")
 # Histograms of the block (milliseconds), recorded where the plan gives slots.
 HTTP_CONN_MANAGER_HISTOGRAMS = ("downstream_cx_length_ms", "downstream_rq_time")
@@ -237,10 +247,12 @@ cdef class HttpConnectionManagerConfig(NetworkFilterFactory):
         cdef int hist
         c.stat_prefix = plan.stat_prefix
         c.stats = &ctx.stats_row[<int>plan.stats_base]
-        hist = getattr(plan, "downstream_rq_time", -1)
+        hist = plan.downstream_rq_time_slot
         c.rq_time_hist = &ctx.stats_row[hist] if hist >= 0 else NULL
-        hist = getattr(plan, "downstream_cx_length_ms", -1)
+        hist = plan.downstream_cx_length_ms_slot
         c.cx_length_hist = &ctx.stats_row[hist] if hist >= 0 else NULL
+        hist = plan.listener_stats_base
+        c.listener_stats = &ctx.stats_row[hist] if hist >= 0 else &c.no_listener_stats[0]
         c.worker = ctx.worker
         c.managers = set()
         c.filter_factories = [_http_filter_factory(ctx, f) for f in plan.http_filters]

@@ -180,8 +180,8 @@ cdef class HttpConnectionManagerForTest:
         self.context.shared_row = &self.stats_view[0]
         import msgspec
         plan = msgspec.structs.replace(plan, stats_base=0, http_filters=[],
-                                       downstream_cx_length_ms=HTTP_STATS_COUNT,
-                                       downstream_rq_time=HTTP_STATS_COUNT + HIST_SLOTS)
+                                       downstream_cx_length_ms_slot=HTTP_STATS_COUNT,
+                                       downstream_rq_time_slot=HTTP_STATS_COUNT + HIST_SLOTS)
         self.config = HttpConnectionManagerConfig.from_plan(self.context, plan)
         self.destroyed = []
         factories = []

@@ -104,6 +104,15 @@ cdef enum:  # HttpConnManagerStat: offsets in an HCM's stats block ("http.<stat_
     HTTP_TRACING_SERVICE_FORCED
     HTTP_STATS_COUNT
 
+cdef enum:  # HttpListenerStat: offsets in an HCM's per-listener block (names: HTTP_LISTENER_STATS)
+    HTTP_LISTENER_DOWNSTREAM_RQ_1XX
+    HTTP_LISTENER_DOWNSTREAM_RQ_2XX
+    HTTP_LISTENER_DOWNSTREAM_RQ_3XX
+    HTTP_LISTENER_DOWNSTREAM_RQ_4XX
+    HTTP_LISTENER_DOWNSTREAM_RQ_5XX
+    HTTP_LISTENER_DOWNSTREAM_RQ_COMPLETED
+    HTTP_LISTENER_STATS_COUNT
+
 cdef enum HttpDrainState:
     HTTP_DRAIN_NOT_DRAINING = 0
     HTTP_DRAIN_CLOSING = 1          # the current response is the last: connection: close
@@ -120,6 +129,8 @@ cdef class HttpConnectionManagerConfig(NetworkFilterFactory):
     cdef int64_t *stats             # HttpConnManagerStat block
     cdef int64_t *rq_time_hist      # downstream_rq_time; NULL: not recorded
     cdef int64_t *cx_length_hist    # downstream_cx_length_ms; NULL: not recorded
+    cdef int64_t *listener_stats    # HttpListenerStat block (no_listener_stats if none)
+    cdef int64_t no_listener_stats[HTTP_LISTENER_STATS_COUNT]
     cdef Worker worker              # its draining flag; None (tests): see draining
     cdef bint draining              # set by start_drain(): every response closes
     cdef set managers               # live HttpConnectionManagerImpl, for drain
@@ -187,6 +198,7 @@ cdef class HttpActiveStream:
     cdef HttpHeaderMap request_trailers     # None until a request has kept trailers
     cdef HttpHeaderMap local_headers        # a local reply's headers (made on first use)
     cdef HttpHeaderMap response_headers     # what was encoded (the filter's map), until the end
+    cdef HttpStreamDecoderFilter local_reply_filter     # whose send_local_reply() is running
     cdef StreamInfoImpl stream_info
     cdef object route               # RouteEntryImpl or None
     cdef list decoder_filters       # HttpActiveStreamDecoderFilter

@@ -316,6 +316,7 @@ cdef class HttpConnectionManagerImpl(ReadFilter):
         # Stats and what the access log needs.
         if 100 <= status < 600:
             cfg.stats[HTTP_DOWNSTREAM_RQ_1XX + status // 100 - 1] += 1
+            cfg.listener_stats[HTTP_LISTENER_DOWNSTREAM_RQ_1XX + status // 100 - 1] += 1
         s.stream_info.response_code = status
         s.stream_info.response_headers = h
         s.stream_info.first_tx_mono = self.dispatcher.now
@@ -375,6 +376,7 @@ cdef class HttpConnectionManagerImpl(ReadFilter):
         s.stream_info.last_tx_mono = now
         cfg.stats[HTTP_DOWNSTREAM_RQ_ACTIVE] -= 1
         cfg.stats[HTTP_DOWNSTREAM_RQ_COMPLETED] += 1
+        cfg.listener_stats[HTTP_LISTENER_DOWNSTREAM_RQ_COMPLETED] += 1
         if cfg.rq_time_hist != NULL:
             hist_record(cfg.rq_time_hist, (now - s.start_time) * 1000.0)
         s.end_stream()

@@ -88,7 +88,12 @@ cdef class HttpActiveStreamDecoderFilter(HttpStreamDecoderFilterCallbacks):
 
     cdef int send_local_reply(self, int status, const char *body, size_t body_len,
                               int response_flag, const char *details) except -1:
-        return self.stream.send_local_reply(status, body, body_len, response_flag, details)
+        # The filter may amend the reply's headers (modify_local_reply_headers).
+        self.stream.local_reply_filter = self.filter
+        try:
+            return self.stream.send_local_reply(status, body, body_len, response_flag, details)
+        finally:
+            self.stream.local_reply_filter = None
 
     cdef int on_decoder_filter_above_write_buffer_high_watermark(self) except -1:
         cdef HttpConnectionManagerImpl hcm = self.stream.hcm
@@ -646,6 +651,10 @@ cdef class HttpActiveStream:
             n = _hcm_utoa(body_len, digits)
             h.add(b"content-length", 14, digits, n, HTTP1_HEADER_CONTENT_LENGTH)
             h.add(b"content-type", 12, b"text/plain", 10, HTTP1_HEADER_CONTENT_TYPE)
+        if self.local_reply_filter is not None:
+            self.local_reply_filter.modify_local_reply_headers(h)
+            if self.stream_id != id or not self.active:
+                return 0
         self.encode_headers(0, h, body_len == 0 or self.is_head)
         if body_len and not self.is_head and self.stream_id == id and self.active \
                 and not self.local_complete:
