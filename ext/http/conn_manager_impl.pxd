@@ -203,7 +203,8 @@ cdef class HttpActiveStream:
     cdef object route               # RouteEntryImpl or None
     cdef list decoder_filters       # HttpActiveStreamDecoderFilter
     cdef list encoder_filters       # HttpActiveStreamEncoderFilter, encode order
-    cdef list watermark_callbacks   # HttpDownstreamWatermarkCallbacks of this stream
+    cdef list watermark_callbacks   # HttpDownstreamWatermarkCallbacks: the first n_... are this stream's
+    cdef Py_ssize_t n_watermark_callbacks   # (the list keeps its room: no allocation per request)
     cdef OwnedBuffer buffered_request       # held by a stopped decoder filter
     cdef OwnedBuffer buffered_response      # held by a stopped encoder filter
     cdef OwnedBuffer body           # one piece of request body on its way in

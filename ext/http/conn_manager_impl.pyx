@@ -38,18 +38,22 @@ cdef class _HttpConnManagerConnectionCallbacks(ConnectionCallbacks):
         # The client reads slower than the response comes: tell the stream's
         # filters (the router stops reading its upstream).
         cdef HttpConnectionManagerImpl p = self.parent
-        cdef HttpDownstreamWatermarkCallbacks cb
-        if p is not None and p.stream.active:
-            for cb in list(p.stream.watermark_callbacks):
-                cb.on_above_write_buffer_high_watermark()
+        cdef Py_ssize_t i = 0
+        if p is not None:
+            while p.stream.active and i < p.stream.n_watermark_callbacks:
+                (<HttpDownstreamWatermarkCallbacks>p.stream.watermark_callbacks[i]) \
+                    .on_above_write_buffer_high_watermark()
+                i += 1
         return 0
 
     cdef int on_below_write_buffer_low_watermark(self) except -1:
         cdef HttpConnectionManagerImpl p = self.parent
-        cdef HttpDownstreamWatermarkCallbacks cb
-        if p is not None and p.stream.active:
-            for cb in list(p.stream.watermark_callbacks):
-                cb.on_below_write_buffer_low_watermark()
+        cdef Py_ssize_t i = 0
+        if p is not None:
+            while p.stream.active and i < p.stream.n_watermark_callbacks:
+                (<HttpDownstreamWatermarkCallbacks>p.stream.watermark_callbacks[i]) \
+                    .on_below_write_buffer_low_watermark()
+                i += 1
         return 0
 
 

@@ -113,7 +113,13 @@ cdef class HttpActiveStreamDecoderFilter(HttpStreamDecoderFilterCallbacks):
         return 0
 
     cdef int add_downstream_watermark_callbacks(self, object callbacks) except -1:
-        self.stream.watermark_callbacks.append(callbacks)
+        cdef HttpActiveStream s = self.stream
+        <HttpDownstreamWatermarkCallbacks?>callbacks
+        if s.n_watermark_callbacks < len(s.watermark_callbacks):
+            s.watermark_callbacks[s.n_watermark_callbacks] = callbacks
+        else:
+            s.watermark_callbacks.append(callbacks)
+        s.n_watermark_callbacks += 1
         return 0
 
     cdef size_t decoder_buffer_limit(self) noexcept:
@@ -260,6 +266,7 @@ cdef class HttpActiveStream:
             hcm.out.add(_HCM_CONTINUE_100, len(_HCM_CONTINUE_100))
             hcm.connection.write(hcm.out, False)
             cfg.stats[HTTP_DOWNSTREAM_RQ_1XX] += 1
+            cfg.listener_stats[HTTP_LISTENER_DOWNSTREAM_RQ_1XX] += 1
             h.remove_id(HTTP1_HEADER_EXPECT)
         return True
 
@@ -623,6 +630,7 @@ cdef class HttpActiveStream:
             return 0
         http1_encode_response_head(hcm.out, headers, False)
         self.config.stats[HTTP_DOWNSTREAM_RQ_1XX] += 1
+        self.config.listener_stats[HTTP_LISTENER_DOWNSTREAM_RQ_1XX] += 1
         return hcm.connection.write(hcm.out, False)
 
     cdef int send_local_reply(self, int status, const char *body, size_t body_len,
@@ -713,8 +721,9 @@ cdef class HttpActiveStream:
                     f.on_destroy()
         self.route = None
         self.response_headers = None
-        if self.watermark_callbacks:
-            del self.watermark_callbacks[:]
+        while self.n_watermark_callbacks:
+            self.n_watermark_callbacks -= 1
+            self.watermark_callbacks[self.n_watermark_callbacks] = None
         if self.buffered_request is not None:
             self.buffered_request.drain_all()
         if self.buffered_response is not None:
