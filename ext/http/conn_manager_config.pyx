@@ -102,7 +102,17 @@ HTTP_CONN_MANAGER_STATS = (
     ("tracing.random_sampling", "counter"),
     ("tracing.service_forced", "counter"),
 )
-if len(HTTP_CONN_MANAGER_STATS) != HTTP_STATS_COUNT:
+# The HCM's per-listener block ("listener.<address>.http.<stat_prefix>."),
+# in HttpListenerStat order.
+HTTP_LISTENER_STATS = (
+    ("downstream_rq_1xx", "counter"),
+    ("downstream_rq_2xx", "counter"),
+    ("downstream_rq_3xx", "counter"),
+    ("downstream_rq_4xx", "counter"),
+    ("downstream_rq_5xx", "counter"),
+    ("downstream_rq_completed", "counter"),
+)
+if len(HTTP_CONN_MANAGER_STATS) != HTTP_STATS_COUNT or len(HTTP_LISTENER_STATS) != HTTP_LISTENER_STATS_COUNT:
     raise ImportError("http connection manager stat names and HttpConnManagerStat disagree")
 # Histograms of the block (milliseconds), recorded where the plan gives slots.
 HTTP_CONN_MANAGER_HISTOGRAMS = ("downstream_cx_length_ms", "downstream_rq_time")
@@ -115,46 +125,6 @@ cdef enum:
     HTTP_UNDERSCORES_ALLOW = 0
     HTTP_UNDERSCORES_REJECT_REQUEST = 1
     HTTP_UNDERSCORES_DROP_HEADER = 2
-
-
-# Envoy's reason phrases (CodeUtility::toString; "Unknown" for the rest).
-cdef const char *_http_reason_phrase[600]
-cdef size_t _http_reason_len[600]
-_HTTP_REASONS = {
-    100: b"Continue", 101: b"Switching Protocols", 200: b"OK", 201: b"Created",
-    202: b"Accepted", 203: b"Non-Authoritative Information", 204: b"No Content",
-    205: b"Reset Content", 206: b"Partial Content", 207: b"Multi-Status",
-    208: b"Already Reported", 226: b"IM Used", 300: b"Multiple Choices",
-    301: b"Moved Permanently", 302: b"Found", 303: b"See Other", 304: b"Not Modified",
-    305: b"Use Proxy", 307: b"Temporary Redirect", 308: b"Permanent Redirect",
-    400: b"Bad Request", 401: b"Unauthorized", 402: b"Payment Required", 403: b"Forbidden",
-    404: b"Not Found", 405: b"Method Not Allowed", 406: b"Not Acceptable",
-    407: b"Proxy Authentication Required", 408: b"Request Timeout", 409: b"Conflict",
-    410: b"Gone", 411: b"Length Required", 412: b"Precondition Failed",
-    413: b"Payload Too Large", 414: b"URI Too Long", 415: b"Unsupported Media Type",
-    416: b"Range Not Satisfiable", 417: b"Expectation Failed", 421: b"Misdirected Request",
-    422: b"Unprocessable Entity", 423: b"Locked", 424: b"Failed Dependency",
-    425: b"Too Early", 426: b"Upgrade Required", 428: b"Precondition Required",
-    429: b"Too Many Requests", 431: b"Request Header Fields Too Large",
-    500: b"Internal Server Error", 501: b"Not Implemented", 502: b"Bad Gateway",
-    503: b"Service Unavailable", 504: b"Gateway Timeout",
-    505: b"HTTP Version Not Supported", 506: b"Variant Also Negotiates",
-    507: b"Insufficient Storage", 508: b"Loop Detected", 510: b"Not Extended",
-    511: b"Network Authentication Required",
-}
-_HTTP_REASON_UNKNOWN = b"Unknown"
-for _i in range(600):
-    _reason = _HTTP_REASONS.get(_i, _HTTP_REASON_UNKNOWN)   # kept alive by the dict
-    _http_reason_phrase[_i] = <const char*>(<bytes>_reason)
-    _http_reason_len[_i] = len(_reason)
-
-
-cdef inline const char *http_reason_phrase(int code, size_t *n) noexcept:
-    if code < 0 or code >= 600:
-        n[0] = 7
-        return b"Unknown"
-    n[0] = _http_reason_len[code]
-    return _http_reason_phrase[code]
 
 
 # The `date` value, formatted once per second (Envoy's TlsCachingDateProvider).
@@ -277,10 +247,12 @@ cdef class HttpConnectionManagerConfig(NetworkFilterFactory):
         cdef int hist
         c.stat_prefix = plan.stat_prefix
         c.stats = &ctx.stats_row[<int>plan.stats_base]
-        hist = getattr(plan, "downstream_rq_time", -1)
+        hist = plan.downstream_rq_time_slot
         c.rq_time_hist = &ctx.stats_row[hist] if hist >= 0 else NULL
-        hist = getattr(plan, "downstream_cx_length_ms", -1)
+        hist = plan.downstream_cx_length_ms_slot
         c.cx_length_hist = &ctx.stats_row[hist] if hist >= 0 else NULL
+        hist = plan.listener_stats_base
+        c.listener_stats = &ctx.stats_row[hist] if hist >= 0 else &c.no_listener_stats[0]
         c.worker = ctx.worker
         c.managers = set()
         c.filter_factories = [_http_filter_factory(ctx, f) for f in plan.http_filters]

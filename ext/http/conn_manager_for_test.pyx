@@ -129,16 +129,42 @@ cdef class HttpTerminalFilterForTest(HttpStreamDecoderFilter):
 
 
 @cython.final
+cdef class HttpStaticFilterForTest(HttpStreamDecoderFilter):
+    """Answers every request with 200 "hello" from a header map and a
+    buffer it reuses; its factory hands out the same filter each time (a
+    stream ends before the next starts): the HCM's own per-request cost."""
+    cdef HttpHeaderMap headers
+    cdef OwnedBuffer body
+
+    cdef int decode_headers(self, HttpHeaderMap headers, bint end_stream) except -1:
+        if end_stream:
+            self.headers.clear()
+            self.headers.status = 200
+            self.headers.add(b"content-length", 14, b"5", 1, HTTP1_HEADER_CONTENT_LENGTH)
+            self.decoder_callbacks.encode_headers(self.headers, False)
+            self.body.add(b"hello", 5)
+            self.decoder_callbacks.encode_data(self.body, True)
+        return HTTP_FILTER_HEADERS_STOP_ITERATION
+
+
+@cython.final
 cdef class _HttpFilterFactoryForTest(HttpFilterFactory):
     cdef str kind
     cdef str mode
     cdef int status
     cdef double delay
     cdef list destroyed
+    cdef HttpStaticFilterForTest static
 
     cdef object create_filter(self):
         cdef HttpTerminalFilterForTest t
         cdef HttpPauseFilterForTest p
+        if self.kind == "static":
+            if self.static is None:
+                self.static = HttpStaticFilterForTest.__new__(HttpStaticFilterForTest)
+                self.static.headers = HttpHeaderMap()
+                self.static.body = OwnedBuffer.new()
+            return self.static
         if self.kind == "terminal":
             t = HttpTerminalFilterForTest.__new__(HttpTerminalFilterForTest)
             t.mode = self.mode
@@ -158,7 +184,8 @@ cdef class HttpConnectionManagerForTest:
     HttpConnectionManagerPlan; its stats block at slot 0 of a private stats
     row, histograms after it) whose HTTP filters are test filters:
     `filters` is a list of "pause:<seconds>", "encoder", and last
-    "terminal:<mode>" (see HttpTerminalFilterForTest). `downstream(fd)`
+    "terminal:<mode>" (see HttpTerminalFilterForTest) or "static"
+    (HttpStaticFilterForTest). `downstream(fd)`
     adopts an accepted socket as a listener does."""
     cdef Dispatcher dispatcher
     cdef FactoryContext context
@@ -180,8 +207,8 @@ cdef class HttpConnectionManagerForTest:
         self.context.shared_row = &self.stats_view[0]
         import msgspec
         plan = msgspec.structs.replace(plan, stats_base=0, http_filters=[],
-                                       downstream_cx_length_ms=HTTP_STATS_COUNT,
-                                       downstream_rq_time=HTTP_STATS_COUNT + HIST_SLOTS)
+                                       downstream_cx_length_ms_slot=HTTP_STATS_COUNT,
+                                       downstream_rq_time_slot=HTTP_STATS_COUNT + HIST_SLOTS)
         self.config = HttpConnectionManagerConfig.from_plan(self.context, plan)
         self.destroyed = []
         factories = []
@@ -228,6 +255,9 @@ cdef class HttpConnectionManagerForTest:
 
     def start_drain(self):
         self.config.start_drain()
+
+    def run_for_test(self, double seconds):
+        self.dispatcher.run_for_test(seconds)
 
     @property
     def live_connections(self):

@@ -104,14 +104,18 @@ cdef enum:  # HttpConnManagerStat: offsets in an HCM's stats block ("http.<stat_
     HTTP_TRACING_SERVICE_FORCED
     HTTP_STATS_COUNT
 
+cdef enum:  # HttpListenerStat: offsets in an HCM's per-listener block (names: HTTP_LISTENER_STATS)
+    HTTP_LISTENER_DOWNSTREAM_RQ_1XX
+    HTTP_LISTENER_DOWNSTREAM_RQ_2XX
+    HTTP_LISTENER_DOWNSTREAM_RQ_3XX
+    HTTP_LISTENER_DOWNSTREAM_RQ_4XX
+    HTTP_LISTENER_DOWNSTREAM_RQ_5XX
+    HTTP_LISTENER_DOWNSTREAM_RQ_COMPLETED
+    HTTP_LISTENER_STATS_COUNT
+
 cdef enum HttpDrainState:
     HTTP_DRAIN_NOT_DRAINING = 0
     HTTP_DRAIN_CLOSING = 1          # the current response is the last: connection: close
-
-cdef enum HttpBodyMode:             # request body framing
-    HTTP_BODY_NONE = 0
-    HTTP_BODY_CONTENT_LENGTH = 1
-    HTTP_BODY_CHUNKED = 2
 
 cdef class HttpConnectionManagerImpl
 cdef class HttpActiveStream
@@ -125,6 +129,8 @@ cdef class HttpConnectionManagerConfig(NetworkFilterFactory):
     cdef int64_t *stats             # HttpConnManagerStat block
     cdef int64_t *rq_time_hist      # downstream_rq_time; NULL: not recorded
     cdef int64_t *cx_length_hist    # downstream_cx_length_ms; NULL: not recorded
+    cdef int64_t *listener_stats    # HttpListenerStat block (no_listener_stats if none)
+    cdef int64_t no_listener_stats[HTTP_LISTENER_STATS_COUNT]
     cdef Worker worker              # its draining flag; None (tests): see draining
     cdef bint draining              # set by start_drain(): every response closes
     cdef set managers               # live HttpConnectionManagerImpl, for drain
@@ -192,11 +198,13 @@ cdef class HttpActiveStream:
     cdef HttpHeaderMap request_trailers     # None until a request has kept trailers
     cdef HttpHeaderMap local_headers        # a local reply's headers (made on first use)
     cdef HttpHeaderMap response_headers     # what was encoded (the filter's map), until the end
+    cdef HttpStreamDecoderFilter local_reply_filter     # whose send_local_reply() is running
     cdef StreamInfoImpl stream_info
     cdef object route               # RouteEntryImpl or None
     cdef list decoder_filters       # HttpActiveStreamDecoderFilter
     cdef list encoder_filters       # HttpActiveStreamEncoderFilter, encode order
-    cdef list watermark_callbacks   # HttpDownstreamWatermarkCallbacks of this stream
+    cdef list watermark_callbacks   # HttpDownstreamWatermarkCallbacks: the first n_... are this stream's
+    cdef Py_ssize_t n_watermark_callbacks   # (the list keeps its room: no allocation per request)
     cdef OwnedBuffer buffered_request       # held by a stopped decoder filter
     cdef OwnedBuffer buffered_response      # held by a stopped encoder filter
     cdef OwnedBuffer body           # one piece of request body on its way in
@@ -207,10 +215,7 @@ cdef class HttpActiveStream:
     cdef bint saw_connection_close  # the client asked to close (or HTTP/1.0)
     cdef bint remote_complete       # the whole request has been read
     cdef bint decoding_done         # end_stream reached the last decoder filter
-    cdef int body_mode              # HttpBodyMode
-    cdef int64_t body_remaining     # Content-Length left, or the current chunk's
-    cdef int chunk_state            # chunked decoder state
-    cdef bint has_trailers
+    cdef bint has_trailers          # request trailers kept (enable_trailers)
     cdef bint filters_created       # this stream's filters exist (after the head checks)
     # response state
     cdef bint local_reply_sent      # send_local_reply ran (no second one)
@@ -238,11 +243,8 @@ cdef class HttpActiveStream:
     cdef int encode_trailers(self, int start, HttpHeaderMap trailers) except -1
     cdef int continue_encoding(self, HttpActiveStreamEncoderFilter f) except -1
     cdef int encode_1xx_headers(self, HttpHeaderMap headers) except -1
-    # `modifier`: the filter whose callbacks asked; its
-    # modify_local_reply_headers() sees the reply's headers first.
     cdef int send_local_reply(self, int status, const char *body, size_t body_len,
-                              int response_flag, const char *details,
-                              HttpStreamDecoderFilter modifier=*) except -1
+                              int response_flag, const char *details) except -1
     cdef int buffer_request_data(self, OwnedBuffer data) except -1
     cdef int on_timeout(self, int status, const char *body, int stat,
                         int flag, const char *details) except -1
@@ -264,6 +266,7 @@ cdef class HttpConnectionManagerImpl(ReadFilter):
     cdef ConnectionImpl connection
     cdef _HttpConnManagerConnectionCallbacks connection_callbacks
     cdef Http1RequestParser parser
+    cdef Http1BodyDecoder body_decoder
     cdef HttpActiveStream stream
     cdef OwnedBuffer out            # response bytes on their way to the connection
     cdef int drain_state            # HttpDrainState
@@ -289,7 +292,6 @@ cdef class HttpConnectionManagerImpl(ReadFilter):
     cdef int dispatch(self) except -1
     cdef int on_head(self) except -1
     cdef int decode_body(self, OwnedBuffer data) except -1
-    cdef int decode_chunked(self, OwnedBuffer data) except -1
     cdef int send_protocol_error(self, int status, const char *details) except -1
     cdef int write_response_head(self, HttpActiveStream s, HttpHeaderMap headers,
                                  bint end_stream) except -1

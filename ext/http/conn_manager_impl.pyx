@@ -4,18 +4,6 @@
 # (content-length kept, chunked when neither a length nor the end is known,
 # no body for HEAD/204/304) straight into the connection's write path.
 
-cdef enum:  # chunked request body decoder states
-    _HCM_CHUNK_SIZE = 0
-    _HCM_CHUNK_DATA = 1
-    _HCM_CHUNK_DATA_END = 2         # the CRLF after a chunk's data
-    _HCM_CHUNK_TRAILERS = 3
-
-cdef enum:
-    # Longest chunk-size line (extensions included) or trailer section kept
-    # waiting for its LF.
-    _HCM_CHUNK_LINE_MAX = 4096
-
-
 cdef int _hcm_on_idle_timer(object ctx) except -1:
     return (<HttpConnectionManagerImpl>ctx).on_idle_timeout()
 
@@ -50,18 +38,22 @@ cdef class _HttpConnManagerConnectionCallbacks(ConnectionCallbacks):
         # The client reads slower than the response comes: tell the stream's
         # filters (the router stops reading its upstream).
         cdef HttpConnectionManagerImpl p = self.parent
-        cdef HttpDownstreamWatermarkCallbacks cb
-        if p is not None and p.stream.active:
-            for cb in list(p.stream.watermark_callbacks):
-                cb.on_above_write_buffer_high_watermark()
+        cdef Py_ssize_t i = 0
+        if p is not None:
+            while p.stream.active and i < p.stream.n_watermark_callbacks:
+                (<HttpDownstreamWatermarkCallbacks>p.stream.watermark_callbacks[i]) \
+                    .on_above_write_buffer_high_watermark()
+                i += 1
         return 0
 
     cdef int on_below_write_buffer_low_watermark(self) except -1:
         cdef HttpConnectionManagerImpl p = self.parent
-        cdef HttpDownstreamWatermarkCallbacks cb
-        if p is not None and p.stream.active:
-            for cb in list(p.stream.watermark_callbacks):
-                cb.on_below_write_buffer_low_watermark()
+        cdef Py_ssize_t i = 0
+        if p is not None:
+            while p.stream.active and i < p.stream.n_watermark_callbacks:
+                (<HttpDownstreamWatermarkCallbacks>p.stream.watermark_callbacks[i]) \
+                    .on_below_write_buffer_low_watermark()
+                i += 1
         return 0
 
 
@@ -88,6 +80,8 @@ cdef class HttpConnectionManagerImpl(ReadFilter):
         self.connection_callbacks.parent = self
         conn.add_callbacks(self.connection_callbacks)
         self.parser = Http1RequestParser(cfg.max_request_headers_kb, cfg.max_headers_count)
+        self.body_decoder = Http1BodyDecoder(cfg.enable_trailers, cfg.max_request_headers_kb,
+                                             cfg.max_headers_count)
         self.out = OwnedBuffer.new()
         s = HttpActiveStream.__new__(HttpActiveStream)
         s.hcm = self
@@ -209,20 +203,11 @@ cdef class HttpConnectionManagerImpl(ReadFilter):
         cdef Http1RequestParser p = self.parser
         s.request_headers.load_request(p)
         self.connection.read_buffer.drain(p.head_len)
-        if p.chunked:
-            s.body_mode = HTTP_BODY_CHUNKED
-            s.chunk_state = _HCM_CHUNK_SIZE
-            s.body_remaining = 0
-        elif p.content_length > 0:
-            s.body_mode = HTTP_BODY_CONTENT_LENGTH
-            s.body_remaining = p.content_length
-        else:
-            s.body_mode = HTTP_BODY_NONE
-            s.body_remaining = 0
+        self.body_decoder.start(p.body_mode(), p.content_length)
         p.reset()
         s.begin_partial()
         self.head_start = 0
-        s.remote_complete = s.body_mode == HTTP_BODY_NONE
+        s.remote_complete = self.body_decoder.done
         s.version = s.request_headers.version
         s.is_head = s.request_headers.method == HTTP1_METHOD_HEAD
         s.stream_info.protocol = s.version
@@ -240,96 +225,24 @@ cdef class HttpConnectionManagerImpl(ReadFilter):
         return s.decode_headers(0, s.remote_complete)
 
     cdef int decode_body(self, OwnedBuffer data) except -1:
-        """The request body as it arrives: Content-Length or chunked, each
-        read's worth passed on as one piece."""
+        """The request body as it arrives (Content-Length or chunked framing
+        off: Http1BodyDecoder), each read's worth passed on as one piece."""
         cdef HttpActiveStream s = self.stream
-        cdef size_t n
-        if s.body_mode == HTTP_BODY_CHUNKED:
-            return self.decode_chunked(data)
-        n = data.len
-        if <int64_t>n > s.body_remaining:
-            n = <size_t>s.body_remaining
-        s.body.move_n(data, n)
-        s.body_remaining -= n
-        if s.body_remaining == 0:
+        cdef Http1BodyDecoder dec = self.body_decoder
+        cdef int rc = dec.decode(data, s.body)
+        if rc == HTTP1_BODY_ERROR:
+            return self.send_protocol_error(dec.error_status, dec.error_detail)
+        if rc == HTTP1_BODY_DONE:
             s.remote_complete = True
             s.stream_info.request_complete_mono = self.dispatcher.now
-        return s.decode_data(0, s.body, s.remote_complete)
-
-    cdef int decode_chunked(self, OwnedBuffer data) except -1:
-        """Chunked framing off, chunk data gathered into one piece per read;
-        trailers are dropped (enable_trailers is not supported yet)."""
-        cdef HttpActiveStream s = self.stream
-        cdef ssize_t lf
-        cdef size_t n, i, line_len
-        cdef const char *line
-        cdef int64_t size
-        cdef int digit
-        cdef char c
-        cdef bint any_digit
-        while data.len:
-            if s.chunk_state == _HCM_CHUNK_DATA:
-                n = data.len
-                if <int64_t>n > s.body_remaining:
-                    n = <size_t>s.body_remaining
-                s.body.move_n(data, n)
-                s.body_remaining -= n
-                if s.body_remaining == 0:
-                    s.chunk_state = _HCM_CHUNK_DATA_END
-                continue
-            lf = data.find_byte(b'\n', 0, data.len if data.len < _HCM_CHUNK_LINE_MAX else _HCM_CHUNK_LINE_MAX)
-            if lf < 0:
-                if data.len >= _HCM_CHUNK_LINE_MAX:
-                    return self.send_protocol_error(400, b"http1.invalid_chunk_size")
-                break
-            line_len = <size_t>lf
-            line = data.linearize(line_len + 1)
-            if line_len and line[line_len - 1] == b'\r':
-                line_len -= 1
-            if s.chunk_state == _HCM_CHUNK_DATA_END:
-                data.drain(<size_t>lf + 1)
-                if line_len != 0:
-                    return self.send_protocol_error(400, b"http1.invalid_chunk_size")
-                s.chunk_state = _HCM_CHUNK_SIZE
-                continue
-            if s.chunk_state == _HCM_CHUNK_TRAILERS:
-                data.drain(<size_t>lf + 1)
-                if line_len == 0:
-                    s.remote_complete = True
-                    s.stream_info.request_complete_mono = self.dispatcher.now
-                    break
-                continue
-            # chunk-size [; extensions]
-            size = 0
-            any_digit = False
-            i = 0
-            while i < line_len:
-                c = line[i]
-                if b'0' <= c <= b'9':
-                    digit = c - 48
-                elif b'a' <= c <= b'f':
-                    digit = c - 87
-                elif b'A' <= c <= b'F':
-                    digit = c - 55
-                else:
-                    break
-                if size > (<int64_t>1 << 56):
-                    return self.send_protocol_error(400, b"http1.invalid_chunk_size")
-                size = size * 16 + digit
-                any_digit = True
-                i += 1
-            while i < line_len and (line[i] == b' ' or line[i] == b'\t'):
-                i += 1
-            if not any_digit or (i < line_len and line[i] != b';'):
-                return self.send_protocol_error(400, b"http1.invalid_chunk_size")
-            data.drain(<size_t>lf + 1)
-            if size == 0:
-                s.chunk_state = _HCM_CHUNK_TRAILERS
-            else:
-                s.chunk_state = _HCM_CHUNK_DATA
-                s.body_remaining = size
-        if s.body.len or s.remote_complete:
-            return s.decode_data(0, s.body, s.remote_complete)
+            if dec.trailers is not None and dec.trailers.live:
+                s.has_trailers = True
+                s.request_trailers = dec.trailers
+        elif s.body.len == 0:
+            return 0
+        s.decode_data(0, s.body, s.remote_complete and not s.has_trailers)
+        if s.has_trailers and s.active and not s.local_complete:
+            s.decode_trailers(0)
         return 0
 
     cdef int send_protocol_error(self, int status, const char *details) except -1:
@@ -350,7 +263,7 @@ cdef class HttpConnectionManagerImpl(ReadFilter):
         self.closing = True
         if s.response_started:
             return s.reset_stream()
-        body = http_reason_phrase(status, &n)
+        body = http1_reason_phrase(status, &n)
         return s.send_local_reply(status, body, n, 0, details)
 
     # -- response side
@@ -363,9 +276,6 @@ cdef class HttpConnectionManagerImpl(ReadFilter):
         cdef HttpHeaderMap h = headers
         cdef HttpHeaderMap rq = s.request_headers
         cdef int status = h.status, i
-        cdef char line[64]
-        cdef size_t n, rn
-        cdef const char *reason
         cdef OwnedBuffer out = self.out
         s.response_status = status
         # mutateResponseHeaders
@@ -410,32 +320,24 @@ cdef class HttpConnectionManagerImpl(ReadFilter):
         # Stats and what the access log needs.
         if 100 <= status < 600:
             cfg.stats[HTTP_DOWNSTREAM_RQ_1XX + status // 100 - 1] += 1
+            cfg.listener_stats[HTTP_LISTENER_DOWNSTREAM_RQ_1XX + status // 100 - 1] += 1
         s.stream_info.response_code = status
         s.stream_info.response_headers = h
         s.stream_info.first_tx_mono = self.dispatcher.now
-        # The head: status line, headers, framing.
-        reason = http_reason_phrase(status, &rn)
-        memcpy(line, b"HTTP/1.1 " if s.version == HTTP1_VERSION_11 else b"HTTP/1.0 ", 9)
-        n = 9 + _hcm_utoa(<uint64_t>status, line + 9)
-        line[n] = b' '
-        n += 1
-        out.add(line, n)
-        out.add(reason, rn)
-        out.add(b"\r\n", 2)
-        h.encode_headers(out, HTTP1_HEADER_OTHER)
+        # Framing (Envoy's StreamEncoderImpl::encodeHeadersBase), then the head.
         s.no_response_body = s.is_head or status == 204 or status == 304 or status < 200
         s.chunk_encoding = False
         if h.get(HTTP1_HEADER_CONTENT_LENGTH) >= 0 or status < 200 or status == 204 or status == 304:
             pass
         elif end_stream:
             if not s.is_head:
-                out.add(b"content-length: 0\r\n", 19)
+                h.add(b"content-length", 14, b"0", 1, HTTP1_HEADER_CONTENT_LENGTH)
         elif s.version != HTTP1_VERSION_11:
             pass                            # HTTP/1.0: the close ends the body
         else:
-            out.add(b"transfer-encoding: chunked\r\n", 28)
+            h.add(b"transfer-encoding", 17, b"chunked", 7, HTTP1_HEADER_TRANSFER_ENCODING)
             s.chunk_encoding = not s.is_head
-        out.add(b"\r\n", 2)
+        http1_encode_response_head(out, h, s.version != HTTP1_VERSION_11)
         s.response_started = True
         self.connection.write(out, False)
         if end_stream:
@@ -444,33 +346,14 @@ cdef class HttpConnectionManagerImpl(ReadFilter):
 
     cdef int write_response_data(self, HttpActiveStream s, OwnedBuffer data,
                                  bint end_stream) except -1:
-        cdef char line[24]
-        cdef size_t n, k
         cdef OwnedBuffer out = self.out
-        cdef uint64_t v
         if s.no_response_body:
             data.drain_all()
         elif s.chunk_encoding:
-            if data.len:
-                v = data.len
-                n = 0
-                k = 60
-                while k > 0 and (v >> k) == 0:
-                    k -= 4
-                while True:
-                    line[n] = _hcm_hex[(v >> k) & 15]
-                    n += 1
-                    if k == 0:
-                        break
-                    k -= 4
-                line[n] = b'\r'
-                line[n + 1] = b'\n'
-                s.stream_info.bytes_sent += data.len
-                out.add(line, n + 2)
-                out.move(data)
-                out.add(b"\r\n", 2)
+            s.stream_info.bytes_sent += data.len
+            http1_encode_chunk(out, data)
             if end_stream:
-                out.add(b"0\r\n\r\n", 5)
+                http1_encode_last_chunk(out, None)
         else:
             s.stream_info.bytes_sent += data.len
             out.move(data)
@@ -482,10 +365,7 @@ cdef class HttpConnectionManagerImpl(ReadFilter):
 
     cdef int write_response_trailers(self, HttpActiveStream s, HttpHeaderMap trailers) except -1:
         if s.chunk_encoding:
-            self.out.add(b"0\r\n", 3)
-            if self.config.enable_trailers:
-                trailers.encode_headers(self.out, HTTP1_HEADER_OTHER)
-            self.out.add(b"\r\n", 2)
+            http1_encode_last_chunk(self.out, trailers if self.config.enable_trailers else None)
             self.connection.write(self.out, False)
         return self.on_stream_end(s)
 
@@ -500,6 +380,7 @@ cdef class HttpConnectionManagerImpl(ReadFilter):
         s.stream_info.last_tx_mono = now
         cfg.stats[HTTP_DOWNSTREAM_RQ_ACTIVE] -= 1
         cfg.stats[HTTP_DOWNSTREAM_RQ_COMPLETED] += 1
+        cfg.listener_stats[HTTP_LISTENER_DOWNSTREAM_RQ_COMPLETED] += 1
         if cfg.rq_time_hist != NULL:
             hist_record(cfg.rq_time_hist, (now - s.start_time) * 1000.0)
         s.end_stream()

@@ -88,8 +88,12 @@ cdef class HttpActiveStreamDecoderFilter(HttpStreamDecoderFilterCallbacks):
 
     cdef int send_local_reply(self, int status, const char *body, size_t body_len,
                               int response_flag, const char *details) except -1:
-        return self.stream.send_local_reply(status, body, body_len, response_flag, details,
-                                            self.filter)
+        # The filter may amend the reply's headers (modify_local_reply_headers).
+        self.stream.local_reply_filter = self.filter
+        try:
+            return self.stream.send_local_reply(status, body, body_len, response_flag, details)
+        finally:
+            self.stream.local_reply_filter = None
 
     cdef int on_decoder_filter_above_write_buffer_high_watermark(self) except -1:
         cdef HttpConnectionManagerImpl hcm = self.stream.hcm
@@ -109,7 +113,13 @@ cdef class HttpActiveStreamDecoderFilter(HttpStreamDecoderFilterCallbacks):
         return 0
 
     cdef int add_downstream_watermark_callbacks(self, object callbacks) except -1:
-        self.stream.watermark_callbacks.append(callbacks)
+        cdef HttpActiveStream s = self.stream
+        <HttpDownstreamWatermarkCallbacks?>callbacks
+        if s.n_watermark_callbacks < len(s.watermark_callbacks):
+            s.watermark_callbacks[s.n_watermark_callbacks] = callbacks
+        else:
+            s.watermark_callbacks.append(callbacks)
+        s.n_watermark_callbacks += 1
         return 0
 
     cdef size_t decoder_buffer_limit(self) noexcept:
@@ -192,6 +202,7 @@ cdef class HttpActiveStream:
         cdef HttpHeaderEntry *en
         if self.version != HTTP1_VERSION_11:
             if not cfg.accept_http_10:
+                self.version = HTTP1_VERSION_11     # the refusal is an HTTP/1.1 reply
                 hcm.send_protocol_error(426, b"http1.invalid_version")
                 return False
             if h.get(HTTP1_HEADER_HOST) < 0 and len(cfg.default_host_for_http_10):
@@ -226,6 +237,7 @@ cdef class HttpActiveStream:
         if self.version != HTTP1_VERSION_11 and not keep_alive:
             self.saw_connection_close = True
         if h.get(HTTP1_HEADER_HOST) < 0:
+            hcm.drain_state = HTTP_DRAIN_CLOSING
             self.send_local_reply(400, NULL, 0, 0, b"missing_host_header")
             return False
         if cfg.headers_with_underscores_action != HTTP_UNDERSCORES_ALLOW:
@@ -254,6 +266,7 @@ cdef class HttpActiveStream:
             hcm.out.add(_HCM_CONTINUE_100, len(_HCM_CONTINUE_100))
             hcm.connection.write(hcm.out, False)
             cfg.stats[HTTP_DOWNSTREAM_RQ_1XX] += 1
+            cfg.listener_stats[HTTP_LISTENER_DOWNSTREAM_RQ_1XX] += 1
             h.remove_id(HTTP1_HEADER_EXPECT)
         return True
 
@@ -613,27 +626,15 @@ cdef class HttpActiveStream:
         """An informational response (100 from an upstream with
         proxy_100_continue) goes straight out, before the final one."""
         cdef HttpConnectionManagerImpl hcm = self.hcm
-        cdef char line[64]
-        cdef size_t n, rn
-        cdef const char *reason
         if not self.active or self.response_started:
             return 0
-        reason = http_reason_phrase(headers.status, &rn)
-        memcpy(line, b"HTTP/1.1 ", 9)
-        n = 9 + _hcm_utoa(<uint64_t>headers.status, line + 9)
-        line[n] = b' '
-        n += 1
-        hcm.out.add(line, n)
-        hcm.out.add(reason, rn)
-        hcm.out.add(b"\r\n", 2)
-        headers.encode_headers(hcm.out, HTTP1_HEADER_OTHER)
-        hcm.out.add(b"\r\n", 2)
+        http1_encode_response_head(hcm.out, headers, False)
         self.config.stats[HTTP_DOWNSTREAM_RQ_1XX] += 1
+        self.config.listener_stats[HTTP_LISTENER_DOWNSTREAM_RQ_1XX] += 1
         return hcm.connection.write(hcm.out, False)
 
     cdef int send_local_reply(self, int status, const char *body, size_t body_len,
-                              int response_flag, const char *details,
-                              HttpStreamDecoderFilter modifier=None) except -1:
+                              int response_flag, const char *details) except -1:
         """Envoy's sendLocalReply: :status, content-length and content-type
         (text/plain) when there is a body, through the encoder filters; a
         response already started can only be reset."""
@@ -654,9 +655,12 @@ cdef class HttpActiveStream:
         h = self.local_headers
         h.clear()
         h.status = status
-        if modifier is not None:
-            # Envoy's modify_headers run first: their headers lead.
-            modifier.modify_local_reply_headers(h)
+        if self.local_reply_filter is not None:
+            # Envoy runs modify_headers first: their headers lead
+            # (x-envoy-overloaded, location, the route's; observed).
+            self.local_reply_filter.modify_local_reply_headers(h)
+            if self.stream_id != id or not self.active:
+                return 0
         if body_len:
             n = _hcm_utoa(body_len, digits)
             h.add(b"content-length", 14, digits, n, HTTP1_HEADER_CONTENT_LENGTH)
@@ -719,8 +723,9 @@ cdef class HttpActiveStream:
                     f.on_destroy()
         self.route = None
         self.response_headers = None
-        if self.watermark_callbacks:
-            del self.watermark_callbacks[:]
+        while self.n_watermark_callbacks:
+            self.n_watermark_callbacks -= 1
+            self.watermark_callbacks[self.n_watermark_callbacks] = None
         if self.buffered_request is not None:
             self.buffered_request.drain_all()
         if self.buffered_response is not None:

@@ -37,8 +37,6 @@ class HttpConnectionManagerPlan(NetworkFilterPlan, tag=NAME, kw_only=True):
     listener_stats_base: int = -1               # listener.<address>.http.<stat_prefix>. block (-1: none)
     downstream_rq_time_slot: int = -1           # histogram slots of the block (-1: none)
     downstream_cx_length_ms_slot: int = -1
-    downstream_rq_time: int = -1                # histogram slots in the stats row; -1: not recorded
-    downstream_cx_length_ms: int = -1
     route_table: RouteTablePlan
     http_filters: List[HttpFilterPlans]         # router last
     server_name: str = "envoy"

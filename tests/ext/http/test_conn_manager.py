@@ -308,3 +308,83 @@ def test_drain(hcm_factory):
     # A connection accepted while draining: its response closes it.
     late = h.connect()
     assert late.request(GET).header(b"connection") == b"close"
+
+
+# -- timers (replies as the real Envoy sends them: see the vs_envoy checks)
+
+def _reply(status, reason, body, close):
+    return (b"HTTP/1.1 %d %s\r\ncontent-length: %d\r\ncontent-type: text/plain\r\n"
+            b"date: <date>\r\nserver: envoy\r\n%s\r\n%s"
+            % (status, reason, len(body), b"connection: close\r\n" if close else b"", body))
+
+
+def test_request_headers_timeout(hcm_factory):
+    h = hcm_factory(request_headers_timeout=0.2, delayed_close_timeout=0.1)
+    c = h.connect()
+    assert c.still_open(0.3)                              # starts at the first byte
+    c.send(b"GET / HTTP/1.1\r\nHost: a\r\n")
+    r = c.response()
+    assert nodate(r.raw) == _reply(408, b"Request Timeout", b"request header timeout", True)
+    c.wait_eof()
+    s = h.stats()
+    assert s["downstream_rq_header_timeout"] == 1 and s["downstream_rq_4xx"] == 1
+
+
+def test_stream_idle_timeout(hcm_factory):
+    h = hcm_factory(filters=("terminal:hold",), stream_idle_timeout=0.2, delayed_close_timeout=0.1)
+    c = h.connect()
+    r = c.request(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n")
+    assert nodate(r.raw) == _reply(504, b"Gateway Timeout", b"stream timeout", False)
+    assert c.still_open(0.05)                             # the request was complete: kept
+    r = c.request(b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\nab")
+    assert nodate(r.raw) == _reply(408, b"Request Timeout", b"stream timeout", True)
+    c.wait_eof()
+    c = h.connect()
+    r = c.request(b"GET / HTTP/1.1\r\nHost: a\r\n")      # a head that never ends
+    assert nodate(r.raw) == _reply(408, b"Request Timeout", b"stream timeout", True)
+    assert h.stats()["downstream_rq_idle_timeout"] == 3
+    # Activity keeps a stream alive: a slow body, each piece within the timeout.
+    h = hcm_factory(stream_idle_timeout=0.3)
+    c = h.connect()
+    c.send(b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\n")
+    for b in b"abcde":
+        assert c.still_open(0.1)
+        c.send(bytes([b]))
+    assert c.response().body.endswith(b"abcde")
+    # and keep-alive requests over longer than the timeout are fine.
+    for _ in range(4):
+        assert c.request(GET).status == 200
+        assert c.still_open(0.1)
+    assert h.stats()["downstream_rq_idle_timeout"] == 0
+
+
+def test_request_timeout(hcm_factory):
+    h = hcm_factory(filters=("terminal:hold",), request_timeout=0.2, delayed_close_timeout=0.1)
+    c = h.connect()
+    r = c.request(b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\nab")
+    assert nodate(r.raw) == _reply(408, b"Request Timeout", b"request timeout", True)
+    c.wait_eof()
+    assert h.stats()["downstream_rq_timeout"] == 1
+
+
+def test_connection_idle_timeout(hcm_factory):
+    h = hcm_factory(idle_timeout=0.2)
+    c = h.connect()
+    assert c.request(GET).status == 200
+    assert c.still_open(0.1)
+    assert c.request(GET).status == 200                   # activity restarts the count
+    assert c.wait_eof(timeout=2) == b""
+    assert h.stats()["downstream_cx_idle_timeout"] == 1
+
+
+def test_max_connection_duration(hcm_factory):
+    h = hcm_factory(filters=("pause:0.2", "terminal:echo"), max_connection_duration=0.1,
+                    delayed_close_timeout=0.1)
+    busy = h.connect()
+    idle = h.connect()
+    busy.send(GET)
+    idle.wait_eof(timeout=2)
+    r = busy.response()
+    assert r.header(b"connection") == b"close"
+    busy.wait_eof()
+    assert h.stats()["downstream_cx_max_duration_reached"] == 2
