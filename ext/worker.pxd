@@ -8,6 +8,7 @@ from libc.stdint cimport uint32_t, uint64_t, int64_t
 from includes.system cimport *
 
 cdef class FactoryContext          # defined below; config classes build with it
+cdef class Worker
 
 include "includes/consts.pxi"
 include "stats/stats.pxd"
@@ -29,9 +30,10 @@ include "http/header_map.pxd"
 include "http/http1/body_decoder.pxd"
 include "http/http1/encoder.pxd"
 include "http/filter.pxd"
-
-
-cdef class Worker
+include "http/router/config_impl.pxd"
+include "http/http1/conn_pool.pxd"
+include "http/conn_manager_impl.pxd"
+include "http/router/router.pxd"
 
 
 cdef class ControlChannel(FileEventHandler):

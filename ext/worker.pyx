@@ -34,10 +34,23 @@ include "http/header_map.pyx"
 include "http/http1/body_decoder.pyx"
 include "http/http1/encoder.pyx"
 include "http/filter.pyx"
+include "http/router/config_impl.pyx"
+include "http/router/route_entry_impl.pyx"
+include "http/http1/conn_pool.pyx"
+include "http/http1/codec_client.pyx"
+include "http/http1/conn_pool_for_test.pyx"
+include "http/conn_manager_config.pyx"
+include "http/conn_manager_stream.pyx"
+include "http/conn_manager_impl.pyx"
+include "http/router/router.pyx"
+include "http/router/upstream_request.pyx"
 include "stats/stats.pyx"
 include "debug_counters.pyx"
 include "for_test.pyx"
 include "http/http1/codec_for_test.pyx"
+include "http/conn_manager_for_test.pyx"
+include "http/router/config_impl_for_test.pyx"
+include "http/router/router_for_test.pyx"
 
 cdef object _control_decoder = _msgspec.msgpack.Decoder()
 # Reopens the application log file (set by the main process before fork).
@@ -216,6 +229,9 @@ cdef class Worker:
             return
         self.draining = True
         self.stop_listening(stop)
+        # HTTP/1 connections: idle ones close now, busy ones after their
+        # response (connection: close).
+        http_conn_managers_start_drain()
         self.timers.drain_deadline = Timer.new(self.dispatcher, _on_drain_deadline, self.timers)
         self.timers.drain_deadline.enable(deadline_s)
         self.timers.drain_check = Timer.new(self.dispatcher, _on_drain_check, self.timers)

@@ -472,8 +472,10 @@ class AdminServer:
             values["server.worker_restarts"] = snap.worker_restarts
             kinds["server.worker_restarts"] = "counter"
         hist_views = self._hist_views
+        dynamic = store.layout.dynamic      # made on first use: absent until then
         hists = {name: hist_views.get(name, render.UNUSED_HIST)
-                 for name, kind in entry_kinds.items() if kind == "histogram"}
+                 for name, kind in entry_kinds.items()
+                 if kind == "histogram" and (name in hist_views or name not in dynamic)}
         used = render.gauges_in_use(values, kinds, always=server_gauges)
         return render.StatSet(values, kinds, hists, used)
 

@@ -57,6 +57,10 @@ class ClusterStatsPlan(PlanStruct, kw_only=True):
     resources_base: int             # circuit-breaker counts, in the shared row
     resources_row_base: int         # this worker's part of them, in its row
     status_codes: int               # StatusCodeStat block (upstream_rq_<code>)
+    external_status_codes: int = 0  # cluster.<c>.external. codes + upstream_rq_completed
+    retry_status_codes: int = 0     # cluster.<c>.retry. (responses retried), same layout
+    upstream_rq_time: int = 0       # histograms
+    external_upstream_rq_time: int = 0
 
 
 class ClusterPlan(PlanStruct, tag_field="type", kw_only=True):
@@ -68,6 +72,11 @@ class ClusterPlan(PlanStruct, tag_field="type", kw_only=True):
     max_connections: int
     max_pending_requests: int
     max_requests: int
+    # HttpProtocolOptions.common_http_protocol_options (the HTTP pools')
+    max_requests_per_connection: int = 0    # 0: no limit
+    idle_timeout: float = 3600.0            # 0: none
+    max_headers_count: int = 100            # response headers
+    max_retries: int = 3
     lb_policy: int = LB_ROUND_ROBIN
     choice_count: int = 2           # least request
     hosts: List[HostPlan] = []

@@ -77,6 +77,9 @@ class StatsLayout:
         self.cluster_resources_base: Dict[str, int] = {}      # in the shared row
         self.cluster_resources_row_base: Dict[str, int] = {}  # each worker's part
         self.cluster_status_codes: Dict[str, int] = {}     # StatusCodeStat block
+        self.cluster_external_status_codes: Dict[str, int] = {}   # cluster.<c>.external.
+        self.cluster_external_hist: Dict[str, Dict[str, int]] = {}
+        self.cluster_retry_status_codes: Dict[str, int] = {}      # cluster.<c>.retry.
         # Names Envoy creates on first use (upstream_rq_<code> ...): they
         # have slots from the start but are listed only once non-zero.
         self.dynamic: Set[str] = set()
@@ -118,15 +121,26 @@ class StatsLayout:
                 for f in chain.filters:
                     # Each filter declares its blocks in its registry record.
                     record = registry.for_config(f.typed_config)
-                    for block in record.stat_blocks(f.typed_config):
+                    blocks = (list(record.stat_blocks(f.typed_config))
+                              + list(record.listener_stat_blocks(f.typed_config, prefix)))
+                    for block in blocks:
                         self.add_block(block.prefix, block.table, block.histograms,
                                        dynamic=block.dynamic, key=block.key)
         for cluster in sr.clusters:
             prefix = cluster_stat_prefix(cluster)
             self.cluster_base[cluster.name] = self._block(prefix, _worker.CLUSTER_STATS)
             self.cluster_hist[cluster.name] = self._histograms(prefix, _worker.CLUSTER_HISTOGRAMS)
+            # The router's response time: Envoy makes it on the first response.
+            self.dynamic.add(prefix + ".upstream_rq_time")
             self.cluster_status_codes[cluster.name] = self.add_block(
                 prefix, _worker.STATUS_CODE_STATS, dynamic=True, key=prefix + "/status_codes")
+            self.cluster_external_status_codes[cluster.name] = self.add_block(
+                prefix + ".external", _worker.EXTERNAL_STATUS_CODE_STATS,
+                _worker.EXTERNAL_HISTOGRAMS, dynamic=True, key=prefix + "/external")
+            self.cluster_external_hist[cluster.name] = self.block_histograms(prefix + "/external")
+            self.cluster_retry_status_codes[cluster.name] = self.add_block(
+                prefix + ".retry", _worker.EXTERNAL_STATUS_CODE_STATS, dynamic=True,
+                key=prefix + "/retry")
             if cluster.load_assignment is not None:
                 for loc in cluster.load_assignment.endpoints:
                     for ep in loc.lb_endpoints:
@@ -159,6 +173,7 @@ class StatsLayout:
         hists.update(self._histograms(prefix, histograms))
         if dynamic:
             self.dynamic.update("%s.%s" % (prefix, name) for name, _kind in table)
+            self.dynamic.update("%s.%s" % (prefix, name) for name in histograms)
         return base
 
     def block_base(self, key: str) -> int:
@@ -317,6 +332,8 @@ class StatsStore:
                     if v:
                         counts[b] += v
                 total += view[off + nb]
+            if name in self.layout.dynamic and not any(counts):
+                continue                    # Envoy makes it on first use
             out[name] = Histogram(counts, total)
         return out
 

@@ -62,6 +62,11 @@ cdef class HttpStreamDecoderFilter(HttpStreamFilterBase):
     cdef int decode_headers(self, HttpHeaderMap headers, bint end_stream) except -1   # HttpFilterHeadersStatus
     cdef int decode_data(self, OwnedBuffer data, bint end_stream) except -1          # HttpFilterDataStatus
     cdef int decode_trailers(self, HttpHeaderMap trailers) except -1                 # HttpFilterTrailersStatus
+    # Envoy's sendLocalReply modify_headers: the connection manager calls it
+    # on the filter whose callbacks' send_local_reply() made the reply, with
+    # the reply's headers, before they are encoded (the router adds
+    # x-envoy-overloaded, a redirect's location, route response headers).
+    cdef int modify_local_reply_headers(self, HttpHeaderMap headers) except -1
 
 
 cdef class HttpStreamEncoderFilter(HttpStreamFilterBase):

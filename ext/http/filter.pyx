@@ -23,6 +23,9 @@ cdef class HttpStreamDecoderFilter(HttpStreamFilterBase):
     cdef int decode_trailers(self, HttpHeaderMap trailers) except -1:
         return HTTP_FILTER_TRAILERS_CONTINUE
 
+    cdef int modify_local_reply_headers(self, HttpHeaderMap headers) except -1:
+        return 0
+
 
 cdef class HttpStreamEncoderFilter(HttpStreamFilterBase):
 

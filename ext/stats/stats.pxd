@@ -49,6 +49,7 @@ cdef inline void hist_record(int64_t *h, double value_ms) noexcept:
 cdef enum:  # StatusCodeStat: offsets in a status-code block
     STATUS_CLASS_1XX = 0            # .. STATUS_CLASS_1XX + 4: 5xx
     STATUS_CODE_FIRST = 5           # then one slot per code of STATUS_CODES
+    STATUS_EXTERNAL_COMPLETED = 64  # external block: upstream_rq_completed after the codes
 
 cdef extern from *:
     """

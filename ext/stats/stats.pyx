@@ -40,6 +40,22 @@ CLUSTER_STATS = (
     ("upstream_rq_pending_failure_eject", COUNTER),
     ("upstream_rq_cancelled", COUNTER),
     ("lb_healthy_panic", COUNTER),               # CLUSTER_LB_HEALTHY_PANIC
+    ("upstream_cx_http1_total", COUNTER),
+    ("upstream_cx_idle_timeout", COUNTER),
+    ("upstream_cx_max_requests", COUNTER),
+    ("upstream_cx_protocol_error", COUNTER),
+    ("upstream_cx_close_notify", COUNTER),
+    # Not Envoy's: requests sent again after the keep-alive race (docs/decisions.md).
+    ("upstream_rq_keepalive_race_retry", COUNTER),
+    ("upstream_rq_completed", COUNTER),          # CLUSTER_UPSTREAM_RQ_COMPLETED
+    ("upstream_rq_timeout", COUNTER),
+    ("upstream_rq_per_try_timeout", COUNTER),
+    ("upstream_rq_retry", COUNTER),
+    ("upstream_rq_retry_success", COUNTER),
+    ("upstream_rq_retry_overflow", COUNTER),
+    ("upstream_rq_retry_limit_exceeded", COUNTER),
+    ("upstream_rq_retry_backoff_exponential", COUNTER),
+    ("retry_or_shadow_abandoned", COUNTER),      # CLUSTER_RETRY_OR_SHADOW_ABANDONED
 )
 
 # Per-host counters (HostStat order): shown by /clusters, not /stats.
@@ -56,7 +72,7 @@ HOST_STATS = (
 
 # Histograms of each block (milliseconds).
 LISTENER_HISTOGRAMS = ("downstream_cx_length_ms",)
-CLUSTER_HISTOGRAMS = ("upstream_cx_connect_ms", "upstream_cx_length_ms")
+CLUSTER_HISTOGRAMS = ("upstream_cx_connect_ms", "upstream_cx_length_ms", "upstream_rq_time")
 HISTOGRAM_SLOTS = HIST_SLOTS
 HISTOGRAM_BUCKETS = HIST_BUCKETS
 
@@ -90,6 +106,13 @@ STATUS_CODES = (
 STATUS_CODE_STATS = tuple(("upstream_rq_%dxx" % c, COUNTER) for c in range(1, 6)) + \
     tuple(("upstream_rq_%d" % code, COUNTER) for code in STATUS_CODES)
 
+# cluster.<c>.external.: the codes again, then upstream_rq_completed (Envoy
+# charges each response to the cluster and to its external/internal scope).
+EXTERNAL_STATUS_CODE_STATS = STATUS_CODE_STATS + (("upstream_rq_completed", COUNTER),)
+EXTERNAL_HISTOGRAMS = ("upstream_rq_time",)
+if len(EXTERNAL_STATUS_CODE_STATS) != STATUS_EXTERNAL_COMPLETED + 1:
+    raise ImportError("STATUS_EXTERNAL_COMPLETED and STATUS_CODES disagree")
+
 
 cdef _init_status_code_slots():
     cdef int i
@@ -109,7 +132,7 @@ def charge_status_code_for_test(buffer, Py_ssize_t base, int code):
 
 
 # Circuit-breaker counts shared by all workers (ClusterResource order).
-CLUSTER_RESOURCES = ("cx_open", "rq_pending_open", "rq_open")
+CLUSTER_RESOURCES = ("cx_open", "rq_pending_open", "rq_open", "rq_retry_open")
 
 if len(LISTENER_STATS) != LISTENER_STATS_COUNT or len(CLUSTER_STATS) != CLUSTER_STATS_COUNT \
         or len(CLUSTER_RESOURCES) != RESOURCE_COUNT \

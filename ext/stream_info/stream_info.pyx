@@ -27,20 +27,17 @@ cdef str _local_address(int fd):
     return _sockaddr_str(&addr)
 
 
+# Short names of the ResponseFlag bits, bit i -> name (Envoy's order).
+RESPONSE_FLAG_NAMES = ("LH", "UH", "UT", "LR", "UR", "UF", "UC", "UO", "NR", "DC", "URX",
+                       "SI", "IH", "DPE", "UMSDR", "DT", "UPE", "NC", "OM", "DR")
+
+
 cdef str response_flag_short_string(int flag):
     """Envoy's short name of one response flag (%RESPONSE_FLAGS%)."""
-    if flag == RF_UPSTREAM_CONNECTION_FAILURE:
-        return "UF"
-    if flag == RF_UPSTREAM_OVERFLOW:
-        return "UO"
-    if flag == RF_NO_HEALTHY_UPSTREAM:
-        return "UH"
-    if flag == RF_UPSTREAM_RETRY_LIMIT_EXCEEDED:
-        return "URX"
-    if flag == RF_STREAM_IDLE_TIMEOUT:
-        return "SI"
-    if flag == RF_DURATION_TIMEOUT:
-        return "DT"
+    cdef int i
+    for i in range(len(RESPONSE_FLAG_NAMES)):
+        if flag == (1 << i):
+            return RESPONSE_FLAG_NAMES[i]
     raise ValueError("unknown response flag 0x%x" % flag)
 
 
@@ -62,6 +59,28 @@ cdef class StreamInfoImpl:
         self.downstream_remote_address = _sockaddr_str(&conn.remote_addr)
         self.downstream_local_address = _local_address(conn.fd)
 
+    cdef void reset_for_stream(self, double now) noexcept:
+        """Ready for the next request of a keep-alive connection (the
+        connection's own fields stay)."""
+        self.response_flags = 0
+        self.response_flag_names = None
+        self.attempt_count = 0
+        self.upstream_host = None
+        self.upstream_cluster_name = None
+        self.upstream_local_address = None
+        self.upstream_transport_failure_reason = None
+        self.bytes_received = 0
+        self.bytes_sent = 0
+        self.start_mono = now
+        self.protocol = 0
+        self.response_code = 0
+        self.response_code_details = NULL
+        self.request_headers = None
+        self.response_headers = None
+        self.request_complete_mono = 0
+        self.first_tx_mono = 0
+        self.last_tx_mono = 0
+
     cdef void fill_upstream(self, ConnectionImpl conn):
         self.upstream_local_address = _local_address(conn.fd)
 
@@ -82,4 +101,6 @@ cdef class StreamInfoImpl:
             "connection_id": self.connection_id,
             "upstream_transport_failure_reason": self.upstream_transport_failure_reason,
             "upstream_request_attempt_count": self.attempt_count,
+            "response_code_details": self.response_code_details.decode()
+                                     if self.response_code_details != NULL else None,
         }

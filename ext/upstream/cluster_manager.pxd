@@ -11,6 +11,7 @@ cdef class HostConnPools:
     ConnPoolsContainer). A slot is filled on first use."""
     cdef HostImpl host
     cdef TcpConnPoolImpl tcp
+    cdef Http1ConnPoolImpl http1
 
 
 @cython.final
@@ -32,6 +33,7 @@ cdef class ThreadLocalCluster:
     cdef HostImpl choose_host(self, LoadBalancerContext context)
     cdef TcpConnPoolImpl tcp_conn_pool(self, LoadBalancerContext context)
     cdef TcpConnPoolImpl existing_tcp_pool(self, HostImpl host)
+    cdef Http1ConnPoolImpl http1_conn_pool(self, HostImpl host)
     cdef str failure_reason(self, HostImpl host)
 
 

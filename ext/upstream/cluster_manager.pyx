@@ -108,10 +108,34 @@ cdef class ThreadLocalCluster:
         pools = <HostConnPools>self.host_pools[host.index]
         return pools.tcp if pools.host is host else None
 
+    @cython.boundscheck(False)
+    @cython.wraparound(False)
+    cdef Http1ConnPoolImpl http1_conn_pool(self, HostImpl host):
+        """The HTTP/1.1 pool of `host` (chosen by the caller with
+        choose_host), made on first use (Envoy's
+        ThreadLocalCluster::httpConnPool); None for no host or a host no
+        longer in this cluster."""
+        cdef HostConnPools pools
+        if host is None or host.index >= len(self.host_pools):
+            return None
+        pools = <HostConnPools>self.host_pools[host.index]
+        if pools.host is not host:
+            return None
+        if pools.http1 is None:
+            pools.http1 = Http1ConnPoolImpl.new(self.dispatcher, host)
+        return pools.http1
+
     cdef str failure_reason(self, HostImpl host):
         """Why the last connect to `host` failed (access logs, warnings)."""
         cdef TcpConnPoolImpl pool = self.existing_tcp_pool(host)
-        return pool.last_failure_reason if pool is not None else None
+        cdef HostConnPools pools
+        if pool is not None:
+            return pool.last_failure_reason
+        if host is not None and host.index < len(self.host_pools):
+            pools = <HostConnPools>self.host_pools[host.index]
+            if pools.host is host and pools.http1 is not None:
+                return pools.http1.last_failure_reason
+        return None
 
     def choose_host_for_test(self):
         cdef HostImpl h = self.choose_host(None)
@@ -123,6 +147,8 @@ cdef class ThreadLocalCluster:
         for p in self.host_pools:
             if p.tcp is not None:
                 out[p.host.address_str] = p.tcp.counts_for_test()
+            if p.http1 is not None:
+                out["http1:" + p.host.address_str] = p.http1.counts_for_test()
         return out
 
 

@@ -287,6 +287,10 @@ cdef class ConnPoolImplBase:
             # owners decide (retry on another host, or give up) instead of
             # waiting on a host that does not answer (Envoy does the same).
             self.purge_pending_streams(reason)
+        elif self.pending_streams.size:
+            # A connection that served streams went away: the streams
+            # waiting for room get a new one (Envoy's onConnectionEvent).
+            self.try_create_new_connections()
         return 0
 
     cdef int purge_pending_streams(self, int reason) except -1:

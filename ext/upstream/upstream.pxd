@@ -2,6 +2,7 @@
 # info with circuit breakers, ThreadLocalCluster and its load balancers.
 
 cdef class TcpConnPoolImpl
+cdef class Http1ConnPoolImpl
 cdef class ClusterInfo
 cdef class ThreadLocalCluster
 
@@ -48,6 +49,22 @@ cdef enum:  # ClusterStat: offsets in a cluster's stats block
     CLUSTER_UPSTREAM_RQ_PENDING_FAILURE_EJECT
     CLUSTER_UPSTREAM_RQ_CANCELLED
     CLUSTER_LB_HEALTHY_PANIC
+    CLUSTER_UPSTREAM_CX_HTTP1_TOTAL
+    CLUSTER_UPSTREAM_CX_IDLE_TIMEOUT
+    CLUSTER_UPSTREAM_CX_MAX_REQUESTS
+    CLUSTER_UPSTREAM_CX_PROTOCOL_ERROR
+    CLUSTER_UPSTREAM_CX_CLOSE_NOTIFY
+    CLUSTER_UPSTREAM_RQ_KEEPALIVE_RACE_RETRY    # envoy_fast's own (docs/decisions.md)
+    # the router's (Envoy's ClusterTrafficStats)
+    CLUSTER_UPSTREAM_RQ_COMPLETED
+    CLUSTER_UPSTREAM_RQ_TIMEOUT
+    CLUSTER_UPSTREAM_RQ_PER_TRY_TIMEOUT
+    CLUSTER_UPSTREAM_RQ_RETRY
+    CLUSTER_UPSTREAM_RQ_RETRY_SUCCESS
+    CLUSTER_UPSTREAM_RQ_RETRY_OVERFLOW
+    CLUSTER_UPSTREAM_RQ_RETRY_LIMIT_EXCEEDED
+    CLUSTER_UPSTREAM_RQ_RETRY_BACKOFF_EXPONENTIAL
+    CLUSTER_RETRY_OR_SHADOW_ABANDONED
     CLUSTER_STATS_COUNT
 
 # Cluster-wide (all workers) circuit-breaker counts, in shared memory.
@@ -55,6 +72,7 @@ cdef enum:  # ClusterResource
     RESOURCE_CONNECTIONS
     RESOURCE_PENDING_REQUESTS
     RESOURCE_REQUESTS
+    RESOURCE_RETRIES
     RESOURCE_COUNT
 
 
@@ -93,11 +111,20 @@ cdef class ClusterInfo:
     cdef int64_t *connect_ms        # histograms
     cdef int64_t *length_ms
     cdef int64_t *rq_status         # StatusCodeStat block: charge_status_code()
+    cdef int64_t *external_rq_status    # cluster.<c>.external.: StatusCodeStat + completed
+    cdef int64_t *retry_rq_status   # cluster.<c>.retry.: the responses retried, same layout
+    cdef int64_t *rq_time           # histograms: upstream_rq_time, external.upstream_rq_time
+    cdef int64_t *external_rq_time
     cdef double connect_timeout
     cdef size_t buffer_limit
     cdef ResourceLimit connections
     cdef ResourceLimit pending_requests
     cdef ResourceLimit requests
+    # HttpProtocolOptions (typed_extension_protocol_options): the HTTP pools'.
+    cdef int64_t max_requests_per_connection    # 0: no limit
+    cdef double idle_timeout                    # seconds; 0: none
+    cdef int max_response_headers_count
+    cdef ResourceLimit retries
     # Warnings about downstream connections closed for want of an upstream:
     # None when the level hides them (nothing is built then); at most one
     # line per log_interval, the others counted in log_suppressed.

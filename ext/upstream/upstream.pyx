@@ -72,6 +72,10 @@ cdef class ClusterInfo:
         self.connect_ms = &ctx.stats_row[<int>st.upstream_cx_connect_ms]
         self.length_ms = &ctx.stats_row[<int>st.upstream_cx_length_ms]
         self.rq_status = &ctx.stats_row[<int>st.status_codes]
+        self.external_rq_status = &ctx.stats_row[<int>st.external_status_codes]
+        self.retry_rq_status = &ctx.stats_row[<int>st.retry_status_codes]
+        self.rq_time = &ctx.stats_row[<int>st.upstream_rq_time]
+        self.external_rq_time = &ctx.stats_row[<int>st.external_upstream_rq_time]
         self.connect_timeout = plan.connect_timeout
         self.log = _upstream_log if _upstream_log.isEnabledFor(_logging.WARNING) else None
         self.buffer_limit = plan.buffer_limit
@@ -84,6 +88,12 @@ cdef class ClusterInfo:
         self.requests = ResourceLimit.new(&ctx.shared_row[rbase + RESOURCE_REQUESTS],
                                           &ctx.stats_row[mbase + RESOURCE_REQUESTS],
                                           plan.max_requests)
+        self.max_requests_per_connection = plan.max_requests_per_connection
+        self.idle_timeout = plan.idle_timeout
+        self.max_response_headers_count = plan.max_headers_count
+        self.retries = ResourceLimit.new(&ctx.shared_row[rbase + RESOURCE_RETRIES],
+                                         &ctx.stats_row[mbase + RESOURCE_RETRIES],
+                                         plan.max_retries)
         return 0
 
 

@@ -1,0 +1,604 @@
+# HttpConnectionManagerImpl: one downstream connection's HTTP/1.1 (shape and
+# contracts in conn_manager_impl.pxd). The request side is the parser plus
+# the body framing; the response side frames what the encoder filters pass
+# (content-length kept, chunked when neither a length nor the end is known,
+# no body for HEAD/204/304) straight into the connection's write path.
+
+cdef int _hcm_on_idle_timer(object ctx) except -1:
+    return (<HttpConnectionManagerImpl>ctx).on_idle_timeout()
+
+cdef int _hcm_on_stream_idle_timer(object ctx) except -1:
+    return (<HttpConnectionManagerImpl>ctx).on_stream_idle_timeout()
+
+cdef int _hcm_on_request_timer(object ctx) except -1:
+    return (<HttpConnectionManagerImpl>ctx).on_request_timeout()
+
+cdef int _hcm_on_headers_timer(object ctx) except -1:
+    return (<HttpConnectionManagerImpl>ctx).on_headers_timeout()
+
+cdef int _hcm_on_duration_timer(object ctx) except -1:
+    return (<HttpConnectionManagerImpl>ctx).on_max_duration()
+
+cdef int _hcm_on_delayed_close_timer(object ctx) except -1:
+    return (<HttpConnectionManagerImpl>ctx).on_delayed_close()
+
+cdef int _hcm_on_resume_timer(object ctx) except -1:
+    return (<HttpConnectionManagerImpl>ctx).resume_dispatch()
+
+
+@cython.final
+cdef class _HttpConnManagerConnectionCallbacks(ConnectionCallbacks):
+
+    cdef int on_event(self, int event) except -1:
+        if self.parent is not None:
+            return self.parent.on_event(event)
+        return 0
+
+    cdef int on_above_write_buffer_high_watermark(self) except -1:
+        # The client reads slower than the response comes: tell the stream's
+        # filters (the router stops reading its upstream).
+        cdef HttpConnectionManagerImpl p = self.parent
+        cdef Py_ssize_t i = 0
+        if p is not None:
+            while p.stream.active and i < p.stream.n_watermark_callbacks:
+                (<HttpDownstreamWatermarkCallbacks>p.stream.watermark_callbacks[i]) \
+                    .on_above_write_buffer_high_watermark()
+                i += 1
+        return 0
+
+    cdef int on_below_write_buffer_low_watermark(self) except -1:
+        cdef HttpConnectionManagerImpl p = self.parent
+        cdef Py_ssize_t i = 0
+        if p is not None:
+            while p.stream.active and i < p.stream.n_watermark_callbacks:
+                (<HttpDownstreamWatermarkCallbacks>p.stream.watermark_callbacks[i]) \
+                    .on_below_write_buffer_low_watermark()
+                i += 1
+        return 0
+
+
+@cython.final
+cdef class HttpConnectionManagerImpl(ReadFilter):
+
+    # -- network ReadFilter
+
+    cdef int on_new_connection(self) except -1:
+        cdef HttpConnectionManagerConfig cfg = self.config
+        cdef ConnectionImpl conn = self.read_callbacks.connection
+        cdef HttpActiveStream s
+        cdef sockaddr_in *a4
+        cdef sockaddr_in6 *a6
+        self.connection = conn
+        cfg.stats[HTTP_DOWNSTREAM_CX_TOTAL] += 1
+        cfg.stats[HTTP_DOWNSTREAM_CX_ACTIVE] += 1
+        cfg.stats[HTTP_DOWNSTREAM_CX_HTTP1_TOTAL] += 1
+        cfg.stats[HTTP_DOWNSTREAM_CX_HTTP1_ACTIVE] += 1
+        conn.set_stats(&cfg.stats[HTTP_DOWNSTREAM_CX_RX_BYTES_TOTAL],
+                       &cfg.stats[HTTP_DOWNSTREAM_CX_TX_BYTES_TOTAL])
+        self.connection_callbacks = _HttpConnManagerConnectionCallbacks.__new__(
+            _HttpConnManagerConnectionCallbacks)
+        self.connection_callbacks.parent = self
+        conn.add_callbacks(self.connection_callbacks)
+        self.parser = Http1RequestParser(cfg.max_request_headers_kb, cfg.max_headers_count)
+        self.body_decoder = Http1BodyDecoder(cfg.enable_trailers, cfg.max_request_headers_kb,
+                                             cfg.max_headers_count)
+        self.out = OwnedBuffer.new()
+        s = HttpActiveStream.__new__(HttpActiveStream)
+        s.hcm = self
+        s.config = cfg
+        s.request_headers = HttpHeaderMap()
+        s.stream_info = StreamInfoImpl.__new__(StreamInfoImpl)
+        s.stream_info.connection_id = conn.connection_id
+        s.body = OwnedBuffer.new()
+        s.watermark_callbacks = []
+        self.stream = s
+        # The peer's address as text, once: x-forwarded-for and
+        # x-envoy-external-address use it per request.
+        self.peer_ip_len = 0
+        if conn.remote_addr.ss_family == AF_INET:
+            a4 = <sockaddr_in*>&conn.remote_addr
+            inet_ntop(AF_INET, &a4.sin_addr, self.peer_ip, sizeof(self.peer_ip))
+            self.peer_loopback = (ntohl(a4.sin_addr.s_addr) >> 24) == 127
+            self.peer_ip_len = strlen(self.peer_ip)
+        elif conn.remote_addr.ss_family == AF_INET6:
+            a6 = <sockaddr_in6*>&conn.remote_addr
+            inet_ntop(AF_INET6, &a6.sin6_addr, self.peer_ip, sizeof(self.peer_ip))
+            self.peer_ip_len = strlen(self.peer_ip)
+            self.peer_loopback = self.peer_ip_len == 3 and memcmp(self.peer_ip, b"::1", 3) == 0
+        self.created = self.dispatcher.now
+        self.idle_since = self.created
+        if cfg.idle_timeout > 0:
+            self.idle_timer = Timer.new(self.dispatcher, _hcm_on_idle_timer, self)
+            self.idle_timer.enable(cfg.idle_timeout)
+        if cfg.stream_idle_timeout > 0:
+            self.stream_idle_timer = Timer.new(self.dispatcher, _hcm_on_stream_idle_timer, self)
+        if cfg.request_timeout > 0:
+            self.request_timer = Timer.new(self.dispatcher, _hcm_on_request_timer, self)
+        if cfg.request_headers_timeout > 0:
+            self.headers_timer = Timer.new(self.dispatcher, _hcm_on_headers_timer, self)
+        if cfg.max_connection_duration > 0:
+            self.duration_timer = Timer.new(self.dispatcher, _hcm_on_duration_timer, self)
+            self.duration_timer.enable(cfg.max_connection_duration)
+        cfg.managers.add(self)
+        if cfg.draining:
+            self.drain_state = HTTP_DRAIN_CLOSING
+        return FILTER_CONTINUE
+
+    cdef int on_data(self, OwnedBuffer data, bint end_stream) except -1:
+        if self.closing:
+            # After a protocol error or the last response: read only to see
+            # the client close.
+            data.drain_all()
+            if end_stream and self.connection is not None:
+                self.connection.peer_closed = True      # Envoy: a remote close
+                self.connection.close(CLOSE_FLUSH_WRITE)
+            return FILTER_STOP_ITERATION
+        self.dispatch()
+        if end_stream and self.connection is not None and self.connection.state == CONN_OPEN:
+            # The client went away (Envoy's HCM does not half-close): an
+            # unfinished stream is reset; what was written leaves first.
+            if self.stream.active:
+                self.stream.stream_info.set_response_flag(RF_DOWNSTREAM_CONNECTION_TERMINATION)
+                self.config.stats[HTTP_DOWNSTREAM_RQ_RX_RESET] += 1
+            self.closing = True
+            self.connection.peer_closed = True          # Envoy: a remote close
+            self.connection.close(CLOSE_FLUSH_WRITE)
+        return FILTER_STOP_ITERATION
+
+    # -- request side
+
+    cdef int dispatch(self) except -1:
+        """Parse and decode what the connection has read, one request at a
+        time; bytes of a pipelined request wait in the read buffer until the
+        current response is complete."""
+        cdef OwnedBuffer data = self.connection.read_buffer
+        cdef HttpActiveStream s = self.stream
+        cdef HttpConnectionManagerConfig cfg = self.config
+        cdef int rc
+        self.dispatching = True
+        try:
+            while not self.closing and self.connection is not None \
+                    and self.connection.state == CONN_OPEN:
+                if s.active:
+                    if s.remote_complete:
+                        # Pipelined bytes wait; stop reading when they pile up.
+                        if self.connection.buffer_limit and data.len > self.connection.buffer_limit \
+                                and not self.read_paused:
+                            self.read_paused = True
+                            self.connection.read_disable(True)
+                        return 0
+                    if data.len == 0:
+                        return 0
+                    self.decode_body(data)
+                    if s.active and not s.remote_complete:
+                        return 0
+                    continue
+                if data.len == 0:
+                    return 0
+                if self.head_start == 0:
+                    # The first byte of a request: its head timers start.
+                    self.head_start = self.dispatcher.now
+                    self.idle_since = 0
+                    if self.headers_timer is not None and not self.headers_timer.enabled():
+                        self.headers_timer.enable(cfg.request_headers_timeout)
+                    if self.stream_idle_timer is not None and not self.stream_idle_timer.enabled():
+                        self.stream_idle_timer.enable(cfg.stream_idle_timeout)
+                    if self.request_timer is not None and not self.request_timer.enabled():
+                        self.request_timer.enable(cfg.request_timeout)
+                rc = self.parser.parse(data)
+                if rc == HTTP1_PARSE_NEED_MORE:
+                    return 0
+                if rc == HTTP1_PARSE_ERROR:
+                    return self.send_protocol_error(self.parser.error_status,
+                                                    self.parser.error_detail)
+                self.on_head()
+        finally:
+            self.dispatching = False
+        return 0
+
+    cdef int on_head(self) except -1:
+        """A complete request head: into the stream's header map, its body
+        framing noted, the head drained, the stream begun."""
+        cdef HttpActiveStream s = self.stream
+        cdef Http1RequestParser p = self.parser
+        s.request_headers.load_request(p)
+        self.connection.read_buffer.drain(p.head_len)
+        self.body_decoder.start(p.body_mode(), p.content_length)
+        p.reset()
+        s.begin_partial()
+        self.head_start = 0
+        s.remote_complete = self.body_decoder.done
+        s.version = s.request_headers.version
+        s.is_head = s.request_headers.method == HTTP1_METHOD_HEAD
+        s.stream_info.protocol = s.version
+        s.stream_info.request_headers = s.request_headers
+        if not s.check_request_head():
+            return 0
+        s.mutate_request_headers()
+        s.refresh_cached_route()
+        if self.stream_idle_timer is not None and s.idle_timeout > 0 \
+                and s.idle_timeout < self.config.stream_idle_timeout:
+            self.stream_idle_timer.enable(s.idle_timeout)
+        s.create_filter_chain()
+        if s.remote_complete:
+            s.stream_info.request_complete_mono = self.dispatcher.now
+        return s.decode_headers(0, s.remote_complete)
+
+    cdef int decode_body(self, OwnedBuffer data) except -1:
+        """The request body as it arrives (Content-Length or chunked framing
+        off: Http1BodyDecoder), each read's worth passed on as one piece."""
+        cdef HttpActiveStream s = self.stream
+        cdef Http1BodyDecoder dec = self.body_decoder
+        cdef int rc = dec.decode(data, s.body)
+        if rc == HTTP1_BODY_ERROR:
+            return self.send_protocol_error(dec.error_status, dec.error_detail)
+        if rc == HTTP1_BODY_DONE:
+            s.remote_complete = True
+            s.stream_info.request_complete_mono = self.dispatcher.now
+            if dec.trailers is not None and dec.trailers.live:
+                s.has_trailers = True
+                s.request_trailers = dec.trailers
+        elif s.body.len == 0:
+            return 0
+        s.decode_data(0, s.body, s.remote_complete and not s.has_trailers)
+        if s.has_trailers and s.active and not s.local_complete:
+            s.decode_trailers(0)
+        return 0
+
+    cdef int send_protocol_error(self, int status, const char *details) except -1:
+        """The request cannot be parsed (or is refused at the codec): Envoy's
+        local reply (the reason phrase as body), connection: close, and
+        nothing more read from this connection."""
+        cdef HttpActiveStream s = self.stream
+        cdef const char *body
+        cdef size_t n
+        self.config.stats[HTTP_DOWNSTREAM_CX_PROTOCOL_ERROR] += 1
+        self.drain_state = HTTP_DRAIN_CLOSING
+        if self.connection is not None:
+            self.connection.read_buffer.drain_all()
+        if not s.active:
+            s.begin_partial()
+            self.head_start = 0
+        s.stream_info.set_response_flag(RF_DOWNSTREAM_PROTOCOL_ERROR)
+        self.closing = True
+        if s.response_started:
+            return s.reset_stream()
+        body = http1_reason_phrase(status, &n)
+        return s.send_local_reply(status, body, n, 0, details)
+
+    # -- response side
+
+    cdef int write_response_head(self, HttpActiveStream s, HttpHeaderMap headers,
+                                 bint end_stream) except -1:
+        """Envoy's ActiveStream::encodeHeaders (response header mutation,
+        connection close decisions, stats) and the HTTP/1 encoder's head."""
+        cdef HttpConnectionManagerConfig cfg = self.config
+        cdef HttpHeaderMap h = headers
+        cdef HttpHeaderMap rq = s.request_headers
+        cdef int status = h.status, i
+        cdef OwnedBuffer out = self.out
+        s.response_status = status
+        # mutateResponseHeaders
+        h.remove_id(HTTP1_HEADER_CONNECTION)
+        h.remove_id(HTTP1_HEADER_UPGRADE)
+        h.remove_id(HTTP1_HEADER_TRANSFER_ENCODING)
+        h.remove_id(HTTP1_HEADER_KEEP_ALIVE)
+        h.remove_id(HTTP1_HEADER_PROXY_CONNECTION)
+        if cfg.always_set_request_id_in_response:
+            i = rq.get(HTTP1_HEADER_X_REQUEST_ID)
+            if i >= 0:
+                h.set_id(HTTP1_HEADER_X_REQUEST_ID, rq.value_at(i), rq.entries[i].value_len)
+        if h.get(HTTP1_HEADER_DATE) < 0:
+            h.add(b"date", 4, http_date_value(), 29, HTTP1_HEADER_DATE)
+        if cfg.server_header_transformation == HTTP_SERVER_HEADER_OVERWRITE or \
+                (cfg.server_header_transformation == HTTP_SERVER_HEADER_APPEND_IF_ABSENT
+                 and h.get(HTTP1_HEADER_SERVER) < 0):
+            h.set_id(HTTP1_HEADER_SERVER, cfg.server_name, len(cfg.server_name))
+        # Whether this response is the connection's last.
+        if not s.remote_complete:
+            # Envoy does not wait for the rest of a request it has answered.
+            self.drain_state = HTTP_DRAIN_CLOSING
+            cfg.stats[HTTP_DOWNSTREAM_RQ_RESPONSE_BEFORE_RQ_COMPLETE] += 1
+        if self.drain_state == HTTP_DRAIN_NOT_DRAINING and cfg.draining:
+            self.drain_state = HTTP_DRAIN_CLOSING
+            cfg.stats[HTTP_DOWNSTREAM_CX_DRAIN_CLOSE] += 1
+        if s.version != HTTP1_VERSION_11:
+            if h.get(HTTP1_HEADER_CONTENT_LENGTH) < 0:
+                self.drain_state = HTTP_DRAIN_CLOSING     # close-delimited body
+            if not s.saw_connection_close:
+                h.set_id(HTTP1_HEADER_CONNECTION, b"keep-alive", 10)
+        if self.drain_state == HTTP_DRAIN_NOT_DRAINING and s.saw_connection_close:
+            self.drain_state = HTTP_DRAIN_CLOSING
+        if self.drain_state == HTTP_DRAIN_NOT_DRAINING and cfg.max_requests_per_connection > 0 \
+                and self.accumulated_requests >= cfg.max_requests_per_connection:
+            self.drain_state = HTTP_DRAIN_CLOSING
+            cfg.stats[HTTP_DOWNSTREAM_CX_MAX_REQUESTS_REACHED] += 1
+        if self.drain_state != HTTP_DRAIN_NOT_DRAINING:
+            h.set_id(HTTP1_HEADER_CONNECTION, b"close", 5)
+        if status == 204:
+            h.remove_id(HTTP1_HEADER_CONTENT_LENGTH)
+        # Stats and what the access log needs.
+        if 100 <= status < 600:
+            cfg.stats[HTTP_DOWNSTREAM_RQ_1XX + status // 100 - 1] += 1
+            cfg.listener_stats[HTTP_LISTENER_DOWNSTREAM_RQ_1XX + status // 100 - 1] += 1
+        s.stream_info.response_code = status
+        s.stream_info.response_headers = h
+        s.stream_info.first_tx_mono = self.dispatcher.now
+        # Framing (Envoy's StreamEncoderImpl::encodeHeadersBase), then the head.
+        s.no_response_body = s.is_head or status == 204 or status == 304 or status < 200
+        s.chunk_encoding = False
+        if h.get(HTTP1_HEADER_CONTENT_LENGTH) >= 0 or status < 200 or status == 204 or status == 304:
+            pass
+        elif end_stream:
+            if not s.is_head:
+                h.add(b"content-length", 14, b"0", 1, HTTP1_HEADER_CONTENT_LENGTH)
+        elif s.version != HTTP1_VERSION_11:
+            pass                            # HTTP/1.0: the close ends the body
+        else:
+            h.add(b"transfer-encoding", 17, b"chunked", 7, HTTP1_HEADER_TRANSFER_ENCODING)
+            s.chunk_encoding = not s.is_head
+        http1_encode_response_head(out, h, s.version != HTTP1_VERSION_11)
+        s.response_started = True
+        self.connection.write(out, False)
+        if end_stream:
+            return self.on_stream_end(s)
+        return 0
+
+    cdef int write_response_data(self, HttpActiveStream s, OwnedBuffer data,
+                                 bint end_stream) except -1:
+        cdef OwnedBuffer out = self.out
+        if s.no_response_body:
+            data.drain_all()
+        elif s.chunk_encoding:
+            s.stream_info.bytes_sent += data.len
+            http1_encode_chunk(out, data)
+            if end_stream:
+                http1_encode_last_chunk(out, None)
+        else:
+            s.stream_info.bytes_sent += data.len
+            out.move(data)
+        if out.len:
+            self.connection.write(out, False)
+        if end_stream:
+            return self.on_stream_end(s)
+        return 0
+
+    cdef int write_response_trailers(self, HttpActiveStream s, HttpHeaderMap trailers) except -1:
+        if s.chunk_encoding:
+            http1_encode_last_chunk(self.out, trailers if self.config.enable_trailers else None)
+            self.connection.write(self.out, False)
+        return self.on_stream_end(s)
+
+    cdef int on_stream_end(self, HttpActiveStream s) except -1:
+        """The response is complete: the stream ends; the connection closes
+        if this was its last response, else the next request may start."""
+        cdef HttpConnectionManagerConfig cfg = self.config
+        cdef double now = self.dispatcher.now
+        if not s.active:
+            return 0
+        s.local_complete = True
+        s.stream_info.last_tx_mono = now
+        cfg.stats[HTTP_DOWNSTREAM_RQ_ACTIVE] -= 1
+        cfg.stats[HTTP_DOWNSTREAM_RQ_COMPLETED] += 1
+        cfg.listener_stats[HTTP_LISTENER_DOWNSTREAM_RQ_COMPLETED] += 1
+        if cfg.rq_time_hist != NULL:
+            hist_record(cfg.rq_time_hist, (now - s.start_time) * 1000.0)
+        s.end_stream()
+        self.idle_since = now
+        if self.flow_paused:
+            self.flow_paused = 0
+            if self.connection is not None:
+                self.connection.read_disable(False)
+        if self.drain_state != HTTP_DRAIN_NOT_DRAINING or self.closing:
+            return self.close_after_response()
+        if self.read_paused:
+            self.read_paused = False
+            self.connection.read_disable(False)
+        if self.connection is not None and self.connection.read_buffer.len and not self.dispatching:
+            # A pipelined request waits: it starts after this call stack
+            # (a filter's) has unwound.
+            if self.resume_timer is None:
+                self.resume_timer = Timer.new(self.dispatcher, _hcm_on_resume_timer, self)
+            self.resume_timer.enable(0.0)
+        return 0
+
+    cdef int resume_dispatch(self) except -1:
+        if self.connection is not None and self.connection.state == CONN_OPEN \
+                and not self.stream.active:
+            self.dispatch()
+            if self.connection is not None and self.connection.read_end_seen \
+                    and self.connection.state == CONN_OPEN and not self.stream.active:
+                self.closing = True
+                self.connection.close(CLOSE_FLUSH_WRITE)
+        return 0
+
+    cdef int close_after_response(self) except -1:
+        """Envoy's FlushWriteAndDelay: the response leaves, then the socket
+        closes when the client does or delayed_close_timeout has passed."""
+        self.closing = True
+        if self.connection is None or self.connection.state != CONN_OPEN:
+            return 0
+        self.connection.read_buffer.drain_all()
+        if self.config.delayed_close_timeout > 0:
+            if self.delayed_close_timer is None:
+                self.delayed_close_timer = Timer.new(self.dispatcher, _hcm_on_delayed_close_timer, self)
+            self.delayed_close_timer.enable(self.config.delayed_close_timeout)
+            if self.read_paused:
+                self.read_paused = False
+                self.connection.read_disable(False)
+            return 0
+        return self.connection.close(CLOSE_FLUSH_WRITE)
+
+    cdef int start_drain(self) except -1:
+        """The listener drains: an idle connection closes now, a busy one
+        after its response (connection: close)."""
+        if self.connection is None or self.connection.state != CONN_OPEN:
+            return 0
+        if self.drain_state == HTTP_DRAIN_NOT_DRAINING:
+            self.drain_state = HTTP_DRAIN_CLOSING
+            if not self.closing:
+                self.config.stats[HTTP_DOWNSTREAM_CX_DRAIN_CLOSE] += 1
+        if not self.stream.active and self.head_start == 0 and not self.closing:
+            self.closing = True
+            self.connection.close(CLOSE_FLUSH_WRITE)
+        return 0
+
+    # -- connection events
+
+    cdef int on_event(self, int event) except -1:
+        cdef HttpConnectionManagerConfig cfg = self.config
+        cdef HttpActiveStream s = self.stream
+        cdef bint active_rq
+        if event == CONN_EVENT_CONNECTED:
+            return 0
+        active_rq = s.active
+        if active_rq:
+            if event == CONN_EVENT_REMOTE_CLOSE:
+                s.stream_info.set_response_flag(RF_DOWNSTREAM_CONNECTION_TERMINATION)
+            cfg.stats[HTTP_DOWNSTREAM_RQ_ACTIVE] -= 1
+            s.end_stream()
+        cfg.stats[HTTP_DOWNSTREAM_CX_ACTIVE] -= 1
+        cfg.stats[HTTP_DOWNSTREAM_CX_HTTP1_ACTIVE] -= 1
+        cfg.stats[HTTP_DOWNSTREAM_CX_DESTROY] += 1
+        if event == CONN_EVENT_REMOTE_CLOSE:
+            cfg.stats[HTTP_DOWNSTREAM_CX_DESTROY_REMOTE] += 1
+            if active_rq:
+                cfg.stats[HTTP_DOWNSTREAM_CX_DESTROY_REMOTE_ACTIVE_RQ] += 1
+        else:
+            cfg.stats[HTTP_DOWNSTREAM_CX_DESTROY_LOCAL] += 1
+            if active_rq:
+                cfg.stats[HTTP_DOWNSTREAM_CX_DESTROY_LOCAL_ACTIVE_RQ] += 1
+        if active_rq:
+            cfg.stats[HTTP_DOWNSTREAM_CX_DESTROY_ACTIVE_RQ] += 1
+        if cfg.cx_length_hist != NULL:
+            hist_record(cfg.cx_length_hist, (self.dispatcher.now - self.created) * 1000.0)
+        cfg.managers.discard(self)
+        self.disable_timers()
+        self.connection_callbacks.parent = None
+        self.connection = None
+        self.closing = True
+        return 0
+
+    # -- timers: each checks the time of the last activity when it fires
+    # (busy connections never touch the timer heap per request).
+
+    cdef int on_idle_timeout(self) except -1:
+        cdef double t = self.config.idle_timeout, idle
+        if self.connection is None or self.closing:
+            return 0
+        if self.stream.active or self.head_start > 0 or self.idle_since == 0:
+            self.idle_timer.enable(t)
+            return 0
+        idle = self.dispatcher.now - self.idle_since
+        if idle < t:
+            self.idle_timer.enable(t - idle)
+            return 0
+        self.config.stats[HTTP_DOWNSTREAM_CX_IDLE_TIMEOUT] += 1
+        self.closing = True
+        return self.connection.close(CLOSE_FLUSH_WRITE)
+
+    cdef int on_stream_idle_timeout(self) except -1:
+        cdef HttpActiveStream s = self.stream
+        cdef double since, idle, t
+        if self.connection is None or self.closing:
+            return 0
+        if s.active:
+            since = s.last_activity
+            t = s.idle_timeout
+        elif self.head_start > 0:
+            since = self.head_start
+            t = self.config.stream_idle_timeout
+        else:
+            return 0
+        if t <= 0:
+            return 0
+        idle = self.dispatcher.now - since
+        if idle < t:
+            self.stream_idle_timer.enable(t - idle)
+            return 0
+        if not s.active:
+            s.begin_partial()
+            self.head_start = 0
+        # 504 when the whole request was read (Envoy), else 408.
+        return s.on_timeout(504 if s.remote_complete else 408, b"stream timeout",
+                            HTTP_DOWNSTREAM_RQ_IDLE_TIMEOUT, RF_STREAM_IDLE_TIMEOUT,
+                            b"stream_idle_timeout")
+
+    cdef int on_request_timeout(self) except -1:
+        cdef HttpActiveStream s = self.stream
+        cdef double since, elapsed, t = self.config.request_timeout
+        if self.connection is None or self.closing:
+            return 0
+        if s.active:
+            if s.remote_complete or s.response_started:
+                return 0
+            since = s.start_time
+        elif self.head_start > 0:
+            since = self.head_start
+        else:
+            return 0
+        elapsed = self.dispatcher.now - since
+        if elapsed < t:
+            self.request_timer.enable(t - elapsed)
+            return 0
+        if not s.active:
+            s.begin_partial()
+            self.head_start = 0
+        return s.on_timeout(408, b"request timeout", HTTP_DOWNSTREAM_RQ_TIMEOUT, 0,
+                            b"request_overall_timeout")
+
+    cdef int on_headers_timeout(self) except -1:
+        cdef HttpActiveStream s = self.stream
+        cdef double elapsed, t = self.config.request_headers_timeout
+        if self.connection is None or self.closing or s.active or self.head_start == 0:
+            return 0
+        elapsed = self.dispatcher.now - self.head_start
+        if elapsed < t:
+            self.headers_timer.enable(t - elapsed)
+            return 0
+        s.begin_partial()
+        self.head_start = 0
+        self.connection.read_buffer.drain_all()
+        self.closing = True
+        return s.on_timeout(408, b"request header timeout", HTTP_DOWNSTREAM_RQ_HEADER_TIMEOUT, 0,
+                            b"request_header_timeout")
+
+    cdef int on_max_duration(self) except -1:
+        if self.connection is None or self.closing:
+            return 0
+        self.config.stats[HTTP_DOWNSTREAM_CX_MAX_DURATION_REACHED] += 1
+        self.drain_state = HTTP_DRAIN_CLOSING
+        if not self.stream.active and self.head_start == 0:
+            self.closing = True
+            return self.connection.close(CLOSE_FLUSH_WRITE)
+        return 0
+
+    cdef int on_delayed_close(self) except -1:
+        if self.connection is not None and self.connection.state == CONN_OPEN:
+            self.config.stats[HTTP_DOWNSTREAM_CX_DELAYED_CLOSE_TIMEOUT] += 1
+            self.connection.close(CLOSE_FLUSH_WRITE)
+        return 0
+
+    cdef void disable_timers(self):
+        # Timers hold this object as their context: drop them (cycle).
+        if self.idle_timer is not None:
+            self.idle_timer.disable()
+            self.idle_timer = None
+        if self.stream_idle_timer is not None:
+            self.stream_idle_timer.disable()
+            self.stream_idle_timer = None
+        if self.request_timer is not None:
+            self.request_timer.disable()
+            self.request_timer = None
+        if self.headers_timer is not None:
+            self.headers_timer.disable()
+            self.headers_timer = None
+        if self.duration_timer is not None:
+            self.duration_timer.disable()
+            self.duration_timer = None
+        if self.delayed_close_timer is not None:
+            self.delayed_close_timer.disable()
+            self.delayed_close_timer = None
+        if self.resume_timer is not None:
+            self.resume_timer.disable()
+            self.resume_timer = None

@@ -1,0 +1,750 @@
+# HttpActiveStream: one request/response and its HTTP filter chain (Envoy's
+# ConnectionManagerImpl::ActiveStream and Http::FilterManager); shapes in
+# conn_manager_impl.pxd. The stream object and its filter wrappers belong to
+# the connection and are reused for each request; only the filters are new.
+
+cdef bytes _HCM_TEXT_PLAIN = b"text/plain"
+cdef bytes _HCM_CONTINUE_100 = b"HTTP/1.1 100 Continue\r\n\r\n"
+
+
+cdef inline size_t _hcm_utoa(uint64_t v, char *out) noexcept:
+    """Decimal digits of v into out (no NUL); how many."""
+    cdef char tmp[24]
+    cdef size_t n = 0, i
+    if v == 0:
+        out[0] = b'0'
+        return 1
+    while v:
+        tmp[n] = <char>(48 + v % 10)
+        v //= 10
+        n += 1
+    for i in range(n):
+        out[i] = tmp[n - 1 - i]
+    return n
+
+
+cdef inline bint _hcm_value_ieq(HttpHeaderMap h, int i, const char *lower, size_t n) noexcept:
+    return i >= 0 and h.entries[i].value_len == n and _http1_ieq(h.value_at(i), lower, n)
+
+
+cdef bint _hcm_has_token(const char *v, size_t n, const char *lower, size_t m) noexcept:
+    """A comma-separated header value holds the token `lower` (any case)."""
+    cdef size_t s = 0, e, t
+    while s < n:
+        e = s
+        while e < n and v[e] != b',':
+            e += 1
+        t = e
+        while s < t and (v[s] == b' ' or v[s] == b'\t'):
+            s += 1
+        while t > s and (v[t - 1] == b' ' or v[t - 1] == b'\t'):
+            t -= 1
+        if t - s == m and _http1_ieq(v + s, lower, m):
+            return True
+        s = e + 1
+    return False
+
+
+cdef int64_t *http_conn_manager_stats(HttpStreamFilterCallbacks callbacks) noexcept:
+    """The http.<stat_prefix>. block of the HCM a filter runs in (the router
+    charges no_route, rq_direct_response ... there); NULL outside an HCM."""
+    if type(callbacks) is HttpActiveStreamDecoderFilter:
+        return (<HttpActiveStreamDecoderFilter>callbacks).stream.config.stats
+    if type(callbacks) is HttpActiveStreamEncoderFilter:
+        return (<HttpActiveStreamEncoderFilter>callbacks).stream.config.stats
+    return NULL
+
+
+@cython.final
+cdef class HttpActiveStreamDecoderFilter(HttpStreamDecoderFilterCallbacks):
+
+    cdef ConnectionImpl connection(self):
+        return self.stream.hcm.connection
+
+    cdef uint64_t stream_id(self) noexcept:
+        return self.stream.stream_id
+
+    cdef int reset_stream(self) except -1:
+        return self.stream.reset_stream()
+
+    cdef object clear_route_cache(self):
+        self.stream.refresh_cached_route()
+        return None
+
+    cdef int continue_decoding(self) except -1:
+        return self.stream.continue_decoding(self)
+
+    cdef int encode_headers(self, HttpHeaderMap headers, bint end_stream) except -1:
+        return self.stream.encode_headers(0, headers, end_stream)
+
+    cdef int encode_data(self, OwnedBuffer data, bint end_stream) except -1:
+        return self.stream.encode_data(0, data, end_stream)
+
+    cdef int encode_trailers(self, HttpHeaderMap trailers) except -1:
+        return self.stream.encode_trailers(0, trailers)
+
+    cdef int encode_1xx_headers(self, HttpHeaderMap headers) except -1:
+        return self.stream.encode_1xx_headers(headers)
+
+    cdef int send_local_reply(self, int status, const char *body, size_t body_len,
+                              int response_flag, const char *details) except -1:
+        # The filter may amend the reply's headers (modify_local_reply_headers).
+        self.stream.local_reply_filter = self.filter
+        try:
+            return self.stream.send_local_reply(status, body, body_len, response_flag, details)
+        finally:
+            self.stream.local_reply_filter = None
+
+    cdef int on_decoder_filter_above_write_buffer_high_watermark(self) except -1:
+        cdef HttpConnectionManagerImpl hcm = self.stream.hcm
+        hcm.flow_paused += 1
+        if hcm.flow_paused == 1 and hcm.connection is not None:
+            hcm.config.stats[HTTP_DOWNSTREAM_FLOW_CONTROL_PAUSED_READING_TOTAL] += 1
+            hcm.connection.read_disable(True)
+        return 0
+
+    cdef int on_decoder_filter_below_write_buffer_low_watermark(self) except -1:
+        cdef HttpConnectionManagerImpl hcm = self.stream.hcm
+        if hcm.flow_paused > 0:
+            hcm.flow_paused -= 1
+            if hcm.flow_paused == 0 and hcm.connection is not None:
+                hcm.config.stats[HTTP_DOWNSTREAM_FLOW_CONTROL_RESUMED_READING_TOTAL] += 1
+                hcm.connection.read_disable(False)
+        return 0
+
+    cdef int add_downstream_watermark_callbacks(self, object callbacks) except -1:
+        cdef HttpActiveStream s = self.stream
+        <HttpDownstreamWatermarkCallbacks?>callbacks
+        if s.n_watermark_callbacks < len(s.watermark_callbacks):
+            s.watermark_callbacks[s.n_watermark_callbacks] = callbacks
+        else:
+            s.watermark_callbacks.append(callbacks)
+        s.n_watermark_callbacks += 1
+        return 0
+
+    cdef size_t decoder_buffer_limit(self) noexcept:
+        return self.stream.hcm.connection.buffer_limit if self.stream.hcm.connection is not None else 0
+
+
+@cython.final
+cdef class HttpActiveStreamEncoderFilter(HttpStreamEncoderFilterCallbacks):
+
+    cdef ConnectionImpl connection(self):
+        return self.stream.hcm.connection
+
+    cdef uint64_t stream_id(self) noexcept:
+        return self.stream.stream_id
+
+    cdef int reset_stream(self) except -1:
+        return self.stream.reset_stream()
+
+    cdef object clear_route_cache(self):
+        self.stream.refresh_cached_route()
+        return None
+
+    cdef int continue_encoding(self) except -1:
+        return self.stream.continue_encoding(self)
+
+    cdef size_t encoder_buffer_limit(self) noexcept:
+        return self.stream.hcm.connection.buffer_limit if self.stream.hcm.connection is not None else 0
+
+
+@cython.final
+cdef class HttpActiveStream:
+
+    # -- the request arrives (HttpConnectionManagerImpl.on_head runs these)
+
+    cdef int begin_partial(self) except -1:
+        """Stream accounting from the first byte of a request (a protocol
+        error or a header timeout answers a stream with no parsed head)."""
+        cdef HttpConnectionManagerImpl hcm = self.hcm
+        cdef HttpConnectionManagerConfig cfg = self.config
+        cdef double now = hcm.dispatcher.now
+        self.active = True
+        self.stream_id += 1
+        cfg.stats[HTTP_DOWNSTREAM_RQ_TOTAL] += 1
+        cfg.stats[HTTP_DOWNSTREAM_RQ_HTTP1_TOTAL] += 1
+        cfg.stats[HTTP_DOWNSTREAM_RQ_ACTIVE] += 1
+        hcm.accumulated_requests += 1
+        hcm.idle_since = 0
+        self.start_time = hcm.head_start if hcm.head_start > 0 else now
+        self.last_activity = now
+        self.idle_timeout = cfg.stream_idle_timeout
+        self.route = None
+        self.version = HTTP1_VERSION_11
+        self.is_head = False
+        self.saw_connection_close = False
+        self.remote_complete = False
+        self.decoding_done = False
+        self.has_trailers = False
+        self.filters_created = False
+        self.local_reply_sent = False
+        self.response_started = False
+        self.local_complete = False
+        self.chunk_encoding = False
+        self.no_response_body = False
+        self.response_status = 0
+        self.response_headers = None
+        self.stream_info.reset_for_stream(self.start_time)
+        return 0
+
+    cdef int check_request_head(self) except -1:
+        """Envoy's checks of a parsed head that the HCM answers itself:
+        HTTP/1.0 (426 unless accept_http_10), Connection, Host, underscores,
+        Upgrade, Expect. False when the stream was answered."""
+        cdef HttpConnectionManagerConfig cfg = self.config
+        cdef HttpConnectionManagerImpl hcm = self.hcm
+        cdef HttpHeaderMap h = self.request_headers
+        cdef int i, j, conn_i
+        cdef bint keep_alive = False, upgrade_token = False
+        cdef const char *v
+        cdef size_t n, s, e, t
+        cdef HttpHeaderEntry *en
+        if self.version != HTTP1_VERSION_11:
+            if not cfg.accept_http_10:
+                self.version = HTTP1_VERSION_11     # the refusal is an HTTP/1.1 reply
+                hcm.send_protocol_error(426, b"http1.invalid_version")
+                return False
+            if h.get(HTTP1_HEADER_HOST) < 0 and len(cfg.default_host_for_http_10):
+                h.add(b"host", 4, cfg.default_host_for_http_10,
+                      len(cfg.default_host_for_http_10), HTTP1_HEADER_HOST)
+        # Connection: close / keep-alive / upgrade; other tokens name
+        # hop-by-hop headers, removed here.
+        conn_i = h.get(HTTP1_HEADER_CONNECTION)
+        while conn_i >= 0:
+            v = h.value_at(conn_i)
+            n = h.entries[conn_i].value_len
+            s = 0
+            while s < n:
+                e = s
+                while e < n and v[e] != b',':
+                    e += 1
+                t = e
+                while s < t and (v[s] == b' ' or v[s] == b'\t'):
+                    s += 1
+                while t > s and (v[t - 1] == b' ' or v[t - 1] == b'\t'):
+                    t -= 1
+                if t - s == 5 and _http1_ieq(v + s, b"close", 5):
+                    self.saw_connection_close = True
+                elif t - s == 10 and _http1_ieq(v + s, b"keep-alive", 10):
+                    keep_alive = True
+                elif t - s == 7 and _http1_ieq(v + s, b"upgrade", 7):
+                    upgrade_token = True
+                elif t > s and _http1_header_id(v + s, t - s) == HTTP1_HEADER_OTHER:
+                    h.remove_name(v + s, t - s)
+                s = e + 1
+            conn_i = h.next_same(conn_i)
+        if self.version != HTTP1_VERSION_11 and not keep_alive:
+            self.saw_connection_close = True
+        if h.get(HTTP1_HEADER_HOST) < 0:
+            hcm.drain_state = HTTP_DRAIN_CLOSING
+            self.send_local_reply(400, NULL, 0, 0, b"missing_host_header")
+            return False
+        if cfg.headers_with_underscores_action != HTTP_UNDERSCORES_ALLOW:
+            for i in range(h.count):
+                en = &h.entries[i]
+                if en.id == HTTP_HEADER_DEAD or memchr(h.buf + en.name_off, b'_', en.name_len) == NULL:
+                    continue
+                if cfg.headers_with_underscores_action == HTTP_UNDERSCORES_REJECT_REQUEST:
+                    hcm.send_protocol_error(400, b"http1.unexpected_underscore")
+                    return False
+                h.remove_at(i)
+        i = h.get(HTTP1_HEADER_UPGRADE)
+        if i >= 0 and upgrade_token:
+            v = h.value_at(i)
+            if h.entries[i].value_len == 0 or _hcm_upgrade_lower(v, h.entries[i].value_len) \
+                    not in cfg.upgrade_types:
+                # Envoy: an upgrade no upgrade_config enables is refused.
+                hcm.drain_state = HTTP_DRAIN_CLOSING
+                self.send_local_reply(403, NULL, 0, 0, b"upgrade_failed")
+                return False
+        i = h.get(HTTP1_HEADER_EXPECT)
+        if i >= 0 and self.version == HTTP1_VERSION_11 and not cfg.proxy_100_continue \
+                and _hcm_value_ieq(h, i, b"100-continue", 12):
+            # The proxy answers 100-continue itself (Envoy without
+            # proxy_100_continue) and the upstream never sees Expect.
+            hcm.out.add(_HCM_CONTINUE_100, len(_HCM_CONTINUE_100))
+            hcm.connection.write(hcm.out, False)
+            cfg.stats[HTTP_DOWNSTREAM_RQ_1XX] += 1
+            cfg.listener_stats[HTTP_LISTENER_DOWNSTREAM_RQ_1XX] += 1
+            h.remove_id(HTTP1_HEADER_EXPECT)
+        return True
+
+    cdef int mutate_request_headers(self) except -1:
+        """Envoy's ConnectionManagerUtility::mutateRequestHeaders, in its
+        order: hop-by-hop headers out, x-forwarded-for, x-forwarded-proto,
+        x-envoy-external-address, x-request-id."""
+        cdef HttpConnectionManagerConfig cfg = self.config
+        cdef HttpConnectionManagerImpl hcm = self.hcm
+        cdef HttpHeaderMap h = self.request_headers
+        cdef char uuid[36]
+        cdef const char *xff
+        cdef size_t xff_len
+        cdef int i
+        cdef bint upgrade = h.get(HTTP1_HEADER_UPGRADE) >= 0 and h.get(HTTP1_HEADER_CONNECTION) >= 0 \
+            and _hcm_connection_has_upgrade(h)
+        if not upgrade:
+            h.remove_id(HTTP1_HEADER_CONNECTION)
+            h.remove_id(HTTP1_HEADER_UPGRADE)
+        h.remove_id(HTTP1_HEADER_KEEP_ALIVE)
+        h.remove_id(HTTP1_HEADER_PROXY_CONNECTION)
+        h.remove_id(HTTP1_HEADER_TRANSFER_ENCODING)
+        # TE: only "trailers" goes on.
+        i = h.get(HTTP1_HEADER_TE)
+        if i >= 0:
+            if _hcm_has_token(h.value_at(i), h.entries[i].value_len, b"trailers", 8):
+                h.set_id(HTTP1_HEADER_TE, b"trailers", 8)
+            else:
+                h.remove_id(HTTP1_HEADER_TE)
+        if cfg.use_remote_address:
+            if not cfg.skip_xff_append:
+                # A loopback peer is written as the proxy's own address, as
+                # Envoy does.
+                if hcm.peer_loopback and len(cfg.local_address_v4):
+                    xff = cfg.local_address_v4
+                    xff_len = len(cfg.local_address_v4)
+                else:
+                    xff = hcm.peer_ip
+                    xff_len = hcm.peer_ip_len
+                i = h.get(HTTP1_HEADER_X_FORWARDED_FOR)
+                if i >= 0:
+                    h.append_value(i, xff, xff_len, b",", 1)
+                else:
+                    h.add(b"x-forwarded-for", 15, xff, xff_len, HTTP1_HEADER_X_FORWARDED_FOR)
+            h.set_id(HTTP1_HEADER_X_FORWARDED_PROTO, b"http", 4)
+            i = h.find(b"x-envoy-external-address", 24)
+            if i >= 0:
+                h.set_value(i, hcm.peer_ip, hcm.peer_ip_len)
+            else:
+                h.add(b"x-envoy-external-address", 24, hcm.peer_ip, hcm.peer_ip_len,
+                      HTTP1_HEADER_OTHER)
+        elif h.get(HTTP1_HEADER_X_FORWARDED_PROTO) < 0:
+            h.add(b"x-forwarded-proto", 17, b"http", 4, HTTP1_HEADER_X_FORWARDED_PROTO)
+        if cfg.generate_request_id:
+            i = h.get(HTTP1_HEADER_X_REQUEST_ID)
+            if i < 0:
+                http_uuid4(hcm.dispatcher, uuid)
+                h.add(b"x-request-id", 12, uuid, 36, HTTP1_HEADER_X_REQUEST_ID)
+            elif cfg.use_remote_address and not cfg.preserve_external_request_id:
+                http_uuid4(hcm.dispatcher, uuid)
+                h.set_value(i, uuid, 36)
+        if len(cfg.via):
+            i = h.find(b"via", 3)
+            if i >= 0:
+                h.append_value(i, cfg.via, len(cfg.via), b", ", 2)
+            else:
+                h.add(b"via", 3, cfg.via, len(cfg.via), HTTP1_HEADER_OTHER)
+        return 0
+
+    cdef int refresh_cached_route(self) except -1:
+        """The request's route from the route table (None: no route, the
+        router answers 404), told to every filter of the chain; a route's
+        idle_timeout replaces stream_idle_timeout."""
+        cdef HttpActiveStreamDecoderFilter d
+        cdef HttpActiveStreamEncoderFilter e
+        cdef object route = None
+        if self.config.route_config is not None:
+            route = (<RouteConfigImpl>self.config.route_config).route(
+                self.request_headers, self.hcm.dispatcher.random())
+        self.route = route
+        if self.decoder_filters is not None:
+            for d in self.decoder_filters:
+                d.route = route
+            for e in self.encoder_filters:
+                e.route = route
+        return 0
+
+    cdef int create_filter_chain(self) except -1:
+        """This stream's filters from the config's factories, placed in the
+        connection's wrappers (made on the first stream)."""
+        cdef HttpConnectionManagerConfig cfg = self.config
+        cdef HttpFilterFactory factory
+        cdef HttpActiveStreamDecoderFilter d
+        cdef HttpActiveStreamEncoderFilter e
+        cdef Py_ssize_t nd = 0, ne = 0, i
+        cdef bint first = self.decoder_filters is None
+        cdef object made
+        if first:
+            self.decoder_filters = []
+            self.encoder_filters = []
+        for factory in cfg.filter_factories:
+            made = factory.create_filter()
+            if type(made) is tuple:
+                dec, enc = made
+            elif isinstance(made, HttpStreamDecoderFilter):
+                dec, enc = made, None
+            else:
+                dec, enc = None, made
+            if dec is not None:
+                if first:
+                    d = HttpActiveStreamDecoderFilter.__new__(HttpActiveStreamDecoderFilter)
+                    d.stream = self
+                    d.index = len(self.decoder_filters)
+                    d.dispatcher = self.hcm.dispatcher
+                    d.stream_info = self.stream_info
+                    self.decoder_filters.append(d)
+                d = <HttpActiveStreamDecoderFilter>self.decoder_filters[nd]
+                nd += 1
+                d.filter = <HttpStreamDecoderFilter?>dec
+                d.route = self.route
+                d.headers_continued = False
+                d.end_stream = False
+                d.filter.set_decoder_filter_callbacks(d)
+            if enc is not None:
+                if first:
+                    e = HttpActiveStreamEncoderFilter.__new__(HttpActiveStreamEncoderFilter)
+                    e.stream = self
+                    e.dispatcher = self.hcm.dispatcher
+                    e.stream_info = self.stream_info
+                    self.encoder_filters.insert(0, e)   # encoders run in reverse
+                e = <HttpActiveStreamEncoderFilter>self.encoder_filters[
+                    len(self.encoder_filters) - 1 - ne]
+                ne += 1
+                e.filter = <HttpStreamEncoderFilter?>enc
+                e.route = self.route
+                e.headers_continued = False
+                e.end_stream = False
+                e.filter.set_encoder_filter_callbacks(e)
+        if first:
+            for i in range(len(self.encoder_filters)):
+                (<HttpActiveStreamEncoderFilter>self.encoder_filters[i]).index = i
+        self.filters_created = True
+        return 0
+
+    # -- decoding: the request through the decoder filters
+
+    cdef int decode_headers(self, int start, bint end_stream) except -1:
+        cdef uint64_t id = self.stream_id
+        cdef int status
+        cdef HttpActiveStreamDecoderFilter d
+        cdef Py_ssize_t i
+        self.last_activity = self.hcm.dispatcher.now
+        for i in range(start, len(self.decoder_filters)):
+            d = <HttpActiveStreamDecoderFilter>self.decoder_filters[i]
+            d.end_stream = end_stream
+            status = d.filter.decode_headers(self.request_headers, end_stream)
+            if self.stream_id != id or not self.active or self.local_complete:
+                return 0
+            if status == HTTP_FILTER_HEADERS_STOP_ITERATION:
+                return 0
+            d.headers_continued = True
+        if end_stream:
+            self.decoding_done = True
+        return 0
+
+    cdef int decode_data(self, int start, OwnedBuffer data, bint end_stream) except -1:
+        cdef uint64_t id = self.stream_id
+        cdef int status
+        cdef HttpActiveStreamDecoderFilter d
+        cdef Py_ssize_t i
+        self.last_activity = self.hcm.dispatcher.now
+        self.stream_info.bytes_received += data.len
+        for i in range(start, len(self.decoder_filters)):
+            d = <HttpActiveStreamDecoderFilter>self.decoder_filters[i]
+            if d.end_stream:
+                data.drain_all()
+                return 0
+            d.end_stream = end_stream
+            status = d.filter.decode_data(data, end_stream)
+            if self.stream_id != id or not self.active or self.local_complete:
+                return 0
+            if status == HTTP_FILTER_DATA_STOP_ITERATION_AND_BUFFER or \
+                    (status == HTTP_FILTER_DATA_CONTINUE and not d.headers_continued):
+                d.end_stream = False        # it will see the end on continue
+                return self.buffer_request_data(data)
+            if status == HTTP_FILTER_DATA_STOP_ITERATION_NO_BUFFER:
+                data.drain_all()
+                return 0
+        data.drain_all()                    # past the last filter: nobody's
+        if end_stream:
+            self.decoding_done = True
+        return 0
+
+    cdef int decode_trailers(self, int start) except -1:
+        cdef uint64_t id = self.stream_id
+        cdef int status
+        cdef HttpActiveStreamDecoderFilter d
+        cdef Py_ssize_t i
+        for i in range(start, len(self.decoder_filters)):
+            d = <HttpActiveStreamDecoderFilter>self.decoder_filters[i]
+            d.end_stream = True
+            status = d.filter.decode_trailers(self.request_trailers)
+            if self.stream_id != id or not self.active or self.local_complete:
+                return 0
+            if status == HTTP_FILTER_TRAILERS_STOP_ITERATION:
+                return 0
+        self.decoding_done = True
+        return 0
+
+    cdef int buffer_request_data(self, OwnedBuffer data) except -1:
+        if self.buffered_request is None:
+            self.buffered_request = OwnedBuffer.new()
+        if data is not self.buffered_request:
+            self.buffered_request.move(data)
+        if self.hcm.connection.buffer_limit and \
+                self.buffered_request.len > self.hcm.connection.buffer_limit:
+            self.config.stats[HTTP_DOWNSTREAM_RQ_TOO_LARGE] += 1
+            self.buffered_request.drain_all()
+            return self.send_local_reply(413, b"Payload Too Large", 17, 0,
+                                         b"request_payload_too_large")
+        return 0
+
+    cdef int continue_decoding(self, HttpActiveStreamDecoderFilter f) except -1:
+        """Resume the chain after `f`: headers if they stopped there, then
+        the body buffered, then the trailers."""
+        cdef uint64_t id = self.stream_id
+        cdef Py_ssize_t k = f.index
+        cdef bint buffered = self.buffered_request is not None and self.buffered_request.len > 0
+        cdef bint hdr_end = False, end
+        if not self.active or self.local_complete:
+            return 0
+        if not f.headers_continued:
+            f.headers_continued = True
+            hdr_end = self.remote_complete and not buffered and not self.has_trailers
+            self.decode_headers(k + 1, hdr_end)
+            if self.stream_id != id or not self.active or self.local_complete or hdr_end:
+                return 0
+        end = self.remote_complete and not self.has_trailers
+        if buffered or (end and k + 1 < len(self.decoder_filters) and
+                        not (<HttpActiveStreamDecoderFilter>self.decoder_filters[k + 1]).end_stream):
+            if self.buffered_request is None:
+                self.buffered_request = OwnedBuffer.new()
+            f.end_stream = end
+            self.decode_data(k + 1, self.buffered_request, end)
+            if self.stream_id != id or not self.active or self.local_complete:
+                return 0
+        if self.has_trailers and self.remote_complete and self.request_trailers is not None:
+            self.decode_trailers(k + 1)
+        return 0
+
+    # -- encoding: the response through the encoder filters, to the codec
+
+    cdef int encode_headers(self, int start, HttpHeaderMap headers, bint end_stream) except -1:
+        cdef uint64_t id = self.stream_id
+        cdef int status
+        cdef HttpActiveStreamEncoderFilter e
+        cdef Py_ssize_t i
+        if not self.active or self.response_started:
+            return 0
+        self.response_headers = headers
+        self.last_activity = self.hcm.dispatcher.now
+        if self.filters_created:
+            for i in range(start, len(self.encoder_filters)):
+                e = <HttpActiveStreamEncoderFilter>self.encoder_filters[i]
+                e.end_stream = end_stream
+                status = e.filter.encode_headers(headers, end_stream)
+                if self.stream_id != id or not self.active:
+                    return 0
+                if status == HTTP_FILTER_HEADERS_STOP_ITERATION:
+                    return 0
+                e.headers_continued = True
+        return self.hcm.write_response_head(self, headers, end_stream)
+
+    cdef int encode_data(self, int start, OwnedBuffer data, bint end_stream) except -1:
+        cdef uint64_t id = self.stream_id
+        cdef int status
+        cdef HttpActiveStreamEncoderFilter e
+        cdef Py_ssize_t i
+        if not self.active or self.local_complete:
+            data.drain_all()
+            return 0
+        self.last_activity = self.hcm.dispatcher.now
+        if self.filters_created:
+            for i in range(start, len(self.encoder_filters)):
+                e = <HttpActiveStreamEncoderFilter>self.encoder_filters[i]
+                if e.end_stream:
+                    data.drain_all()
+                    return 0
+                e.end_stream = end_stream
+                status = e.filter.encode_data(data, end_stream)
+                if self.stream_id != id or not self.active:
+                    return 0
+                if status == HTTP_FILTER_DATA_STOP_ITERATION_AND_BUFFER or \
+                        (status == HTTP_FILTER_DATA_CONTINUE and not e.headers_continued):
+                    e.end_stream = False
+                    if self.buffered_response is None:
+                        self.buffered_response = OwnedBuffer.new()
+                    if data is not self.buffered_response:
+                        self.buffered_response.move(data)
+                    if self.hcm.connection.buffer_limit and \
+                            self.buffered_response.len > self.hcm.connection.buffer_limit:
+                        self.config.stats[HTTP_RS_TOO_LARGE] += 1
+                        self.buffered_response.drain_all()
+                        if not self.response_started:
+                            self.local_reply_sent = False
+                            return self.send_local_reply(500, b"Internal Server Error", 21, 0,
+                                                         b"response_payload_too_large")
+                        return self.reset_stream()
+                    return 0
+                if status == HTTP_FILTER_DATA_STOP_ITERATION_NO_BUFFER:
+                    data.drain_all()
+                    return 0
+        if not self.response_started:
+            data.drain_all()                # headers held by a filter: nothing to frame it
+            return 0
+        return self.hcm.write_response_data(self, data, end_stream)
+
+    cdef int encode_trailers(self, int start, HttpHeaderMap trailers) except -1:
+        cdef uint64_t id = self.stream_id
+        cdef int status
+        cdef HttpActiveStreamEncoderFilter e
+        cdef Py_ssize_t i
+        if not self.active or self.local_complete:
+            return 0
+        if self.filters_created:
+            for i in range(start, len(self.encoder_filters)):
+                e = <HttpActiveStreamEncoderFilter>self.encoder_filters[i]
+                e.end_stream = True
+                status = e.filter.encode_trailers(trailers)
+                if self.stream_id != id or not self.active:
+                    return 0
+                if status == HTTP_FILTER_TRAILERS_STOP_ITERATION:
+                    return 0
+        return self.hcm.write_response_trailers(self, trailers)
+
+    cdef int continue_encoding(self, HttpActiveStreamEncoderFilter f) except -1:
+        cdef uint64_t id = self.stream_id
+        cdef Py_ssize_t k = f.index
+        cdef bint buffered = self.buffered_response is not None and self.buffered_response.len > 0
+        cdef bint end
+        if not self.active or self.response_headers is None:
+            return 0
+        if not f.headers_continued:
+            f.headers_continued = True
+            end = f.end_stream and not buffered
+            self.encode_headers(k + 1, self.response_headers, end)
+            if self.stream_id != id or not self.active or self.local_complete:
+                return 0
+        if buffered or (f.end_stream and not self.local_complete):
+            end = f.end_stream
+            if self.buffered_response is None:
+                self.buffered_response = OwnedBuffer.new()
+            self.encode_data(k + 1, self.buffered_response, end)
+        return 0
+
+    cdef int encode_1xx_headers(self, HttpHeaderMap headers) except -1:
+        """An informational response (100 from an upstream with
+        proxy_100_continue) goes straight out, before the final one."""
+        cdef HttpConnectionManagerImpl hcm = self.hcm
+        if not self.active or self.response_started:
+            return 0
+        http1_encode_response_head(hcm.out, headers, False)
+        self.config.stats[HTTP_DOWNSTREAM_RQ_1XX] += 1
+        self.config.listener_stats[HTTP_LISTENER_DOWNSTREAM_RQ_1XX] += 1
+        return hcm.connection.write(hcm.out, False)
+
+    cdef int send_local_reply(self, int status, const char *body, size_t body_len,
+                              int response_flag, const char *details) except -1:
+        """Envoy's sendLocalReply: :status, content-length and content-type
+        (text/plain) when there is a body, through the encoder filters; a
+        response already started can only be reset."""
+        cdef char digits[24]
+        cdef size_t n
+        cdef HttpHeaderMap h
+        cdef uint64_t id = self.stream_id
+        if not self.active or self.local_complete:
+            return 0
+        if response_flag:
+            self.stream_info.set_response_flag(response_flag)
+        self.stream_info.response_code_details = details
+        if self.response_started or self.local_reply_sent:
+            return self.reset_stream()
+        self.local_reply_sent = True
+        if self.local_headers is None:
+            self.local_headers = HttpHeaderMap()
+        h = self.local_headers
+        h.clear()
+        h.status = status
+        if self.local_reply_filter is not None:
+            # Envoy runs modify_headers first: their headers lead
+            # (x-envoy-overloaded, location, the route's; observed).
+            self.local_reply_filter.modify_local_reply_headers(h)
+            if self.stream_id != id or not self.active:
+                return 0
+        if body_len:
+            n = _hcm_utoa(body_len, digits)
+            h.add(b"content-length", 14, digits, n, HTTP1_HEADER_CONTENT_LENGTH)
+            h.add(b"content-type", 12, b"text/plain", 10, HTTP1_HEADER_CONTENT_TYPE)
+        self.encode_headers(0, h, body_len == 0 or self.is_head)
+        if body_len and not self.is_head and self.stream_id == id and self.active \
+                and not self.local_complete:
+            if self.local_body is None:
+                self.local_body = OwnedBuffer.new()
+            self.local_body.add(body, body_len)
+            self.encode_data(0, self.local_body, True)
+        return 0
+
+    cdef int on_timeout(self, int status, const char *body, int stat,
+                        int flag, const char *details) except -1:
+        """A stream timer fired: count it, answer (or reset when the response
+        has started)."""
+        self.config.stats[stat] += 1
+        if self.response_started:
+            self.stream_info.set_response_flag(flag)
+            return self.reset_stream()
+        return self.send_local_reply(status, body, strlen(body), flag, details)
+
+    cdef int reset_stream(self) except -1:
+        """HTTP/1 has no stream reset: the connection goes (what was written
+        first leaves)."""
+        cdef HttpConnectionManagerImpl hcm = self.hcm
+        if not self.active:
+            return 0
+        self.config.stats[HTTP_DOWNSTREAM_RQ_TX_RESET] += 1
+        if not self.stream_info.response_flags:
+            self.stream_info.set_response_flag(RF_LOCAL_RESET)
+        hcm.closing = True
+        if hcm.connection is not None and hcm.connection.state == CONN_OPEN:
+            hcm.connection.close(CLOSE_FLUSH_WRITE)
+        return 0
+
+    cdef int end_stream(self) except -1:
+        """The stream is over: filters are destroyed (on_destroy) and every
+        reference of this request dropped; the stream is ready for the next."""
+        cdef HttpActiveStreamDecoderFilter d
+        cdef HttpActiveStreamEncoderFilter e
+        cdef HttpStreamFilterBase f
+        if not self.active:
+            return 0
+        self.active = False
+        if self.filters_created:
+            self.filters_created = False
+            for d in self.decoder_filters:
+                f = d.filter
+                d.filter = None
+                d.route = None
+                if f is not None:
+                    f.on_destroy()
+            for e in self.encoder_filters:
+                f = e.filter
+                e.filter = None
+                e.route = None
+                if f is not None:
+                    f.on_destroy()
+        self.route = None
+        self.response_headers = None
+        while self.n_watermark_callbacks:
+            self.n_watermark_callbacks -= 1
+            self.watermark_callbacks[self.n_watermark_callbacks] = None
+        if self.buffered_request is not None:
+            self.buffered_request.drain_all()
+        if self.buffered_response is not None:
+            self.buffered_response.drain_all()
+        if self.local_body is not None:
+            self.local_body.drain_all()
+        self.body.drain_all()
+        return 0
+
+
+cdef bint _hcm_connection_has_upgrade(HttpHeaderMap h) noexcept:
+    cdef int i = h.get(HTTP1_HEADER_CONNECTION)
+    while i >= 0:
+        if _hcm_has_token(h.value_at(i), h.entries[i].value_len, b"upgrade", 7):
+            return True
+        i = h.next_same(i)
+    return False
+
+
+cdef bytes _hcm_upgrade_lower(const char *v, size_t n):
+    """An Upgrade value, lower-cased (only for upgrade requests)."""
+    return v[:n].lower()

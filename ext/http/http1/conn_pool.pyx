@@ -1,0 +1,435 @@
+# Http1ConnPoolImpl, Http1RequestEncoder and the HTTP pool interfaces (shape
+# and contracts in conn_pool.pxd); the client codec (Http1ActiveClient) is in
+# codec_client.pyx.
+
+from libc.stdio cimport snprintf
+
+cdef extern from "Python.h":
+    Py_ssize_t _http1_refcnt "Py_REFCNT" (PyObject *o)
+
+cdef enum:
+    # Body bytes of an idempotent request held for a keep-alive race retry;
+    # past this the request is not retried (its body is not kept).
+    _HTTP1_REPLAY_BODY_LIMIT = 65536
+    _HTTP1_SPARE_ENCODERS = 64
+
+
+cdef class HttpResponseDecoder:
+
+    cdef int decode_1xx_headers(self, HttpHeaderMap headers) except -1:
+        return 0
+
+    cdef int decode_headers(self, HttpHeaderMap headers, bint end_stream) except -1:
+        return 0
+
+    cdef int decode_data(self, OwnedBuffer data, bint end_stream) except -1:
+        data.drain_all()
+        return 0
+
+    cdef int decode_trailers(self, HttpHeaderMap trailers) except -1:
+        return 0
+
+    cdef int on_reset_stream(self, int reason) except -1:
+        return 0
+
+    cdef int on_above_write_buffer_high_watermark(self) except -1:
+        return 0
+
+    cdef int on_below_write_buffer_low_watermark(self) except -1:
+        return 0
+
+
+cdef class HttpPoolCallbacks:
+
+    cdef int on_pool_ready(self, Http1RequestEncoder encoder, HostImpl host) except -1:
+        return encoder.reset_stream()
+
+    cdef int on_pool_failure(self, int reason, HostImpl host) except -1:
+        return 0
+
+
+cdef inline bint _http1_method_idempotent(int m) noexcept:
+    # RFC 9110 9.2.2: safe to send twice.
+    return m == HTTP1_METHOD_GET or m == HTTP1_METHOD_HEAD or m == HTTP1_METHOD_OPTIONS \
+        or m == HTTP1_METHOD_TRACE or m == HTTP1_METHOD_PUT or m == HTTP1_METHOD_DELETE
+
+
+cdef inline bint _http1_method_bodiless(int m) noexcept:
+    # Envoy's HeaderUtility::requestShouldHaveNoBody: no "content-length: 0"
+    # is added to a headers-only request of these methods.
+    return m == HTTP1_METHOD_GET or m == HTTP1_METHOD_HEAD or m == HTTP1_METHOD_DELETE \
+        or m == HTTP1_METHOD_TRACE or m == HTTP1_METHOD_CONNECT
+
+
+cdef void _http1_buffer_copy(OwnedBuffer dst, OwnedBuffer src) noexcept:
+    """Append a copy of src's bytes to dst (src unchanged)."""
+    cdef BufferCursor c
+    cdef const char *p
+    cdef size_t k
+    if not src.seek(&c, 0):
+        return
+    while True:
+        p = src.chunk(&c, &k)
+        if p == NULL or k == 0:
+            break
+        dst.add(p, k)
+        src.advance(&c, k)
+
+
+@cython.final
+cdef class Http1RequestEncoder:
+
+    cdef void set_response_decoder(self, HttpResponseDecoder decoder) noexcept:
+        self.decoder = decoder
+
+    cdef inline ConnectionImpl connection(self):
+        return self.client.connection if self.client is not None else None
+
+    cdef int _write(self, OwnedBuffer data, bint end_stream) except -1:
+        """Send `data` on the client's connection (never half-closed: the
+        connection outlives the request), keeping a copy while a keep-alive
+        race retry may need it."""
+        cdef Http1ActiveClient client = self.client
+        if client is None or client.connection is None:
+            data.drain_all()
+            return 0
+        if self.retry_safe:
+            _http1_buffer_copy(client.replay, data)
+        return client.connection.write(data, False)
+
+    cdef int encode_headers(self, HttpHeaderMap headers, bint end_stream) except -1:
+        cdef Http1ActiveClient client = self.client
+        cdef OwnedBuffer out
+        cdef int m = headers.method, i, hidden_n = 0
+        cdef int hidden[16]
+        cdef bint has_length
+        cdef HttpHeaderEntry *e
+        if client is None:
+            return 0
+        if m < 0 or m >= HTTP1_METHOD_COUNT:
+            raise ValueError("Http1RequestEncoder: request without a method")
+        out = client.out
+        self.method = m
+        client.head_request = m == HTTP1_METHOD_HEAD
+        out.add(_HTTP1_METHOD_NAMES[m], _HTTP1_METHOD_LENS[m])
+        out.add(b" ", 1)
+        if headers.path_len:
+            out.add(headers.path(), headers.path_len)
+        else:
+            out.add(b"/", 1)
+        out.add(b" HTTP/1.1\r\n", 11)
+        # Framing is the encoder's: a transfer-encoding from downstream is
+        # not copied (the body is re-chunked below when needed).
+        if headers.get(HTTP1_HEADER_TRANSFER_ENCODING) >= 0:
+            # Hidden while encoding (the caller's map keeps it, for logs).
+            for i in range(headers.count):
+                if headers.entries[i].id == HTTP1_HEADER_TRANSFER_ENCODING and hidden_n < 16:
+                    headers.entries[i].id = HTTP_HEADER_DEAD
+                    hidden[hidden_n] = i
+                    hidden_n += 1
+            headers.encode_headers(out, HTTP1_HEADER_HOST)
+            for i in range(hidden_n):
+                headers.entries[hidden[i]].id = HTTP1_HEADER_TRANSFER_ENCODING
+        else:
+            headers.encode_headers(out, HTTP1_HEADER_HOST)
+        has_length = headers.get(HTTP1_HEADER_CONTENT_LENGTH) >= 0
+        self.chunked = False
+        if not has_length:
+            if end_stream:
+                if not _http1_method_bodiless(m):
+                    out.add(b"content-length: 0\r\n", 19)
+            else:
+                out.add(b"transfer-encoding: chunked\r\n", 28)
+                self.chunked = True
+        out.add(b"\r\n", 2)
+        if end_stream:
+            self.request_complete = True
+        return self._write(out, False)
+
+    cdef int encode_data(self, OwnedBuffer data, bint end_stream) except -1:
+        cdef Http1ActiveClient client = self.client
+        cdef OwnedBuffer out
+        cdef char line[24]
+        cdef int n
+        if client is None or self.request_complete:
+            data.drain_all()
+            return 0
+        if data.len:
+            self.body_sent = True
+            if self.retry_safe and (not _http1_method_idempotent(self.method)
+                                    or client.replay.len + data.len > _HTTP1_REPLAY_BODY_LIMIT):
+                # A body byte of a non-idempotent request may reach the
+                # upstream from here on: never send it twice.
+                self.retry_safe = False
+                client.replay.drain_all()
+        if end_stream:
+            self.request_complete = True
+        if not self.chunked:
+            if data.len:
+                self._write(data, False)
+            return 0
+        out = client.out
+        if data.len:
+            n = snprintf(line, sizeof(line), b"%zx\r\n", data.len)
+            out.add(line, n)
+            out.move(data)
+            out.add(b"\r\n", 2)
+        if end_stream:
+            out.add(b"0\r\n\r\n", 5)
+        if out.len:
+            self._write(out, False)
+        return 0
+
+    cdef int encode_trailers(self, HttpHeaderMap trailers) except -1:
+        cdef Http1ActiveClient client = self.client
+        cdef OwnedBuffer out
+        if client is None or self.request_complete:
+            return 0
+        self.request_complete = True
+        if not self.chunked:
+            return 0                    # a content-length body has no trailers
+        out = client.out
+        out.add(b"0\r\n", 3)
+        trailers.encode_headers(out, HTTP1_HEADER_OTHER)
+        out.add(b"\r\n", 2)
+        return self._write(out, False)
+
+    cdef int reset_stream(self) except -1:
+        """The caller abandons the stream: its connection cannot carry
+        another request (half a request or response is on it), so it closes.
+        The decoder hears nothing more."""
+        cdef Http1ActiveClient client = self.client
+        self.decoder = None
+        if client is None:
+            return 0
+        self.client = None
+        client.encoder = None
+        if client.connection is not None:
+            client.connection.close(CLOSE_NO_FLUSH)
+        return 0
+
+    cdef int read_disable(self, bint disable) except -1:
+        cdef Http1ActiveClient client = self.client
+        if client is None or client.connection is None:
+            return 0
+        if disable:
+            client.read_disabled += 1
+        elif client.read_disabled:
+            client.read_disabled -= 1
+        else:
+            return 0
+        return client.connection.read_disable(disable)
+
+    def __repr__(self):
+        return "<Http1RequestEncoder reused=%d retried=%d>" % (self.reused, self.retried)
+
+
+cdef int _http1_on_idle_timeout(object ctx) except -1:
+    cdef Http1ActiveClient client = <Http1ActiveClient>ctx
+    if client.parent is not None:
+        return (<Http1ConnPoolImpl>client.parent).on_idle_timeout(client)
+    return 0
+
+
+@cython.final
+cdef class Http1ConnPoolImpl(ConnPoolImplBase):
+    """The HTTP/1.1 pool of one host (Envoy's Http1::ConnPoolImpl)."""
+
+    @staticmethod
+    cdef Http1ConnPoolImpl new(Dispatcher dispatcher, HostImpl host):
+        cdef Http1ConnPoolImpl pool = Http1ConnPoolImpl.__new__(Http1ConnPoolImpl)
+        pool.init_pool(dispatcher, host)
+        pool.reuses_clients = True
+        pool.max_response_head_bytes = HTTP1_MAX_HEADERS_KB * 1024
+        return pool
+
+    cdef PendingStream new_http_stream(self, HttpPoolCallbacks callbacks, HttpResponseDecoder decoder):
+        """Envoy's newStream: on_pool_ready now (returns None), on_pool_failure
+        now (returns None), or later (returns the cancellable PendingStream)."""
+        cdef Http1RequestEncoder e = None
+        cdef Http1RequestEncoder head
+        if not self.cluster.requests.can_create():
+            # max_requests: Envoy counts it as a pending overflow too.
+            self.cluster.stats[CLUSTER_UPSTREAM_RQ_PENDING_OVERFLOW] += 1
+            callbacks.on_pool_failure(POOL_FAILURE_OVERFLOW, self.host)
+            return None
+        # A finished encoder only the spare list holds is as good as new; one
+        # its last caller still holds is that caller's: dropped from the list.
+        while self.spare_head is not None:
+            head = self.spare_head
+            self.spare_head = head.next_spare
+            head.next_spare = None
+            self.spare_count -= 1
+            if _http1_refcnt(<PyObject*>head) == 1:     # only `head` here
+                e = head
+                break
+        if e is None:
+            e = Http1RequestEncoder.__new__(Http1RequestEncoder)
+            e.pool = self
+        e.callbacks = callbacks
+        e.decoder = decoder
+        e.reused = False
+        e.retried = False
+        e.retry_safe = False
+        e.chunked = False
+        e.request_complete = False
+        e.decode_complete = False
+        e.body_sent = False
+        e.method = -1
+        return self.new_stream(e)
+
+    cdef ActiveClient instantiate_active_client(self):
+        cdef Http1ActiveClient client = Http1ActiveClient.__new__(Http1ActiveClient)
+        cdef _Http1ClientReadFilter rf = _Http1ClientReadFilter.__new__(_Http1ClientReadFilter)
+        cdef _Http1ClientWatermarks wm = _Http1ClientWatermarks.__new__(_Http1ClientWatermarks)
+        cdef ConnectionImpl conn = ConnectionImpl.new_client(
+            self.dispatcher, &self.host.address, self.host.address_len, self.cluster.buffer_limit)
+        cdef int max_headers = self.cluster.max_response_headers_count
+        client.init_codec(max_headers if max_headers > 0 else HTTP1_MAX_HEADERS_COUNT,
+                          self.max_response_head_bytes)
+        client.pool = self
+        # The upstream's FIN ends the connection at once (a close-delimited
+        # body, an idle connection it dropped): HTTP/1 has no half-close.
+        conn.half_close = False
+        client.connection = conn
+        client.capacity = 1
+        rf.client = client
+        conn.filter_manager.add_read_filter(rf)
+        rf.initialized = True
+        wm.client = client
+        conn.add_callbacks(wm)
+        self.cluster.stats[CLUSTER_UPSTREAM_CX_HTTP1_TOTAL] += 1
+        return client
+
+    cdef int on_pool_ready(self, ActiveClient client, object callbacks) except -1:
+        cdef Http1ActiveClient c = <Http1ActiveClient>client
+        cdef Http1RequestEncoder e = <Http1RequestEncoder>callbacks
+        cdef HttpPoolCallbacks cb = e.callbacks
+        cdef int64_t limit = self.cluster.max_requests_per_connection
+        e.callbacks = None
+        if c.idle_timer is not None:
+            c.idle_timer.disable()
+        e.client = c
+        c.encoder = e
+        e.reused = c.requests_served > 0
+        e.retry_safe = e.reused
+        c.requests_served += 1
+        c.start_response()
+        if limit > 0 and c.requests_served >= limit:
+            # Its last request (Envoy drains it at attach and counts it then).
+            self.cluster.stats[CLUSTER_UPSTREAM_CX_MAX_REQUESTS] += 1
+            c.close_after = True
+        return cb.on_pool_ready(e, self.host)
+
+    cdef int on_pool_failure(self, int reason, object callbacks) except -1:
+        cdef Http1RequestEncoder e = <Http1RequestEncoder>callbacks
+        cdef HttpPoolCallbacks cb = e.callbacks
+        e.callbacks = None
+        e.decoder = None
+        self.spare(e)
+        if cb is None:
+            return 0
+        return cb.on_pool_failure(reason, self.host)
+
+    cdef void spare(self, Http1RequestEncoder e):
+        if self.spare_count < _HTTP1_SPARE_ENCODERS and e.next_spare is None \
+                and e is not self.spare_head:
+            e.next_spare = self.spare_head
+            self.spare_head = e
+            self.spare_count += 1
+
+    cdef int end_stream(self, Http1ActiveClient client, bint reusable) except -1:
+        """The stream of `client` is over (response complete): the connection
+        takes the next request, or closes."""
+        cdef Http1RequestEncoder e = client.encoder
+        client.encoder = None
+        if e is not None:
+            e.client = None
+            e.decoder = None
+            self.spare(e)
+        if client.read_disabled and client.connection is not None:
+            # The stream's back-pressure ends with it.
+            while client.read_disabled:
+                client.read_disabled -= 1
+                client.connection.read_disable(False)
+        client.cstate = HTTP1_CLIENT_IDLE
+        client.replay.drain_all()
+        if not reusable:
+            self.on_stream_closed(client, False)
+            if client.connection is not None:
+                client.connection.close(CLOSE_NO_FLUSH)
+            return 0
+        self.on_stream_closed(client, True)
+        if client.encoder is None and client.state == CLIENT_READY:
+            self.on_client_idle(client)
+        return 0
+
+    cdef int on_client_idle(self, Http1ActiveClient client) except -1:
+        cdef double t = self.cluster.idle_timeout
+        if t <= 0:
+            return 0
+        if client.idle_timer is None:
+            client.idle_timer = Timer.new(self.dispatcher, _http1_on_idle_timeout, client)
+        client.idle_timer.enable(t)
+        return 0
+
+    cdef int on_idle_timeout(self, Http1ActiveClient client) except -1:
+        if client.encoder is not None or client.connection is None:
+            return 0
+        self.cluster.stats[CLUSTER_UPSTREAM_CX_IDLE_TIMEOUT] += 1
+        return client.connection.close(CLOSE_NO_FLUSH)
+
+    cdef int retry_stream(self, Http1RequestEncoder encoder, OwnedBuffer replay) except -1:
+        """The keep-alive race: `encoder`'s request failed on a reused
+        connection before any response byte. Send it again (`replay`: the
+        bytes sent so far) on a fresh connection opened for it alone; the
+        decoder hears only the second try."""
+        cdef Http1ActiveClient client
+        # The request already holds its place: the breaker cannot refuse it.
+        self.cluster.connections.inc()
+        client = <Http1ActiveClient>self.instantiate_active_client()
+        client.capacity = 0             # takes no other stream
+        client.reserved_retry = True
+        client.encoder = encoder
+        client.requests_served = 1
+        client.start_response()
+        client.head_request = encoder.method == HTTP1_METHOD_HEAD
+        encoder.client = client
+        encoder.retried = True
+        encoder.retry_safe = False
+        # Accounted as the stream it is (the failed client released it).
+        client.active_streams = 1
+        self.cluster.requests.inc()
+        self.cluster.stats[CLUSTER_UPSTREAM_RQ_ACTIVE] += 1
+        self.cluster.stats[CLUSTER_UPSTREAM_RQ_KEEPALIVE_RACE_RETRY] += 1
+        self.host.rq_active += 1
+        self.host.stats[HOST_RQ_ACTIVE] += 1
+        self.init_active_client(client)
+        if encoder.client is client and client.connection is not None:
+            client.connection.write(replay, False)     # sent once connected
+        replay.drain_all()
+        return 0
+
+    cdef int on_connection_event(self, ActiveClient client, int event) except -1:
+        cdef Http1ActiveClient c = <Http1ActiveClient>client
+        cdef int was = c.state
+        if was == CLIENT_CLOSED:
+            return 0
+        if event == CONN_EVENT_CONNECTED:
+            if c.reserved_retry:
+                c.reserved_retry = False
+                c.connect_timer.disable()
+                hist_record(self.cluster.connect_ms, (self.dispatcher.now - c.created) * 1000.0)
+                self.transition_active_client_state(c, CLIENT_BUSY)
+                return 0
+            ConnPoolImplBase.on_connection_event(self, client, event)
+            if c.encoder is None and c.state == CLIENT_READY:
+                self.on_client_idle(c)
+            return 0
+        ConnPoolImplBase.on_connection_event(self, client, event)
+        return c.on_close(event, was)
+
+    def counts_for_test(self):
+        d = ConnPoolImplBase.counts_for_test(self)
+        d["spare_encoders"] = self.spare_count
+        return d
