@@ -293,21 +293,28 @@ def test_headers_with_underscores(hcm_factory):
 
 
 def test_drain(hcm_factory):
-    h = hcm_factory(filters=("pause:0.1", "terminal:echo"), delayed_close_timeout=0.1)
+    # Envoy's drain sequence: responses say connection: close; connections
+    # close drain_timeout later (one that never sent a byte: at once).
+    h = hcm_factory(filters=("pause:0.1", "terminal:echo"), delayed_close_timeout=0.05,
+                    drain_timeout=0.3)
+    silent = h.connect()
     idle = h.connect()
     busy = h.connect()
     assert idle.request(GET).status == 200
     busy.send(GET)
     h.d.run_for_test(0.01)
     h.hcm.start_drain()
-    idle.wait_eof()
+    silent.wait_eof(timeout=0.05)
     r = busy.response()
     assert r.status == 200 and r.header(b"connection") == b"close"
-    busy.wait_eof()
+    assert idle.still_open(0.15) and busy.still_open(0.01)
+    idle.wait_eof(timeout=1)
+    busy.wait_eof(timeout=1)
     assert h.stats()["downstream_cx_drain_close"] == 2
-    # A connection accepted while draining: its response closes it.
+    # A connection accepted while draining: its response says close.
     late = h.connect()
     assert late.request(GET).header(b"connection") == b"close"
+    assert h.stats()["downstream_cx_drain_close"] == 3
 
 
 # -- timers (replies as the real Envoy sends them: see the vs_envoy checks)
@@ -379,12 +386,12 @@ def test_connection_idle_timeout(hcm_factory):
 
 def test_max_connection_duration(hcm_factory):
     h = hcm_factory(filters=("pause:0.2", "terminal:echo"), max_connection_duration=0.1,
-                    delayed_close_timeout=0.1)
+                    delayed_close_timeout=0.05, drain_timeout=0.2)
     busy = h.connect()
-    idle = h.connect()
+    silent = h.connect()
     busy.send(GET)
-    idle.wait_eof(timeout=2)
+    silent.wait_eof(timeout=0.5)                          # no byte ever: closed at once
     r = busy.response()
     assert r.header(b"connection") == b"close"
-    busy.wait_eof()
+    busy.wait_eof(timeout=1)                              # then the drain timeout
     assert h.stats()["downstream_cx_max_duration_reached"] == 2
