@@ -124,6 +124,9 @@ class StatsLayout:
         for cluster in sr.clusters:
             prefix = cluster_stat_prefix(cluster)
             self.cluster_base[cluster.name] = self._block(prefix, _worker.CLUSTER_STATS)
+            # envoy_fast's own (docs/decisions.md, the keep-alive race): listed
+            # once non-zero, so a run that never met the race shows Envoy's names.
+            self.dynamic.add(prefix + ".upstream_rq_keepalive_race_retry")
             self.cluster_hist[cluster.name] = self._histograms(prefix, _worker.CLUSTER_HISTOGRAMS)
             self.cluster_status_codes[cluster.name] = self.add_block(
                 prefix, _worker.STATUS_CODE_STATS, dynamic=True, key=prefix + "/status_codes")

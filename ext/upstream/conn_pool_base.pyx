@@ -172,7 +172,7 @@ cdef class ConnPoolImplBase:
 
     cdef int attach_stream_to_client(self, ActiveClient client, object callbacks) except -1:
         if not self.cluster.requests.can_create():
-            self.cluster.stats[CLUSTER_UPSTREAM_RQ_PENDING_OVERFLOW] += 1
+            self.cluster.stats[CLUSTER_UPSTREAM_RQ_ACTIVE_OVERFLOW] += 1
             return self.on_pool_failure(POOL_FAILURE_OVERFLOW, callbacks)
         client.capacity -= 1
         client.active_streams += 1

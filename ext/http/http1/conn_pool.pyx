@@ -249,8 +249,8 @@ cdef class Http1ConnPoolImpl(ConnPoolImplBase):
         cdef Http1RequestEncoder e = None
         cdef Http1RequestEncoder head
         if not self.cluster.requests.can_create():
-            # max_requests: Envoy counts it as a pending overflow too.
-            self.cluster.stats[CLUSTER_UPSTREAM_RQ_PENDING_OVERFLOW] += 1
+            # max_requests (Envoy 1.40 counts upstream_rq_active_overflow).
+            self.cluster.stats[CLUSTER_UPSTREAM_RQ_ACTIVE_OVERFLOW] += 1
             callbacks.on_pool_failure(POOL_FAILURE_OVERFLOW, self.host)
             return None
         # A finished encoder only the spare list holds is as good as new; one
