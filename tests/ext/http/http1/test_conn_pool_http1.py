@@ -758,8 +758,9 @@ def test_request_encoding():
 
 # --------------------------------------------------------- cluster manager
 
-@isolated
-def test_thread_local_cluster_gives_one_http1_pool_per_host():
+def cluster_manager_for(port, **cluster_extra):
+    """A ClusterManagerImpl with cluster "up" (127.0.0.1:port) built from a
+    real config's plan on a bare Dispatcher (through TcpProxyForTest)."""
     import yaml
     from envoy_fast._worker import Dispatcher, TcpProxyForTest
     from envoy_fast.config import load_bootstrap
@@ -767,10 +768,8 @@ def test_thread_local_cluster_gives_one_http1_pool_per_host():
     from envoy_fast.stats.store import StatsLayout, StatsStore
     from helpers import bootstrap, cluster, listener, tcp_proxy_filter
 
-    srv = http_server()
-    port = srv.server_address[1]
     cfg = bootstrap([listener("l0", 1, [{"filters": [tcp_proxy_filter("up")]}])],
-                    [cluster("up", [port])])
+                    [cluster("up", [port], **cluster_extra)])
     bs = load_bootstrap(config_yaml=yaml.safe_dump(cfg))
     layout = StatsLayout(bs, 1)
     store = StatsStore(layout)
@@ -778,6 +777,42 @@ def test_thread_local_cluster_gives_one_http1_pool_per_host():
     (tp_plan,) = plan.listeners[0].filter_chains[0].filters
     d = Dispatcher()
     tp = TcpProxyForTest(d, plan, tp_plan, store.mem)
+    return d, tp, store
+
+
+@isolated
+def test_cluster_http_protocol_options_reach_the_pool():
+    srv = http_server()
+    options = {"envoy.extensions.upstreams.http.v3.HttpProtocolOptions": {
+        "@type": "type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions",
+        "common_http_protocol_options": {"max_requests_per_connection": 2, "idle_timeout": "0.3s"},
+        "explicit_http_config": {"http_protocol_options": {}}}}
+    d, tp, store = cluster_manager_for(srv.server_address[1],
+                                       typed_extension_protocol_options=options)
+    pool = _worker.Http1ConnPoolForTest.for_cluster(d, tp.cluster_manager, "up")
+
+    def get():
+        sid = pool.request()
+        deadline = time.monotonic() + 5
+        while not pool.response(sid)["end"] and time.monotonic() < deadline:
+            d.run_for_test(0.01)
+        return pool.response(sid)
+
+    ports = [get()["body"].split(b" ")[2] for _ in range(3)]
+    assert ports[0] == ports[1] != ports[2]
+    assert store.values()["cluster.up.upstream_cx_max_requests"] == 1
+    deadline = time.monotonic() + 3
+    while pool.counts()["ready"] and time.monotonic() < deadline:
+        d.run_for_test(0.01)
+    assert store.values()["cluster.up.upstream_cx_idle_timeout"] == 1
+    srv.shutdown()
+
+
+@isolated
+def test_thread_local_cluster_gives_one_http1_pool_per_host():
+    srv = http_server()
+    port = srv.server_address[1]
+    d, tp, _ = cluster_manager_for(port)
     a = _worker.Http1ConnPoolForTest.for_cluster(d, tp.cluster_manager, "up")
     b = _worker.Http1ConnPoolForTest.for_cluster(d, tp.cluster_manager, "up")
     assert a.same_pool(b)
