@@ -14,6 +14,7 @@ from typing import Any, Dict, Optional
 
 import msgspec
 
+from envoy_fast.config import proto_schema
 from envoy_fast.config.base import Message as _Message
 from envoy_fast.config.base import names as _names
 from envoy_fast.extensions.network.http_connection_manager_config import (
@@ -65,6 +66,8 @@ FIELD_NUMBERS = {
     UPSTREAM_HTTP_OPTIONS_TYPE + ".ExplicitHttpConfig": dict(
         http_protocol_options=1, http2_protocol_options=2, http3_protocol_options=3),
 }
+
+proto_schema.FIELD_NUMBERS.update(FIELD_NUMBERS)     # /config_dump prints in field order
 
 
 def parsed(options: Optional[Dict[str, Any]]) -> Optional[UpstreamHttpProtocolOptions]:
