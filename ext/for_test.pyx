@@ -289,66 +289,6 @@ cdef tuple _HTTP1_HEADER_ID_NAMES_FOR_TEST = (
 
 
 @cython.final
-cdef class Http1RequestParserForTest:
-    """An Http1RequestParser over its own OwnedBuffer. feed(data) appends and
-    parses: "need_more", ("error", status, detail) or, once the head is
-    complete, a dict of the parsed fields (bytes copied out for the test)."""
-    cdef Http1RequestParser parser
-    cdef OwnedBuffer buffer
-
-    def __init__(self, size_t max_request_headers_kb=HTTP1_MAX_HEADERS_KB,
-                 int max_headers_count=HTTP1_MAX_HEADERS_COUNT):
-        self.parser = Http1RequestParser(max_request_headers_kb, max_headers_count)
-        self.buffer = OwnedBuffer.new()
-
-    def feed(self, data):
-        cdef Http1RequestParser p = self.parser
-        cdef Http1Header *h
-        cdef int i
-        self.buffer.append(data)
-        rc = p.parse(self.buffer)
-        if rc == HTTP1_PARSE_NEED_MORE:
-            return "need_more"
-        if rc == HTTP1_PARSE_ERROR:
-            return ("error", p.error_status, p.error_detail.decode())
-        head = p.head[:p.head_len]
-        headers = []
-        for i in range(p.header_count):
-            h = &p.headers[i]
-            headers.append((head[h.name_off:h.name_off + h.name_len],
-                            head[h.value_off:h.value_off + h.value_len],
-                            _HTTP1_HEADER_ID_NAMES_FOR_TEST[h.id]))
-        return {"method": _HTTP1_METHOD_NAMES[p.method].decode(),
-                "target": head[p.target_off:p.target_off + p.target_len],
-                "version": {HTTP1_VERSION_09: "HTTP/0.9", HTTP1_VERSION_10: "HTTP/1.0",
-                            HTTP1_VERSION_11: "HTTP/1.1"}[p.version],
-                "headers": headers,
-                "known": {_HTTP1_HEADER_ID_NAMES_FOR_TEST[k]: p.header_index[k]
-                          for k in range(1, HTTP1_HEADER_COUNT)
-                          if p.header_index[k] >= 0},
-                "content_length": p.content_length if p.content_length >= 0 else None,
-                "chunked": bool(p.chunked),
-                "head_len": p.head_len,
-                "buffered": self.buffer.length()}
-
-    def parse_repeat(self, data, int n):
-        """Parse the head `data` n times (reset between): the cdef path
-        alone, for timing. Returns the last status."""
-        cdef int i, rc = HTTP1_PARSE_NEED_MORE
-        self.buffer.drain_all()
-        self.buffer.append(data)
-        for i in range(n):
-            self.parser.reset()
-            rc = self.parser.parse(self.buffer)
-        return rc
-
-    def next_request(self):
-        """Drain the parsed head and reset for the next one (pipelining)."""
-        self.buffer.drain(self.parser.head_len)
-        self.parser.reset()
-
-
-@cython.final
 cdef class HttpHeaderMapForTest:
     """An HttpHeaderMap loaded from a request head, edited through its cdef
     methods; encode() gives the header block as bytes."""

@@ -29,7 +29,10 @@ include "upstream/cluster_manager.pyx"
 include "stream_info/stream_info.pyx"
 include "filters/network/tcp_proxy.pyx"
 include "http/http1/parser.pyx"
+include "http/http1/response_parser.pyx"
 include "http/header_map.pyx"
+include "http/http1/body_decoder.pyx"
+include "http/http1/encoder.pyx"
 include "http/filter.pyx"
 include "http/http1/conn_pool.pyx"
 include "http/http1/codec_client.pyx"
@@ -37,6 +40,7 @@ include "http/http1/conn_pool_for_test.pyx"
 include "stats/stats.pyx"
 include "debug_counters.pyx"
 include "for_test.pyx"
+include "http/http1/codec_for_test.pyx"
 
 cdef object _control_decoder = _msgspec.msgpack.Decoder()
 # Reopens the application log file (set by the main process before fork).

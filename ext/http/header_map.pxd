@@ -47,6 +47,7 @@ cdef class HttpHeaderMap:
     cdef int load_head(self, const char *head, size_t head_len,
                        const Http1Header *headers, int count) except -1
     cdef int load_request(self, Http1RequestParser parser) except -1
+    cdef int load_response(self, Http1ResponseParser parser) except -1
     cdef uint32_t append_bytes(self, const char *data, size_t n) except? 0xffffffff
     cdef int add(self, const char *name, size_t name_len,
                  const char *value, size_t value_len, int id) except -1

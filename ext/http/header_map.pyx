@@ -140,6 +140,24 @@ cdef class HttpHeaderMap:
         self.path_off = parser.target_off
         self.path_len = parser.target_len
         self.version = parser.version
+        if parser.target_form == HTTP1_TARGET_ABSOLUTE or parser.target_form == HTTP1_TARGET_AUTHORITY:
+            # Envoy's handlePath: Host (and :path) come from the target, any
+            # Host the client sent is replaced.
+            if parser.target_form == HTTP1_TARGET_ABSOLUTE:
+                self.path_off = parser.url_path_off
+                self.path_len = parser.url_path_len
+            self.set_id(HTTP1_HEADER_HOST, parser.head + parser.url_host_off, parser.url_host_len)
+        return 0
+
+    cdef int load_response(self, Http1ResponseParser parser) except -1:
+        """Take the response head `parser` has just parsed (HTTP1_PARSE_DONE);
+        a 1xx/204 `content-length: 0` goes, as in Envoy."""
+        self.load_head(parser.head, parser.head_len, parser.headers, parser.header_count)
+        self.method = -1
+        self.status = parser.status
+        self.version = parser.version
+        if parser.drop_content_length:
+            self.remove_id(HTTP1_HEADER_CONTENT_LENGTH)
         return 0
 
     cdef int add(self, const char *name, size_t name_len,

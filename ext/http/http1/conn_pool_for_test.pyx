@@ -3,7 +3,7 @@
 # Every answer of the pool is recorded as an event tuple.
 
 
-cdef int _http1_method_for_test(str name) except -1:
+cdef int _http1_pool_method_for_test(str name) except -1:
     cdef bytes b = name.encode()
     cdef int m
     for m in range(HTTP1_METHOD_COUNT):
@@ -12,7 +12,7 @@ cdef int _http1_method_for_test(str name) except -1:
     raise ValueError("unknown method %r" % (name,))
 
 
-cdef HttpHeaderMap _http1_map_for_test(object items):
+cdef HttpHeaderMap _http1_pool_map_for_test(object items):
     cdef HttpHeaderMap m = HttpHeaderMap.__new__(HttpHeaderMap)
     cdef bytes n, v
     for name, value in items:
@@ -207,8 +207,8 @@ cdef class Http1ConnPoolForTest:
         cdef _Http1DecoderForTest d = _Http1DecoderForTest.__new__(_Http1DecoderForTest)
         s.owner = self
         s.id = len(self.streams)
-        s.request = _http1_map_for_test(headers)
-        s.request.method = _http1_method_for_test(method)
+        s.request = _http1_pool_map_for_test(headers)
+        s.request.method = _http1_pool_method_for_test(method)
         s.request.set_path(path, len(path))
         s.body = body
         s.end_stream = end_stream
@@ -234,7 +234,7 @@ cdef class Http1ConnPoolForTest:
         cdef _Http1StreamForTest s = self.streams[id]
         if s.encoder is None:
             raise ValueError("stream %d has no encoder" % id)
-        s.encoder.encode_trailers(_http1_map_for_test(items))
+        s.encoder.encode_trailers(_http1_pool_map_for_test(items))
 
     def reset(self, int id):
         cdef _Http1StreamForTest s = self.streams[id]
@@ -324,7 +324,7 @@ cdef class Http1LoopForTest(HttpPoolCallbacks):
 
     def __init__(self, Http1ConnPoolForTest pool, int64_t n, bytes path=b"/"):
         self.pool = pool.pool
-        self.request = _http1_map_for_test((("host", "upstream"), ("user-agent", "loop")))
+        self.request = _http1_pool_map_for_test((("host", "upstream"), ("user-agent", "loop")))
         self.request.method = HTTP1_METHOD_GET
         self.request.set_path(path, len(path))
         self.decoder = _Http1LoopDecoderForTest.__new__(_Http1LoopDecoderForTest)
