@@ -115,6 +115,9 @@ def build_cluster_plan(cluster, layout: StatsLayout) -> AnyClusterPlan:
         max_requests_per_connection=(common.max_requests_per_connection or 0) if common else 0,
         idle_timeout=common.idle_timeout if common else 3600.0,
         max_headers_count=common.max_headers_count if common else 100,
+        enable_trailers=bool(http is not None and http.explicit_http_config is not None
+                             and http.explicit_http_config.http_protocol_options is not None
+                             and http.explicit_http_config.http_protocol_options.enable_trailers),
         lb_policy=_LB[cluster.lb_policy],
         choice_count=choice_count,
         hosts=hosts,

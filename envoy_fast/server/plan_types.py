@@ -72,6 +72,7 @@ class ClusterPlan(PlanStruct, tag_field="type", kw_only=True):
     max_requests_per_connection: int = 0    # 0: no limit
     idle_timeout: float = 3600.0            # 0: none
     max_headers_count: int = 100            # response headers
+    enable_trailers: bool = False           # explicit_http_config.http_protocol_options
     lb_policy: int = LB_ROUND_ROBIN
     choice_count: int = 2           # least request
     hosts: List[HostPlan] = []

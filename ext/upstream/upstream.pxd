@@ -110,6 +110,7 @@ cdef class ClusterInfo:
     cdef int64_t max_requests_per_connection    # 0: no limit
     cdef double idle_timeout                    # seconds; 0: none
     cdef int max_response_headers_count
+    cdef bint enable_trailers                   # explicit_http_config.http_protocol_options
     # Warnings about downstream connections closed for want of an upstream:
     # None when the level hides them (nothing is built then); at most one
     # line per log_interval, the others counted in log_suppressed.

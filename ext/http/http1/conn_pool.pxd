@@ -79,16 +79,11 @@ cdef class HttpPoolCallbacks:
     cdef int on_pool_failure(self, int reason, HostImpl host) except -1   # PoolFailureReason
 
 
-# Response framing of the client codec.
+# Where the client codec is in the response.
 cdef enum Http1ClientState:
-    HTTP1_CLIENT_IDLE = 0               # no request: bytes from upstream are an error
-    HTTP1_CLIENT_HEAD = 1               # waiting for (the rest of) the response head
-    HTTP1_CLIENT_BODY_LENGTH = 2        # content-length body: `remaining` bytes
-    HTTP1_CLIENT_BODY_CHUNK_SIZE = 3    # chunked: a size line
-    HTTP1_CLIENT_BODY_CHUNK_DATA = 4    # chunked: `remaining` bytes of data
-    HTTP1_CLIENT_BODY_CHUNK_CRLF = 5    # chunked: the CRLF after the data
-    HTTP1_CLIENT_BODY_TRAILERS = 6      # chunked: trailers up to the empty line
-    HTTP1_CLIENT_BODY_CLOSE = 7         # close-delimited body
+    HTTP1_CLIENT_IDLE = 0               # no response expected: bytes from upstream are an error
+    HTTP1_CLIENT_HEAD = 1               # the (next) head: Http1ResponseParser
+    HTTP1_CLIENT_BODY = 2               # the body: Http1BodyDecoder
 
 
 @cython.final
@@ -108,10 +103,8 @@ cdef class Http1ActiveClient(ActiveClient):
     cdef Http1ConnPoolImpl pool         # kept past close (parent is cut then)
     cdef Http1RequestEncoder encoder    # the stream it serves; None when idle
     cdef HttpHeaderMap headers          # each response's head, reused
-    cdef HttpHeaderMap trailers         # made on first use
-    cdef Http1Header *hdrs              # the head parse: max_headers entries
-    cdef int max_headers
-    cdef size_t max_head_bytes
+    cdef Http1ResponseParser parser     # the codec's (response_parser.pxd)
+    cdef Http1BodyDecoder body_decoder  # its trailers map when enable_trailers
     cdef OwnedBuffer out                # request encoding scratch
     cdef OwnedBuffer body               # decoded body bytes not yet handed on
     cdef OwnedBuffer replay             # the request sent, while a retry may come
@@ -119,23 +112,16 @@ cdef class Http1ActiveClient(ActiveClient):
     cdef int64_t requests_served        # streams attached so far
     cdef int read_disabled              # the stream's read_disable(True) count
     cdef int cstate                     # Http1ClientState
-    cdef int64_t remaining
     cdef bint head_request
     cdef bint response_started          # a byte of this response arrived
-    cdef bint headers_sent_up           # decode_headers was called
     cdef bint close_after               # retire the connection after this response
     cdef bint reserved_retry            # opened for a keep-alive race retry
-    cdef size_t scanned                 # head/line bytes already searched
-    cdef size_t line_start
 
-    cdef int init_codec(self, int max_headers, size_t max_head_bytes) except -1
+    cdef int init_codec(self, int max_headers, size_t max_head_kb, bint keep_trailers) except -1
     cdef void start_response(self) noexcept
     cdef int on_data(self, OwnedBuffer data, bint end_stream) except -1
     cdef int dispatch(self, OwnedBuffer data) except -1
-    cdef int parse_head(self, OwnedBuffer data) except -1
-    cdef int on_head(self, OwnedBuffer data, const char *p, size_t head_len) except -1
-    cdef int parse_body(self, OwnedBuffer data) except -1
-    cdef int parse_trailers(self, OwnedBuffer data) except -1
+    cdef int on_head(self, OwnedBuffer data, Http1RequestEncoder e) except -1
     cdef int flush_body(self, bint end_stream) except -1
     cdef int end_body(self, Http1RequestEncoder e) except -1
     cdef int on_response_complete(self, Http1RequestEncoder e) except -1
@@ -146,7 +132,7 @@ cdef class Http1ActiveClient(ActiveClient):
 @cython.final
 cdef class Http1ConnPoolImpl(ConnPoolImplBase):
     # Limits are read from the cluster (ClusterInfo) at each use.
-    cdef size_t max_response_head_bytes
+    cdef size_t max_response_headers_kb
     cdef Http1RequestEncoder spare_head         # finished encoders, to reuse once
     cdef int spare_count                        # nobody else holds them
 

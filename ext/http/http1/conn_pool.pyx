@@ -2,8 +2,6 @@
 # and contracts in conn_pool.pxd); the client codec (Http1ActiveClient) is in
 # codec_client.pyx.
 
-from libc.stdio cimport snprintf
-
 cdef extern from "Python.h":
     Py_ssize_t _http1_refcnt "Py_REFCNT" (PyObject *o)
 
@@ -149,8 +147,6 @@ cdef class Http1RequestEncoder:
     cdef int encode_data(self, OwnedBuffer data, bint end_stream) except -1:
         cdef Http1ActiveClient client = self.client
         cdef OwnedBuffer out
-        cdef char line[24]
-        cdef int n
         if client is None or self.request_complete:
             data.drain_all()
             return 0
@@ -169,13 +165,9 @@ cdef class Http1RequestEncoder:
                 self._write(data, False)
             return 0
         out = client.out
-        if data.len:
-            n = snprintf(line, sizeof(line), b"%zx\r\n", data.len)
-            out.add(line, n)
-            out.move(data)
-            out.add(b"\r\n", 2)
+        http1_encode_chunk(out, data)
         if end_stream:
-            out.add(b"0\r\n\r\n", 5)
+            http1_encode_last_chunk(out, None)
         if out.len:
             self._write(out, False)
         return 0
@@ -189,9 +181,9 @@ cdef class Http1RequestEncoder:
         if not self.chunked:
             return 0                    # a content-length body has no trailers
         out = client.out
-        out.add(b"0\r\n", 3)
-        trailers.encode_headers(out, HTTP1_HEADER_OTHER)
-        out.add(b"\r\n", 2)
+        # Trailers go upstream with enable_trailers only (Envoy's default
+        # drops them); the body ends either way.
+        http1_encode_last_chunk(out, trailers if client.pool.cluster.enable_trailers else None)
         return self._write(out, False)
 
     cdef int reset_stream(self) except -1:
@@ -240,7 +232,7 @@ cdef class Http1ConnPoolImpl(ConnPoolImplBase):
         cdef Http1ConnPoolImpl pool = Http1ConnPoolImpl.__new__(Http1ConnPoolImpl)
         pool.init_pool(dispatcher, host)
         pool.reuses_clients = True
-        pool.max_response_head_bytes = HTTP1_MAX_HEADERS_KB * 1024
+        pool.max_response_headers_kb = HTTP1_MAX_HEADERS_KB
         return pool
 
     cdef PendingStream new_http_stream(self, HttpPoolCallbacks callbacks, HttpResponseDecoder decoder):
@@ -286,7 +278,7 @@ cdef class Http1ConnPoolImpl(ConnPoolImplBase):
             self.dispatcher, &self.host.address, self.host.address_len, self.cluster.buffer_limit)
         cdef int max_headers = self.cluster.max_response_headers_count
         client.init_codec(max_headers if max_headers > 0 else HTTP1_MAX_HEADERS_COUNT,
-                          self.max_response_head_bytes)
+                          self.max_response_headers_kb, self.cluster.enable_trailers)
         client.pool = self
         # The upstream's FIN ends the connection at once (a close-delimited
         # body, an idle connection it dropped): HTTP/1 has no half-close.

@@ -564,20 +564,38 @@ def test_content_length_body_in_pieces():
         settled(pool)
 
 
+CHUNKED_WITH_TRAILERS = (b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n"
+                         b"5;ext=1\r\nhello\r\n1A\r\n" + b"a" * 26 + b"\r\n"
+                         b"0\r\nx-trailer: t1\r\nx-other: t2\r\n\r\n")
+
+
 @isolated
 def test_chunked_body_with_extensions_and_trailers():
-    resp = (b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n"
-            b"5;ext=1\r\nhello\r\n1A\r\n" + b"a" * 26 + b"\r\n"
-            b"0\r\nx-trailer: t1\r\nx-other: t2\r\n\r\n")
+    # With enable_trailers (explicit_http_config.http_protocol_options) the
+    # trailers are told; byte by byte from the upstream.
+    resp = CHUNKED_WITH_TRAILERS
     handler, _ = one_response(resp, pieces=len(resp), delay=0.0, requests=2)
     with scripted_server(handler) as up:
-        pool = Pool(up.port)
+        pool = Pool(up.port, enable_trailers=True)
         r = pool.get()
         assert r["status"] == 200
         assert r["body"] == b"hello" + b"a" * 26
         assert r["trailers"] == [(b"x-trailer", b"t1"), (b"x-other", b"t2")]
+        assert [e[0] for e in pool.events if e[1] == 0][-1] == "trailers"
         r2 = pool.get()
         assert r2["reused"] and r2["trailers"] == [(b"x-trailer", b"t1"), (b"x-other", b"t2")]
+        settled(pool)
+
+
+@isolated
+def test_trailers_are_dropped_by_default():
+    # Envoy's default (enable_trailers false): the body ends, no trailers.
+    handler, _ = one_response(CHUNKED_WITH_TRAILERS, requests=2)
+    with scripted_server(handler) as up:
+        pool = Pool(up.port)
+        r = pool.get()
+        assert r["body"] == b"hello" + b"a" * 26 and r["end"] and r["trailers"] is None
+        assert pool.get()["reused"]
         settled(pool)
 
 
@@ -608,10 +626,11 @@ def test_head_response_has_no_body():
     srv.shutdown()
 
 
-@pytest.mark.parametrize("status", [204, 304])
+@pytest.mark.parametrize("status,length", [(204, b""), (204, b"content-length: 0\r\n"),
+                                           (304, b"content-length: 5\r\n")])
 @isolated
-def test_204_and_304_have_no_body(status):
-    resp = b"HTTP/1.1 %d X\r\ncontent-length: 5\r\n\r\n" % status
+def test_204_and_304_have_no_body(status, length):
+    resp = b"HTTP/1.1 %d X\r\n%s\r\n" % (status, length)
     handler, _ = one_response(resp, requests=2)
     with scripted_server(handler) as up:
         pool = Pool(up.port)
@@ -647,7 +666,9 @@ def test_premature_close_after_headers_is_a_reset():
 
 
 @pytest.mark.parametrize("response", [
-    b"HTTP/1.1 2000 OK\r\n\r\n",
+    b"HTTP/1.1 20 OK\r\n\r\n",
+    b"HTTP/1.1 204 No Content\r\ncontent-length: 5\r\n\r\n",    # Envoy: 502
+    b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\ntransfer-encoding: chunked\r\n\r\n",
     b"HTTX/1.1 200 OK\r\n\r\n",
     b"garbage\r\n\r\n",
     b"HTTP/1.1 200 OK\r\nbad header\r\n\r\n",
@@ -746,14 +767,24 @@ def test_request_encoding():
         pool.turn(lambda: pool.response(sid)["end"])
         assert seen[-1] == (b"POST /c HTTP/1.1\r\nhost: h\r\ntransfer-encoding: chunked\r\n\r\n",
                             b"5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n")
-        # Trailers close a chunked body.
+        # Trailers end a chunked body; they go upstream with enable_trailers
+        # only (Envoy's default drops them).
+        sid = pool.request(path=b"/t", method="POST", end_stream=False)
+        pool.turn(lambda: pool.response(sid)["ready"])
+        pool.send(sid, b"abc")
+        pool.trailers(sid, (("x-t", "v"),))
+        pool.turn(lambda: pool.response(sid)["end"])
+        assert seen[-1][1] == b"3\r\nabc\r\n0\r\n\r\n"
+        settled(pool)
+    handler, seen = one_response(ok(), requests=1)
+    with scripted_server(handler) as up:
+        pool = Pool(up.port, enable_trailers=True)
         sid = pool.request(path=b"/t", method="POST", end_stream=False)
         pool.turn(lambda: pool.response(sid)["ready"])
         pool.send(sid, b"abc")
         pool.trailers(sid, (("x-t", "v"),))
         pool.turn(lambda: pool.response(sid)["end"])
         assert seen[-1][1] == b"3\r\nabc\r\n0\r\nx-t: v\r\n\r\n"
-        settled(pool)
 
 
 # --------------------------------------------------------- cluster manager
