@@ -236,6 +236,11 @@ class Checker:
                 f"{opath}.common_http_protocol_options.headers_with_underscores_action",
                 hint="remove it: upstream responses keep their headers (ALLOW)"))
         h1 = opts.explicit_http_config.http_protocol_options if opts.explicit_http_config else None
+        if h1 is not None and h1.allow_chunked_length:
+            self.fail(ConfigError(
+                "not supported by envoy_fast (upstream allow_chunked_length)",
+                f"{opath}.explicit_http_config.http_protocol_options.allow_chunked_length",
+                hint="remove it: a response with both Content-Length and chunked is refused"))
         if h1 is not None and h1.header_key_format is not None:
             self.fail(ConfigError(
                 "not supported by envoy_fast (upstream header_key_format)",

@@ -58,9 +58,13 @@ cdef class ConnPoolImplBase:
         if pending.parent is None:
             return None               # already failed or attached
         if self.pending_streams.size > self.connecting_stream_capacity and \
-                not (self.reuses_clients and self.busy_clients.size):
+                not (self.reuses_clients and (self.busy_clients.size or self.connecting_clients.size
+                                              or self.draining_clients.size)):
             # No connection coming for it and none to wait for (a TCP pool
-            # never reuses one): fail now rather than leave it stranded.
+            # never reuses one): fail now rather than leave it stranded. An
+            # HTTP stream waits for any client of the pool (max_connections:
+            # "the request waits as pending"): one that frees up takes it,
+            # one that closes makes room for a new connection.
             self.remove_pending_stream(pending)
             self.on_pool_failure(POOL_FAILURE_OVERFLOW, callbacks)
             return None
@@ -287,6 +291,10 @@ cdef class ConnPoolImplBase:
             # owners decide (retry on another host, or give up) instead of
             # waiting on a host that does not answer (Envoy does the same).
             self.purge_pending_streams(reason)
+        elif self.pending_streams.size:
+            # A connection that served streams went away: the streams
+            # waiting for room get a new one (Envoy's onConnectionEvent).
+            self.try_create_new_connections()
         return 0
 
     cdef int purge_pending_streams(self, int reason) except -1:

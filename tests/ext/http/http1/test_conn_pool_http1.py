@@ -470,6 +470,31 @@ def test_max_connections_queues_and_max_pending_overflows():
 
 
 @isolated
+def test_waiting_request_gets_a_new_connection_when_the_busy_one_retires():
+    # max_connections 1: the second request waits; the first response says
+    # connection: close, so the wait ends on a fresh connection.
+    srv = http_server()
+    pool = Pool(srv.server_address[1], max_connections=1)
+    first = pool.request(path=b"/close")
+    second = pool.request(path=b"/after")
+    assert pool.pending(second)
+    pool.turn(lambda: pool.response(second)["end"], what="second response")
+    assert pool.response(first)["status"] == pool.response(second)["status"] == 200
+    assert not pool.response(second)["reused"]
+    assert pool.stat("upstream_cx_total") == 2
+    settled(pool)
+    # Kept alive: the waiting request takes the same connection after it.
+    pool = Pool(srv.server_address[1], max_connections=1)
+    a, b = pool.request(path=b"/a"), pool.request(path=b"/b")
+    assert pool.pending(a) and pool.pending(b)
+    pool.turn(lambda: pool.response(b)["end"], what="second response")
+    assert pool.response(b)["reused"] and pool.stat("upstream_cx_total") == 1
+    assert pool.stat("upstream_cx_overflow") == 1
+    settled(pool)
+    srv.shutdown()
+
+
+@isolated
 def test_max_requests_overflows():
     handler, release = held_upstream()
     with scripted_server(handler) as up:
