@@ -9,6 +9,7 @@ import functools
 import os
 import signal
 import socket
+import struct
 import threading
 import time
 import traceback
@@ -317,10 +318,11 @@ def test_idle_timeout_closes_idle_connections():
 
 # --------------------------------------------------------- keep-alive race
 
-def racing_upstream(answer_second_on_first=False):
+def racing_upstream(rst=False):
     """Connection 1 answers one request, then reads the second and closes
     without a byte of answer (the upstream's keep-alive timeout racing the
-    request). Later connections answer every request."""
+    request), with a FIN or (rst) a RST. Later connections answer every
+    request."""
     count = [0]
     got = []
 
@@ -333,6 +335,8 @@ def racing_upstream(answer_second_on_first=False):
                 return
             got.append((mine, req))
             if mine == 1 and len([g for g in got if g[0] == 1]) == 2:
+                if rst:
+                    c.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
                 c.close()
                 return
             c.sendall(ok(b"conn %d" % mine))
@@ -340,9 +344,10 @@ def racing_upstream(answer_second_on_first=False):
     return handler, got
 
 
+@pytest.mark.parametrize("rst", [False, True])
 @isolated
-def test_keepalive_race_get_is_retried_on_a_fresh_connection():
-    handler, got = racing_upstream()
+def test_keepalive_race_get_is_retried_on_a_fresh_connection(rst):
+    handler, got = racing_upstream(rst)
     with scripted_server(handler) as up:
         pool = Pool(up.port)
         assert pool.get(b"/one")["body"] == b"conn 1"
@@ -881,3 +886,39 @@ def test_thread_local_cluster_gives_one_http1_pool_per_host():
     assert a.response(sid)["status"] == 200
     assert a.stat("upstream_cx_http1_total") == 1
     srv.shutdown()
+
+
+@isolated
+def test_upstream_closing_keepalive_connections_at_random_fails_no_request():
+    """The keep-alive race, many times: each upstream connection answers 1-3
+    requests, then reads one more and closes unanswered (FIN or RST), or
+    closes while idle. Sequential GETs through the pool: none fails."""
+    import random
+    rng = random.Random(9)
+
+    def handler(c):
+        budget = rng.randint(1, 3)
+        idle_close = rng.random() < 0.3
+        while True:
+            req = read_request(c)
+            if req is None:
+                return
+            if budget == 0:
+                if rng.random() < 0.5:
+                    c.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                c.close()
+                return
+            budget -= 1
+            c.sendall(ok(b"x"))
+            if budget == 0 and idle_close:
+                c.close()
+                return
+
+    with scripted_server(handler) as up:
+        pool = Pool(up.port)
+        loop = _worker.Http1LoopForTest(pool.p, 300)
+        pool.turn(lambda: loop.done == 300, timeout=30, what="300 requests")
+        assert loop.failed == 0
+        assert pool.stat("upstream_rq_keepalive_race_retry") > 20
+        assert pool.stat("upstream_rq_total") == 300
+        settled(pool)
