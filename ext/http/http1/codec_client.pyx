@@ -33,6 +33,31 @@ cdef class _Http1ClientWatermarks(ConnectionCallbacks):
         return 0
 
 
+cdef bint _http1_proxy_connection_close(HttpHeaderMap h) noexcept:
+    """A proxy-connection header holds the token "close"."""
+    cdef int i = h.get(HTTP1_HEADER_PROXY_CONNECTION)
+    cdef const char *v
+    cdef size_t n, s, e, k
+    while i >= 0:
+        v = h.value_at(i)
+        n = h.entries[i].value_len
+        s = 0
+        while s < n:
+            e = s
+            while e < n and v[e] != b',':
+                e += 1
+            k = e
+            while s < k and (v[s] == b' ' or v[s] == b'\t'):
+                s += 1
+            while k > s and (v[k - 1] == b' ' or v[k - 1] == b'\t'):
+                k -= 1
+            if k - s == 5 and _http1_ieq(v + s, b"close", 5):
+                return True
+            s = e + 1
+        i = h.next_same(i)
+    return False
+
+
 @cython.final
 cdef class Http1ActiveClient(ActiveClient):
 
@@ -123,11 +148,12 @@ cdef class Http1ActiveClient(ActiveClient):
             if d is not None:
                 d.decode_1xx_headers(self.headers)
             return 0
-        if not keep_alive:
-            # connection: close, or HTTP/1.0 without keep-alive.
+        if not keep_alive or _http1_proxy_connection_close(self.headers):
+            # Envoy's shouldCloseConnection: connection: close, HTTP/1.0
+            # without keep-alive, proxy-connection: close.
             self.pool.cluster.stats[CLUSTER_UPSTREAM_CX_CLOSE_NOTIFY] += 1
             self.close_after = True
-        if self.headers.version != HTTP1_VERSION_11 or status == 101:
+        if status == 101:
             self.close_after = True
         if mode == HTTP1_BODY_UNTIL_CLOSE:
             self.close_after = True

@@ -238,6 +238,27 @@ def test_http10_upstream_gets_a_connection_per_request():
     srv.shutdown()
 
 
+@pytest.mark.parametrize("response,kept", [
+    (b"HTTP/1.0 200 OK\r\ncontent-length: 2\r\nconnection: keep-alive\r\n\r\nok", True),
+    (b"HTTP/1.0 200 OK\r\ncontent-length: 2\r\n\r\nok", False),
+    (b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: Keep-Alive, CLOSE\r\n\r\nok", False),
+    (b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nproxy-connection: close\r\n\r\nok", False),
+    (b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: keep-alive\r\n\r\nok", True),
+])
+@isolated
+def test_which_responses_keep_the_connection(response, kept):
+    # Envoy's shouldCloseConnection (HTTP/1.0 keeps it with keep-alive).
+    handler, _ = one_response(response, requests=2)
+    with scripted_server(handler) as up:
+        pool = Pool(up.port)
+        assert pool.get()["body"] == b"ok"
+        r = pool.get()
+        assert r["body"] == b"ok" and r["reused"] == kept
+        assert pool.stat("upstream_cx_close_notify") == (0 if kept else 2)
+        assert pool.stat("upstream_cx_total") == (1 if kept else 2)
+        settled(pool)
+
+
 @isolated
 def test_close_delimited_body_ends_with_the_connection():
     def handler(c):
