@@ -259,7 +259,7 @@ cdef class Http1ActiveClient(ActiveClient):
                 d.decode_data(self.body, True)
             self.body.drain_all()
             return 0
-        if was == CLIENT_CONNECTING:
+        if self.reserved_retry:
             # The keep-alive race retry could not connect.
             reason = HTTP_RESET_CONNECT_TIMEOUT if self.timed_out else HTTP_RESET_CONNECTION_FAILURE
         elif e.retry_safe and not e.retried and not self.response_started \

@@ -396,7 +396,14 @@ cdef class Http1ConnPoolImpl(ConnPoolImplBase):
         self.cluster.stats[CLUSTER_UPSTREAM_RQ_KEEPALIVE_RACE_RETRY] += 1
         self.host.rq_active += 1
         self.host.stats[HOST_RQ_ACTIVE] += 1
+        if self.cluster.max_requests_per_connection == 1:
+            self.cluster.stats[CLUSTER_UPSTREAM_CX_MAX_REQUESTS] += 1
+            client.close_after = True
         self.init_active_client(client)
+        if client.state == CLIENT_CONNECTING:
+            # BUSY from the start: no waiting stream counts on it, and
+            # close_excess_connecting_clients() leaves it alone.
+            self.transition_active_client_state(client, CLIENT_BUSY)
         if encoder.client is client and client.connection is not None:
             client.connection.write(replay, False)     # sent once connected
         replay.drain_all()
@@ -409,16 +416,21 @@ cdef class Http1ConnPoolImpl(ConnPoolImplBase):
             return 0
         if event == CONN_EVENT_CONNECTED:
             if c.reserved_retry:
+                # The keep-alive race retry's connection (BUSY, or DRAINING
+                # since): its stream is attached already.
                 c.reserved_retry = False
                 c.connect_timer.disable()
                 hist_record(self.cluster.connect_ms, (self.dispatcher.now - c.created) * 1000.0)
-                self.transition_active_client_state(c, CLIENT_BUSY)
                 return 0
             ConnPoolImplBase.on_connection_event(self, client, event)
             if c.encoder is None and c.state == CLIENT_READY:
                 self.on_client_idle(c)
             return 0
         ConnPoolImplBase.on_connection_event(self, client, event)
+        if c.reserved_retry and (event == CONN_EVENT_REMOTE_CLOSE or c.timed_out):
+            # Its connect failed (the base counts CONNECTING clients only).
+            self.cluster.stats[CLUSTER_UPSTREAM_CX_CONNECT_FAIL] += 1
+            self.host.stats[HOST_CX_CONNECT_FAIL] += 1
         return c.on_close(event, was)
 
     def counts_for_test(self):

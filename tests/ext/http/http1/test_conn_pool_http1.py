@@ -943,3 +943,28 @@ def test_upstream_closing_keepalive_connections_at_random_fails_no_request():
         assert pool.stat("upstream_rq_keepalive_race_retry") > 20
         assert pool.stat("upstream_rq_total") == 300
         settled(pool)
+
+
+@isolated
+def test_keepalive_race_retry_that_cannot_connect_is_a_connection_failure():
+    closed = threading.Event()
+    holder = {}
+
+    def handler(c):
+        read_request(c)
+        c.sendall(ok())
+        read_request(c)
+        holder["up"].sock.shutdown(socket.SHUT_RDWR)    # nothing listens any more
+        closed.set()
+        c.close()
+
+    with scripted_server(handler) as up:
+        holder["up"] = up
+        pool = Pool(up.port)
+        assert pool.get()["status"] == 200
+        r = pool.get()
+        assert closed.is_set()
+        assert r["reset"] == RESET_CONNECTION_FAILURE
+        assert pool.stat("upstream_rq_keepalive_race_retry") == 1
+        assert pool.stat("upstream_cx_connect_fail") == 1
+        settled(pool)
