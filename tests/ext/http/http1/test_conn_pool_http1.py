@@ -968,3 +968,19 @@ def test_keepalive_race_retry_that_cannot_connect_is_a_connection_failure():
         assert pool.stat("upstream_rq_keepalive_race_retry") == 1
         assert pool.stat("upstream_cx_connect_fail") == 1
         settled(pool)
+
+
+@isolated
+def test_removed_cluster_closes_its_idle_http_connections():
+    srv = http_server()
+    d, tp, store = cluster_manager_for(srv.server_address[1])
+    pool = _worker.Http1ConnPoolForTest.for_cluster(d, tp.cluster_manager, "up")
+    sid = pool.request()
+    deadline = time.monotonic() + 5
+    while not pool.response(sid)["end"] and time.monotonic() < deadline:
+        d.run_for_test(0.01)
+    assert pool.counts()["ready"] == 1
+    assert tp.cluster_manager.remove_cluster("up")
+    assert pool.counts()["ready"] == 0
+    assert store.values()["cluster.up.upstream_cx_destroy_local"] == 1
+    srv.shutdown()
