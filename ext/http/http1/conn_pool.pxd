@@ -5,8 +5,15 @@
 # Http1ConnPoolImpl is a ConnPoolImplBase whose clients are reused: one
 # request per connection at a time, the connection going back to READY (idle,
 # still read-registered: an upstream FIN removes it at once) when the
-# response ends, unless `connection: close`, an HTTP/1.0 response,
-# max_requests_per_connection or a reset retire it.
+# response ends, unless Envoy's shouldCloseConnection (`connection: close`,
+# HTTP/1.0 without keep-alive, `proxy-connection: close`),
+# max_requests_per_connection, a response before the request's end or a
+# reset retire it. Made by ThreadLocalCluster.http1_conn_pool(host).
+#
+# Encoders are recycled: after its stream is over, an encoder nobody else
+# references is used again for a later stream, so a caller may keep one as
+# long as it likes (it is then never reused), but must not use it after the
+# stream ended.
 #
 #   caller (router)                     pool / client
 #   new_http_stream(callbacks, decoder) -> PendingStream (wait) or None
@@ -35,7 +42,7 @@ cdef class HttpResponseDecoder:
     cdef int decode_1xx_headers(self, HttpHeaderMap headers) except -1
     cdef int decode_headers(self, HttpHeaderMap headers, bint end_stream) except -1
     cdef int decode_data(self, OwnedBuffer data, bint end_stream) except -1     # drain/move it
-    cdef int decode_trailers(self, HttpHeaderMap trailers) except -1
+    cdef int decode_trailers(self, HttpHeaderMap trailers) except -1      # with enable_trailers only
     # The stream ended without a complete response; reason: HttpStreamResetReason
     # (CONNECTION_TERMINATION, PROTOCOL_ERROR (-> 502 UPE), LOCAL_RESET ...).
     cdef int on_reset_stream(self, int reason) except -1
