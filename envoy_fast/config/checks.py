@@ -223,6 +223,11 @@ class Checker:
         (key,) = [k for k in options]
         opath = f"{path}.typed_extension_protocol_options.{key}"
         common = opts.common()
+        if cluster.max_requests_per_connection is not None:
+            self.fail(ConfigError(
+                "Only one of max_requests_per_connection from Cluster or HttpProtocolOptions"
+                " can be specified", f"{path}.max_requests_per_connection",
+                hint="keep common_http_protocol_options.max_requests_per_connection"))
         if common.max_connection_duration is not None:
             self.fail(ConfigError(
                 "not supported by envoy_fast (upstream max_connection_duration)",

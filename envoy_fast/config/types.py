@@ -472,6 +472,8 @@ class Cluster(_Message, kw_only=True):
     per_connection_buffer_limit_bytes: UInt32Value = 1048576
     least_request_lb_config: Optional[LeastRequestLbConfig] = None
     common_lb_config: Optional[CommonLbConfig] = None
+    #: Deprecated in Envoy, still honoured: common_http_protocol_options' field.
+    max_requests_per_connection: Optional[UInt32Value] = None
     #: {name: normalised Any}; the upstream HTTP options only (upstream_http_types).
     typed_extension_protocol_options: Optional[
         Annotated[Dict[str, Any], Meta(extra={"kind": "protocol_options"})]] = None

@@ -112,7 +112,8 @@ def build_cluster_plan(cluster, layout: StatsLayout) -> AnyClusterPlan:
         max_connections=th.max_connections,
         max_pending_requests=th.max_pending_requests,
         max_requests=th.max_requests,
-        max_requests_per_connection=(common.max_requests_per_connection or 0) if common else 0,
+        max_requests_per_connection=(common.max_requests_per_connection or 0) if common
+        else (cluster.max_requests_per_connection or 0),
         idle_timeout=common.idle_timeout if common else 3600.0,
         max_headers_count=common.max_headers_count if common else 100,
         enable_trailers=bool(http is not None and http.explicit_http_config is not None

@@ -124,3 +124,41 @@ def test_envoy_agrees(body, key, error, tmp_path):
 def test_what_envoy_fast_does_not_implement_is_refused(body, what):
     errs = errors(cfg(body))
     assert len(errs) == 1 and "not supported by envoy_fast" in errs[0] and what in errs[0], errs
+
+
+DEPRECATED = """
+static_resources:
+  clusters:
+  - name: up
+    connect_timeout: 1s
+    max_requests_per_connection: 5
+%s    load_assignment:
+      cluster_name: up
+      endpoints: [{lb_endpoints: [{endpoint: {address: {socket_address: {address: 127.0.0.1, port_value: 1}}}}]}]
+"""
+BOTH = """    typed_extension_protocol_options:
+      envoy.extensions.upstreams.http.v3.HttpProtocolOptions:
+        "@type": type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions
+        common_http_protocol_options: {max_requests_per_connection: 3}
+        explicit_http_config: {http_protocol_options: {}}
+"""
+
+
+def test_deprecated_cluster_max_requests_per_connection_is_honoured():
+    assert plan_of(DEPRECATED % "").max_requests_per_connection == 5
+    errs = errors(DEPRECATED % BOTH)
+    assert len(errs) == 1 and "Only one of max_requests_per_connection from Cluster or" \
+        " HttpProtocolOptions can be specified" in errs[0], errs
+    assert "clusters[0].max_requests_per_connection" in errs[0]
+
+
+@pytest.mark.parametrize("extra,ok", [("", True), (BOTH, False)])
+def test_deprecated_field_as_envoy(extra, ok, tmp_path):
+    envoy = envoy_binary()
+    if envoy is None:
+        pytest.skip("the real envoy is not installed")
+    path = tmp_path / "c.yaml"
+    path.write_text(DEPRECATED % extra)
+    r = subprocess.run([envoy, "--mode", "validate", "-c", str(path)],
+                       capture_output=True, text=True, timeout=60)
+    assert (r.returncode == 0) == ok, r.stdout + r.stderr
