@@ -984,3 +984,63 @@ def test_removed_cluster_closes_its_idle_http_connections():
     assert pool.counts()["ready"] == 0
     assert store.values()["cluster.up.upstream_cx_destroy_local"] == 1
     srv.shutdown()
+
+
+@isolated
+def test_upstream_write_watermarks_reach_the_decoder():
+    # The upstream reads nothing for a while: the request body backs up on
+    # the connection, the decoder hears "above", then "below" once it drains.
+    go = threading.Event()
+    body = b"x" * (8 << 20)
+
+    def handler(c):
+        go.wait(5)
+        req = read_request(c, timeout=10)
+        assert req is not None and len(req[1]) == len(body)
+        c.sendall(ok())
+        time.sleep(1)
+
+    with scripted_server(handler) as up:
+        pool = Pool(up.port, buffer_limit=64 * 1024)
+        sid = pool.request(method="POST", body=body,
+                           headers=(("host", "h"), ("content-length", str(len(body)))))
+        pool.turn(lambda: ("above", sid) in pool.events, what="above high watermark")
+        go.set()
+        pool.turn(lambda: ("below", sid) in pool.events, timeout=10, what="below low watermark")
+        pool.turn(lambda: pool.response(sid)["end"], timeout=10)
+        assert pool.response(sid)["body"] == b"ok"
+        settled(pool)
+
+
+@isolated
+def test_read_disable_holds_the_response_back():
+    def handler(c):
+        for _ in range(2):
+            if read_request(c) is None:
+                return
+            time.sleep(0.1)
+            c.sendall(ok(b"held"))
+        time.sleep(1)
+
+    with scripted_server(handler) as up:
+        pool = Pool(up.port)
+        sid = pool.request()
+        pool.turn(lambda: pool.response(sid)["ready"])
+        pool.read_disable(sid, True)
+        pool.read_disable(sid, True)        # counted: two need two enables
+        pool.run(0.4)
+        assert pool.response(sid)["status"] is None
+        pool.read_disable(sid, False)
+        pool.run(0.1)
+        assert pool.response(sid)["status"] is None
+        pool.read_disable(sid, False)
+        pool.turn(lambda: pool.response(sid)["end"])
+        assert pool.response(sid)["body"] == b"held"
+        # Balanced disables leave the connection as it was: reused next.
+        sid = pool.request()
+        pool.turn(lambda: pool.response(sid)["ready"])
+        pool.read_disable(sid, True)
+        pool.read_disable(sid, False)
+        pool.turn(lambda: pool.response(sid)["end"])
+        assert pool.response(sid)["reused"]
+        settled(pool)
