@@ -36,24 +36,9 @@ cdef class _Http1ClientWatermarks(ConnectionCallbacks):
 cdef bint _http1_proxy_connection_close(HttpHeaderMap h) noexcept:
     """A proxy-connection header holds the token "close"."""
     cdef int i = h.get(HTTP1_HEADER_PROXY_CONNECTION)
-    cdef const char *v
-    cdef size_t n, s, e, k
     while i >= 0:
-        v = h.value_at(i)
-        n = h.entries[i].value_len
-        s = 0
-        while s < n:
-            e = s
-            while e < n and v[e] != b',':
-                e += 1
-            k = e
-            while s < k and (v[s] == b' ' or v[s] == b'\t'):
-                s += 1
-            while k > s and (v[k - 1] == b' ' or v[k - 1] == b'\t'):
-                k -= 1
-            if k - s == 5 and _http1_ieq(v + s, b"close", 5):
-                return True
-            s = e + 1
+        if _http1_has_token(h.value_at(i), h.entries[i].value_len, b"close", 5):
+            return True
         i = h.next_same(i)
     return False
 
@@ -118,6 +103,9 @@ cdef class Http1ActiveClient(ActiveClient):
                 if rc == HTTP1_PARSE_ERROR:
                     return self.on_protocol_error()
                 self.on_head(data, e)
+            elif self.cstate == HTTP1_CLIENT_TUNNEL:
+                self.body.move(data)
+                break
             elif self.cstate == HTTP1_CLIENT_BODY:
                 rc = self.body_decoder.decode(data, self.body)
                 if rc == HTTP1_BODY_ERROR:
@@ -127,7 +115,8 @@ cdef class Http1ActiveClient(ActiveClient):
                 self.end_body(e)
             else:
                 break       # after the response: on_response_complete judged it
-        if self.encoder is e and self.body.len and self.cstate == HTTP1_CLIENT_BODY:
+        if self.encoder is e and self.body.len and (self.cstate == HTTP1_CLIENT_BODY
+                                                    or self.cstate == HTTP1_CLIENT_TUNNEL):
             self.flush_body(False)
         return 0
 
@@ -155,6 +144,13 @@ cdef class Http1ActiveClient(ActiveClient):
             self.close_after = True
         if status == 101:
             self.close_after = True
+            if e.upgrade:
+                # Switched: from here the connection carries the new
+                # protocol both ways until one side closes.
+                self.cstate = HTTP1_CLIENT_TUNNEL
+                if d is not None:
+                    d.decode_headers(self.headers, False)
+                return 0
         if mode == HTTP1_BODY_UNTIL_CLOSE:
             self.close_after = True
         self.body_decoder.start(mode, content_length)
@@ -249,8 +245,8 @@ cdef class Http1ActiveClient(ActiveClient):
         if e.decode_complete:
             return 0
         d = e.decoder
-        if self.cstate == HTTP1_CLIENT_BODY and event == CONN_EVENT_REMOTE_CLOSE \
-                and self.body_decoder.on_eof() == HTTP1_BODY_DONE:
+        if event == CONN_EVENT_REMOTE_CLOSE and (self.cstate == HTTP1_CLIENT_TUNNEL or (
+                self.cstate == HTTP1_CLIENT_BODY and self.body_decoder.on_eof() == HTTP1_BODY_DONE)):
             # A close-delimited body ends with the connection.
             e.decode_complete = True
             e.decoder = None

@@ -26,6 +26,12 @@
 # After the response's last decode_* call (end_stream) or on_reset_stream the
 # stream is over: the encoder is detached and its methods do nothing.
 #
+# Upgrades: a request with Upgrade and `Connection: upgrade` goes without
+# framing headers; a 101 answer is decode_headers(end_stream=False), then the
+# connection is a tunnel: upstream bytes come as decode_data, encode_data
+# writes raw bytes, the upstream's close ends it with decode_data(end_stream)
+# and the connection is never reused.
+#
 # Keep-alive race (beyond Envoy): a request that fails on a REUSED connection
 # before any response byte arrives is sent again, once, on a fresh connection
 # when that is safe (no body byte sent yet, or an idempotent method whose
@@ -62,6 +68,7 @@ cdef class Http1RequestEncoder:
     cdef bint reused                    # the connection served a request before
     cdef int method                     # Http1Method of the request
     cdef bint chunked                   # the request body goes out chunked
+    cdef bint upgrade                   # Upgrade + Connection: upgrade (body raw, 101 tunnels)
     cdef bint request_complete          # end_stream encoded
     cdef bint body_sent                 # a body byte went out
     cdef bint retried                   # the keep-alive race retry was used
@@ -91,6 +98,7 @@ cdef enum Http1ClientState:
     HTTP1_CLIENT_IDLE = 0               # no response expected: bytes from upstream are an error
     HTTP1_CLIENT_HEAD = 1               # the (next) head: Http1ResponseParser
     HTTP1_CLIENT_BODY = 2               # the body: Http1BodyDecoder
+    HTTP1_CLIENT_TUNNEL = 3             # after a 101 to an upgrade: raw bytes both ways
 
 
 @cython.final

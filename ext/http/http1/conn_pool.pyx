@@ -59,6 +59,34 @@ cdef inline bint _http1_method_bodiless(int m) noexcept:
         or m == HTTP1_METHOD_TRACE or m == HTTP1_METHOD_CONNECT
 
 
+cdef bint _http1_connection_upgrade(HttpHeaderMap h) noexcept:
+    """A Connection header holds the token "upgrade"."""
+    cdef int i = h.get(HTTP1_HEADER_CONNECTION)
+    while i >= 0:
+        if _http1_has_token(h.value_at(i), h.entries[i].value_len, b"upgrade", 7):
+            return True
+        i = h.next_same(i)
+    return False
+
+
+cdef bint _http1_has_token(const char *v, size_t n, const char *tok, size_t tn) noexcept:
+    """A comma-separated value holds `tok` (lower-case), any case."""
+    cdef size_t s = 0, e, k
+    while s < n:
+        e = s
+        while e < n and v[e] != b',':
+            e += 1
+        k = e
+        while s < k and (v[s] == b' ' or v[s] == b'\t'):
+            s += 1
+        while k > s and (v[k - 1] == b' ' or v[k - 1] == b'\t'):
+            k -= 1
+        if k - s == tn and _http1_ieq(v + s, tok, tn):
+            return True
+        s = e + 1
+    return False
+
+
 cdef void _http1_buffer_copy(OwnedBuffer dst, OwnedBuffer src) noexcept:
     """Append a copy of src's bytes to dst (src unchanged)."""
     cdef BufferCursor c
@@ -101,7 +129,6 @@ cdef class Http1RequestEncoder:
         cdef int m = headers.method, i, hidden_n = 0
         cdef int hidden[16]
         cdef bint has_length
-        cdef HttpHeaderEntry *e
         if client is None:
             return 0
         if m < 0 or m >= HTTP1_METHOD_COUNT:
@@ -132,7 +159,10 @@ cdef class Http1RequestEncoder:
             headers.encode_headers(out, HTTP1_HEADER_HOST)
         has_length = headers.get(HTTP1_HEADER_CONTENT_LENGTH) >= 0
         self.chunked = False
-        if not has_length:
+        # An upgrade's body is the new protocol's bytes: never framed (Envoy
+        # disables chunk encoding for it).
+        self.upgrade = headers.get(HTTP1_HEADER_UPGRADE) >= 0 and _http1_connection_upgrade(headers)
+        if not has_length and not self.upgrade:
             if end_stream:
                 if not _http1_method_bodiless(m):
                     out.add(b"content-length: 0\r\n", 19)
@@ -264,6 +294,7 @@ cdef class Http1ConnPoolImpl(ConnPoolImplBase):
         e.retried = False
         e.retry_safe = False
         e.chunked = False
+        e.upgrade = False
         e.request_complete = False
         e.decode_complete = False
         e.body_sent = False

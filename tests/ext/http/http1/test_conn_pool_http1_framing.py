@@ -5,7 +5,7 @@ import pytest
 
 from helpers import scripted_server
 from http1_pool_harness import (RESET_CONNECTION_TERMINATION, RESET_PROTOCOL_ERROR, Pool,
-                                http_server, isolated, ok, one_response, settled)
+                                http_server, isolated, ok, one_response, read_request, settled)
 
 
 # ------------------------------------------------------------ response framing
@@ -230,3 +230,52 @@ def test_request_encoding():
         pool.trailers(sid, (("x-t", "v"),))
         pool.turn(lambda: pool.response(sid)["end"])
         assert seen[-1][1] == b"3\r\nabc\r\n0\r\nx-t: v\r\n\r\n"
+
+
+@isolated
+def test_upgrade_101_makes_a_tunnel():
+    seen = []
+
+    def handler(c):
+        req = read_request(c)
+        seen.append(req)
+        c.sendall(b"HTTP/1.1 101 Switching Protocols\r\nupgrade: websocket\r\n"
+                  b"connection: upgrade\r\n\r\nhello from upstream")
+        c.settimeout(5)
+        data = b""
+        while not data.endswith(b"ping"):
+            d = c.recv(100)
+            if not d:
+                return
+            data += d
+        c.sendall(b"|pong:" + data)
+        c.close()
+
+    with scripted_server(handler) as up:
+        pool = Pool(up.port)
+        sid = pool.request(end_stream=False, headers=(
+            ("host", "h"), ("connection", "Upgrade"), ("upgrade", "websocket")))
+        pool.turn(lambda: pool.response(sid)["status"] == 101)
+        # No framing header on the upgrade request (Envoy adds none).
+        assert seen[0][0] == (b"GET / HTTP/1.1\r\nhost: h\r\nconnection: Upgrade\r\n"
+                              b"upgrade: websocket\r\n\r\n")
+        pool.turn(lambda: pool.response(sid)["body"] == b"hello from upstream")
+        assert not pool.response(sid)["end"]
+        pool.send(sid, b"raw ")         # not chunked: the new protocol's bytes
+        pool.send(sid, b"ping")
+        pool.turn(lambda: pool.response(sid)["end"], what="tunnel closed by upstream")
+        assert pool.response(sid)["body"] == b"hello from upstream|pong:raw ping"
+        assert pool.response(sid)["reset"] is None
+        pool.turn(lambda: pool.stat("upstream_cx_active") == 0)
+        settled(pool)
+
+
+@isolated
+def test_101_without_an_upgrade_request_is_not_a_tunnel():
+    handler, _ = one_response(b"HTTP/1.1 101 Switching Protocols\r\n\r\n")
+    with scripted_server(handler) as up:
+        pool = Pool(up.port)
+        r = pool.get()
+        assert r["status"] == 101 and r["end"]
+        pool.turn(lambda: pool.stat("upstream_cx_active") == 0)      # not reused
+        settled(pool)
