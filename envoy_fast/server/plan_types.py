@@ -77,6 +77,7 @@ class ClusterPlan(PlanStruct, tag_field="type", kw_only=True):
     idle_timeout: float = 3600.0            # 0: none
     max_headers_count: int = 100            # response headers
     max_retries: int = 3
+    enable_trailers: bool = False           # explicit_http_config.http_protocol_options
     lb_policy: int = LB_ROUND_ROBIN
     choice_count: int = 2           # least request
     hosts: List[HostPlan] = []

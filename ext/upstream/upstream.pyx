@@ -94,6 +94,7 @@ cdef class ClusterInfo:
         self.retries = ResourceLimit.new(&ctx.shared_row[rbase + RESOURCE_RETRIES],
                                          &ctx.stats_row[mbase + RESOURCE_RETRIES],
                                          plan.max_retries)
+        self.enable_trailers = plan.enable_trailers
         return 0
 
 
