@@ -422,7 +422,8 @@ def test_field_numbers_cover_every_envoy_field():
                 route_types.HeaderMatcher, route_types.QueryParameterMatcher, route_types.RetryPolicy,
                 route_types.WeightedCluster, route_types.ClusterWeight, route_types.HeaderValueOption,
                 route_types.HeaderValue, route_types.StringMatcher, route_types.DataSource,
-                route_types.RegexMatcher, route_types.UpgradeConfig, route_types.RetryBackOff):
+                route_types.RegexMatcher, route_types.UpgradeConfig, route_types.RetryBackOff,
+                route_types.RegexMatchAndSubstitute, route_types.Int64Range):
         assert set(FIELD_NUMBERS[cls.ENVOY_TYPE]) == set(cls.ENVOY_FIELDS), cls.ENVOY_TYPE
         assert len(set(FIELD_NUMBERS[cls.ENVOY_TYPE].values())) == len(cls.ENVOY_FIELDS), cls.ENVOY_TYPE
 
