@@ -35,6 +35,9 @@ BOOTSTRAP_DUMP = "type.googleapis.com/envoy.admin.v3.BootstrapConfigDump"
 CLUSTERS_DUMP = "type.googleapis.com/envoy.admin.v3.ClustersConfigDump"
 LISTENERS_DUMP = "type.googleapis.com/envoy.admin.v3.ListenersConfigDump"
 SECRETS_DUMP = "type.googleapis.com/envoy.admin.v3.SecretsConfigDump"
+SCOPED_ROUTES_DUMP = "type.googleapis.com/envoy.admin.v3.ScopedRoutesConfigDump"
+ROUTES_DUMP = "type.googleapis.com/envoy.admin.v3.RoutesConfigDump"
+ROUTE_CONFIG_TYPE = "type.googleapis.com/envoy.config.route.v3.RouteConfiguration"
 CLUSTER_TYPE = "type.googleapis.com/envoy.config.cluster.v3.Cluster"
 LISTENER_TYPE = "type.googleapis.com/envoy.config.listener.v3.Listener"
 _TYPE_PREFIX = "type.googleapis.com/"
@@ -54,6 +57,7 @@ JSON = "application/json"
 
 _STATIC_CLUSTER = "envoy.admin.v3.ClustersConfigDump.StaticCluster"
 _STATIC_LISTENER = "envoy.admin.v3.ListenersConfigDump.StaticListener"
+_STATIC_ROUTE_CONFIG = "envoy.admin.v3.RoutesConfigDump.StaticRouteConfig"
 #: The fields of the tracker messages and of their elements envoy_fast fills.
 _DUMP_FIELDS: Dict[str, Dict[str, str]] = {
     "envoy.admin.v3.BootstrapConfigDump": {
@@ -71,10 +75,17 @@ _DUMP_FIELDS: Dict[str, Dict[str, str]] = {
                       "last_updated": S.TIMESTAMP},
     _STATIC_LISTENER: {"listener": S.ANY + "envoy.config.listener.v3.Listener",
                        "last_updated": S.TIMESTAMP},
+    "envoy.admin.v3.ScopedRoutesConfigDump": {
+        "inline_scoped_route_configs": S.REPEATED, "dynamic_scoped_route_configs": S.REPEATED},
+    "envoy.admin.v3.RoutesConfigDump": {
+        "static_route_configs": S.REPEATED, "dynamic_route_configs": S.REPEATED},
+    _STATIC_ROUTE_CONFIG: {"route_config": S.ANY + "envoy.config.route.v3.RouteConfiguration",
+                           "last_updated": S.TIMESTAMP},
 }
 S.register(_DUMP_FIELDS)
 #: Element type of the repeated tracker fields envoy_fast fills.
-_ELEMENTS = {"static_clusters": _STATIC_CLUSTER, "static_listeners": _STATIC_LISTENER}
+_ELEMENTS = {"static_clusters": _STATIC_CLUSTER, "static_listeners": _STATIC_LISTENER,
+             "static_route_configs": _STATIC_ROUTE_CONFIG}
 
 Response = Tuple[int, str, str]
 
@@ -102,10 +113,41 @@ def config_dump(bootstrap: Dict[str, Any], last_updated: str,
         ldump["static_listeners"] = [
             {"listener": dict([("@type", LISTENER_TYPE)] + list(l.items())),
              "last_updated": last_updated} for l in listeners]
-    return {"configs": [
-        {"@type": BOOTSTRAP_DUMP, "bootstrap": bootstrap, "last_updated": last_updated},
-        cdump, ldump, {"@type": SECRETS_DUMP},
-    ]}
+    configs = [{"@type": BOOTSTRAP_DUMP, "bootstrap": bootstrap, "last_updated": last_updated},
+               cdump, ldump]
+    route_configs = _route_configs(sr.get("listeners", []))
+    if route_configs is not None:
+        # Envoy's route trackers exist once an http_connection_manager does.
+        rdump: Dict[str, Any] = {"@type": ROUTES_DUMP}
+        routes = [rc for rc in route_configs if keep(rc)]
+        if routes:
+            rdump["static_route_configs"] = [
+                {"route_config": dict([("@type", ROUTE_CONFIG_TYPE)] + list(rc.items())),
+                 "last_updated": last_updated} for rc in routes]
+        configs += [{"@type": SCOPED_ROUTES_DUMP}, rdump]
+    configs.append({"@type": SECRETS_DUMP})
+    return {"configs": configs}
+
+
+def _route_configs(listeners: List[Dict[str, Any]]) -> Optional[List[Dict[str, Any]]]:
+    """The inline route configurations of the http_connection_managers, in
+    listener order (Envoy lists them in the order of a hash map); None when
+    there is no http_connection_manager."""
+    from envoy_fast.extensions.network.http_connection_manager_config import HCM_TYPE_URL
+    out, any_hcm = [], False
+    for lst in sorted(listeners, key=lambda l: l.get("name", "")):
+        chains = list(lst.get("filter_chains", []))
+        if "default_filter_chain" in lst:
+            chains.append(lst["default_filter_chain"])
+        for chain in chains:
+            for f in chain.get("filters", []):
+                config = f.get("typed_config") or {}
+                url = str(config.get("@type", ""))
+                if url.rsplit("/", 1)[-1] == HCM_TYPE_URL.rsplit("/", 1)[-1]:
+                    any_hcm = True
+                    if "route_config" in config:
+                        out.append(config["route_config"])
+    return out if any_hcm else None
 
 
 def handle(query: Dict[str, List[str]], bootstrap: Dict[str, Any], last_updated: str) -> Response:

@@ -285,9 +285,10 @@ class Normaliser:
             raise self.error(path, reason)
         supported = ", ".join(types)
         match = diag.close_match(url, list(types), cutoff=0.8)
+        label = extensions.REGISTRY_LABELS.get(registry, registry)
         raise self.error(
             path + ("@type",),
-            f"unsupported network filter type '{url}' (envoy_fast supports: {supported})",
+            f"unsupported {label} type '{url}' (envoy_fast supports: {supported})",
             f"did you mean `{match}`?" if match else None,
         )
 

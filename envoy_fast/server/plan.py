@@ -3,6 +3,7 @@
 the worker). Network filters build their own part through the registry."""
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
 from typing import Dict, List, Optional
 
@@ -12,7 +13,7 @@ from envoy_fast.server.plan_types import (
     LB_ROUND_ROBIN, SOURCE_ANY, SOURCE_EXTERNAL, SOURCE_SAME_IP_OR_LOOPBACK, AnyClusterPlan,
     ClusterStatsPlan, CidrRange, FilterChainMatchPlan, FilterChainPlan, HostPlan, ListenerPlan,
     ListenerStatsPlan, StaticClusterPlan, WorkerPlan)
-from envoy_fast.stats.store import StatsLayout, host_address
+from envoy_fast.stats.store import StatsLayout, host_address, listener_stat_prefix
 
 _LB = {"ROUND_ROBIN": LB_ROUND_ROBIN, "LEAST_REQUEST": LB_LEAST_REQUEST, "RANDOM": LB_RANDOM}
 _SOURCE_TYPE = {"ANY": SOURCE_ANY, "SAME_IP_OR_LOOPBACK": SOURCE_SAME_IP_OR_LOOPBACK,
@@ -121,6 +122,7 @@ def build_listener_plan(listener, bootstrap, layout: StatsLayout, fd: int,
     """The plan of one listener on socket `fd` (-1: not listening)."""
     if ctx is None:
         ctx = _context(bootstrap, layout)
+    ctx = dataclasses.replace(ctx, listener_stat_prefix=listener_stat_prefix(listener))
     limit = bootstrap.listener_connection_limit(listener.name)
     dfc = listener.default_filter_chain
     return ListenerPlan(

@@ -118,7 +118,9 @@ class StatsLayout:
                 for f in chain.filters:
                     # Each filter declares its blocks in its registry record.
                     record = registry.for_config(f.typed_config)
-                    for block in record.stat_blocks(f.typed_config):
+                    blocks = (list(record.stat_blocks(f.typed_config))
+                              + list(record.listener_stat_blocks(f.typed_config, prefix)))
+                    for block in blocks:
                         self.add_block(block.prefix, block.table, block.histograms,
                                        dynamic=block.dynamic, key=block.key)
         for cluster in sr.clusters:

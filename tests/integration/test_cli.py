@@ -147,11 +147,11 @@ def _duplicate_cluster(c):
 
 
 def _http_connection_manager(c):
+    # An HCM field envoy_fast does not implement (RDS).
     c["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0] = {
         "name": "envoy.filters.network.http_connection_manager",
         "typed_config": {"@type": HCM, "stat_prefix": "h",
-                         "route_config": {"virtual_hosts": [{"name": "v", "domains": ["*"], "routes": [
-                             {"match": {"prefix": "/"}, "route": {"cluster": "up"}}]}]},
+                         "rds": {"route_config_name": "r", "config_source": {"ads": {}}},
                          "http_filters": [{"name": "envoy.filters.http.router", "typed_config": {
                              "@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"}}]}}
 
@@ -162,7 +162,7 @@ BAD = {
     "unknown_field": (_unknown_field, ["static_resources.clusters[0]", "bogus_field"]),
     "unknown_cluster": (_unknown_cluster, [FILTER0, "nosuch"]),
     "duplicate_cluster": (_duplicate_cluster, ["static_resources.clusters[1]", "duplicate cluster 'up'"]),
-    "http_connection_manager": (_http_connection_manager, [FILTER0]),
+    "http_connection_manager": (_http_connection_manager, [FILTER0 + ".typed_config.rds", "not supported"]),
 }
 
 
@@ -317,3 +317,47 @@ def test_bundled_example(tmp_path):
         assert out.strip() == "LIVE"
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=10) == 0
+
+
+def _http_example_on_free_ports(tmp_path):
+    """examples/envoy-http-demo.yaml with its three ports moved to free ones
+    (so it runs beside anything): (path, {old port: new port})."""
+    with open(os.path.join(ROOT, "examples", "envoy-http-demo.yaml")) as f:
+        text = f.read()
+    ports = {old: free_port() for old in (9901, 10000, 10001)}
+    for old, new in ports.items():
+        text = text.replace("port_value: %d " % old, "port_value: %d " % new)
+    path = tmp_path / "http-demo.yaml"
+    path.write_text(text)
+    return str(path), ports
+
+
+def _get(port, path):
+    with urllib.request.urlopen("http://127.0.0.1:%d%s" % (port, path), timeout=5) as r:
+        return r.status, r.read().decode()
+
+
+def test_bundled_http_example_validates():
+    example = os.path.join(ROOT, "examples", "envoy-http-demo.yaml")
+    r = run_cli(["--mode", "validate", "-c", example])
+    assert r.returncode == 0 and "configuration '%s' OK" % example in r.stdout, r.stdout + r.stderr
+
+
+@pytest.mark.parametrize("impl", ["envoy", "envoy_fast"])
+def test_bundled_http_example_answers_as_its_comments_say(tmp_path, impl):
+    """What the example's header promises, through the real Envoy (which
+    shows the example itself is right) and through envoy_fast."""
+    from helpers import run_envoy, run_envoy_fast
+    from envoy_fast import _worker
+    if impl == "envoy_fast" and not hasattr(_worker, "HttpConnectionManagerConfig"):
+        pytest.skip("this build has no HTTP connection manager in its worker yet")
+    path, ports = _http_example_on_free_ports(tmp_path)
+    with open(path) as f:
+        cfg = yaml.safe_load(f)
+    run = run_envoy if impl == "envoy" else run_envoy_fast
+    with run(cfg, wait=[ports[9901], ports[10000], ports[10001]]):
+        assert _get(ports[10000], "/ready") == (200, "LIVE\n")
+        assert _get(ports[10001], "/") == (200, "Hello from envoy_fast\n")
+        assert _get(ports[10001], "/ready") == (200, "LIVE\n")
+        status, body = _get(ports[10001], "/stats")
+        assert status == 200 and "http.demo_http.downstream_rq_total: " in body

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import List, Union
 
 from envoy_fast.accesslog.plan import AccessLogPlan
-from envoy_fast.extensions.registry import NetworkFilterPlan, PlanStruct
+from envoy_fast.extensions.registry import HttpFilterPlan, NetworkFilterPlan
 from envoy_fast.router.plan import RouteTablePlan
 
 NAME = "envoy.filters.network.http_connection_manager"
@@ -23,10 +23,6 @@ UNDERSCORES_REJECT_REQUEST = 1
 UNDERSCORES_DROP_HEADER = 2
 
 
-class HttpFilterPlan(PlanStruct, tag_field="name"):
-    """Base of an HTTP filter's plan, tagged with its extension name."""
-
-
 class RouterPlan(HttpFilterPlan, tag=ROUTER_NAME, kw_only=True):
     """envoy.filters.http.router."""
     suppress_envoy_headers: bool = False
@@ -38,6 +34,9 @@ HttpFilterPlans = Union[RouterPlan]
 class HttpConnectionManagerPlan(NetworkFilterPlan, tag=NAME, kw_only=True):
     stat_prefix: str
     stats_base: int                             # http.<stat_prefix>. block (HttpConnManagerStat)
+    listener_stats_base: int = -1               # listener.<address>.http.<stat_prefix>. block (-1: none)
+    downstream_rq_time_slot: int = -1           # histogram slots of the block (-1: none)
+    downstream_cx_length_ms_slot: int = -1
     route_table: RouteTablePlan
     http_filters: List[HttpFilterPlans]         # router last
     server_name: str = "envoy"
@@ -58,11 +57,13 @@ class HttpConnectionManagerPlan(NetworkFilterPlan, tag=NAME, kw_only=True):
     request_timeout: float = 0.0
     request_headers_timeout: float = 0.0
     delayed_close_timeout: float = 1.0
+    drain_timeout: float = 5.0                  # HTTP/2 GOAWAY grace in Envoy; kept for drain
     accept_http_10: bool = False
     default_host_for_http_10: str = ""
     allow_absolute_url: bool = True
     allow_chunked_length: bool = False
     enable_trailers: bool = False
+    proper_case_headers: bool = False           # http_protocol_options.header_key_format.proper_case_words
     upgrade_types: List[str] = []               # enabled upgrade_configs, lower-case
     proxy_100_continue: bool = False
     via: str = ""

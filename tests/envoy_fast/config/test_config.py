@@ -619,7 +619,7 @@ ERRORS = [
     ("tcp_proxy hash_policy", _set(TP0 + ("hashPolicy",), [{"source_ip": {}}]), "static_resources.listeners[0].filter_chains[0].filters[0].typed_config.hash_policy", "not supported"),
     ("tcp_proxy tunneling", _set(TP0 + ("tunneling_config",), {"hostname": "h"}), "static_resources.listeners[0].filter_chains[0].filters[0].typed_config.tunneling_config", "not supported"),
     ("admin access_log", _set(("admin",), {"address": {"socket_address": {"address": "127.0.0.1"}}, "access_log": [{"name": "x"}]}), "admin.access_log", "not supported"),
-    ("hcm", _set(TP0, {"@type": HCM, "stat_prefix": "h"}), "static_resources.listeners[0].filter_chains[0].filters[0].typed_config", "http_connection_manager is not supported yet by envoy_fast (L4 tcp_proxy only)"),
+    ("hcm", _set(TP0, {"@type": HCM, "stat_prefix": "h"}), "static_resources.listeners[0].filter_chains[0].filters[0].typed_config", "route_specifier is required"),
     ("unknown @type", _set(TP0 + ("@type",), "type.googleapis.com/envoy.extensions.filters.network.foo.v3.Foo"), "static_resources.listeners[0].filter_chains[0].filters[0].typed_config.@type", "envoy.extensions.filters.network.foo.v3.Foo"),
     ("missing @type", _set(TP0, {"stat_prefix": "x", "cluster": "c1"}), "static_resources.listeners[0].filter_chains[0].filters[0].typed_config.@type", "missing '@type'"),
     ("bad cidr", _set(L0 + ("filter_chains", 0, "filter_chain_match"), {"prefix_ranges": [{"address_prefix": "10.0.0.300", "prefix_len": 8}]}), "static_resources.listeners[0].filter_chains[0].filter_chain_match.prefix_ranges[0].address_prefix", "malformed IP address"),
