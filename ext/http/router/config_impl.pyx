@@ -390,8 +390,8 @@ cdef class RouterHeaderFormatter:
                     for j in range(len(names)):
                         v = _router_header_value(request, <int>ids[j], <bytes>names[j], &n)
                         if v != NULL:
-                            # copy: v may point into the scratch buffer's
-                            # neighbour (the map), which add() may move
+                            # copied now: v points into the map, whose
+                            # block add() may move
                             _router_scratch_add(v, n)
                             break
             elif k == ROUTER_FORMAT_PROTOCOL:
@@ -462,6 +462,8 @@ cdef class RouterHeaderMutations:
     add at the end), then the additions, each in config order."""
 
     def __dealloc__(self):
+        free(self.add_actions)
+        free(self.add_keep_empty)
         free(self.offsets)
         free(self.lengths)
         free(self.decisions)
