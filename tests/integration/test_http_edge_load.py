@@ -58,3 +58,22 @@ def test_rss_flat_over_100k_keepalive_requests(edge):
     print("rss:", r)
     assert r["requests"] == 100000
     assert r["growth_kb"] <= 1024, r
+
+
+def test_reloads_under_http_keepalive_load_lose_no_request():
+    """bench/lifecycle.py's L7 case: five SIGHUP reloads under wrk keep-alive
+    GETs through an HTTP proxy config cost no request."""
+    import tempfile
+    spec = importlib.util.spec_from_file_location("bench_lifecycle", os.path.join(ROOT, "bench", "lifecycle.py"))
+    life = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(life)
+    with tempfile.TemporaryDirectory() as tmp:
+        nginx, up = life.start_nginx(tmp)
+        try:
+            r = life.http_reloads_under_load(up, 2, 6)
+        finally:
+            nginx.terminate()
+            nginx.wait(timeout=10)
+    print("reloads under HTTP keep-alive load:", r)
+    assert "not_supported_yet" not in r
+    assert r["requests"] > 1000 and r["failed"] == 0, r
