@@ -9,6 +9,11 @@ import pytest
 from http_diff import assert_same, get, hcm_config, pair, upstream_cluster
 
 BASIC = hcm_config()
+TRAILERS_ON = hcm_config(hcm={"http_protocol_options": {"enable_trailers": True}}, clusters=[
+    upstream_cluster("up", "UPSTREAM", typed_extension_protocol_options={
+        "envoy.extensions.upstreams.http.v3.HttpProtocolOptions": {
+            "@type": "type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions",
+            "explicit_http_config": {"http_protocol_options": {"enable_trailers": True}}}})])
 STATS_4XX = ["http.ingress.downstream_rq_4xx", "http.ingress.downstream_cx_protocol_error"]
 
 
@@ -42,6 +47,9 @@ CODEC = [
     case("response_trailers_dropped", get("/?trailers=1"), 200),
     case("response_trailers_kept", get("/?trailers=1"), 200,
          config=hcm_config(hcm={"http_protocol_options": {"enable_trailers": True}})),
+    # Observed: trailers pass only when both codecs enable them (HCM and cluster).
+    case("trailers_both_ways", get("/p?trailers=1", method="POST", headers=["transfer-encoding: chunked"])
+         + b"2\r\nhi\r\n0\r\nx-t: 1\r\n\r\n", 200, config=TRAILERS_ON),
     case("response_close_delimited", get("/?nolen=1"), 200),
     case("response_64k", get("/?size=65536"), 200),
     case("upload_1m", get("/p", method="POST", body=b"u" * (1 << 20)), 200),
