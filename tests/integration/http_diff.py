@@ -568,6 +568,11 @@ class Pair:
                         % (self.peer.impl, req, diff, e_text, self.peer.impl, p_text), pytrace=False)
         return e_exs if parallel is not None else e_exs[0]
 
+    def admin(self, path: str, method: str = "POST") -> None:
+        """The same admin request to both sides (e.g. /healthcheck/fail)."""
+        for side in (self.envoy, self.peer):
+            side.proxy.admin(path, method)
+
     def envoy_only(self, request: Request, **kw) -> Exchange:
         return self.run(self.envoy, request, None, 0, (), **kw)[0][0]
 

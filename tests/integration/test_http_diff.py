@@ -454,6 +454,13 @@ ROUTER_CASES = [
          parallel=[get("/slow?delay=1")] + [get("/%d" % i) for i in range(4)], stagger=0.1,
          stats=["cluster.up.upstream_rq_pending_overflow"]),
     case("streamed_response", get("/?size=300&body_delay=0.3"), 200),
+    case("max_requests_overflow", None, [200, 503], parallel=[get("/slow?delay=0.6"), get("/b")],
+         stagger=0.2, config=hcm_config(clusters=[upstream_cluster("up", "UPSTREAM", circuit_breakers={
+             "thresholds": [{"max_requests": 1}]})]), stats=["cluster.up.upstream_rq_pending_overflow"]),
+    case("retry_overflow", get("/?fail=1"), 503, config=hcm_config(
+        [_route({"prefix": "/"}, retry_policy={"retry_on": "5xx", "num_retries": 1})],
+        clusters=[upstream_cluster("up", "UPSTREAM", circuit_breakers={"thresholds": [{"max_retries": 0}]})]),
+        stats=["cluster.up.upstream_rq_retry_overflow"]),
 ]
 
 
@@ -468,3 +475,13 @@ def test_pool_reuse_across_downstream_connections():
         for path in ("/a", "/b"):
             r = p.assert_same(get(path))
             assert r.finals[0].echo()["conn"] == 1
+
+
+def test_draining_answers_with_connection_close():
+    """After /healthcheck/fail each keep-alive response says `connection:
+    close`. Observed: Envoy closes only after drain_timeout (+ the 1 s
+    delayed close) and serves requests that come meanwhile."""
+    with pair(hcm_config(hcm={"drain_timeout": "0.5s"})) as p:
+        p.admin("/healthcheck/fail")
+        r = p.assert_same([get("/1"), 0.2, get("/2")], responses=2, check_close=True)
+        assert [x.header("connection") for x in r.finals] == ["close", "close"] and r.closed
