@@ -981,10 +981,17 @@ def write_png(results: list[dict], path: Path) -> str | None:
     labels = list(dict.fromkeys(f"{r['proxy']} c{r['concurrency']}" for r in ok))
     by = {(f"{r['proxy']} c{r['concurrency']}", r["workload"]): r["result"] for r in ok}
     colors = {"envoy_fast": "#d62728", "envoy": "#9467bd", "haproxy": "#1f77b4", "nginx": "#2ca02c"}
-    fig, axes = plt.subplots(2, len(wls), figsize=(4.2 * len(wls), 7.5), squeeze=False)
-    for j, w in enumerate(wls):
+    # At most 4 workloads side by side; each band is two rows (req/s, CPU).
+    ncols = min(4, len(wls))
+    bands = (len(wls) + ncols - 1) // ncols
+    fig, axes = plt.subplots(2 * bands, ncols, figsize=(4.2 * ncols, 7.5 * bands), squeeze=False)
+    for j in range(len(wls), bands * ncols):
+        axes[2 * (j // ncols)][j % ncols].axis("off")
+        axes[2 * (j // ncols) + 1][j % ncols].axis("off")
+    for idx, w in enumerate(wls):
+        band, j = divmod(idx, ncols)
         for i, (key, title) in enumerate((("rps", "req/s"), ("cpu_us_per_req", "proxy CPU us/req (user+sys)"))):
-            ax = axes[i][j]
+            ax = axes[2 * band + i][j]
             vals = [(by.get((lb, w)) or {}).get(key) or 0 for lb in labels]
             bars = ax.bar(range(len(labels)), vals,
                           color=[colors.get(lb.split()[0], "#7f7f7f") for lb in labels])
@@ -1000,7 +1007,7 @@ def write_png(results: list[dict], path: Path) -> str | None:
             ax.set_title(f"{w}: {title}", fontsize=9)
     fig.suptitle("proxy benchmark, L4 (TCP) and L7 (http_*: HTTP) workloads "
                  "(wrk via proxy -> nginx upstream, loopback)", fontsize=10)
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0, 1, 0.98))
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return None
