@@ -7,6 +7,9 @@ memory. One command, loopback only, every step bounded in time:
 Prints (and writes to bench/results/lifecycle.json):
   * requests and failed requests over five SIGHUP reloads under wrk, with
     keep-alive and with a new connection per request;
+  * the same with keep-alive GETs through an HTTP proxy config
+    (http_connection_manager + router): the L7 case ("reloads_http"; reported
+    as not supported yet while envoy_fast has no HTTP data plane);
   * the longest gap in service after a worker is SIGKILLed (a client connects
     every 2 ms and counts how long no connection got an answer);
   * idle RSS of the main process and of each worker;
@@ -29,7 +32,53 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 sys.path.insert(0, os.path.join(ROOT, "tests"))
 
-from helpers import free_port, run_envoy_fast, simple_proxy_config, wait_port  # noqa: E402
+from helpers import (bootstrap, cluster, free_port, listener, run_envoy_fast,  # noqa: E402
+                     simple_proxy_config, wait_port)
+
+HCM_NOT_SUPPORTED = "http_connection_manager is not supported yet"
+
+
+def http_proxy_config(upstream_port, listen_port, admin_port):
+    """One HTTP listener (http_connection_manager + router) to one cluster."""
+    hcm = {"@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3"
+                    ".HttpConnectionManager",
+           "stat_prefix": "http",
+           "route_config": {"name": "local", "virtual_hosts": [{
+               "name": "all", "domains": ["*"],
+               "routes": [{"match": {"prefix": "/"}, "route": {"cluster": "up"}}]}]},
+           "http_filters": [{"name": "envoy.filters.http.router", "typed_config": {
+               "@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"}}]}
+    return bootstrap([listener("l7", listen_port, [{"filters": [
+        {"name": "envoy.filters.network.http_connection_manager", "typed_config": hcm}]}])],
+        [cluster("up", [upstream_port], circuit_breakers={"thresholds": [
+            {"max_connections": 100000, "max_pending_requests": 100000, "max_requests": 100000}]})],
+        admin_port)
+
+
+def lacks_http(cfg):
+    """envoy_fast's refusal of an HTTP config while it has no HTTP data plane, else ''."""
+    import yaml
+    with tempfile.NamedTemporaryFile("w", suffix=".yaml") as f:
+        yaml.safe_dump(cfg, f)
+        f.flush()
+        r = subprocess.run([sys.executable, "-m", "envoy_fast", "--mode", "validate", "-c", f.name],
+                           capture_output=True, text=True, timeout=60, cwd=ROOT)
+    return HCM_NOT_SUPPORTED if HCM_NOT_SUPPORTED in r.stdout + r.stderr else ""
+
+
+def http_reloads_under_load(up, concurrency, duration):
+    """Five SIGHUP reloads under wrk keep-alive GETs through the HTTP proxy:
+    a draining worker answers with `connection: close`, so none may fail."""
+    lp, adm = free_port(), free_port()
+    cfg = http_proxy_config(up, lp, adm)
+    why = lacks_http(cfg)
+    if why:
+        return {"mode": "http_keepalive", "not_supported_yet": why}
+    with run_envoy_fast(cfg, concurrency=concurrency) as proxy:
+        time.sleep(0.5)
+        r = reloads_under_load(proxy, lp, duration, "keepalive")
+    r["mode"] = "http_keepalive"
+    return r
 
 
 def rss_kb(pid):
@@ -165,6 +214,7 @@ def main():
                                           for i, p in enumerate(proxy.pids())}
                 results["reloads"] = [reloads_under_load(proxy, lp, args.duration, m)
                                       for m in ("keepalive", "new_connection")]
+            results["reloads_http"] = http_reloads_under_load(up, args.concurrency, args.duration)
             with run_envoy_fast(cfg, concurrency=args.concurrency) as proxy:
                 results["worker_kill"] = restart_gap(proxy, lp)
             with run_envoy_fast(cfg, concurrency=args.concurrency) as proxy:

@@ -1,0 +1,79 @@
+"""The L7 edge under hostile conditions (bench/http_edge.py does the work):
+the keep-alive race with an upstream that closes idle connections at
+random, slowloris clients, and RSS over 100,000 keep-alive requests on one
+connection. envoy_fast must show zero failed requests where Envoy shows
+sporadic 503s (its count is printed beside ours). These skip while
+envoy_fast has no HTTP data plane."""
+import importlib.util
+import os
+
+import pytest
+
+from helpers import ROOT, ensure_nofile, free_port, require_peer
+
+EDGE = os.path.join(ROOT, "bench", "http_edge.py")
+
+
+@pytest.fixture(scope="module")
+def edge():
+    spec = importlib.util.spec_from_file_location("bench_http_edge", EDGE)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+@pytest.fixture(autouse=True)
+def _needs_http(edge):
+    require_peer("wrk")
+    require_peer("nginx")
+    cfg = edge.http_config(free_port(), free_port(), free_port())
+    why = edge.refusal("envoy_fast", cfg)
+    if why:
+        pytest.skip("envoy_fast has no HTTP data plane yet (%s)" % why)
+
+
+def test_keepalive_race_loses_no_request(edge):
+    ours = edge.check_race("envoy_fast", 5, 0.02)
+    require_peer("envoy")
+    envoy = edge.check_race("envoy", 5, 0.02)
+    print("keep-alive race: envoy_fast %s, Envoy %s" % (ours, envoy))
+    assert ours["requests"] > 1000, ours
+    assert ours["upstream_idle_closes"] > 10, ours      # the upstream really raced
+    assert ours["failed"] == 0, "envoy_fast failed requests (Envoy: %d)" % envoy["failed"]
+
+
+def test_slowloris_does_not_delay_other_clients(edge):
+    ensure_nofile(4096)
+    r = edge.check_slowloris("envoy_fast", 4, 1000, headers_timeout=5.0)
+    print("slowloris:", r)
+    assert r["baseline"]["failed"] == 0 and r["with_slowloris"]["failed"] == 0, r
+    assert r["p99_ratio"] is not None and r["p99_ratio"] <= 2.0, r
+    # Every slow head is cut at request_headers_timeout (1 s sending steps).
+    assert r["slow_closed"] == 1000, r
+    assert 4.0 <= r["slow_closed_after_s"][0] and r["slow_closed_after_s"][1] <= 5.0 + 2.5, r
+
+
+def test_rss_flat_over_100k_keepalive_requests(edge):
+    r = edge.check_rss("envoy_fast", 100000)
+    print("rss:", r)
+    assert r["requests"] == 100000
+    assert r["growth_kb"] <= 1024, r
+
+
+def test_reloads_under_http_keepalive_load_lose_no_request():
+    """bench/lifecycle.py's L7 case: five SIGHUP reloads under wrk keep-alive
+    GETs through an HTTP proxy config cost no request."""
+    import tempfile
+    spec = importlib.util.spec_from_file_location("bench_lifecycle", os.path.join(ROOT, "bench", "lifecycle.py"))
+    life = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(life)
+    with tempfile.TemporaryDirectory() as tmp:
+        nginx, up = life.start_nginx(tmp)
+        try:
+            r = life.http_reloads_under_load(up, 2, 6)
+        finally:
+            nginx.terminate()
+            nginx.wait(timeout=10)
+    print("reloads under HTTP keep-alive load:", r)
+    assert "not_supported_yet" not in r
+    assert r["requests"] > 1000 and r["failed"] == 0, r
