@@ -303,7 +303,7 @@ def test_sigterm_with_open_connection_exits_after_drain_time(tmp_path):
 def test_bundled_example(tmp_path):
     curl = require_peer("curl")
     example = os.path.join(ROOT, "examples", "envoy-demo.yaml")
-    for p in (10000, 9901):
+    for p in (10000, 10001, 9901):
         if not port_free(p):
             pytest.skip("port %d is busy" % p)
     r = run_cli(["--mode", "validate", "-c", example])
@@ -315,14 +315,17 @@ def test_bundled_example(tmp_path):
         out = subprocess.run([curl, "-s", "--max-time", "5", "localhost:10000/ready"],
                              capture_output=True, text=True, timeout=10).stdout
         assert out.strip() == "LIVE"
+        out = subprocess.run([curl, "-s", "--max-time", "5", "localhost:10001/"],
+                             capture_output=True, text=True, timeout=10).stdout
+        assert out == "Hello from envoy_fast\n"
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=10) == 0
 
 
 def _http_example_on_free_ports(tmp_path):
-    """examples/envoy-http-demo.yaml with its three ports moved to free ones
+    """examples/envoy-demo.yaml with its three ports moved to free ones
     (so it runs beside anything): (path, {old port: new port})."""
-    with open(os.path.join(ROOT, "examples", "envoy-http-demo.yaml")) as f:
+    with open(os.path.join(ROOT, "examples", "envoy-demo.yaml")) as f:
         text = f.read()
     ports = {old: free_port() for old in (9901, 10000, 10001)}
     for old, new in ports.items():
@@ -338,7 +341,7 @@ def _get(port, path):
 
 
 def test_bundled_http_example_validates():
-    example = os.path.join(ROOT, "examples", "envoy-http-demo.yaml")
+    example = os.path.join(ROOT, "examples", "envoy-demo.yaml")
     r = run_cli(["--mode", "validate", "-c", example])
     assert r.returncode == 0 and "configuration '%s' OK" % example in r.stdout, r.stdout + r.stderr
 
@@ -348,9 +351,6 @@ def test_bundled_http_example_answers_as_its_comments_say(tmp_path, impl):
     """What the example's header promises, through the real Envoy (which
     shows the example itself is right) and through envoy_fast."""
     from helpers import run_envoy, run_envoy_fast
-    from envoy_fast import _worker
-    if impl == "envoy_fast" and not hasattr(_worker, "HttpConnectionManagerConfig"):
-        pytest.skip("this build has no HTTP connection manager in its worker yet")
     path, ports = _http_example_on_free_ports(tmp_path)
     with open(path) as f:
         cfg = yaml.safe_load(f)
