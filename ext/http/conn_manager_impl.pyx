@@ -92,6 +92,8 @@ cdef class HttpConnectionManagerImpl(ReadFilter):
         s.request_headers = HttpHeaderMap()
         s.stream_info = StreamInfoImpl.__new__(StreamInfoImpl)
         s.stream_info.connection_id = conn.connection_id
+        if cfg.access_loggers is not None:
+            s.stream_info.fill_downstream(conn)
         s.body = OwnedBuffer.new()
         s.watermark_callbacks = []
         self.stream = s
@@ -386,6 +388,8 @@ cdef class HttpConnectionManagerImpl(ReadFilter):
         cfg.listener_stats[HTTP_LISTENER_DOWNSTREAM_RQ_COMPLETED] += 1
         if cfg.rq_time_hist != NULL:
             hist_record(cfg.rq_time_hist, (now - s.start_time) * 1000.0)
+        if cfg.access_loggers is not None:
+            s.log()
         s.end_stream()
         self.idle_since = now
         if self.flow_paused:
@@ -481,6 +485,8 @@ cdef class HttpConnectionManagerImpl(ReadFilter):
             if event == CONN_EVENT_REMOTE_CLOSE:
                 s.stream_info.set_response_flag(RF_DOWNSTREAM_CONNECTION_TERMINATION)
             cfg.stats[HTTP_DOWNSTREAM_RQ_ACTIVE] -= 1
+            if cfg.access_loggers is not None:
+                s.log()
             s.end_stream()
         cfg.stats[HTTP_DOWNSTREAM_CX_ACTIVE] -= 1
         cfg.stats[HTTP_DOWNSTREAM_CX_HTTP1_ACTIVE] -= 1

@@ -257,3 +257,42 @@ def test_sigterm_drain_closes_keep_alive_connections():
             assert _closed_within(idle, 10)                   # drain_timeout (5 s) later
     finally:
         upstream.close()
+
+
+def test_access_log_one_line_per_request_as_envoy(tmp_path):
+    """One record per request at its end; the operators the log format
+    engine knows give Envoy's values (body bytes, flags, upstream host)."""
+    fmt = "%BYTES_RECEIVED% %BYTES_SENT% %RESPONSE_FLAGS% %UPSTREAM_HOST%\n"
+    requests = [b"GET / HTTP/1.1\r\nHost: a\r\n\r\n",
+                b"POST /up HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\n\r\nabc",
+                b"GET /up HTTP/1.1\r\nHost: a\r\n\r\n"]
+    lines = {}
+    for impl in ("envoy_fast", "envoy"):
+        upstream = HeadEcho()
+        port = free_port()
+        path = str(tmp_path / ("%s.log" % impl))
+        cfg = config(port, upstream.port, access_log=[{
+            "name": "envoy.access_loggers.file",
+            "typed_config": {
+                "@type": "type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog",
+                "path": path, "log_format": {"text_format_source": {"inline_string": fmt}}}}])
+        try:
+            with run_impl(impl, cfg):
+                s = socket.create_connection(("127.0.0.1", port), timeout=5)
+                for req in requests:
+                    s.sendall(req)
+                    read_response(s)
+                s.close()
+
+                def logged():
+                    try:
+                        with open(path) as f:
+                            return f.read().count("\n") == len(requests)
+                    except OSError:
+                        return False
+                wait_for(logged, what="%s access log" % impl)
+                with open(path) as f:
+                    lines[impl] = f.read().replace(":%d" % upstream.port, ":<port>")
+        finally:
+            upstream.close()
+    assert lines["envoy_fast"] == lines["envoy"]
