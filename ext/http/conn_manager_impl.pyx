@@ -279,6 +279,7 @@ cdef class HttpConnectionManagerImpl(ReadFilter):
         cdef HttpHeaderMap h = headers
         cdef HttpHeaderMap rq = s.request_headers
         cdef int status = h.status, i
+        cdef bint framing
         cdef OwnedBuffer out = self.out
         s.response_status = status
         # Envoy's order: date, server, then mutateResponseHeaders.
@@ -332,17 +333,24 @@ cdef class HttpConnectionManagerImpl(ReadFilter):
         # Framing (Envoy's StreamEncoderImpl::encodeHeadersBase), then the head.
         s.no_response_body = s.is_head or status == 204 or status == 304 or status < 200
         s.chunk_encoding = False
+        framing = False
         if h.get(HTTP1_HEADER_CONTENT_LENGTH) >= 0 or status < 200 or status == 204 or status == 304:
             pass
         elif end_stream:
             if not s.is_head:
                 h.add(b"content-length", 14, b"0", 1, HTTP1_HEADER_CONTENT_LENGTH)
+                framing = True
         elif s.version != HTTP1_VERSION_11:
             pass                            # HTTP/1.0: the close ends the body
         else:
             h.add(b"transfer-encoding", 17, b"chunked", 7, HTTP1_HEADER_TRANSFER_ENCODING)
+            framing = True
             s.chunk_encoding = not s.is_head
         http1_encode_response_head(out, h, s.version != HTTP1_VERSION_11)
+        if framing:
+            # The codec's framing header is on the wire, not in the headers
+            # (Envoy's %RESP(content-length)% does not see it).
+            h.remove_at(h.count - 1)
         s.response_started = True
         self.connection.write(out, False)
         if end_stream:

@@ -259,13 +259,25 @@ def test_sigterm_drain_closes_keep_alive_connections():
         upstream.close()
 
 
+def _blank_default(text):
+    """Envoy's default format with the start time, duration, service time
+    and request id blanked."""
+    text = re.sub(r"^\[[^\]]+\] ", "[<time>] ", text, flags=re.M)
+    text = re.sub(r'(" \d+ \S+ \d+ \d+ )\d+ (\d+|-) ', r"\1<ms> <ms> ", text)
+    return re.sub(r"[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}", "<uuid>", text)
+
+
 def test_access_log_one_line_per_request_as_envoy(tmp_path):
     """One record per request at its end; the operators the log format
     engine knows give Envoy's values (body bytes, flags, upstream host)."""
-    fmt = "%BYTES_RECEIVED% %BYTES_SENT% %RESPONSE_FLAGS% %UPSTREAM_HOST%\n"
+    fmt = ("%BYTES_RECEIVED% %BYTES_SENT% %RESPONSE_FLAGS% %UPSTREAM_HOST% %RESPONSE_CODE% "
+           "%PROTOCOL% %RESPONSE_CODE_DETAILS% %REQ(:METHOD)% %REQ(X-ENVOY-ORIGINAL-PATH?:PATH)% "
+           "%REQ(:AUTHORITY)% %REQ(USER-AGENT):3% %RESP(CONTENT-LENGTH)% %RESP(X-MISSING)% "
+           "%ACCESS_LOG_TYPE%\n")
     requests = [b"GET / HTTP/1.1\r\nHost: a\r\n\r\n",
-                b"POST /up HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\n\r\nabc",
-                b"GET /up HTTP/1.1\r\nHost: a\r\n\r\n"]
+                b"POST /up HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\nUser-Agent: curl/8\r\n\r\nabc",
+                b"GET /up?x=1 HTTP/1.1\r\nHost: b:80\r\n\r\n",
+                b"GET / HTTP/1.1\r\n\r\n"]
     lines = {}
     for impl in ("envoy_fast", "envoy"):
         upstream = HeadEcho()
@@ -275,7 +287,11 @@ def test_access_log_one_line_per_request_as_envoy(tmp_path):
             "name": "envoy.access_loggers.file",
             "typed_config": {
                 "@type": "type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog",
-                "path": path, "log_format": {"text_format_source": {"inline_string": fmt}}}}])
+                "path": path, "log_format": {"text_format_source": {"inline_string": fmt}}}},
+            {"name": "envoy.access_loggers.file",       # Envoy's default format
+             "typed_config": {
+                 "@type": "type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog",
+                 "path": path + ".default"}}])
         try:
             with run_impl(impl, cfg):
                 s = socket.create_connection(("127.0.0.1", port), timeout=5)
@@ -290,9 +306,13 @@ def test_access_log_one_line_per_request_as_envoy(tmp_path):
                             return f.read().count("\n") == len(requests)
                     except OSError:
                         return False
-                wait_for(logged, what="%s access log" % impl)
+                wait_for(logged, what="%s access log" % impl, timeout=20)
+                time.sleep(0.3)
                 with open(path) as f:
-                    lines[impl] = f.read().replace(":%d" % upstream.port, ":<port>")
+                    text = f.read()
+                with open(path + ".default") as f:
+                    text += _blank_default(f.read())
+                lines[impl] = text.replace(":%d" % upstream.port, ":<port>")
         finally:
             upstream.close()
     assert lines["envoy_fast"] == lines["envoy"]
