@@ -142,6 +142,8 @@ EXCHANGES = [
     b"HEAD /up HTTP/1.1\r\nHost: a\r\n\r\n",
     b"GET /up HTTP/1.1\r\nHost: a\r\nfoo_bar: 1\r\n\r\n",
     b"GET http://other.example:8080/up/abs HTTP/1.1\r\nHost: a\r\n\r\n",
+    b"GET /up HTTP/1.1\r\nHost: a\r\nX-Forwarded-For: 1.1.1.1, 2.2.2.2\r\n\r\n",
+    b"GET /up HTTP/1.1\r\nHost: a\r\nX-Forwarded-For: 2.2.2.2\r\n\r\n",
 ]
 
 
@@ -174,7 +176,8 @@ def run_exchanges(impl, hcm_extra, exchanges):
     {"use_remote_address": True},
     {"use_remote_address": True, "preserve_external_request_id": True,
      "always_set_request_id_in_response": True, "server_name": "edge"},
-], ids=["defaults", "use_remote_address", "edge_options"])
+    {"use_remote_address": True, "xff_num_trusted_hops": 2},
+], ids=["defaults", "use_remote_address", "edge_options", "trusted_hops"])
 def test_keep_alive_exchanges_match_envoy(hcm_extra):
     ours = run_exchanges("envoy_fast", hcm_extra, EXCHANGES)
     envoy = run_exchanges("envoy", hcm_extra, EXCHANGES)
