@@ -367,6 +367,9 @@ cdef class HttpActiveStream:
             route = (<RouteConfigImpl>self.config.route_config).route(
                 self.request_headers, self.hcm.dispatcher.random())
         self.route = route
+        self.idle_timeout = self.config.stream_idle_timeout
+        if route is not None and (<RouteEntryImpl>route).idle_timeout >= 0:
+            self.idle_timeout = (<RouteEntryImpl>route).idle_timeout
         if self.decoder_filters is not None:
             for d in self.decoder_filters:
                 d.route = route
