@@ -185,6 +185,7 @@ class Checker:
                     hint=f"use one of {', '.join(_SUPPORTED_LB)}",
                 )
             )
+        self.upstream_http_options(cluster, path)
         la = cluster.load_assignment
         if la is None:
             return
@@ -209,6 +210,47 @@ class Checker:
             for j, lb_endpoint in enumerate(locality.lb_endpoints):
                 epath = f"{lpath}.lb_endpoints[{j}].endpoint.address.socket_address"
                 self.socket_address(lb_endpoint.endpoint.address.socket_address, epath, "endpoint")
+
+    def upstream_http_options(self, cluster: t.Cluster, path: str) -> None:
+        """What the HTTP/1.1 pool does not implement of the cluster's
+        upstream HTTP protocol options."""
+        options = cluster.typed_extension_protocol_options
+        if not options:
+            return
+        opts = cluster.http_protocol_options()
+        if opts is None:
+            return
+        (key,) = [k for k in options]
+        opath = f"{path}.typed_extension_protocol_options.{key}"
+        common = opts.common()
+        if cluster.max_requests_per_connection is not None:
+            self.fail(ConfigError(
+                "Only one of max_requests_per_connection from Cluster or HttpProtocolOptions"
+                " can be specified", f"{path}.max_requests_per_connection",
+                hint="keep common_http_protocol_options.max_requests_per_connection"))
+        if common.max_connection_duration is not None:
+            self.fail(ConfigError(
+                "not supported by envoy_fast (upstream max_connection_duration)",
+                f"{opath}.common_http_protocol_options.max_connection_duration",
+                hint="remove `max_connection_duration` (idle_timeout and"
+                     " max_requests_per_connection retire upstream connections)"))
+        if common.headers_with_underscores_action != "ALLOW":
+            self.fail(ConfigError(
+                "not supported by envoy_fast (upstream headers_with_underscores_action "
+                f"{common.headers_with_underscores_action})",
+                f"{opath}.common_http_protocol_options.headers_with_underscores_action",
+                hint="remove it: upstream responses keep their headers (ALLOW)"))
+        h1 = opts.explicit_http_config.http_protocol_options if opts.explicit_http_config else None
+        if h1 is not None and h1.allow_chunked_length:
+            self.fail(ConfigError(
+                "not supported by envoy_fast (upstream allow_chunked_length)",
+                f"{opath}.explicit_http_config.http_protocol_options.allow_chunked_length",
+                hint="remove it: a response with both Content-Length and chunked is refused"))
+        if h1 is not None and h1.header_key_format is not None:
+            self.fail(ConfigError(
+                "not supported by envoy_fast (upstream header_key_format)",
+                f"{opath}.explicit_http_config.http_protocol_options.header_key_format",
+                hint="remove it: upstream requests carry lower-case header names"))
 
     # listeners
 

@@ -46,6 +46,9 @@ def _dump_value(spec: Spec, value: Any) -> Any:
         return {"value": value}
     if kind == "layered_runtime":
         return deep_copy(value)
+    if kind == "protocol_options":
+        from .upstream_http_types import UpstreamHttpProtocolOptions  # lazily: see that module
+        return {name: _dump(msgspec.convert(v, UpstreamHttpProtocolOptions)) for name, v in value.items()}
     if isinstance(value, msgspec.Struct):
         return _dump(value)
     if spec.kind == "list":

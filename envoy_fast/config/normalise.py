@@ -12,6 +12,8 @@ import logging
 import re
 from typing import Any, Dict, List, Optional, Tuple, Union
 
+import msgspec
+
 from envoy_fast.extensions import registry as extensions
 
 from . import _diagnostics as diag
@@ -132,6 +134,8 @@ class Normaliser:
             return self.any_message(extra["registry"], value, path)
         if extra.get("kind") == "layered_runtime":
             return self.layered_runtime(value, path)
+        if extra.get("kind") == "protocol_options":
+            return self.protocol_options(value, path)
         if extra.get("kind") == "duration":
             return self.duration(value, path)
         if extra.get("kind") == "percent":
@@ -292,6 +296,50 @@ class Normaliser:
             f"did you mean `{match}`?" if match else None,
         )
 
+    def protocol_options(self, value: Any, path: Path) -> Dict[str, Any]:
+        """A cluster's typed_extension_protocol_options: {extension name: Any}.
+        Only the upstream HTTP options exist in envoy_fast (HTTP/1.1)."""
+        from . import upstream_http_types as uh  # lazily: it imports the HCM's config
+
+        if not isinstance(value, dict):
+            raise self.error(path, f"expected a mapping, got {diag.kind(value)}")
+        out: Dict[str, Any] = {}
+        for key, any_value in value.items():
+            kpath = path + (str(key),)
+            if key not in uh.UPSTREAM_HTTP_OPTIONS_NAMES:
+                # Envoy's words for a name it has no implementation of.
+                self.fail(self.error(
+                    kpath, "Didn't find a registered network or http filter or protocol options"
+                    f" implementation for name: '{key}'",
+                    f"use {uh.UPSTREAM_HTTP_OPTIONS_NAMES[0]}"))
+                continue
+            try:
+                _url, _name, cls = self.type_url(
+                    any_value, kpath, {uh.UPSTREAM_HTTP_OPTIONS_URL: uh.UpstreamHttpProtocolOptions},
+                    "the protocol options'")
+                if cls is None:
+                    raise self.error(kpath + ("@type",), f"unsupported protocol options type '{_url}'"
+                                     f" (envoy_fast supports: {uh.UPSTREAM_HTTP_OPTIONS_URL})")
+                msg = self.message(cls, any_value, kpath)
+                if _erred(msg):
+                    continue                    # told already
+                if "explicit_http_config" not in msg:
+                    if any(k in any_value for k in ("use_downstream_protocol_config", "useDownstreamProtocolConfig",
+                                                    "auto_config", "autoConfig")):
+                        continue        # refused above as not supported
+                    raise self.error(kpath, 'Proto constraint validation failed (field: '
+                                     '"upstream_protocol_options", reason: is required)',
+                                     "add explicit_http_config: {http_protocol_options: {}}")
+                # Held in canonical form (every field, defaults included), so
+                # that a dumped config loads again to an equal Bootstrap.
+                try:
+                    out[key] = msgspec.to_builtins(msgspec.convert(msg, cls))
+                except msgspec.ValidationError as err:
+                    raise self.error(kpath, str(err)) from None
+            except ConfigError as err:
+                self.fail(err)
+        return out
+
     def type_url(self, value: Any, path: Path, types: Dict[str, Any], whose: str):
         """(url, message name, Struct class or None) of a google.protobuf.Any;
         protobuf ignores the URL's host part, so only the message name counts."""
@@ -373,6 +421,15 @@ def deep_copy(value: Any) -> Any:
     if isinstance(value, list):
         return [deep_copy(v) for v in value]
     return value
+
+
+def _erred(doc: Any) -> bool:
+    """A normalised message, or one inside it, had a field that erred."""
+    if isinstance(doc, dict):
+        return ERRED in doc or any(_erred(v) for v in doc.values())
+    if isinstance(doc, list):
+        return any(_erred(v) for v in doc)
+    return False
 
 
 def normalise_document(doc: Dict[str, Any], note: str, source: str = diag.FILE) -> Dict[str, Any]:

@@ -472,6 +472,17 @@ class Cluster(_Message, kw_only=True):
     per_connection_buffer_limit_bytes: UInt32Value = 1048576
     least_request_lb_config: Optional[LeastRequestLbConfig] = None
     common_lb_config: Optional[CommonLbConfig] = None
+    #: Deprecated in Envoy, still honoured: common_http_protocol_options' field.
+    max_requests_per_connection: Optional[UInt32Value] = None
+    #: {name: normalised Any}; the upstream HTTP options only (upstream_http_types).
+    typed_extension_protocol_options: Optional[
+        Annotated[Dict[str, Any], Meta(extra={"kind": "protocol_options"})]] = None
+
+    def http_protocol_options(self) -> Any:
+        """envoy.extensions.upstreams.http.v3.HttpProtocolOptions of this
+        cluster (an UpstreamHttpProtocolOptions), or None."""
+        from .upstream_http_types import parsed  # lazily: it imports the HCM's config
+        return parsed(self.typed_extension_protocol_options)
 
     def thresholds(self) -> Thresholds:
         """The ``DEFAULT``-priority circuit-breaker thresholds.

@@ -96,6 +96,8 @@ def build_cluster_plan(cluster, layout: StatsLayout) -> AnyClusterPlan:
     if cluster.least_request_lb_config is not None:
         choice_count = cluster.least_request_lb_config.choice_count
     hist = layout.cluster_hist[cluster.name]
+    http = cluster.http_protocol_options()
+    common = http.common() if http is not None else None
     return StaticClusterPlan(
         name=cluster.name,
         stats=ClusterStatsPlan(
@@ -114,6 +116,13 @@ def build_cluster_plan(cluster, layout: StatsLayout) -> AnyClusterPlan:
         max_connections=th.max_connections,
         max_pending_requests=th.max_pending_requests,
         max_requests=th.max_requests,
+        max_requests_per_connection=(common.max_requests_per_connection or 0) if common
+        else (cluster.max_requests_per_connection or 0),
+        idle_timeout=common.idle_timeout if common else 3600.0,
+        max_headers_count=common.max_headers_count if common else 100,
+        enable_trailers=bool(http is not None and http.explicit_http_config is not None
+                             and http.explicit_http_config.http_protocol_options is not None
+                             and http.explicit_http_config.http_protocol_options.enable_trailers),
         max_retries=th.max_retries,
         lb_policy=_LB[cluster.lb_policy],
         choice_count=choice_count,

@@ -76,6 +76,7 @@ class ClusterPlan(PlanStruct, tag_field="type", kw_only=True):
     max_requests_per_connection: int = 0    # 0: no limit
     idle_timeout: float = 3600.0            # 0: none
     max_headers_count: int = 100            # response headers
+    enable_trailers: bool = False           # explicit_http_config.http_protocol_options
     max_retries: int = 3
     lb_policy: int = LB_ROUND_ROBIN
     choice_count: int = 2           # least request

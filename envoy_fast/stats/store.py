@@ -129,6 +129,9 @@ class StatsLayout:
         for cluster in sr.clusters:
             prefix = cluster_stat_prefix(cluster)
             self.cluster_base[cluster.name] = self._block(prefix, _worker.CLUSTER_STATS)
+            # envoy_fast's own (docs/decisions.md, the keep-alive race): listed
+            # once non-zero, so a run that never met the race shows Envoy's names.
+            self.dynamic.add(prefix + ".upstream_rq_keepalive_race_retry")
             self.cluster_hist[cluster.name] = self._histograms(prefix, _worker.CLUSTER_HISTOGRAMS)
             # The router's response time: Envoy makes it on the first response.
             self.dynamic.add(prefix + ".upstream_rq_time")

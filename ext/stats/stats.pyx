@@ -45,6 +45,7 @@ CLUSTER_STATS = (
     ("upstream_cx_max_requests", COUNTER),
     ("upstream_cx_protocol_error", COUNTER),
     ("upstream_cx_close_notify", COUNTER),
+    ("upstream_rq_active_overflow", COUNTER),     # max_requests (Envoy 1.40, observed)
     # Not Envoy's: requests sent again after the keep-alive race (docs/decisions.md).
     ("upstream_rq_keepalive_race_retry", COUNTER),
     ("upstream_rq_completed", COUNTER),          # CLUSTER_UPSTREAM_RQ_COMPLETED

@@ -64,6 +64,15 @@ cdef class ThreadLocalCluster:
                 pools = HostConnPools.__new__(HostConnPools)
                 pools.host = h
             host_pools.append(pools)
+        for p in self.host_pools:
+            pools = <HostConnPools>p
+            if pools.http1 is not None and pools.host.index < len(host_pools) \
+                    and host_pools[pools.host.index] is pools:
+                continue
+            if pools.http1 is not None:
+                # A host that left: its idle HTTP connections close now,
+                # busy ones after their response (Envoy drains its pools).
+                pools.http1.drain_connections()
         self.hosts = hosts
         self.host_pools = host_pools
         self.panic = plan.panic
@@ -177,9 +186,17 @@ cdef class ClusterManagerImpl:
         return False
 
     def remove_cluster(self, str name):
-        """Forget the cluster `name`; connections using it run to their end.
-        Returns whether it existed."""
-        return self.clusters.pop(name, None) is not None
+        """Forget the cluster `name`; connections using it run to their end
+        (idle HTTP ones close now). Returns whether it existed."""
+        cdef ThreadLocalCluster tlc = self.clusters.pop(name, None)
+        cdef HostConnPools pools
+        if tlc is None:
+            return False
+        for p in tlc.host_pools:
+            pools = <HostConnPools>p
+            if pools.http1 is not None:
+                pools.http1.drain_connections()
+        return True
 
     def names(self):
         return list(self.clusters)

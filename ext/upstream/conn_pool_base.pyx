@@ -58,9 +58,13 @@ cdef class ConnPoolImplBase:
         if pending.parent is None:
             return None               # already failed or attached
         if self.pending_streams.size > self.connecting_stream_capacity and \
-                not (self.reuses_clients and self.busy_clients.size):
+                not (self.reuses_clients and (self.busy_clients.size or self.connecting_clients.size
+                                              or self.draining_clients.size)):
             # No connection coming for it and none to wait for (a TCP pool
-            # never reuses one): fail now rather than leave it stranded.
+            # never reuses one): fail now rather than leave it stranded. An
+            # HTTP stream waits for any client of the pool (max_connections:
+            # "the request waits as pending"): one that frees up takes it,
+            # one that closes makes room for a new connection.
             self.remove_pending_stream(pending)
             self.on_pool_failure(POOL_FAILURE_OVERFLOW, callbacks)
             return None
@@ -172,7 +176,7 @@ cdef class ConnPoolImplBase:
 
     cdef int attach_stream_to_client(self, ActiveClient client, object callbacks) except -1:
         if not self.cluster.requests.can_create():
-            self.cluster.stats[CLUSTER_UPSTREAM_RQ_PENDING_OVERFLOW] += 1
+            self.cluster.stats[CLUSTER_UPSTREAM_RQ_ACTIVE_OVERFLOW] += 1
             return self.on_pool_failure(POOL_FAILURE_OVERFLOW, callbacks)
         client.capacity -= 1
         client.active_streams += 1

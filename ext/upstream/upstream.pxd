@@ -54,6 +54,7 @@ cdef enum:  # ClusterStat: offsets in a cluster's stats block
     CLUSTER_UPSTREAM_CX_MAX_REQUESTS
     CLUSTER_UPSTREAM_CX_PROTOCOL_ERROR
     CLUSTER_UPSTREAM_CX_CLOSE_NOTIFY
+    CLUSTER_UPSTREAM_RQ_ACTIVE_OVERFLOW
     CLUSTER_UPSTREAM_RQ_KEEPALIVE_RACE_RETRY    # envoy_fast's own (docs/decisions.md)
     # the router's (Envoy's ClusterTrafficStats)
     CLUSTER_UPSTREAM_RQ_COMPLETED
@@ -124,6 +125,7 @@ cdef class ClusterInfo:
     cdef int64_t max_requests_per_connection    # 0: no limit
     cdef double idle_timeout                    # seconds; 0: none
     cdef int max_response_headers_count
+    cdef bint enable_trailers                   # explicit_http_config.http_protocol_options
     cdef ResourceLimit retries
     # Warnings about downstream connections closed for want of an upstream:
     # None when the level hides them (nothing is built then); at most one

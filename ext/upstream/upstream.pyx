@@ -91,6 +91,7 @@ cdef class ClusterInfo:
         self.max_requests_per_connection = plan.max_requests_per_connection
         self.idle_timeout = plan.idle_timeout
         self.max_response_headers_count = plan.max_headers_count
+        self.enable_trailers = plan.enable_trailers
         self.retries = ResourceLimit.new(&ctx.shared_row[rbase + RESOURCE_RETRIES],
                                          &ctx.stats_row[mbase + RESOURCE_RETRIES],
                                          plan.max_retries)

@@ -5,8 +5,15 @@
 # Http1ConnPoolImpl is a ConnPoolImplBase whose clients are reused: one
 # request per connection at a time, the connection going back to READY (idle,
 # still read-registered: an upstream FIN removes it at once) when the
-# response ends, unless `connection: close`, an HTTP/1.0 response,
-# max_requests_per_connection or a reset retire it.
+# response ends, unless Envoy's shouldCloseConnection (`connection: close`,
+# HTTP/1.0 without keep-alive, `proxy-connection: close`),
+# max_requests_per_connection, a response before the request's end or a
+# reset retire it. Made by ThreadLocalCluster.http1_conn_pool(host).
+#
+# Encoders are recycled: after its stream is over, an encoder nobody else
+# references is used again for a later stream, so a caller may keep one as
+# long as it likes (it is then never reused), but must not use it after the
+# stream ended.
 #
 #   caller (router)                     pool / client
 #   new_http_stream(callbacks, decoder) -> PendingStream (wait) or None
@@ -18,6 +25,12 @@
 #
 # After the response's last decode_* call (end_stream) or on_reset_stream the
 # stream is over: the encoder is detached and its methods do nothing.
+#
+# Upgrades: a request with Upgrade and `Connection: upgrade` goes without
+# framing headers; a 101 answer is decode_headers(end_stream=False), then the
+# connection is a tunnel: upstream bytes come as decode_data, encode_data
+# writes raw bytes, the upstream's close ends it with decode_data(end_stream)
+# and the connection is never reused.
 #
 # Keep-alive race (beyond Envoy): a request that fails on a REUSED connection
 # before any response byte arrives is sent again, once, on a fresh connection
@@ -35,7 +48,7 @@ cdef class HttpResponseDecoder:
     cdef int decode_1xx_headers(self, HttpHeaderMap headers) except -1
     cdef int decode_headers(self, HttpHeaderMap headers, bint end_stream) except -1
     cdef int decode_data(self, OwnedBuffer data, bint end_stream) except -1     # drain/move it
-    cdef int decode_trailers(self, HttpHeaderMap trailers) except -1
+    cdef int decode_trailers(self, HttpHeaderMap trailers) except -1      # with enable_trailers only
     # The stream ended without a complete response; reason: HttpStreamResetReason
     # (CONNECTION_TERMINATION, PROTOCOL_ERROR (-> 502 UPE), LOCAL_RESET ...).
     cdef int on_reset_stream(self, int reason) except -1
@@ -55,6 +68,7 @@ cdef class Http1RequestEncoder:
     cdef bint reused                    # the connection served a request before
     cdef int method                     # Http1Method of the request
     cdef bint chunked                   # the request body goes out chunked
+    cdef bint upgrade                   # Upgrade + Connection: upgrade (body raw, 101 tunnels)
     cdef bint request_complete          # end_stream encoded
     cdef bint body_sent                 # a body byte went out
     cdef bint retried                   # the keep-alive race retry was used
@@ -79,16 +93,12 @@ cdef class HttpPoolCallbacks:
     cdef int on_pool_failure(self, int reason, HostImpl host) except -1   # PoolFailureReason
 
 
-# Response framing of the client codec.
+# Where the client codec is in the response.
 cdef enum Http1ClientState:
-    HTTP1_CLIENT_IDLE = 0               # no request: bytes from upstream are an error
-    HTTP1_CLIENT_HEAD = 1               # waiting for (the rest of) the response head
-    HTTP1_CLIENT_BODY_LENGTH = 2        # content-length body: `remaining` bytes
-    HTTP1_CLIENT_BODY_CHUNK_SIZE = 3    # chunked: a size line
-    HTTP1_CLIENT_BODY_CHUNK_DATA = 4    # chunked: `remaining` bytes of data
-    HTTP1_CLIENT_BODY_CHUNK_CRLF = 5    # chunked: the CRLF after the data
-    HTTP1_CLIENT_BODY_TRAILERS = 6      # chunked: trailers up to the empty line
-    HTTP1_CLIENT_BODY_CLOSE = 7         # close-delimited body
+    HTTP1_CLIENT_IDLE = 0               # no response expected: bytes from upstream are an error
+    HTTP1_CLIENT_HEAD = 1               # the (next) head: Http1ResponseParser
+    HTTP1_CLIENT_BODY = 2               # the body: Http1BodyDecoder
+    HTTP1_CLIENT_TUNNEL = 3             # after a 101 to an upgrade: raw bytes both ways
 
 
 @cython.final
@@ -108,10 +118,8 @@ cdef class Http1ActiveClient(ActiveClient):
     cdef Http1ConnPoolImpl pool         # kept past close (parent is cut then)
     cdef Http1RequestEncoder encoder    # the stream it serves; None when idle
     cdef HttpHeaderMap headers          # each response's head, reused
-    cdef HttpHeaderMap trailers         # made on first use
-    cdef Http1Header *hdrs              # the head parse: max_headers entries
-    cdef int max_headers
-    cdef size_t max_head_bytes
+    cdef Http1ResponseParser parser     # the codec's (response_parser.pxd)
+    cdef Http1BodyDecoder body_decoder  # its trailers map when enable_trailers
     cdef OwnedBuffer out                # request encoding scratch
     cdef OwnedBuffer body               # decoded body bytes not yet handed on
     cdef OwnedBuffer replay             # the request sent, while a retry may come
@@ -119,23 +127,16 @@ cdef class Http1ActiveClient(ActiveClient):
     cdef int64_t requests_served        # streams attached so far
     cdef int read_disabled              # the stream's read_disable(True) count
     cdef int cstate                     # Http1ClientState
-    cdef int64_t remaining
     cdef bint head_request
     cdef bint response_started          # a byte of this response arrived
-    cdef bint headers_sent_up           # decode_headers was called
     cdef bint close_after               # retire the connection after this response
     cdef bint reserved_retry            # opened for a keep-alive race retry
-    cdef size_t scanned                 # head/line bytes already searched
-    cdef size_t line_start
 
-    cdef int init_codec(self, int max_headers, size_t max_head_bytes) except -1
+    cdef int init_codec(self, int max_headers, size_t max_head_kb, bint keep_trailers) except -1
     cdef void start_response(self) noexcept
     cdef int on_data(self, OwnedBuffer data, bint end_stream) except -1
     cdef int dispatch(self, OwnedBuffer data) except -1
-    cdef int parse_head(self, OwnedBuffer data) except -1
-    cdef int on_head(self, OwnedBuffer data, const char *p, size_t head_len) except -1
-    cdef int parse_body(self, OwnedBuffer data) except -1
-    cdef int parse_trailers(self, OwnedBuffer data) except -1
+    cdef int on_head(self, OwnedBuffer data, Http1RequestEncoder e) except -1
     cdef int flush_body(self, bint end_stream) except -1
     cdef int end_body(self, Http1RequestEncoder e) except -1
     cdef int on_response_complete(self, Http1RequestEncoder e) except -1
@@ -146,7 +147,7 @@ cdef class Http1ActiveClient(ActiveClient):
 @cython.final
 cdef class Http1ConnPoolImpl(ConnPoolImplBase):
     # Limits are read from the cluster (ClusterInfo) at each use.
-    cdef size_t max_response_head_bytes
+    cdef size_t max_response_headers_kb
     cdef Http1RequestEncoder spare_head         # finished encoders, to reuse once
     cdef int spare_count                        # nobody else holds them
 

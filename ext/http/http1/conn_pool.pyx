@@ -2,8 +2,6 @@
 # and contracts in conn_pool.pxd); the client codec (Http1ActiveClient) is in
 # codec_client.pyx.
 
-from libc.stdio cimport snprintf
-
 cdef extern from "Python.h":
     Py_ssize_t _http1_refcnt "Py_REFCNT" (PyObject *o)
 
@@ -61,6 +59,34 @@ cdef inline bint _http1_method_bodiless(int m) noexcept:
         or m == HTTP1_METHOD_TRACE or m == HTTP1_METHOD_CONNECT
 
 
+cdef bint _http1_connection_upgrade(HttpHeaderMap h) noexcept:
+    """A Connection header holds the token "upgrade"."""
+    cdef int i = h.get(HTTP1_HEADER_CONNECTION)
+    while i >= 0:
+        if _http1_has_token(h.value_at(i), h.entries[i].value_len, b"upgrade", 7):
+            return True
+        i = h.next_same(i)
+    return False
+
+
+cdef bint _http1_has_token(const char *v, size_t n, const char *tok, size_t tn) noexcept:
+    """A comma-separated value holds `tok` (lower-case), any case."""
+    cdef size_t s = 0, e, k
+    while s < n:
+        e = s
+        while e < n and v[e] != b',':
+            e += 1
+        k = e
+        while s < k and (v[s] == b' ' or v[s] == b'\t'):
+            s += 1
+        while k > s and (v[k - 1] == b' ' or v[k - 1] == b'\t'):
+            k -= 1
+        if k - s == tn and _http1_ieq(v + s, tok, tn):
+            return True
+        s = e + 1
+    return False
+
+
 cdef void _http1_buffer_copy(OwnedBuffer dst, OwnedBuffer src) noexcept:
     """Append a copy of src's bytes to dst (src unchanged)."""
     cdef BufferCursor c
@@ -103,7 +129,6 @@ cdef class Http1RequestEncoder:
         cdef int m = headers.method, i, hidden_n = 0
         cdef int hidden[16]
         cdef bint has_length
-        cdef HttpHeaderEntry *e
         if client is None:
             return 0
         if m < 0 or m >= HTTP1_METHOD_COUNT:
@@ -134,7 +159,10 @@ cdef class Http1RequestEncoder:
             headers.encode_headers(out, HTTP1_HEADER_HOST)
         has_length = headers.get(HTTP1_HEADER_CONTENT_LENGTH) >= 0
         self.chunked = False
-        if not has_length:
+        # An upgrade's body is the new protocol's bytes: never framed (Envoy
+        # disables chunk encoding for it).
+        self.upgrade = headers.get(HTTP1_HEADER_UPGRADE) >= 0 and _http1_connection_upgrade(headers)
+        if not has_length and not self.upgrade:
             if end_stream:
                 if not _http1_method_bodiless(m):
                     out.add(b"content-length: 0\r\n", 19)
@@ -149,8 +177,6 @@ cdef class Http1RequestEncoder:
     cdef int encode_data(self, OwnedBuffer data, bint end_stream) except -1:
         cdef Http1ActiveClient client = self.client
         cdef OwnedBuffer out
-        cdef char line[24]
-        cdef int n
         if client is None or self.request_complete:
             data.drain_all()
             return 0
@@ -169,13 +195,9 @@ cdef class Http1RequestEncoder:
                 self._write(data, False)
             return 0
         out = client.out
-        if data.len:
-            n = snprintf(line, sizeof(line), b"%zx\r\n", data.len)
-            out.add(line, n)
-            out.move(data)
-            out.add(b"\r\n", 2)
+        http1_encode_chunk(out, data)
         if end_stream:
-            out.add(b"0\r\n\r\n", 5)
+            http1_encode_last_chunk(out, None)
         if out.len:
             self._write(out, False)
         return 0
@@ -189,9 +211,9 @@ cdef class Http1RequestEncoder:
         if not self.chunked:
             return 0                    # a content-length body has no trailers
         out = client.out
-        out.add(b"0\r\n", 3)
-        trailers.encode_headers(out, HTTP1_HEADER_OTHER)
-        out.add(b"\r\n", 2)
+        # Trailers go upstream with enable_trailers only (Envoy's default
+        # drops them); the body ends either way.
+        http1_encode_last_chunk(out, trailers if client.pool.cluster.enable_trailers else None)
         return self._write(out, False)
 
     cdef int reset_stream(self) except -1:
@@ -240,7 +262,7 @@ cdef class Http1ConnPoolImpl(ConnPoolImplBase):
         cdef Http1ConnPoolImpl pool = Http1ConnPoolImpl.__new__(Http1ConnPoolImpl)
         pool.init_pool(dispatcher, host)
         pool.reuses_clients = True
-        pool.max_response_head_bytes = HTTP1_MAX_HEADERS_KB * 1024
+        pool.max_response_headers_kb = HTTP1_MAX_HEADERS_KB
         return pool
 
     cdef PendingStream new_http_stream(self, HttpPoolCallbacks callbacks, HttpResponseDecoder decoder):
@@ -249,8 +271,8 @@ cdef class Http1ConnPoolImpl(ConnPoolImplBase):
         cdef Http1RequestEncoder e = None
         cdef Http1RequestEncoder head
         if not self.cluster.requests.can_create():
-            # max_requests: Envoy counts it as a pending overflow too.
-            self.cluster.stats[CLUSTER_UPSTREAM_RQ_PENDING_OVERFLOW] += 1
+            # max_requests (Envoy 1.40 counts upstream_rq_active_overflow).
+            self.cluster.stats[CLUSTER_UPSTREAM_RQ_ACTIVE_OVERFLOW] += 1
             callbacks.on_pool_failure(POOL_FAILURE_OVERFLOW, self.host)
             return None
         # A finished encoder only the spare list holds is as good as new; one
@@ -272,6 +294,7 @@ cdef class Http1ConnPoolImpl(ConnPoolImplBase):
         e.retried = False
         e.retry_safe = False
         e.chunked = False
+        e.upgrade = False
         e.request_complete = False
         e.decode_complete = False
         e.body_sent = False
@@ -286,7 +309,7 @@ cdef class Http1ConnPoolImpl(ConnPoolImplBase):
             self.dispatcher, &self.host.address, self.host.address_len, self.cluster.buffer_limit)
         cdef int max_headers = self.cluster.max_response_headers_count
         client.init_codec(max_headers if max_headers > 0 else HTTP1_MAX_HEADERS_COUNT,
-                          self.max_response_head_bytes)
+                          self.max_response_headers_kb, self.cluster.enable_trailers)
         client.pool = self
         # The upstream's FIN ends the connection at once (a close-delimited
         # body, an idle connection it dropped): HTTP/1 has no half-close.
@@ -404,7 +427,14 @@ cdef class Http1ConnPoolImpl(ConnPoolImplBase):
         self.cluster.stats[CLUSTER_UPSTREAM_RQ_KEEPALIVE_RACE_RETRY] += 1
         self.host.rq_active += 1
         self.host.stats[HOST_RQ_ACTIVE] += 1
+        if self.cluster.max_requests_per_connection == 1:
+            self.cluster.stats[CLUSTER_UPSTREAM_CX_MAX_REQUESTS] += 1
+            client.close_after = True
         self.init_active_client(client)
+        if client.state == CLIENT_CONNECTING:
+            # BUSY from the start: no waiting stream counts on it, and
+            # close_excess_connecting_clients() leaves it alone.
+            self.transition_active_client_state(client, CLIENT_BUSY)
         if encoder.client is client and client.connection is not None:
             client.connection.write(replay, False)     # sent once connected
         replay.drain_all()
@@ -417,16 +447,21 @@ cdef class Http1ConnPoolImpl(ConnPoolImplBase):
             return 0
         if event == CONN_EVENT_CONNECTED:
             if c.reserved_retry:
+                # The keep-alive race retry's connection (BUSY, or DRAINING
+                # since): its stream is attached already.
                 c.reserved_retry = False
                 c.connect_timer.disable()
                 hist_record(self.cluster.connect_ms, (self.dispatcher.now - c.created) * 1000.0)
-                self.transition_active_client_state(c, CLIENT_BUSY)
                 return 0
             ConnPoolImplBase.on_connection_event(self, client, event)
             if c.encoder is None and c.state == CLIENT_READY:
                 self.on_client_idle(c)
             return 0
         ConnPoolImplBase.on_connection_event(self, client, event)
+        if c.reserved_retry and (event == CONN_EVENT_REMOTE_CLOSE or c.timed_out):
+            # Its connect failed (the base counts CONNECTING clients only).
+            self.cluster.stats[CLUSTER_UPSTREAM_CX_CONNECT_FAIL] += 1
+            self.host.stats[HOST_CX_CONNECT_FAIL] += 1
         return c.on_close(event, was)
 
     def counts_for_test(self):

@@ -3,7 +3,7 @@
 # Every answer of the pool is recorded as an event tuple.
 
 
-cdef int _http1_method_for_test(str name) except -1:
+cdef int _http1_pool_method_for_test(str name) except -1:
     cdef bytes b = name.encode()
     cdef int m
     for m in range(HTTP1_METHOD_COUNT):
@@ -135,7 +135,8 @@ cdef class Http1ConnPoolForTest:
     def __init__(self, Dispatcher dispatcher, str ip=None, int port=0, double connect_timeout=5.0,
                  int max_connections=1024, int max_pending_requests=1024, int max_requests=1024,
                  int64_t max_requests_per_connection=0, double idle_timeout=3600.0,
-                 int max_headers_count=100, size_t buffer_limit=1 << 20):
+                 int max_headers_count=100, size_t buffer_limit=1 << 20,
+                 bint enable_trailers=False):
         cdef int64_t[::1] row
         cdef Py_ssize_t hist = CLUSTER_STATS_COUNT, res = hist + 2 * HIST_SLOTS
         cdef Py_ssize_t mine = res + RESOURCE_COUNT, host_base = mine + RESOURCE_COUNT
@@ -157,6 +158,7 @@ cdef class Http1ConnPoolForTest:
         self.info.max_requests_per_connection = max_requests_per_connection
         self.info.idle_timeout = idle_timeout
         self.info.max_response_headers_count = max_headers_count
+        self.info.enable_trailers = enable_trailers
         self.info.connections = _pool_resource(&row[res + RESOURCE_CONNECTIONS],
                                                &row[mine + RESOURCE_CONNECTIONS], max_connections)
         self.info.pending_requests = _pool_resource(&row[res + RESOURCE_PENDING_REQUESTS],
@@ -208,7 +210,7 @@ cdef class Http1ConnPoolForTest:
         s.owner = self
         s.id = len(self.streams)
         s.request = _http1_pool_map_for_test(headers)
-        s.request.method = _http1_method_for_test(method)
+        s.request.method = _http1_pool_method_for_test(method)
         s.request.set_path(path, len(path))
         s.body = body
         s.end_stream = end_stream

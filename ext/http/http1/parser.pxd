@@ -160,8 +160,13 @@ cdef class Http1HeadParser:
 
 
 # The request head (Envoy's Http::Http1::ServerConnectionImpl head path).
-# After DONE the caller copies what it keeps (HttpHeaderMap.load_request),
-# drains head_len, then decodes the body with body_mode().
+# After DONE the caller copies what it keeps (HttpHeaderMap.load_request:
+# absolute-form and CONNECT targets applied to Host and :path), reads
+# body_mode() / content_length / keep_alive() / missing_host() /
+# underscore_headers, drains head_len, reset()s, and decodes the body with
+# an Http1BodyDecoder. On ERROR: error_status (400/431/501) and error_detail
+# (Envoy's %RESPONSE_CODE_DETAILS%) make the local reply; nothing more on
+# the connection is parsed.
 @cython.final
 cdef class Http1RequestParser(Http1HeadParser):
     cdef int method                 # Http1Method

@@ -324,10 +324,15 @@ cdef class Http1HeadParser:
                     return self._error(400, HTTP1_DETAIL_CODEC_ERROR)
                 cl = cl * 10 + (v[i] - 48)
             self.content_length = cl
-        elif h.id == HTTP1_HEADER_TRANSFER_ENCODING or h.id == HTTP1_HEADER_CONNECTION:
-            # Comma-separated tokens. Transfer-Encoding: Envoy implements
-            # chunked only, so every coding over all lines must be one
-            # single "chunked" (else 501).
+        elif h.id == HTTP1_HEADER_TRANSFER_ENCODING:
+            # Envoy implements chunked only and compares the whole (merged)
+            # value: one Transfer-Encoding, exactly "chunked" in any case
+            # ("chunked," and two lines are 501, after the CL+TE check).
+            if self.chunked or n != 7 or not _http1_ieq(v, b"chunked", 7):
+                self.te_invalid = True
+            self.chunked = True
+        elif h.id == HTTP1_HEADER_CONNECTION:
+            # Comma-separated tokens, any case.
             s = 0
             while s < n:
                 e = s
@@ -338,17 +343,12 @@ cdef class Http1HeadParser:
                     s += 1
                 while i > s and _http1_ows(v[i - 1]):
                     i -= 1
-                if h.id == HTTP1_HEADER_CONNECTION:
-                    if i - s == 5 and _http1_ieq(v + s, b"close", 5):
-                        self.conn_close = True
-                    elif i - s == 10 and _http1_ieq(v + s, b"keep-alive", 10):
-                        self.conn_keep_alive = True
-                    elif i - s == 7 and _http1_ieq(v + s, b"upgrade", 7):
-                        self.conn_upgrade = True
-                elif i > s:
-                    if self.chunked or i - s != 7 or not _http1_ieq(v + s, b"chunked", 7):
-                        self.te_invalid = True      # 501 after the CL+TE check
-                    self.chunked = True
+                if i - s == 5 and _http1_ieq(v + s, b"close", 5):
+                    self.conn_close = True
+                elif i - s == 10 and _http1_ieq(v + s, b"keep-alive", 10):
+                    self.conn_keep_alive = True
+                elif i - s == 7 and _http1_ieq(v + s, b"upgrade", 7):
+                    self.conn_upgrade = True
                 s = e + 1
         return HTTP1_PARSE_DONE
 
@@ -366,22 +366,24 @@ cdef class Http1HeadParser:
 
 
 cdef inline size_t _http1_skip_spaces(const char *p, size_t i, size_t eol) noexcept:
-    while i < eol and p[i] == b' ':
+    """Past a run of SP / HT (Envoy separates start-line fields by either)."""
+    while i < eol and _http1_ows(p[i]):
         i += 1
     return i
 
 
 cdef inline int _http1_parse_version(const char *p, size_t i, size_t eol) noexcept:
-    """`HTTP/d.d` at p[i:] followed by spaces to eol: HTTP1_VERSION_11 for
+    """`HTTP/d.d` at p[i:] followed by blanks to eol: HTTP1_VERSION_11 for
     1.1, HTTP1_VERSION_10 for any other d.d (Envoy answers both 1.0 and
-    2.0 with 426), -1 when malformed."""
+    2.0 with 426), -1 when malformed, -2 when a control follows."""
     cdef int version
     if i + 8 > eol or memcmp(p + i, b"HTTP/", 5) != 0 \
             or not (48 <= p[i + 5] <= 57) or p[i + 6] != b'.' or not (48 <= p[i + 7] <= 57):
         return -1
     version = HTTP1_VERSION_11 if p[i + 5] == b'1' and p[i + 7] == b'1' else HTTP1_VERSION_10
-    if _http1_skip_spaces(p, i + 8, eol) != eol:
-        return -1
+    i = _http1_skip_spaces(p, i + 8, eol)
+    if i != eol:
+        return -2 if <unsigned char>p[i] < 0x20 or p[i] == 0x7f else -1
     return version
 
 
@@ -420,7 +422,7 @@ cdef class Http1RequestParser(Http1HeadParser):
         # spaces (Envoy accepts "GET  / HTTP/1.1 ").
         eol = _http1_start_line_end(p, i, self.head_len, &next_line)
         # Method: a known token, case-sensitive.
-        while i < eol and p[i] != b' ':
+        while i < eol and not _http1_ows(p[i]):
             if not _http1_tchar[<unsigned char>p[i]]:
                 return self._error(400, HTTP1_DETAIL_CODEC_ERROR)
             i += 1
@@ -434,7 +436,7 @@ cdef class Http1RequestParser(Http1HeadParser):
         i = _http1_skip_spaces(p, i, eol)
         # Target: visible ASCII; controls are invalid_characters (Envoy).
         start = i
-        while i < eol and p[i] != b' ':
+        while i < eol and not _http1_ows(p[i]):
             c = <unsigned char>p[i]
             if c <= 0x20 or c >= 0x7f:
                 return self._error(400, HTTP1_DETAIL_INVALID_CHARACTERS if c < 0x20 or c == 0x7f
@@ -451,7 +453,8 @@ cdef class Http1RequestParser(Http1HeadParser):
         else:
             self.version = _http1_parse_version(p, i, eol)
             if self.version < 0:
-                return self._error(400, HTTP1_DETAIL_CODEC_ERROR)
+                return self._error(400, HTTP1_DETAIL_INVALID_CHARACTERS if self.version == -2
+                                   else HTTP1_DETAIL_CODEC_ERROR)
         if self._parse_target() != HTTP1_PARSE_DONE:
             return HTTP1_PARSE_ERROR
         if self._parse_header_lines(next_line) != HTTP1_PARSE_DONE:

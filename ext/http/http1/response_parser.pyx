@@ -22,7 +22,7 @@ cdef class Http1ResponseParser(Http1HeadParser):
         # Status line: HTTP/d.d SP 3DIGIT [SP reason]
         eol = _http1_start_line_end(p, i, self.head_len, &next_line)
         vend = i
-        while vend < eol and p[vend] != b' ':
+        while vend < eol and not _http1_ows(p[vend]):
             vend += 1
         self.version = _http1_parse_version(p, i, vend)
         if self.version < 0 or vend == eol:
@@ -35,7 +35,7 @@ cdef class Http1ResponseParser(Http1HeadParser):
         while i < eol and 48 <= p[i] <= 57 and i - start < 9:
             status = status * 10 + (p[i] - 48)
             i += 1
-        if status < 100 or (i < eol and p[i] != b' '):
+        if status < 100 or (i < eol and not _http1_ows(p[i])):
             return self._error(502, HTTP1_DETAIL_CODEC_ERROR)
         self.status = status
         i = _http1_skip_spaces(p, i, eol)

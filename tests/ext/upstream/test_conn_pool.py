@@ -449,7 +449,7 @@ def test_max_requests_overflow_then_ready_client_is_used():
         h.run_until(lambda: h.counts()["busy"] == 1, what="a busy")
         assert h.resource("rq_open") == 1
         b = h.client()
-        h.run_until(lambda: h.cstat("upstream_rq_pending_overflow") == 1, what="b overflow")
+        h.run_until(lambda: h.cstat("upstream_rq_active_overflow") == 1, what="b overflow")
         h.run(0.05)
         assert closed_by_peer(b, 2.0)
         assert h.counts() == dict(ZERO, busy=1, ready=1)
@@ -690,7 +690,7 @@ def ready_idle_client(h, up):
     h.run_until(lambda: len(up.accept_all()) == 1, what="a accepted")
     ua = up.conns[0]
     b = h.client()
-    h.run_until(lambda: h.cstat("upstream_rq_pending_overflow") == 1, what="b overflow")
+    h.run_until(lambda: h.cstat("upstream_rq_active_overflow") == 1, what="b overflow")
     h.run_until(lambda: len(up.accept_all()) == 2, what="idle accepted")
     wait_closed(h, b)
     h.clients.remove(b)

@@ -158,6 +158,12 @@ BAD = [
      501, "http1.invalid_transfer_encoding"),
     (b"POST / HTTP/1.1\r\nTransfer-Encoding: gzip\r\nContent-Length: 3\r\n\r\n", 400,
      "http1.content_length_and_chunked_not_allowed"),
+    (b"POST / HTTP/1.1\r\nTransfer-Encoding: ,chunked\r\n\r\n", 501, "http1.invalid_transfer_encoding"),
+    (b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked,\r\n\r\n", 501, "http1.invalid_transfer_encoding"),
+    (b"POST / HTTP/1.1\r\nTransfer-Encoding:\r\n\r\n", 501, "http1.invalid_transfer_encoding"),
+    (b"GET / HTTP/1.1\x0b\r\n\r\n", 400, "http1.invalid_characters"),
+    (b"\tGET / HTTP/1.1\r\n\r\n", 400, "http1.codec_error"),
+    (b"GET / HTTP/1.10\r\n\r\n", 400, "http1.codec_error"),
     # targets (Envoy's handlePath)
     (b"GET abc HTTP/1.1\r\n\r\n", 400, "http1.codec_error"),
     (b"GET * HTTP/1.1\r\n\r\n", 400, "http1.invalid_url"),
@@ -188,13 +194,15 @@ def test_error_is_sticky():
 
 def test_what_envoy_accepts():
     # Measured on Envoy 1.40 (balsa): bare LF line ends, empty lines before
-    # the request line, runs of spaces in the request line, extra CRs before
+    # the request line, runs of SP / HT in the request line, extra CRs before
     # a line end, obs-text and HT in values, other HTTP versions read as 1.0.
     r = parse(b"GET / HTTP/1.1\nHost: a\nX: b\n\n")
     assert r["headers"] == [(b"Host", b"a", "host"), (b"X", b"b", None)]
     r = parse(b"\r\n\nGET  /p  HTTP/1.1 \r\nHost: a\r\r\nX: a\tb\xff\r\n\r\n")
     assert (r["method"], r["target"], r["version"]) == ("GET", b"/p", "HTTP/1.1")
     assert r["headers"] == [(b"Host", b"a", "host"), (b"X", b"a\tb\xff", None)]
+    r = parse(b"GET\t/t \t HTTP/1.1\t\r\nTransfer-Encoding:  CHUNKED \r\n\r\n")
+    assert (r["method"], r["target"], r["version"], r["chunked"]) == ("GET", b"/t", "HTTP/1.1", True)
     assert parse(b"GET / HTTP/2.0\r\n\r\n")["version"] == "HTTP/1.0"
     assert parse(b"GET / HTTP/1.2\r\n\r\n")["version"] == "HTTP/1.0"
     assert parse(b"GET /\r\nHost: a\r\n\r\n")["version"] == "HTTP/0.9"
