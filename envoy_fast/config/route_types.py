@@ -277,7 +277,6 @@ class RouteAction(_Message, kw_only=True):
         " internal_redirect_policy internal_redirect_action max_internal_redirects hedge_policy"
         " max_stream_duration"
     )
-    IGNORED = {"priority": None}   # one priority level in envoy_fast: DEFAULT and HIGH act alike
 
     cluster: Optional[NonEmptyStr] = None
     cluster_header: Optional[NonEmptyHeaderNameStr] = None

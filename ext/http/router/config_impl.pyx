@@ -305,14 +305,14 @@ cdef bytes _router_without_port(str address):
 
 
 cdef int _router_format_start_time(double t) except -1:
-    # Envoy's default %START_TIME%: 2026-11-30T16:53:55.048Z
-    cdef time_t sec = <time_t>t
-    cdef int ms = <int>((t - <double>sec) * 1000.0)
+    # Envoy's default %START_TIME%: 2026-11-30T16:53:55.048Z (rounded to the
+    # microsecond first, as the access log's formatter does)
+    cdef int64_t us = <int64_t>(t * 1000000.0 + 0.5)
+    cdef time_t sec = <time_t>(us // 1000000)
+    cdef int ms = <int>((us % 1000000) // 1000)
     cdef router_tm tm
     cdef char buf[64]
     cdef size_t n
-    if ms > 999:
-        ms = 999
     router_gmtime_r(&sec, &tm)
     n = router_strftime(buf, 40, "%Y-%m-%dT%H:%M:%S", &tm)
     n += router_snprintf(buf + n, 24, ".%03dZ", ms)
@@ -390,8 +390,8 @@ cdef class RouterHeaderFormatter:
                     for j in range(len(names)):
                         v = _router_header_value(request, <int>ids[j], <bytes>names[j], &n)
                         if v != NULL:
-                            # copy: v may point into the scratch buffer's
-                            # neighbour (the map), which add() may move
+                            # copied now: v points into the map, whose
+                            # block add() may move
                             _router_scratch_add(v, n)
                             break
             elif k == ROUTER_FORMAT_PROTOCOL:
@@ -462,6 +462,8 @@ cdef class RouterHeaderMutations:
     add at the end), then the additions, each in config order."""
 
     def __dealloc__(self):
+        free(self.add_actions)
+        free(self.add_keep_empty)
         free(self.offsets)
         free(self.lengths)
         free(self.decisions)

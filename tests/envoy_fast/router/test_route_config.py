@@ -2,9 +2,10 @@
 refuses, with the YAML path, beside what the real Envoy 1.40 does with the
 same route_config inside an http_connection_manager (`envoy --mode validate`).
 
-The route_config rides in a test-only network filter (the loader reads,
-converts and checks it exactly as it will inside the HCM's typed_config, at
-the same YAML path), so these tests do not depend on the HCM's own config.
+The route_config rides in the http_connection_manager and, to keep the
+route table's checks apart from the HCM's own, in a test-only network filter
+too (the loader reads, converts and checks it the same way, at the same YAML
+path).
 """
 import base64
 import subprocess
@@ -63,9 +64,9 @@ def _doc(route_config, url=CARRIER_URL):
     return bootstrap([listener("l", 10000, [chain])], [cluster("c1", [1]), cluster("c2", [1])])
 
 
-def errors_of(route_config):
+def errors_of(route_config, url=CARRIER_URL):
     """[(path, message)] envoy_fast reports for `route_config`."""
-    errors = validate_bootstrap(config_yaml=yaml.safe_dump(_doc(route_config)))
+    errors = validate_bootstrap(config_yaml=yaml.safe_dump(_doc(route_config, url)))
     return [(e.path, e.message.split(" (in --config-yaml)")[0]) for e in errors]
 
 
@@ -275,9 +276,10 @@ REFUSED = [
 ]
 
 
+@pytest.mark.parametrize("url", [CARRIER_URL, HCM_URL], ids=["carrier", "hcm"])
 @pytest.mark.parametrize("route_config, path, message", [c[1:4] for c in REFUSED], ids=[c[0] for c in REFUSED])
-def test_refused_with_its_path(route_config, path, message):
-    errors = errors_of(route_config)
+def test_refused_with_its_path(route_config, path, message, url):
+    errors = errors_of(route_config, url)
     assert errors, "accepted"
     assert errors[0][0] == AT + path, errors
     assert message in errors[0][1], errors
@@ -328,6 +330,7 @@ ACCEPTED = [
 @pytest.mark.parametrize("route_config", [c[1] for c in ACCEPTED], ids=[c[0] for c in ACCEPTED])
 def test_accepted_by_both(route_config, tmp_path):
     assert errors_of(route_config) == []
+    assert errors_of(route_config, HCM_URL) == []
     ok, output = envoy_validate(route_config, tmp_path)
     assert ok, output[-2000:]
 
@@ -422,7 +425,8 @@ def test_field_numbers_cover_every_envoy_field():
                 route_types.HeaderMatcher, route_types.QueryParameterMatcher, route_types.RetryPolicy,
                 route_types.WeightedCluster, route_types.ClusterWeight, route_types.HeaderValueOption,
                 route_types.HeaderValue, route_types.StringMatcher, route_types.DataSource,
-                route_types.RegexMatcher, route_types.UpgradeConfig, route_types.RetryBackOff):
+                route_types.RegexMatcher, route_types.UpgradeConfig, route_types.RetryBackOff,
+                route_types.RegexMatchAndSubstitute, route_types.Int64Range):
         assert set(FIELD_NUMBERS[cls.ENVOY_TYPE]) == set(cls.ENVOY_FIELDS), cls.ENVOY_TYPE
         assert len(set(FIELD_NUMBERS[cls.ENVOY_TYPE].values())) == len(cls.ENVOY_FIELDS), cls.ENVOY_TYPE
 
@@ -444,3 +448,15 @@ def test_dump_round_trip():
     dumped = dump_bootstrap(bs)
     again = load_bootstrap(config_yaml=yaml.safe_dump(dumped))
     assert again == bs
+
+
+def test_field_numbers_match_the_envoy_binary():
+    """Every field and number above is the installed Envoy's (its embedded descriptors)."""
+    from envoy_descriptors import message_fields
+    known = {}
+    for proto in ("envoy/config/route/v3/route.proto", "envoy/config/route/v3/route_components.proto",
+                  "envoy/config/core/v3/base.proto", "envoy/type/matcher/v3/string.proto",
+                  "envoy/type/matcher/v3/regex.proto", "envoy/type/v3/range.proto"):
+        known.update(message_fields(proto))
+    for message, numbers in FIELD_NUMBERS.items():
+        assert numbers == known[message], message

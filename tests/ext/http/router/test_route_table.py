@@ -543,6 +543,35 @@ def test_start_time_formats():
     assert got[b"x-t1"] == time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(1796057635)).encode() + b".048Z"
 
 
+def test_start_time_matches_the_access_log():
+    from envoy_fast.accesslog.format import _start_time
+    t = table({"virtual_hosts": [{"name": "s", "domains": ["*"], "routes": [
+        {"match": {"prefix": "/"}, "route": {"cluster": "c1"}, "request_headers_to_add": [
+            add("x-t", "%START_TIME%")]}]}]})
+    for start in (1796057635.048, 1796057635.0005, 1796057635.9999996, 1e9 + 0.001, 1700000000.123456):
+        got = dict(t.route(head("/"), start_time=start)["request_headers"])[b"x-t"]
+        assert got == _start_time(None)({"start_time": start}).encode(), start
+
+
+def test_weighted_cluster_lists_follow_the_pick():
+    t = table({"virtual_hosts": [{"name": "w", "domains": ["*"], "routes": [
+        {"match": {"prefix": "/"}, "route": {"weighted_clusters": {"clusters": [
+            {"name": "c1", "weight": 1, "request_headers_to_add": [add("x-wc", "c1")],
+             "response_headers_to_add": [add("x-rwc", "c1")], "request_headers_to_remove": ["x-drop1"]},
+            {"name": "c2", "weight": 1, "request_headers_to_add": [add("x-wc", "c2")],
+             "response_headers_to_add": [add("x-rwc", "c2")], "host_rewrite_literal": "c2.example"}]}},
+         "request_headers_to_add": [add("x-r", "route")]}]}]})
+    for random_value, name in ((0, "c1"), (1, "c2"), (2, "c1"), (7, "c2")):
+        r = t.route(head("/", "orig", [("x-drop1", "1")]), random_value=random_value)
+        assert r["cluster"] == name
+        req = r["request_headers"]
+        assert [h for h in req if h[0] in (b"x-wc", b"x-r")] == [(b"x-wc", name.encode()), (b"x-r", b"route")]
+        assert dict(req)[b"host"] == (b"c2.example" if name == "c2" else b"orig")
+        assert (b"x-drop1" in dict(req)) == (name == "c2")
+        assert b"x-envoy-original-host" not in dict(req)
+        assert r["response_headers"] == [(b"x-rwc", name.encode())]
+
+
 def test_most_specific_header_mutations_wins():
     t = table(dict(MUTATIONS, most_specific_header_mutations_wins=True))
     r = t.route(head("/order", "h", [("x-o", "client")]))
