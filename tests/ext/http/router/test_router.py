@@ -644,3 +644,35 @@ def test_a_filter_and_its_attempt_are_reused():
         assert r.complete(r.get())[0][:2] == ("headers", 200)
         assert r.complete(r.get())[0][:2] == ("headers", 200)
     assert r.rt.spare_filters == 1
+
+
+def test_upstream_back_pressure_pauses_the_downstream():
+    # A big upload to an upstream that reads slowly: the upstream connection's
+    # write buffer passes its limit (the cluster's 1 MiB), the router tells
+    # the downstream to stop, and to go on once it drained.
+    size = 8 << 20
+    got = []
+
+    def handler(c):
+        head = b""
+        while b"\r\n\r\n" not in head:
+            head += c.recv(65536)
+        n = len(head.partition(b"\r\n\r\n")[2])
+        time.sleep(0.3)
+        while n < size:
+            d = c.recv(65536)
+            if not d:
+                break
+            n += len(d)
+        got.append(n)
+        c.sendall(OK)
+    with scripted_server(handler) as up:
+        r = Router([route("/", "up")], [cluster("up", [up.port])])
+        s = r.get(b"/p", b"POST", b"content-length: %d\r\n" % size, end_stream=False)
+        r.pump(lambda: r.rt.pool_counts("up") and
+               list(r.rt.pool_counts("up").values())[0]["busy"] == 1, what="a connection")
+        s.data(b"x" * size, True)
+        events = r.complete(s)
+    assert got == [size]
+    kinds = [e[0] for e in events]
+    assert kinds.index("above_high") < kinds.index("below_low") < kinds.index("headers")
