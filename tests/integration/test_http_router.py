@@ -136,6 +136,7 @@ def config(port, admin, up_port, dead_port, cb=None):
         dict(route("/r/", cluster="live"),
              response_headers_to_add=[{"header": {"key": "x-route", "value": "r"}}]),
         route("/late", cluster="live"),
+        route("/mixed", cluster="mixed", retry_policy={"retry_on": "connect-failure"}),
         route("/close", cluster="live"),
         route("/bad", cluster="live"),
         route("/post", cluster="live"),
@@ -149,7 +150,8 @@ def config(port, admin, up_port, dead_port, cb=None):
         live["circuit_breakers"] = {"thresholds": [cb]}
     return bootstrap([listener("l", port, [{"filters": [
         {"name": "envoy.filters.network.http_connection_manager", "typed_config": hcm}]}])],
-        [live, cluster("dead", [dead_port])], admin_port=admin)
+        [live, cluster("dead", [dead_port]), cluster("mixed", [dead_port, up_port])],
+        admin_port=admin)
 
 
 def exchange(port, raw, timeout=5.0):
@@ -189,6 +191,10 @@ REQUESTS = [
     b"GET /close HTTP/1.1\r\nhost: a\r\n\r\n",
     b"GET /bad HTTP/1.1\r\nhost: a\r\n\r\n",
     b"GET /late HTTP/1.1\r\nhost: a\r\n\r\n",
+    # Round robin over [dead, live]: one of two meets the dead host first
+    # and is retried on the live one.
+    b"GET /mixed/1 HTTP/1.1\r\nhost: a\r\n\r\n",
+    b"GET /mixed/2 HTTP/1.1\r\nhost: a\r\n\r\n",
     b"GET /slow HTTP/1.1\r\nhost: a\r\n\r\n",
     b"GET /slowpertry HTTP/1.1\r\nhost: a\r\n\r\n",
     b"GET /flaky HTTP/1.1\r\nhost: a\r\n\r\n",
@@ -220,7 +226,8 @@ def run_requests(impl, upstream):
         responses = [normalized(exchange(port, raw)) for raw in REQUESTS]
         time.sleep(0.3)
         stats = proxy.stats()
-    return responses, {k: stats.get(k) for k in STATS}, list(upstream.requests)
+    return responses, {k: stats.get(k) for k in STATS}, list(upstream.requests), \
+        stats.get("cluster.mixed.upstream_rq_retry")
 
 
 @pytest.fixture(scope="module")
@@ -236,6 +243,7 @@ def test_response_as_envoy(both, i):
 
 def test_router_stats_as_envoy(both):
     assert both["envoy_fast"][1] == both["envoy"][1]
+    assert 1 <= both["envoy_fast"][3] <= 2 and 1 <= both["envoy"][3] <= 2
 
 
 def test_upstream_requests_as_envoy(both):
@@ -253,7 +261,7 @@ def test_upstream_requests_as_envoy(both):
                 continue
             h = re.sub(rb"x-request-id: [^\r]*", b"x-request-id: <id>", h)
             line = h.split(b"\r\n")[0]
-            if line in seen:        # a retry
+            if line in seen or line.startswith(b"GET /mixed"):    # a retry
                 h = re.sub(rb"x-envoy-expected-rq-timeout-ms: \d+",
                            b"x-envoy-expected-rq-timeout-ms: <ms>", h)
             seen.add(line)
