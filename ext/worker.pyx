@@ -171,7 +171,7 @@ cdef class Worker:
 
     def on_control_message(self, msg):
         """Main's requests: drain, stop_listening, adopt, release, shutdown,
-        reopen_logs, cluster (add or update one), remove_cluster."""
+        reopen_logs, cluster (add or update one), remove_cluster, drain_close."""
         op = msg.get("op") if isinstance(msg, dict) else None
         if op == "shutdown":
             self.dispatcher.exit_requested = True
@@ -186,6 +186,10 @@ cdef class Worker:
             self.adopt(msg["slot"], names, fds)
         elif op == "release":
             self.release(msg["slot"])
+        elif op == "drain_close":
+            # Health check failed (or back): HTTP/1 responses close their
+            # connections meanwhile.
+            http_conn_managers_set_drain_close(bool(msg.get("on")))
         elif op == "cluster":
             # A cluster added or changed at run time: the same plan Struct
             # as at start-up, as plain data in the frame.

@@ -459,11 +459,14 @@ class Server:
         self.healthcheck_failed = True
         if self.state == "LIVE":
             self.state = "DRAINING"
+        # As Envoy's drainClose(): HTTP/1 responses carry connection: close.
+        self.send_to_workers({"op": "drain_close", "on": True})
 
     def healthcheck_ok(self) -> None:
         self.healthcheck_failed = False
         if not self.draining and not self.shutting_down:
             self.state = "LIVE"
+        self.send_to_workers({"op": "drain_close", "on": False})
 
     def drain_listeners(self, graceful: bool = False) -> None:
         """Stop listening on every listener (after --drain-time-s if

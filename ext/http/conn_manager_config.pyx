@@ -227,6 +227,17 @@ cdef object _http_route_config(FactoryContext ctx, object plan):
 cdef list _http_conn_manager_configs = []
 
 
+# The server's health check failed (admin /healthcheck/fail): every HTTP/1
+# response carries `connection: close` (Envoy's drainClose()), open
+# connections are not cut.
+cdef bint _http_drain_close = False
+
+
+def http_conn_managers_set_drain_close(bint on):
+    global _http_drain_close
+    _http_drain_close = on
+
+
 def http_conn_managers_start_drain():
     """The worker drains: every HTTP/1 response from now on carries
     `connection: close`, idle keep-alive connections close now."""
@@ -275,6 +286,7 @@ cdef class HttpConnectionManagerConfig(NetworkFilterFactory):
         c.request_timeout = plan.request_timeout
         c.request_headers_timeout = plan.request_headers_timeout
         c.delayed_close_timeout = plan.delayed_close_timeout
+        c.drain_timeout = plan.drain_timeout
         c.accept_http_10 = plan.accept_http_10
         c.default_host_for_http_10 = plan.default_host_for_http_10.encode()
         c.enable_trailers = plan.enable_trailers
@@ -282,6 +294,8 @@ cdef class HttpConnectionManagerConfig(NetworkFilterFactory):
         c.proxy_100_continue = plan.proxy_100_continue
         c.via = plan.via.encode()
         c.local_address_v4 = _http_local_address_v4()
+        if plan.access_log:
+            c.access_loggers = ctx.access_loggers(list(plan.access_log))
         _http_conn_manager_configs.append(c)
         return c
 

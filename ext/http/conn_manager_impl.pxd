@@ -115,7 +115,8 @@ cdef enum:  # HttpListenerStat: offsets in an HCM's per-listener block (names: H
 
 cdef enum HttpDrainState:
     HTTP_DRAIN_NOT_DRAINING = 0
-    HTTP_DRAIN_CLOSING = 1          # the current response is the last: connection: close
+    HTTP_DRAIN_DRAINING = 1         # responses say connection: close; closes at drain_timeout
+    HTTP_DRAIN_CLOSING = 2          # the current response is the last: connection: close
 
 cdef class HttpConnectionManagerImpl
 cdef class HttpActiveStream
@@ -154,6 +155,7 @@ cdef class HttpConnectionManagerConfig(NetworkFilterFactory):
     cdef double request_timeout
     cdef double request_headers_timeout
     cdef double delayed_close_timeout
+    cdef double drain_timeout
     cdef bint accept_http_10
     cdef bytes default_host_for_http_10
     cdef bint enable_trailers
@@ -161,6 +163,7 @@ cdef class HttpConnectionManagerConfig(NetworkFilterFactory):
     cdef bint proxy_100_continue
     cdef bytes via
     cdef bytes local_address_v4     # the proxy's first non-loopback IPv4 (x-forwarded-for)
+    cdef list access_loggers        # envoy_fast.accesslog loggers; None: no logging
 
     cdef int start_drain(self) except -1
 
@@ -250,6 +253,7 @@ cdef class HttpActiveStream:
                         int flag, const char *details) except -1
     cdef int reset_stream(self) except -1
     cdef int end_stream(self) except -1
+    cdef int log(self) except -1
 
 
 @cython.final
@@ -288,6 +292,7 @@ cdef class HttpConnectionManagerImpl(ReadFilter):
     cdef Timer duration_timer       # max_connection_duration
     cdef Timer delayed_close_timer
     cdef Timer resume_timer         # next pipelined request, after a stream ends
+    cdef Timer drain_timer          # drain_timeout after the drain sequence starts
 
     cdef int dispatch(self) except -1
     cdef int on_head(self) except -1
@@ -301,6 +306,8 @@ cdef class HttpConnectionManagerImpl(ReadFilter):
     cdef int on_stream_end(self, HttpActiveStream s) except -1
     cdef int resume_dispatch(self) except -1
     cdef int start_drain(self) except -1
+    cdef int start_drain_sequence(self) except -1
+    cdef int on_drain_timeout(self) except -1
     cdef int close_after_response(self) except -1
     cdef int on_event(self, int event) except -1
     cdef int on_idle_timeout(self) except -1

@@ -22,6 +22,9 @@ cdef int _hcm_on_duration_timer(object ctx) except -1:
 cdef int _hcm_on_delayed_close_timer(object ctx) except -1:
     return (<HttpConnectionManagerImpl>ctx).on_delayed_close()
 
+cdef int _hcm_on_drain_timer(object ctx) except -1:
+    return (<HttpConnectionManagerImpl>ctx).on_drain_timeout()
+
 cdef int _hcm_on_resume_timer(object ctx) except -1:
     return (<HttpConnectionManagerImpl>ctx).resume_dispatch()
 
@@ -89,6 +92,8 @@ cdef class HttpConnectionManagerImpl(ReadFilter):
         s.request_headers = HttpHeaderMap()
         s.stream_info = StreamInfoImpl.__new__(StreamInfoImpl)
         s.stream_info.connection_id = conn.connection_id
+        if cfg.access_loggers is not None:
+            s.stream_info.fill_downstream(conn)
         s.body = OwnedBuffer.new()
         s.watermark_callbacks = []
         self.stream = s
@@ -120,8 +125,6 @@ cdef class HttpConnectionManagerImpl(ReadFilter):
             self.duration_timer = Timer.new(self.dispatcher, _hcm_on_duration_timer, self)
             self.duration_timer.enable(cfg.max_connection_duration)
         cfg.managers.add(self)
-        if cfg.draining:
-            self.drain_state = HTTP_DRAIN_CLOSING
         return FILTER_CONTINUE
 
     cdef int on_data(self, OwnedBuffer data, bint end_stream) except -1:
@@ -276,31 +279,34 @@ cdef class HttpConnectionManagerImpl(ReadFilter):
         cdef HttpHeaderMap h = headers
         cdef HttpHeaderMap rq = s.request_headers
         cdef int status = h.status, i
+        cdef bint framing
         cdef OwnedBuffer out = self.out
         s.response_status = status
-        # mutateResponseHeaders
+        # Envoy's order: date, server, then mutateResponseHeaders.
         h.remove_id(HTTP1_HEADER_CONNECTION)
         h.remove_id(HTTP1_HEADER_UPGRADE)
         h.remove_id(HTTP1_HEADER_TRANSFER_ENCODING)
         h.remove_id(HTTP1_HEADER_KEEP_ALIVE)
         h.remove_id(HTTP1_HEADER_PROXY_CONNECTION)
-        if cfg.always_set_request_id_in_response:
-            i = rq.get(HTTP1_HEADER_X_REQUEST_ID)
-            if i >= 0:
-                h.set_id(HTTP1_HEADER_X_REQUEST_ID, rq.value_at(i), rq.entries[i].value_len)
         if h.get(HTTP1_HEADER_DATE) < 0:
             h.add(b"date", 4, http_date_value(), 29, HTTP1_HEADER_DATE)
         if cfg.server_header_transformation == HTTP_SERVER_HEADER_OVERWRITE or \
                 (cfg.server_header_transformation == HTTP_SERVER_HEADER_APPEND_IF_ABSENT
                  and h.get(HTTP1_HEADER_SERVER) < 0):
             h.set_id(HTTP1_HEADER_SERVER, cfg.server_name, len(cfg.server_name))
+        if cfg.always_set_request_id_in_response:
+            i = rq.get(HTTP1_HEADER_X_REQUEST_ID)
+            if i >= 0:
+                h.set_id(HTTP1_HEADER_X_REQUEST_ID, rq.value_at(i), rq.entries[i].value_len)
         # Whether this response is the connection's last.
         if not s.remote_complete:
             # Envoy does not wait for the rest of a request it has answered.
             self.drain_state = HTTP_DRAIN_CLOSING
             cfg.stats[HTTP_DOWNSTREAM_RQ_RESPONSE_BEFORE_RQ_COMPLETE] += 1
-        if self.drain_state == HTTP_DRAIN_NOT_DRAINING and cfg.draining:
-            self.drain_state = HTTP_DRAIN_CLOSING
+        if self.drain_state == HTTP_DRAIN_NOT_DRAINING and (cfg.draining or _http_drain_close):
+            # Envoy's drainClose(): this response says connection: close,
+            # the connection goes at drain_timeout.
+            self.start_drain_sequence()
             cfg.stats[HTTP_DOWNSTREAM_CX_DRAIN_CLOSE] += 1
         if s.version != HTTP1_VERSION_11:
             if h.get(HTTP1_HEADER_CONTENT_LENGTH) < 0:
@@ -327,17 +333,24 @@ cdef class HttpConnectionManagerImpl(ReadFilter):
         # Framing (Envoy's StreamEncoderImpl::encodeHeadersBase), then the head.
         s.no_response_body = s.is_head or status == 204 or status == 304 or status < 200
         s.chunk_encoding = False
+        framing = False
         if h.get(HTTP1_HEADER_CONTENT_LENGTH) >= 0 or status < 200 or status == 204 or status == 304:
             pass
         elif end_stream:
             if not s.is_head:
                 h.add(b"content-length", 14, b"0", 1, HTTP1_HEADER_CONTENT_LENGTH)
+                framing = True
         elif s.version != HTTP1_VERSION_11:
             pass                            # HTTP/1.0: the close ends the body
         else:
             h.add(b"transfer-encoding", 17, b"chunked", 7, HTTP1_HEADER_TRANSFER_ENCODING)
+            framing = True
             s.chunk_encoding = not s.is_head
         http1_encode_response_head(out, h, s.version != HTTP1_VERSION_11)
+        if framing:
+            # The codec's framing header is on the wire, not in the headers
+            # (Envoy's %RESP(content-length)% does not see it).
+            h.remove_at(h.count - 1)
         s.response_started = True
         self.connection.write(out, False)
         if end_stream:
@@ -383,13 +396,15 @@ cdef class HttpConnectionManagerImpl(ReadFilter):
         cfg.listener_stats[HTTP_LISTENER_DOWNSTREAM_RQ_COMPLETED] += 1
         if cfg.rq_time_hist != NULL:
             hist_record(cfg.rq_time_hist, (now - s.start_time) * 1000.0)
+        if cfg.access_loggers is not None:
+            s.log()
         s.end_stream()
         self.idle_since = now
         if self.flow_paused:
             self.flow_paused = 0
             if self.connection is not None:
                 self.connection.read_disable(False)
-        if self.drain_state != HTTP_DRAIN_NOT_DRAINING or self.closing:
+        if self.drain_state == HTTP_DRAIN_CLOSING or self.closing:
             return self.close_after_response()
         if self.read_paused:
             self.read_paused = False
@@ -430,17 +445,39 @@ cdef class HttpConnectionManagerImpl(ReadFilter):
         return self.connection.close(CLOSE_FLUSH_WRITE)
 
     cdef int start_drain(self) except -1:
-        """The listener drains: an idle connection closes now, a busy one
-        after its response (connection: close)."""
-        if self.connection is None or self.connection.state != CONN_OPEN:
+        """The listener drains: a connection that never sent a byte closes
+        now; the others start Envoy's drain sequence."""
+        if self.connection is None or self.connection.state != CONN_OPEN or self.closing:
             return 0
-        if self.drain_state == HTTP_DRAIN_NOT_DRAINING:
-            self.drain_state = HTTP_DRAIN_CLOSING
-            if not self.closing:
-                self.config.stats[HTTP_DOWNSTREAM_CX_DRAIN_CLOSE] += 1
-        if not self.stream.active and self.head_start == 0 and not self.closing:
+        if self.accumulated_requests == 0 and self.head_start == 0:
             self.closing = True
-            self.connection.close(CLOSE_FLUSH_WRITE)
+            return self.connection.close(CLOSE_FLUSH_WRITE)
+        if self.drain_state == HTTP_DRAIN_NOT_DRAINING:
+            self.config.stats[HTTP_DOWNSTREAM_CX_DRAIN_CLOSE] += 1
+            self.start_drain_sequence()
+        return 0
+
+    cdef int start_drain_sequence(self) except -1:
+        """Envoy's startDrainSequence: responses from now on carry
+        connection: close; at drain_timeout the connection closes (after the
+        response in progress, if any)."""
+        if self.drain_state != HTTP_DRAIN_NOT_DRAINING:
+            return 0
+        if self.config.drain_timeout <= 0:
+            self.drain_state = HTTP_DRAIN_CLOSING
+            return 0
+        self.drain_state = HTTP_DRAIN_DRAINING
+        if self.drain_timer is None:
+            self.drain_timer = Timer.new(self.dispatcher, _hcm_on_drain_timer, self)
+        self.drain_timer.enable(self.config.drain_timeout)
+        return 0
+
+    cdef int on_drain_timeout(self) except -1:
+        if self.connection is None or self.closing:
+            return 0
+        self.drain_state = HTTP_DRAIN_CLOSING
+        if not self.stream.active and self.head_start == 0:
+            return self.close_after_response()
         return 0
 
     # -- connection events
@@ -456,6 +493,8 @@ cdef class HttpConnectionManagerImpl(ReadFilter):
             if event == CONN_EVENT_REMOTE_CLOSE:
                 s.stream_info.set_response_flag(RF_DOWNSTREAM_CONNECTION_TERMINATION)
             cfg.stats[HTTP_DOWNSTREAM_RQ_ACTIVE] -= 1
+            if cfg.access_loggers is not None:
+                s.log()
             s.end_stream()
         cfg.stats[HTTP_DOWNSTREAM_CX_ACTIVE] -= 1
         cfg.stats[HTTP_DOWNSTREAM_CX_HTTP1_ACTIVE] -= 1
@@ -567,11 +606,11 @@ cdef class HttpConnectionManagerImpl(ReadFilter):
         if self.connection is None or self.closing:
             return 0
         self.config.stats[HTTP_DOWNSTREAM_CX_MAX_DURATION_REACHED] += 1
-        self.drain_state = HTTP_DRAIN_CLOSING
-        if not self.stream.active and self.head_start == 0:
+        if self.accumulated_requests == 0 and self.head_start == 0:
+            # Envoy: no codec yet (no byte received), close now.
             self.closing = True
             return self.connection.close(CLOSE_FLUSH_WRITE)
-        return 0
+        return self.start_drain_sequence()
 
     cdef int on_delayed_close(self) except -1:
         if self.connection is not None and self.connection.state == CONN_OPEN:
@@ -602,3 +641,6 @@ cdef class HttpConnectionManagerImpl(ReadFilter):
         if self.resume_timer is not None:
             self.resume_timer.disable()
             self.resume_timer = None
+        if self.drain_timer is not None:
+            self.drain_timer.disable()
+            self.drain_timer = None

@@ -186,6 +186,8 @@ cdef class HttpActiveStream:
         self.response_status = 0
         self.response_headers = None
         self.stream_info.reset_for_stream(self.start_time)
+        if cfg.access_loggers is not None:
+            self.stream_info.start_time = _wall_clock()
         return 0
 
     cdef int check_request_head(self) except -1:
@@ -698,6 +700,36 @@ cdef class HttpActiveStream:
             hcm.connection.close(CLOSE_FLUSH_WRITE)
         return 0
 
+    cdef int log(self) except -1:
+        """One access-log record for this request (Envoy logs each stream
+        when it ends): the stream info's fields plus the HTTP ones."""
+        cdef StreamInfoImpl info = self.stream_info
+        cdef HttpHeaderMap rq = self.request_headers
+        cdef double now = self.hcm.dispatcher.now
+        cdef dict fields = info.log_fields(now)
+        cdef dict req = {}
+        if info.protocol:
+            req = _hcm_header_dict(rq)
+            req[":method"] = _HTTP1_METHOD_NAMES[rq.method].decode() if rq.method >= 0 else None
+            req[":path"] = rq.buf[rq.path_off:rq.path_off + rq.path_len].decode("latin-1")
+            req[":authority"] = req.get("host")
+        fields["protocol"] = ("HTTP/1.1" if info.protocol == HTTP1_VERSION_11 else
+                              "HTTP/1.0" if info.protocol else None)
+        fields["response_code"] = info.response_code
+        fields["request_headers"] = req
+        fields["response_headers"] = _hcm_header_dict(self.response_headers)
+        fields["request_duration_ms"] = (int((info.request_complete_mono - info.start_mono) * 1000.0)
+                                         if info.request_complete_mono else None)
+        fields["response_duration_ms"] = (int((info.first_tx_mono - info.start_mono) * 1000.0)
+                                          if info.first_tx_mono else None)
+        for logger in self.config.access_loggers:
+            try:
+                logger.log(fields)
+            except Exception as exc:
+                if self.hcm.dispatcher.error_log is not None:
+                    self.hcm.dispatcher.error_log("access log: %r" % (exc,))
+        return 0
+
     cdef int end_stream(self) except -1:
         """The stream is over: filters are destroyed (on_destroy) and every
         reference of this request dropped; the stream is ready for the next."""
@@ -734,6 +766,24 @@ cdef class HttpActiveStream:
             self.local_body.drain_all()
         self.body.drain_all()
         return 0
+
+
+cdef dict _hcm_header_dict(HttpHeaderMap h):
+    """{lower-case name: value} of a header map, first value of each name
+    (for access logs only)."""
+    cdef dict out = {}
+    cdef int i
+    cdef HttpHeaderEntry *e
+    if h is None:
+        return out
+    for i in range(h.count):
+        e = &h.entries[i]
+        if e.id == HTTP_HEADER_DEAD:
+            continue
+        name = h.buf[e.name_off:e.name_off + e.name_len].decode("latin-1")
+        if name not in out:
+            out[name] = h.buf[e.value_off:e.value_off + e.value_len].decode("latin-1")
+    return out
 
 
 cdef bint _hcm_connection_has_upgrade(HttpHeaderMap h) noexcept:
