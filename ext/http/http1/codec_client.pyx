@@ -1,8 +1,11 @@
 # Http1ActiveClient: one pooled upstream connection and the client half of
-# the HTTP/1.1 codec (Envoy's CodecClient + Http1::ClientConnectionImpl):
-# response heads parsed in place into the client's one HttpHeaderMap, bodies
-# (content-length, chunked with trailers, close-delimited) handed on as
-# moved slices. Nothing per header or per read is a Python object.
+# the HTTP/1.1 codec (Envoy's CodecClient + Http1::ClientConnectionImpl).
+# Response heads are parsed by the codec's Http1ResponseParser and copied
+# into the client's one HttpHeaderMap; bodies (content-length, chunked,
+# close-delimited) come out of its Http1BodyDecoder as moved slices; after a
+# 101 to an upgrade the bytes pass raw. Nothing per header or per read is a
+# Python object. Every decoder callback may end or reset the stream, so the
+# code after one checks the stream is still this client's.
 
 @cython.final
 cdef class _Http1ClientReadFilter(ReadFilter):
