@@ -17,9 +17,7 @@
 * rss: --requests keep-alive requests on one connection; the worker's RSS
   after the first tenth and at the end must stay within a small bound.
 
-Prints one JSON document (and writes bench/results/http_edge.json). An
-implementation that cannot serve HTTP (envoy_fast before its HTTP data
-plane) is reported as "not supported yet", not as a failure.
+Prints one JSON document (and writes bench/results/http_edge.json).
 """
 from __future__ import annotations
 
@@ -45,7 +43,6 @@ from helpers import free_port, rss_kb, wait_port  # noqa: E402
 
 HCM_TYPE = "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager"
 ROUTER_TYPE = "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"
-HCM_NOT_SUPPORTED = "http_connection_manager is not supported yet"
 BODY = b"ok-64-bytes-" + b"x" * 51 + b"\n"
 
 
@@ -64,20 +61,6 @@ def http_config(listen: int, upstream: int, admin: int, **hcm) -> dict:
         [helpers.cluster("up", [upstream], circuit_breakers={"thresholds": [
             {"max_connections": 100000, "max_pending_requests": 100000, "max_requests": 100000}]})],
         admin)
-
-
-def refusal(impl: str, cfg: dict) -> str:
-    """envoy_fast's "not supported yet" for HTTP ('' when it serves HTTP, or for Envoy)."""
-    if impl != "envoy_fast":
-        return ""
-    path = helpers._write_config(cfg)
-    try:
-        r = subprocess.run([sys.executable, "-m", "envoy_fast", "--mode", "validate", "-c", path],
-                           capture_output=True, text=True, timeout=60, cwd=ROOT)
-    finally:
-        os.unlink(path)
-    out = r.stdout + r.stderr
-    return HCM_NOT_SUPPORTED if HCM_NOT_SUPPORTED in out else ""
 
 
 def run_proxy(impl: str, cfg: dict):
@@ -133,9 +116,12 @@ class RacyUpstream:
         rng = random.Random()
         resp = b"HTTP/1.1 200 OK\r\ncontent-length: %d\r\ncontent-type: text/plain\r\n\r\n%s" % (len(BODY), BODY)
         buf = b""
+        served = 0
         try:
             while True:
-                idle_close = rng.random() < self.p
+                # Only a connection that has answered is idle in the
+                # keep-alive sense: a fresh one waits for its first request.
+                idle_close = served > 0 and rng.random() < self.p
                 timeout = rng.uniform(0, 0.002) if idle_close else self.keepalive
                 while b"\r\n\r\n" not in buf:
                     r, _, _ = select.select([c], [], [], timeout)
@@ -153,6 +139,7 @@ class RacyUpstream:
                 with self._lock:
                     self.requests += 1
                 c.sendall(resp)
+                served += 1
         except OSError:
             pass
         finally:
@@ -214,9 +201,6 @@ def check_race(impl: str, duration: float, close_probability: float) -> dict:
     try:
         lp, ap = free_port(), free_port()
         cfg = http_config(lp, up.port, ap)
-        why = refusal(impl, cfg)
-        if why:
-            return {"not_supported_yet": why}
         with run_proxy(impl, cfg) as proxy:
             r = wrk(lp, 64, duration)
             stats = proxy.stats()
@@ -231,11 +215,14 @@ def check_race(impl: str, duration: float, close_probability: float) -> dict:
 
 class Slowloris:
     """n connections, each sending one byte of a request head per second
-    (never the blank line). Counts the connections the proxy closed."""
+    (never the blank line). Reads what the proxy answers and records, per
+    connection, when its answer (Envoy's 408) began and when the proxy closed
+    it, in seconds from its first byte."""
 
     def __init__(self, port: int, n: int) -> None:
         self.port, self.n = port, n
         self.socks = []
+        self.answered_at: list = []
         self.closed_at: list = []
         self._stop = threading.Event()
         self.head = b"GET / HTTP/1.1\r\nhost: slow\r\nx-slow: " + b"a" * 10000
@@ -245,30 +232,49 @@ class Slowloris:
             s = socket.create_connection(("127.0.0.1", self.port), timeout=5)
             s.setblocking(False)
             self.socks.append(s)
-        self.t0 = time.monotonic()
         self._t = threading.Thread(target=self._run, daemon=True)
         self._t.start()
         return self
 
     def _run(self) -> None:
+        ep = select.epoll()
+        open_ = {s.fileno(): s for s in self.socks}
+        for fd in open_:
+            ep.register(fd, select.EPOLLIN)
+        answered = set()
+        self.t0 = t0 = time.monotonic()
         i = 0
-        open_ = list(self.socks)
+        next_send = t0
         while not self._stop.is_set() and open_:
-            still = []
-            for s in open_:
-                try:
-                    s.send(self.head[i:i + 1])
+            now = time.monotonic()
+            if now >= next_send:
+                for fd, s in list(open_.items()):
                     try:
-                        if s.recv(65536, socket.MSG_PEEK) == b"":
-                            raise ConnectionResetError
-                    except BlockingIOError:
-                        pass
-                    still.append(s)
+                        s.send(self.head[i:i + 1])
+                    except OSError:
+                        pass        # closed: the read side says when
+                i += 1
+                next_send += 1.0
+            for fd, _ in ep.poll(max(0.0, min(0.1, next_send - time.monotonic()))):
+                s = open_.get(fd)
+                if s is None:
+                    continue
+                try:
+                    d = s.recv(65536)
+                except BlockingIOError:
+                    continue
                 except OSError:
-                    self.closed_at.append(time.monotonic() - self.t0)
-            open_ = still
-            i += 1
-            self._stop.wait(1.0)
+                    d = b""
+                t = time.monotonic() - t0
+                if d:
+                    if fd not in answered:
+                        answered.add(fd)
+                        self.answered_at.append(t)
+                    continue
+                self.closed_at.append(t)
+                ep.unregister(fd)
+                del open_[fd]
+        ep.close()
 
     def __exit__(self, *exc) -> None:
         self._stop.set()
@@ -284,9 +290,6 @@ def check_slowloris(impl: str, duration: float, n: int, headers_timeout: float =
         try:
             lp, ap = free_port(), free_port()
             cfg = http_config(lp, up, ap, request_headers_timeout="%gs" % headers_timeout)
-            why = refusal(impl, cfg)
-            if why:
-                return {"not_supported_yet": why}
             with run_proxy(impl, cfg) as proxy:
                 base = wrk(lp, 16, duration)
                 with Slowloris(lp, n) as slow:
@@ -296,11 +299,14 @@ def check_slowloris(impl: str, duration: float, n: int, headers_timeout: float =
                     while len(slow.closed_at) < n and time.monotonic() < deadline:
                         time.sleep(0.2)
                     closed = sorted(slow.closed_at)
+                    answered = sorted(slow.answered_at)
                 stats = proxy.stats()
             return {"baseline": base, "with_slowloris": loaded,
                     "p99_ratio": (loaded["p99_ms"] / base["p99_ms"]) if base["p99_ms"] and loaded["p99_ms"] else None,
                     "slow_connections": n, "slow_closed": len(closed),
                     "slow_closed_after_s": [round(closed[0], 2), round(closed[-1], 2)] if closed else None,
+                    "slow_answered": len(answered),
+                    "slow_answered_after_s": [round(answered[0], 2), round(answered[-1], 2)] if answered else None,
                     "request_headers_timeout_s": headers_timeout,
                     "downstream_rq_header_timeout": stats.get("http.edge.downstream_rq_header_timeout")}
         finally:
@@ -315,9 +321,6 @@ def check_rss(impl: str, requests: int, batch: int = 100) -> dict:
         try:
             lp, ap = free_port(), free_port()
             cfg = http_config(lp, up, ap)
-            why = refusal(impl, cfg)
-            if why:
-                return {"not_supported_yet": why}
             with run_proxy(impl, cfg) as proxy:
                 pid = worker_pid(impl, proxy)
                 c = socket.create_connection(("127.0.0.1", lp), timeout=10)

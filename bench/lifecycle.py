@@ -8,8 +8,7 @@ Prints (and writes to bench/results/lifecycle.json):
   * requests and failed requests over five SIGHUP reloads under wrk, with
     keep-alive and with a new connection per request;
   * the same with keep-alive GETs through an HTTP proxy config
-    (http_connection_manager + router): the L7 case ("reloads_http"; reported
-    as not supported yet while envoy_fast has no HTTP data plane);
+    (http_connection_manager + router): the L7 case ("reloads_http");
   * the longest gap in service after a worker is SIGKILLed (a client connects
     every 2 ms and counts how long no connection got an answer);
   * idle RSS of the main process and of each worker;
@@ -35,9 +34,6 @@ sys.path.insert(0, os.path.join(ROOT, "tests"))
 from helpers import (bootstrap, cluster, free_port, listener, run_envoy_fast,  # noqa: E402
                      simple_proxy_config, wait_port)
 
-HCM_NOT_SUPPORTED = "http_connection_manager is not supported yet"
-
-
 def http_proxy_config(upstream_port, listen_port, admin_port):
     """One HTTP listener (http_connection_manager + router) to one cluster."""
     hcm = {"@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3"
@@ -55,25 +51,11 @@ def http_proxy_config(upstream_port, listen_port, admin_port):
         admin_port)
 
 
-def lacks_http(cfg):
-    """envoy_fast's refusal of an HTTP config while it has no HTTP data plane, else ''."""
-    import yaml
-    with tempfile.NamedTemporaryFile("w", suffix=".yaml") as f:
-        yaml.safe_dump(cfg, f)
-        f.flush()
-        r = subprocess.run([sys.executable, "-m", "envoy_fast", "--mode", "validate", "-c", f.name],
-                           capture_output=True, text=True, timeout=60, cwd=ROOT)
-    return HCM_NOT_SUPPORTED if HCM_NOT_SUPPORTED in r.stdout + r.stderr else ""
-
-
 def http_reloads_under_load(up, concurrency, duration):
     """Five SIGHUP reloads under wrk keep-alive GETs through the HTTP proxy:
     a draining worker answers with `connection: close`, so none may fail."""
     lp, adm = free_port(), free_port()
     cfg = http_proxy_config(up, lp, adm)
-    why = lacks_http(cfg)
-    if why:
-        return {"mode": "http_keepalive", "not_supported_yet": why}
     with run_envoy_fast(cfg, concurrency=concurrency) as proxy:
         time.sleep(0.5)
         r = reloads_under_load(proxy, lp, duration, "keepalive")

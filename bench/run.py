@@ -711,21 +711,6 @@ def proxy_command(name: str, work: Path, listen: int, upstream: int, conc: int, 
     raise ValueError(name)
 
 
-def envoy_fast_lacks_http(cfg: Path) -> str:
-    """envoy_fast's refusal when it has no HTTP data plane yet ('' otherwise):
-    its L7 rows are then reported as not supported, not as failures."""
-    prefix, env, _ = envoy_fast_argv()
-    if prefix is None:
-        return ""
-    try:
-        r = subprocess.run(prefix + ["--mode", "validate", "-c", str(cfg)], capture_output=True, text=True,
-                           timeout=60, env=env, cwd=str(REPO) if _source_tree_built() else str(cfg.parent))
-    except (OSError, subprocess.TimeoutExpired):
-        return ""
-    out = (r.stdout + r.stderr).strip()
-    return out if r.returncode != 0 and "http_connection_manager is not supported yet" in out else ""
-
-
 # --------------------------------------------------------------------------
 # wrk
 # --------------------------------------------------------------------------
@@ -900,16 +885,7 @@ def print_table(results: list[dict], concs: list[int], baseline: str) -> str:
                      f"(worst: {worst[0]}/{worst[1]}); req/s and latency are unreliable, compare the "
                      f"CPU us/req columns and/or re-run with --repeat 3 on a quiet machine.")
 
-    unsupported = [r for r in results if r["status"] == "unsupported"]
-    if unsupported:
-        lines.append("")
-        lines.append("NOT SUPPORTED YET (rows left out, not failures):")
-        groups: dict = {}
-        for r in unsupported:
-            groups.setdefault((r["proxy"], r["concurrency"], r["error"]), []).append(r["workload"])
-        for (proxy, conc, err), wl in groups.items():
-            lines.append(f"  {proxy} (c={conc}; {','.join(wl)}): {err}")
-    failed = [r for r in results if r["status"] not in ("ok", "unsupported")]
+    failed = [r for r in results if r["status"] != "ok"]
     if failed:
         lines.append("")
         lines.append("FAILED / SKIPPED:")
@@ -1108,12 +1084,6 @@ def bench_proxy_layer(name, conc, lay, wls, a, work, upstream, up_port, results,
                                              haproxy_splice=a.haproxy_splice, lay=lay)
     except Exception as e:  # noqa: BLE001
         return fail_all(f"cannot build command: {e}")
-    if name == "envoy_fast" and lay == "l7":
-        refusal = envoy_fast_lacks_http(Path(argv[argv.index("-c") + 1]))
-        if refusal:
-            why = next(ln for ln in refusal.splitlines() if "is not supported yet" in ln)
-            why = why[why.find("http_connection_manager"):].strip()
-            return fail_all(f"envoy_fast has no HTTP data plane in this build ({why})", status="unsupported")
     log(f"starting {what} on :{port}: {' '.join(argv)}")
     logname = f"{name}_c{conc}.log" if lay == "l4" else f"{name}_http_c{conc}.log"
     try:
@@ -1235,7 +1205,7 @@ def main(argv=None) -> int:
           + (f", {out / 'results.png'}" if note is None else f"  ({note})"))
     print(f"configs and proxy logs: {work}")
     failed = sorted({f"{r['proxy']} c={r['concurrency']}" for r in results
-                     if r["status"] not in ("ok", "unsupported")})
+                     if r["status"] != "ok"})
     if failed:
         # A table with a missing row must not pass for a complete run.
         log(f"FAILED: no result for {', '.join(failed)} (see the log lines above)")

@@ -1,5 +1,6 @@
 """bench/run.py finds the proxy a newcomer has, and a run with a missing row fails."""
 import importlib.util
+import json
 import os
 import subprocess
 import sys
@@ -63,27 +64,25 @@ def test_a_proxy_that_does_not_run_fails_the_bench(tmp_path):
     assert "FAILED: no result for envoy_fast c=1" in r.stdout + r.stderr
 
 
-def test_l7_rows_of_an_envoy_fast_without_http_are_left_out_not_failed(tmp_path):
-    """While envoy_fast refuses http_connection_manager, its L7 rows are
-    reported as not supported yet and the run still succeeds."""
-    bench = _bench_module()
-    cfg = bench.envoy_http_yaml(tmp_path / "envoy.yaml", 10000, 10001)
-    env = dict(os.environ, ENVOY_FAST_CMD="%s -m envoy_fast" % sys.executable,
-               PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
-    r = subprocess.run([sys.executable, "-m", "envoy_fast", "--mode", "validate", "-c", str(cfg)],
-                       env=env, cwd=ROOT, capture_output=True, text=True, timeout=60)
-    if "http_connection_manager is not supported yet" not in r.stdout + r.stderr:
-        pytest.skip("envoy_fast accepts http_connection_manager: its L7 rows are measured")
+def test_envoy_fast_l7_row_is_measured(tmp_path):
+    """envoy_fast serves the L7 bench config: its http_small_keepalive row
+    has a result with no errors, and nothing is reported failed."""
     require_peer("wrk")
     require_peer("nginx")
+    env = dict(os.environ, ENVOY_FAST_CMD="%s -m envoy_fast" % sys.executable,
+               PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    out_dir = tmp_path / "out"
     r = subprocess.run([sys.executable, str(BENCH), "--proxies", "envoy_fast", "--workloads",
                         "http_small_keepalive", "--duration", "1", "--warmup", "0", "--no-install",
-                        "--out", str(tmp_path / "out")],
+                        "--out", str(out_dir)],
                        env=env, capture_output=True, text=True, timeout=120)
     out = r.stdout + r.stderr
     assert r.returncode == 0, out
-    assert "NOT SUPPORTED YET" in out and "envoy_fast (c=1; http_small_keepalive)" in out, out
     assert "FAILED" not in out, out
+    rows = json.loads((out_dir / "results.json").read_text())["results"]
+    assert [(x["proxy"], x["workload"], x["status"]) for x in rows] == \
+        [("envoy_fast", "http_small_keepalive", "ok")], rows
+    assert rows[0]["result"]["requests"] > 0 and rows[0]["result"]["errors"] == 0, rows[0]["result"]
 
 
 def test_layers_pick_the_workloads():

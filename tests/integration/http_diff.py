@@ -20,8 +20,7 @@ mismatch both sides are printed in full, with a diff.
 
 The peer compared with Envoy is envoy_fast, or a second Envoy when
 HTTP_DIFF_PEER=envoy (checks the harness and the cases' expectations).
-While envoy_fast refuses `http_connection_manager`, envoy_fast's side skips
-with a clear reason (see SKIP_UNSUPPORTED_HCM).
+A config envoy_fast refuses fails the case with envoy_fast's refusal text.
 """
 from __future__ import annotations
 
@@ -44,13 +43,6 @@ import yaml
 
 import helpers
 from http_upstream import EchoUpstream, body_repr
-
-# While envoy_fast's HTTP data plane is missing, envoy_fast refuses every
-# http_connection_manager config with this message; the differential cases
-# then skip. Set to False (or delete the check) once HTTP lands, so a refused
-# config fails instead.
-SKIP_UNSUPPORTED_HCM = True
-HCM_NOT_SUPPORTED = "http_connection_manager is not supported yet"
 
 Request = Union[bytes, Sequence[Union[bytes, float]]]
 PLACEHOLDER = re.compile(r"\{\{([A-Z0-9_]+)\}\}")
@@ -377,13 +369,12 @@ def envoy_fast_refusal(config: str) -> str:
     return "" if r.returncode == 0 else (r.stdout + r.stderr).strip()
 
 
-def skip_if_envoy_fast_lacks_http(config: str) -> None:
-    """The escape hatch while envoy_fast has no HTTP data plane."""
+def fail_if_envoy_fast_refuses(config: str) -> None:
+    """A case whose config envoy_fast refuses fails, with the refusal, before
+    anything starts (clearer than a proxy that never comes up)."""
     if peer_impl() != "envoy_fast":
         return
     out = envoy_fast_refusal(config)
-    if SKIP_UNSUPPORTED_HCM and HCM_NOT_SUPPORTED in out:
-        pytest.skip("envoy_fast has no HTTP data plane yet (%s)" % HCM_NOT_SUPPORTED)
     if out:
         pytest.fail("envoy_fast refuses the config:\n" + out, pytrace=False)
 
@@ -488,7 +479,7 @@ class Pair:
         self.peer: Optional[Side] = None
 
     def __enter__(self) -> "Pair":
-        skip_if_envoy_fast_lacks_http(self.peer_config)
+        fail_if_envoy_fast_refuses(self.peer_config)
         try:
             self.envoy = Side("envoy", self.config).start()
             self.peer = Side(peer_impl(), self.peer_config).start()

@@ -120,17 +120,16 @@ def test_a_difference_is_reported_with_both_sides(monkeypatch):
     assert "=== envoy:" in msg and msg.count("\"status_line\": \"HTTP/1.1 201 Created\"") == 2
 
 
-def test_envoy_fast_side_skips_only_on_the_missing_data_plane(monkeypatch, tmp_path):
+def test_a_config_envoy_fast_refuses_fails_the_case_with_the_refusal(monkeypatch):
     monkeypatch.setenv("HTTP_DIFF_PEER", "envoy_fast")
-    refusal = http_diff.envoy_fast_refusal(CONFIG)
-    if http_diff.HCM_NOT_SUPPORTED not in refusal:
-        assert refusal == "", refusal    # HTTP has landed: the config must be accepted
-        return
-    with pytest.raises(pytest.skip.Exception) as e:
-        http_diff.skip_if_envoy_fast_lacks_http(CONFIG)
-    assert "no HTTP data plane yet" in str(e.value)
-    # Any other refusal fails the case: a tcp_proxy to a cluster that is not there.
-    bad = yaml.safe_dump(helpers.simple_proxy_config(1, 2, 3)).replace("cluster: up", "cluster: nope")
+    assert http_diff.envoy_fast_refusal(CONFIG) == ""    # the harness's own config is served
+    # Envoy takes codec_type HTTP2; envoy_fast refuses it: the case fails
+    # (no skip) and says why, before either proxy starts.
+    http2 = re.sub(r"( *)stat_prefix: ingress", r"\1stat_prefix: ingress\n\1codec_type: HTTP2", CONFIG)
+    assert http2 != CONFIG
     with pytest.raises(pytest.fail.Exception) as e:
-        http_diff.skip_if_envoy_fast_lacks_http(bad)
-    assert "nope" in str(e.value)
+        with Pair(http2):
+            pass
+    msg = str(e.value)
+    assert "envoy_fast refuses the config" in msg
+    assert "codec_type HTTP2 is not supported by envoy_fast" in msg, msg
