@@ -2,7 +2,7 @@
 through the real Envoy and through envoy_fast and compares what the client
 got and what the upstream received (http_diff.py). The status each case
 expects from Envoy is asserted too, so HTTP_DIFF_PEER=envoy (Envoy against
-itself) checks the cases. While envoy_fast has no HTTP data plane these skip.
+itself) checks the cases. A config envoy_fast refuses fails its case.
 """
 import pytest
 
