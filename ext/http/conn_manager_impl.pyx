@@ -219,8 +219,11 @@ cdef class HttpConnectionManagerImpl(ReadFilter):
             return 0
         s.mutate_request_headers()
         s.refresh_cached_route()
-        if self.stream_idle_timer is not None and s.idle_timeout > 0 \
-                and s.idle_timeout < self.config.stream_idle_timeout:
+        if s.idle_timeout > 0 and (self.config.stream_idle_timeout <= 0
+                                   or s.idle_timeout < self.config.stream_idle_timeout):
+            # The route's idle_timeout is shorter (or the only one).
+            if self.stream_idle_timer is None:
+                self.stream_idle_timer = Timer.new(self.dispatcher, _hcm_on_stream_idle_timer, self)
             self.stream_idle_timer.enable(s.idle_timeout)
         s.create_filter_chain()
         if s.remote_complete:

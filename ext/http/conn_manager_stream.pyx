@@ -282,6 +282,9 @@ cdef class HttpActiveStream:
         cdef char uuid[36]
         cdef const char *xff
         cdef size_t xff_len
+        cdef char ext_buf[64]
+        cdef const char *ext
+        cdef size_t ext_len
         cdef int i
         cdef bint upgrade = h.get(HTTP1_HEADER_UPGRADE) >= 0 and h.get(HTTP1_HEADER_CONNECTION) >= 0 \
             and _hcm_connection_has_upgrade(h)
@@ -299,6 +302,20 @@ cdef class HttpActiveStream:
             else:
                 h.remove_id(HTTP1_HEADER_TE)
         if cfg.use_remote_address:
+            # The trusted client address: the peer, or with
+            # xff_num_trusted_hops N the N-th x-forwarded-for entry from the
+            # right (observed; the peer when there are fewer).
+            ext = hcm.peer_ip
+            ext_len = hcm.peer_ip_len
+            i = h.get(HTTP1_HEADER_X_FORWARDED_FOR)
+            if cfg.xff_num_trusted_hops > 0 and i >= 0:
+                ext_len = _hcm_xff_entry(h.value_at(i), h.entries[i].value_len,
+                                         cfg.xff_num_trusted_hops, ext_buf)
+                if ext_len:
+                    ext = ext_buf
+                else:
+                    ext = hcm.peer_ip
+                    ext_len = hcm.peer_ip_len
             if not cfg.skip_xff_append:
                 # A loopback peer is written as the proxy's own address, as
                 # Envoy does.
@@ -313,13 +330,14 @@ cdef class HttpActiveStream:
                     h.append_value(i, xff, xff_len, b",", 1)
                 else:
                     h.add(b"x-forwarded-for", 15, xff, xff_len, HTTP1_HEADER_X_FORWARDED_FOR)
-            h.set_id(HTTP1_HEADER_X_FORWARDED_PROTO, b"http", 4)
+            # A trusted prior hop's x-forwarded-proto stays (Envoy).
+            if cfg.xff_num_trusted_hops == 0 or h.get(HTTP1_HEADER_X_FORWARDED_PROTO) < 0:
+                h.set_id(HTTP1_HEADER_X_FORWARDED_PROTO, b"http", 4)
             i = h.find(b"x-envoy-external-address", 24)
             if i >= 0:
-                h.set_value(i, hcm.peer_ip, hcm.peer_ip_len)
+                h.set_value(i, ext, ext_len)
             else:
-                h.add(b"x-envoy-external-address", 24, hcm.peer_ip, hcm.peer_ip_len,
-                      HTTP1_HEADER_OTHER)
+                h.add(b"x-envoy-external-address", 24, ext, ext_len, HTTP1_HEADER_OTHER)
         elif h.get(HTTP1_HEADER_X_FORWARDED_PROTO) < 0:
             h.add(b"x-forwarded-proto", 17, b"http", 4, HTTP1_HEADER_X_FORWARDED_PROTO)
         if cfg.generate_request_id:
@@ -349,6 +367,9 @@ cdef class HttpActiveStream:
             route = (<RouteConfigImpl>self.config.route_config).route(
                 self.request_headers, self.hcm.dispatcher.random())
         self.route = route
+        self.idle_timeout = self.config.stream_idle_timeout
+        if route is not None and (<RouteEntryImpl>route).idle_timeout >= 0:
+            self.idle_timeout = (<RouteEntryImpl>route).idle_timeout
         if self.decoder_filters is not None:
             for d in self.decoder_filters:
                 d.route = route
@@ -784,6 +805,32 @@ cdef dict _hcm_header_dict(HttpHeaderMap h):
         if name not in out:
             out[name] = h.buf[e.value_off:e.value_off + e.value_len].decode("latin-1")
     return out
+
+
+cdef size_t _hcm_xff_entry(const char *v, size_t n, int hops, char *out) noexcept:
+    """The `hops`-th comma-separated entry of an x-forwarded-for value from
+    the right, trimmed, copied to out (64 bytes); 0 when there are fewer
+    entries (or it does not fit)."""
+    cdef size_t e = n, s, t
+    cdef int k = 0
+    while True:
+        s = e
+        while s > 0 and v[s - 1] != b',':
+            s -= 1
+        k += 1
+        if k == hops:
+            t = e
+            while s < t and (v[s] == b' ' or v[s] == b'\t'):
+                s += 1
+            while t > s and (v[t - 1] == b' ' or v[t - 1] == b'\t'):
+                t -= 1
+            if t == s or t - s >= 64:
+                return 0
+            memcpy(out, v + s, t - s)
+            return t - s
+        if s == 0:
+            return 0
+        e = s - 1
 
 
 cdef bint _hcm_connection_has_upgrade(HttpHeaderMap h) noexcept:

@@ -142,6 +142,8 @@ EXCHANGES = [
     b"HEAD /up HTTP/1.1\r\nHost: a\r\n\r\n",
     b"GET /up HTTP/1.1\r\nHost: a\r\nfoo_bar: 1\r\n\r\n",
     b"GET http://other.example:8080/up/abs HTTP/1.1\r\nHost: a\r\n\r\n",
+    b"GET /up HTTP/1.1\r\nHost: a\r\nX-Forwarded-For: 1.1.1.1, 2.2.2.2\r\n\r\n",
+    b"GET /up HTTP/1.1\r\nHost: a\r\nX-Forwarded-For: 2.2.2.2\r\n\r\n",
 ]
 
 
@@ -174,7 +176,8 @@ def run_exchanges(impl, hcm_extra, exchanges):
     {"use_remote_address": True},
     {"use_remote_address": True, "preserve_external_request_id": True,
      "always_set_request_id_in_response": True, "server_name": "edge"},
-], ids=["defaults", "use_remote_address", "edge_options"])
+    {"use_remote_address": True, "xff_num_trusted_hops": 2},
+], ids=["defaults", "use_remote_address", "edge_options", "trusted_hops"])
 def test_keep_alive_exchanges_match_envoy(hcm_extra):
     ours = run_exchanges("envoy_fast", hcm_extra, EXCHANGES)
     envoy = run_exchanges("envoy", hcm_extra, EXCHANGES)
@@ -316,3 +319,33 @@ def test_access_log_one_line_per_request_as_envoy(tmp_path):
         finally:
             upstream.close()
     assert lines["envoy_fast"] == lines["envoy"]
+
+
+def test_route_idle_timeout_overrides_stream_idle_timeout():
+    """A route's idle_timeout (0.5 s) replaces stream_idle_timeout (60 s): a
+    request to an upstream that never answers gets Envoy's 504 after it."""
+    results = {}
+    for impl in ("envoy_fast", "envoy"):
+        silent = socket.socket()
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(16)                       # handshakes complete, nothing is read
+        port = free_port()
+        cfg = config(port, silent.getsockname()[1], stream_idle_timeout="60s")
+        routes = cfg["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0][
+            "typed_config"]["route_config"]["virtual_hosts"][0]["routes"]
+        routes[0]["route"]["idle_timeout"] = "0.5s"
+        try:
+            with run_impl(impl, cfg):
+                s = socket.create_connection(("127.0.0.1", port), timeout=10)
+                t0 = time.monotonic()
+                s.sendall(b"GET /up HTTP/1.1\r\nHost: a\r\n\r\n")
+                raw = read_response(s)
+                elapsed = time.monotonic() - t0
+                results[impl] = normalize(raw, _own_ipv4())
+                assert 0.4 <= elapsed < 5, (impl, elapsed)
+                s.close()
+        finally:
+            silent.close()
+    assert results["envoy_fast"].startswith(b"HTTP/1.1 504 Gateway Timeout\r\n")
+    assert results["envoy_fast"].endswith(b"\r\n\r\nstream timeout")
+    assert results["envoy_fast"] == results["envoy"]
