@@ -349,3 +349,4 @@ def test_pending_overflow_as_envoy(upstream):
     assert ours == theirs
     statuses = [int(r.split(b" ")[1]) for r in ours[0]]
     assert statuses == [200, 200, 503, 503] and ours[1] == 2
+
