@@ -146,6 +146,7 @@ def config(port, admin, up_port, dead_port, cb=None, log_path=None):
         route("/late", cluster="live"),
         route("/halfhead", cluster="live"),
         route("/mixed", cluster="mixed", retry_policy={"retry_on": "connect-failure"}),
+        route("/sick", cluster="sick"),
         route("/close", cluster="live"),
         route("/bad", cluster="live"),
         route("/post", cluster="live"),
@@ -161,11 +162,14 @@ def config(port, admin, up_port, dead_port, cb=None, log_path=None):
            "http_filters": [{"name": "envoy.filters.http.router",
                              "typed_config": {"@type": ROUTER}}]}
     live = cluster("live", [up_port])
+    # Its only host unhealthy and no panic mode: no host to pick (503 UH).
+    sick = cluster("sick", [up_port], common_lb_config={"healthy_panic_threshold": {"value": 0}})
+    sick["load_assignment"]["endpoints"][0]["lb_endpoints"][0]["health_status"] = "UNHEALTHY"
     if cb is not None:
         live["circuit_breakers"] = {"thresholds": [cb]}
     return bootstrap([listener("l", port, [{"filters": [
         {"name": "envoy.filters.network.http_connection_manager", "typed_config": hcm}]}])],
-        [live, cluster("dead", [dead_port]), cluster("mixed", [dead_port, up_port])],
+        [live, cluster("dead", [dead_port]), cluster("mixed", [dead_port, up_port]), sick],
         admin_port=admin)
 
 
@@ -216,6 +220,7 @@ REQUESTS = [
     b"GET /flaky HTTP/1.1\r\nhost: a\r\n\r\n",
     b"GET /busy HTTP/1.1\r\nhost: a\r\n\r\n",
     b"GET /nocluster HTTP/1.1\r\nhost: a\r\n\r\n",
+    b"GET /sick HTTP/1.1\r\nhost: a\r\n\r\n",
     b"GET /direct HTTP/1.1\r\nhost: a\r\n\r\n",
     b"GET /redir/x?y=1 HTTP/1.1\r\nhost: a\r\n\r\n",
 ]
@@ -230,6 +235,9 @@ STATS = [
     "cluster.live.upstream_rq_per_try_timeout", "cluster.dead.upstream_rq_503",
     "cluster.live.retry.upstream_rq_503", "cluster.live.retry.upstream_rq_completed",
     "cluster.dead.upstream_rq_retry", "cluster.dead.upstream_rq_retry_limit_exceeded",
+    "cluster.live.upstream_rq_retry_backoff_exponential", "cluster.live.upstream_rq_retry_overflow",
+    "cluster.sick.upstream_cx_none_healthy", "cluster.sick.upstream_rq_503",
+    "cluster.live.upstream_rq_pending_overflow", "cluster.dead.upstream_cx_connect_fail",
 ]
 
 
@@ -341,3 +349,4 @@ def test_pending_overflow_as_envoy(upstream):
     assert ours == theirs
     statuses = [int(r.split(b" ")[1]) for r in ours[0]]
     assert statuses == [200, 200, 503, 503] and ours[1] == 2
+

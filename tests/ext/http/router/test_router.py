@@ -677,3 +677,36 @@ def test_upstream_back_pressure_pauses_the_downstream():
     assert got == [size]
     kinds = [e[0] for e in events]
     assert kinds.index("above_high") < kinds.index("below_low") < kinds.index("headers")
+
+
+def test_upgrade_tunnels_after_101():
+    # The request stays open after its head (the connection manager passes
+    # the client's bytes after the upgrade as body); the upstream's 101 and
+    # its bytes come back as a response that does not end.
+    def serve(c):
+        c.settimeout(5)
+        head = b""
+        while b"\r\n\r\n" not in head:
+            head += c.recv(65536)
+        c.sendall(b"HTTP/1.1 101 Switching Protocols\r\nupgrade: websocket\r\n"
+                  b"connection: upgrade\r\n\r\n")
+        while True:
+            d = c.recv(65536)
+            if not d:
+                return head
+            c.sendall(d)
+    with scripted_server(serve) as up:
+        r = Router([route("/", "up")], [cluster("up", [up.port])])
+        s = r.get(b"/ws", extra=b"upgrade: websocket\r\nconnection: upgrade\r\n", end_stream=False)
+        r.pump(lambda: any(e[0] == "headers" for e in s.events), what="the 101")
+        s.data(b"ping-1", False)
+        r.pump(lambda: any(e[0] == "data" for e in s.events), what="the echo")
+        s.destroy()
+        up.wait_done()
+    assert s.events[0] == ("headers", 101, [(b"upgrade", b"websocket"),
+                                            (b"connection", b"upgrade")], False)
+    assert s.events[1] == ("data", b"ping-1", False)
+    (head,) = up.results
+    assert head.startswith(b"GET /ws HTTP/1.1\r\nhost: a\r\nupgrade: websocket\r\n"
+                           b"connection: upgrade\r\n")
+    assert r.stats()["upstream_rq_101"] == 1
