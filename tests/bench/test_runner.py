@@ -6,8 +6,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
 from helpers import ROOT, require_peer
 
 BENCH = Path(ROOT) / "bench" / "run.py"

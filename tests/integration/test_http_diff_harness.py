@@ -7,9 +7,6 @@ import re
 import socket
 
 import pytest
-import yaml
-
-import helpers
 
 import http_diff
 from http_diff import Pair, exchange, get, hcm_config, parse_responses
