@@ -122,7 +122,7 @@ def route(prefix, **action):
 
 
 LOG_FORMAT = ("%REQ(:PATH)% %RESPONSE_CODE% %RESPONSE_FLAGS% %RESPONSE_CODE_DETAILS% "
-              "%UPSTREAM_CLUSTER% %UPSTREAM_HOST%\n")
+              "%UPSTREAM_CLUSTER% %UPSTREAM_HOST% %UPSTREAM_LOCAL_ADDRESS%\n")
 
 
 def config(port, admin, up_port, dead_port, cb=None, log_path=None):
@@ -251,7 +251,8 @@ def run_requests(impl, upstream, dead_port, log_path):
         time.sleep(0.3)
         stats = proxy.stats()
     with open(log_path) as f:
-        log = f.read().splitlines()
+        # The upstream connection's local port differs from run to run.
+        log = [re.sub(r" 127\.0\.0\.1:\d+$", " 127.0.0.1:<port>", l) for l in f.read().splitlines()]
     return responses, {k: stats.get(k) for k in STATS}, list(upstream.requests), \
         stats.get("cluster.mixed.upstream_rq_retry"), log
 
