@@ -16,7 +16,7 @@ from envoy_fast._worker import Dispatcher, RouterForTest
 from envoy_fast.config import load_bootstrap
 from envoy_fast.server.plan import build_plan
 from envoy_fast.stats.store import StatsLayout, StatsStore
-from helpers import bootstrap, cluster, free_port, listener, scripted_server
+from helpers import blackhole_server, bootstrap, cluster, free_port, listener, scripted_server
 
 HCM = ("type.googleapis.com/envoy.extensions.filters.network."
        "http_connection_manager.v3.HttpConnectionManager")
@@ -236,6 +236,18 @@ def test_connection_refused_503_uf():
         "delayed_connect_error:_Connection_refused}"
     st = r.stats()
     assert st["upstream_rq_503"] == st["upstream_rq_completed"] == 1
+
+
+def test_connect_timeout_503_uf():
+    with blackhole_server() as hole:
+        r = Router([route("/", "up")], [cluster("up", [hole.port], connect_timeout="0.2s")])
+        s = r.get()
+        status, body, _ = local_reply(r.complete(s))
+    assert (status, body) == (503, CE + b"reset reason: connection timeout")
+    assert s.log_fields["response_flags"] == ["UF"]
+    assert s.log_fields["response_code_details"] == \
+        "upstream_reset_before_response_started{connection_timeout}"
+    assert r.stats()["upstream_cx_connect_timeout"] == 1
 
 
 def test_upstream_closes_before_headers_503_uc():
