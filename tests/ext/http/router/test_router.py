@@ -722,3 +722,26 @@ def test_upgrade_tunnels_after_101():
     assert head.startswith(b"GET /ws HTTP/1.1\r\nhost: a\r\nupgrade: websocket\r\n"
                            b"connection: upgrade\r\n")
     assert r.stats()["upstream_rq_101"] == 1
+
+
+E500 = b"HTTP/1.1 500 Internal Server Error\r\ncontent-length: 0\r\n\r\n"
+E409 = b"HTTP/1.1 409 Conflict\r\ncontent-length: 0\r\n\r\n"
+E418 = b"HTTP/1.1 418 Teapot\r\ncontent-length: 0\r\n\r\n"
+
+
+@pytest.mark.parametrize("policy, first, retried", [
+    ({"retry_on": "gateway-error"}, E500, False),       # 502/503/504 only
+    ({"retry_on": "5xx"}, E500, True),
+    ({"retry_on": "retriable-4xx"}, E409, True),
+    ({"retry_on": "retriable-4xx"}, E418, False),
+    ({"retry_on": "retriable-status-codes", "retriable_status_codes": [418]}, E418, True),
+    ({"retry_on": "retriable-status-codes", "retriable_status_codes": [418]}, E409, False),
+    ({"retry_on": "connect-failure"}, E503, False),
+])
+def test_retry_on_policies(policy, first, retried):
+    with scripted_server(respond(first, OK, keep=True)) as up:
+        r = Router([route("/", "up", retry_policy=policy)], [cluster("up", [up.port])])
+        events = r.complete(r.get())
+    status = int(first.split(b" ")[1])
+    assert events[0][1] == (200 if retried else status)
+    assert r.stats()["upstream_rq_retry"] == (1 if retried else 0)
