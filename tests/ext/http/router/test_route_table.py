@@ -7,13 +7,8 @@ real Envoy 1.40 and every request is compared: the route (direct_response
 bodies name it), the Location of a redirect, the request headers an echoing
 upstream receives and the response headers.
 """
-import importlib.util
 import itertools
-import os
-import shlex
 import socket
-import subprocess
-import sysconfig
 
 import msgspec
 import pytest
@@ -22,6 +17,7 @@ from envoy_fast import _worker
 from envoy_fast.config.normalise import Normaliser
 from envoy_fast.config.route_types import RouteConfiguration
 from envoy_fast.router.plan import build_route_table_plan
+from alloc_helpers import alloc_counter, counted  # noqa: F401
 from helpers import bootstrap, cluster, free_port, listener, run_envoy, scripted_server
 
 HCM_URL = "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager"
@@ -605,21 +601,7 @@ def test_formatted_value_with_cr_lf_is_dropped():
 
 # ---------------------------------------------------------------- no allocation
 
-@pytest.fixture(scope="module")
-def alloc_counter(tmp_path_factory):
-    src = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "alloc_counter.c")
-    out = tmp_path_factory.mktemp("alloc_counter") / ("alloc_counter" + sysconfig.get_config_var("EXT_SUFFIX"))
-    cc = shlex.split(sysconfig.get_config_var("CC") or "cc")
-    r = subprocess.run(cc + ["-shared", "-fPIC", "-O1", "-I", sysconfig.get_paths()["include"],
-                             src, "-o", str(out)], capture_output=True, text=True, timeout=120)
-    assert r.returncode == 0, r.stdout + r.stderr
-    spec = importlib.util.spec_from_file_location("alloc_counter", str(out))
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
-def test_route_allocates_nothing(alloc_counter):
+def test_route_allocates_nothing(alloc_counter):  # noqa: F811
     t = table({"virtual_hosts": [
         {"name": "a", "domains": ["a.example.com", "b.example.com"], "routes": [named("x", {"prefix": "/"})]},
         {"name": "s", "domains": ["*.example.com", "*.example.org"], "routes": [named("x", {"prefix": "/"})]},
@@ -635,18 +617,10 @@ def test_route_allocates_nothing(alloc_counter):
     request = head("/api/items?a=1&k=V", "WWW.host.test", [("user-agent", "wrk"), ("x-v", "2")])
     assert t.route(request)["name"] == "q"
 
-    def counted(n):
-        alloc_counter.install()
-        try:
-            a0, f0 = alloc_counter.counts()
-            alloc_counter.start()
-            hits = t.route_repeat(request, n)
-            alloc_counter.stop()
-            a1, f1 = alloc_counter.counts()
-        finally:
-            alloc_counter.uninstall()
+    def objects(n):
+        hits, allocs, freed, _ = counted(alloc_counter, lambda: t.route_repeat(request, n))
         assert hits == n
-        return (a1 - a0) + (f1 - f0)
+        return allocs + freed
 
-    counted(100)
-    assert counted(20000) < 50
+    objects(100)
+    assert objects(20000) < 50
