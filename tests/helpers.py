@@ -5,6 +5,7 @@ Everything binds 127.0.0.1 and stops by itself (every wait has a deadline).
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import shutil
 import signal
@@ -14,6 +15,7 @@ import sys
 import tempfile
 import threading
 import time
+import traceback
 import urllib.request
 from typing import ContextManager, Dict, Iterator, List, Optional
 
@@ -138,13 +140,13 @@ def _closing(make, *args):
         s.close()
 
 
-class _ThreadedServer:
+class ThreadedServer:
     """Listens on 127.0.0.1:0 and runs `_serve(conn)` in a thread per accepted
     connection; `accepted` counts them. Subclasses set their own state before
     calling this __init__ (the accept thread starts here)."""
 
-    def __init__(self) -> None:
-        self.sock, self.port = _listening_socket()
+    def __init__(self, backlog: int = 1024) -> None:
+        self.sock, self.port = _listening_socket(backlog)
         self.accepted = 0
         self._stop = False
         threading.Thread(target=self._accept_loop, daemon=True).start()
@@ -169,7 +171,7 @@ class _ThreadedServer:
         self.sock.close()
 
 
-class EchoServer(_ThreadedServer):
+class EchoServer(ThreadedServer):
     """Threaded TCP echo server; half-close aware (echoes, then shuts down
     its write side when the client does)."""
 
@@ -443,7 +445,7 @@ def run_envoy(cfg: dict, wait: Optional[List[int]] = None) -> ContextManager[Pro
 
 # ------------------------------------------------- scripted upstreams, /proc
 
-class ScriptedServer(_ThreadedServer):
+class ScriptedServer(ThreadedServer):
     """TCP server on 127.0.0.1:0 that runs `handler(conn)` in a thread per
     accepted connection. Return values land in `results`, exceptions in
     `errors` (both in completion order); `done` counts finished handlers."""
@@ -508,6 +510,40 @@ def recv_until_eof(s: socket.socket, limit: int = 1 << 30) -> bytes:
     return b"".join(chunks)
 
 
+def read_http_request(c: socket.socket, timeout: Optional[float] = None):
+    """(head with its blank line, body) of one request off socket c, the body
+    framed by chunked or content-length (what arrived beyond it is kept);
+    None at EOF before a whole head. `timeout` set on c first when given."""
+    if timeout is not None:
+        c.settimeout(timeout)
+    buf = b""
+    while b"\r\n\r\n" not in buf:
+        d = c.recv(65536)
+        if not d:
+            return None
+        buf += d
+    head, rest = buf.split(b"\r\n\r\n", 1)
+    lower = head.lower()
+    if b"transfer-encoding: chunked" in lower:
+        def done():
+            return rest.endswith(b"\r\n\r\n") and (rest.startswith(b"0\r\n") or b"\r\n0\r\n" in rest)
+    else:
+        n = 0
+        for line in lower.split(b"\r\n")[1:]:
+            k, _, v = line.partition(b":")
+            if k.strip() == b"content-length":
+                n = int(v)
+
+        def done():
+            return len(rest) >= n
+    while not done():
+        d = c.recv(65536)
+        if not d:
+            break
+        rest += d
+    return head + b"\r\n\r\n", rest
+
+
 def recv_exactly(s: socket.socket, n: int) -> bytes:
     buf = bytearray()
     while len(buf) < n:
@@ -516,6 +552,39 @@ def recv_exactly(s: socket.socket, n: int) -> bytes:
             raise AssertionError("EOF after %d of %d bytes" % (len(buf), n))
         buf += d
     return bytes(buf)
+
+
+def isolated(fn):
+    """Run the test body in a forked child; report its failure or its death
+    (a crash in the data plane then fails one test, not the whole run)."""
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        import pytest
+        r, w = os.pipe()
+        pid = os.fork()
+        if pid == 0:                                        # child
+            code, msg = 0, b""
+            try:
+                os.close(r)
+                fn(*args, **kwargs)
+            except BaseException:
+                msg, code = traceback.format_exc().encode(), 1
+            try:
+                while msg:
+                    msg = msg[os.write(w, msg):]
+            finally:
+                os._exit(code)
+        os.close(w)
+        with os.fdopen(r, "rb") as f:
+            report = f.read().decode(errors="replace")
+        _, status = os.waitpid(pid, 0)
+        if os.WIFSIGNALED(status):
+            sig = os.WTERMSIG(status)
+            pytest.fail("test process died with signal %d (%s)\n%s"
+                        % (sig, signal.Signals(sig).name, report), pytrace=False)
+        if os.WEXITSTATUS(status) != 0:
+            pytest.fail(report, pytrace=False)
+    return wrapper
 
 
 def ensure_nofile(n: int) -> None:

@@ -40,7 +40,7 @@ import time
 import urllib.parse
 from typing import Dict, List, Optional, Tuple
 
-from helpers import _ThreadedServer
+from helpers import ThreadedServer
 
 PATTERN = b"0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ+/"
 BIG_BODY = 2048      # bodies longer than this are echoed as length + sha256
@@ -144,7 +144,7 @@ def _query(target: str) -> Dict[str, List[str]]:
     return out
 
 
-class EchoUpstream(_ThreadedServer):
+class EchoUpstream(ThreadedServer):
     """The upstream described in the module docstring."""
 
     def __init__(self, name: str = "up") -> None:

@@ -8,36 +8,22 @@ Then drain: SIGTERM and /healthcheck/fail as Envoy's drainClose()."""
 import re
 import signal
 import socket
-import threading
 import time
 
 import pytest
 
-from helpers import free_port, run_impl, wait_for
+from helpers import ThreadedServer, free_port, run_impl, wait_for
 
 HCM = "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager"
 ROUTER = "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"
 
 
-class HeadEcho:
+class HeadEcho(ThreadedServer):
     """Answers each request with 200 and, as body, the request (head and
     body) exactly as received; keep-alive."""
 
     def __init__(self):
-        self.sock = socket.socket()
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(64)
-        self.port = self.sock.getsockname()[1]
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def _accept(self):
-        while True:
-            try:
-                c, _ = self.sock.accept()
-            except OSError:
-                return
-            threading.Thread(target=self._serve, args=(c,), daemon=True).start()
+        super().__init__(backlog=64)
 
     @staticmethod
     def _serve(c):
@@ -70,9 +56,6 @@ class HeadEcho:
                     msg, buf = buf[:end + 4 + cl], buf[end + 4 + cl:]
                 c.sendall(b"HTTP/1.1 200 OK\r\ncontent-length: %d\r\nconnection: keep-alive\r\n"
                           b"keep-alive: timeout=5\r\n\r\n%s" % (len(msg), msg))
-
-    def close(self):
-        self.sock.close()
 
 
 def config(port, upstream_port, **hcm_extra):

@@ -11,43 +11,29 @@ import time
 
 import pytest
 
-from helpers import IMPLS, bootstrap, cluster, free_port, listener, run_impl, wait_port
+from helpers import IMPLS, ThreadedServer, bootstrap, cluster, free_port, listener, run_impl, wait_port
 
 HCM = ("type.googleapis.com/envoy.extensions.filters.network."
        "http_connection_manager.v3.HttpConnectionManager")
 ROUTER = "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"
 
 
-class Upstream:
+class Upstream(ThreadedServer):
     """A keep-alive HTTP/1.1 upstream whose behaviour is chosen by path:
     *slow* sleeps 1 s, /close* closes without answering, /bad* answers
     garbage, *flaky* answers 503 to its first request then 200, /busy*
     always 503; anything else 200 with the request's body length."""
 
     def __init__(self):
-        self.sock = socket.socket()
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(128)
-        self.port = self.sock.getsockname()[1]
         self.lock = threading.Lock()
         self.flaky = set()
         self.requests = []
-        self.closed = False
-        threading.Thread(target=self._accept, daemon=True).start()
+        super().__init__(backlog=128)
 
     def reset(self):
         with self.lock:
             self.flaky.clear()
             self.requests = []
-
-    def _accept(self):
-        while not self.closed:
-            try:
-                c, _ = self.sock.accept()
-            except OSError:
-                return
-            threading.Thread(target=self._serve, args=(c,), daemon=True).start()
 
     def _serve(self, c):
         c.settimeout(10)
@@ -100,10 +86,6 @@ class Upstream:
             return
         finally:
             c.close()
-
-    def close(self):
-        self.closed = True
-        self.sock.close()
 
 
 @pytest.fixture(scope="module")

@@ -16,7 +16,7 @@ from envoy_fast._worker import Dispatcher, RouterForTest
 from envoy_fast.config import load_bootstrap
 from envoy_fast.server.plan import build_plan
 from envoy_fast.stats.store import StatsLayout, StatsStore
-from helpers import bootstrap, cluster, free_port, listener, scripted_server
+from helpers import bootstrap, cluster, free_port, listener, read_http_request, scripted_server
 
 HCM = ("type.googleapis.com/envoy.extensions.filters.network."
        "http_connection_manager.v3.HttpConnectionManager")
@@ -75,24 +75,8 @@ class Router:
 def read_request(c):
     """One request off upstream connection c (head + content-length body);
     None at EOF."""
-    data = b""
-    while b"\r\n\r\n" not in data:
-        d = c.recv(65536)
-        if not d:
-            return None
-        data += d
-    head, _, body = data.partition(b"\r\n\r\n")
-    n = 0
-    for line in head.split(b"\r\n")[1:]:
-        k, _, v = line.partition(b":")
-        if k.strip().lower() == b"content-length":
-            n = int(v)
-    while len(body) < n:
-        d = c.recv(65536)
-        if not d:
-            break
-        body += d
-    return head + b"\r\n\r\n" + body
+    r = read_http_request(c)
+    return None if r is None else r[0] + r[1]
 
 
 def respond(*responses, keep=False):
