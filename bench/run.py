@@ -252,14 +252,19 @@ def wait_accepting(port: int, proc: Proc, timeout: float) -> None:
                        f"Output:\n{proc.log_tail()}")
 
 
-def http_get(port: int, path: str, timeout: float = 5.0) -> tuple[int, bytes]:
+def http_request(port: int, method: str, path: str, timeout: float, **kwargs) -> tuple[int, bytes]:
+    """(status, body) of one request on a fresh connection."""
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
     try:
-        conn.request("GET", path)
+        conn.request(method, path, **kwargs)
         r = conn.getresponse()
         return r.status, r.read()
     finally:
         conn.close()
+
+
+def http_get(port: int, path: str, timeout: float = 5.0) -> tuple[int, bytes]:
+    return http_request(port, "GET", path, timeout)
 
 
 def verify_forwarding(port: int, name: str) -> None:
@@ -281,13 +286,8 @@ def verify_forwarding(port: int, name: str) -> None:
 
 
 def http_post(port: int, path: str, body: bytes, timeout: float = 10.0) -> tuple[int, bytes]:
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
-    try:
-        conn.request("POST", path, body=body, headers={"Content-Type": "application/octet-stream"})
-        r = conn.getresponse()
-        return r.status, r.read()
-    finally:
-        conn.close()
+    return http_request(port, "POST", path, timeout, body=body,
+                        headers={"Content-Type": "application/octet-stream"})
 
 
 def verify_http(port: int, name: str) -> None:
