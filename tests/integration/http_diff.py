@@ -43,7 +43,7 @@ import pytest
 import yaml
 
 import helpers
-from http_upstream import EchoUpstream, body_repr
+from http_upstream import EchoUpstream, body_repr, header_value
 
 # While envoy_fast's HTTP data plane is missing, envoy_fast refuses every
 # http_connection_manager config with this message; the differential cases
@@ -72,11 +72,7 @@ class Response:
         self.headers, self.body, self.framing, self.trailers = headers, body, framing, trailers
 
     def header(self, name: str) -> Optional[str]:
-        name = name.lower()
-        for n, v in self.headers:
-            if n.lower() == name:
-                return v
-        return None
+        return header_value(self.headers, name)
 
     def echo(self) -> Optional[dict]:
         """The upstream's JSON echo carried in the body, if it is one."""

@@ -60,6 +60,15 @@ def body_repr(body: bytes):
     return {"len": len(body), "sha256": hashlib.sha256(body).hexdigest()[:16]}
 
 
+def header_value(headers: List[Tuple[str, str]], name: str) -> Optional[str]:
+    """The first value of header `name` (any case) in (name, value) pairs."""
+    name = name.lower()
+    for n, v in headers:
+        if n.lower() == name:
+            return v
+    return None
+
+
 class _Conn:
     """Buffered reads on one accepted upstream socket."""
 
@@ -106,11 +115,7 @@ class Received:
         self.tunnel = b""
 
     def header(self, name: str) -> Optional[str]:
-        name = name.lower()
-        for n, v in self.headers:
-            if n.lower() == name:
-                return v
-        return None
+        return header_value(self.headers, name)
 
     def view(self) -> dict:
         v = {"conn": self.conn_no, "req": self.req_no, "method": self.method,
