@@ -187,6 +187,19 @@ def count_between_quiet_points(counter, loop, client, wait: float = 10):
     return allocs1 - allocs0, freed1 - freed0, blocks1 - blocks0
 
 
+def assert_no_objects_per(unit: str, n: int, allocs: int, freed: int, held: int, max_held: int,
+                          label: str = "") -> None:
+    """The bar of the "nothing per event" tests: one object per `unit` would
+    be n or more; what is left (a few per loop turn of the test's own
+    run_for_test calls) stays under a tenth of that, and the heap holds
+    fewer than `max_held` more blocks."""
+    print("%sover %d %s: %d allocations, %d free-list objects, %d blocks still held"
+          % (label, n, unit, allocs, freed, held))
+    assert allocs < n // 10, "%d allocations over %d %s" % (allocs, n, unit)
+    assert freed < n // 10, "%d tuples/lists/dicts/floats over %d %s" % (freed, n, unit)
+    assert held < max_held, "allocated blocks grew by %d over %d %s" % (held, n, unit)
+
+
 def listening_socket(backlog: int = 128) -> socket.socket:
     listen = socket.socket()
     listen.bind(("127.0.0.1", 0))

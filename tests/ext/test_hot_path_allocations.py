@@ -10,8 +10,9 @@ allocator): one temporary object per event would count tens of thousands.
 import itertools
 import textwrap
 
-from alloc_helpers import (alloc_counter, client_process, count_between_quiet_points,  # noqa: F401
-                           counted, one_listener_yaml, quiet_point_client, script_process, worker_for)
+from alloc_helpers import (alloc_counter, assert_no_objects_per, client_process,  # noqa: F401
+                           count_between_quiet_points, counted, one_listener_yaml, quiet_point_client,
+                           script_process, worker_for)
 
 CLIENT = quiet_point_client("""
     msg = b"x" * 100
@@ -60,14 +61,10 @@ def test_no_python_objects_per_event(alloc_counter):  # noqa: F811
         client.kill()
         echo.kill()
         echo.wait()
-    print("over %d round trips: %d allocations, %d free-list objects, %d blocks still held"
-          % (trips, allocs, freed, held))
     # 2 reads and 2 writes per trip: 20000 events. A few allocations per
     # loop turn (timers, the test's own calls) are not per event; one object
     # per event would be 10000 or more.
-    assert allocs < trips // 10, "%d allocations over %d round trips" % (allocs, trips)
-    assert freed < trips // 10, "%d tuples/lists/dicts/floats over %d round trips" % (freed, trips)
-    assert held < 200, "allocated blocks grew by %d over %d round trips" % (held, trips)
+    assert_no_objects_per("round trips", trips, allocs, freed, held, max_held=200)
     values = store.values()
     assert values["tcp.t.downstream_cx_rx_bytes_total"] == 100 * (500 + trips)
     assert worker.handler_errors_for_test() == 0

@@ -9,9 +9,9 @@ import socket
 import pytest
 
 from envoy_fast import _worker
-from alloc_helpers import (alloc_counter, client_process, count_between_quiet_points,  # noqa: F401
-                           hcm_router_yaml, keepalive_upstream, quiet_point_client, script_process,
-                           worker_for)
+from alloc_helpers import (alloc_counter, assert_no_objects_per, client_process,  # noqa: F401
+                           count_between_quiet_points, hcm_router_yaml, keepalive_upstream,
+                           quiet_point_client, script_process, worker_for)
 
 # Keep-alive GETs on one connection: warm-up, a quiet point, the counted
 # run, a quiet point.
@@ -56,13 +56,9 @@ def test_connection_manager_allocates_nothing_per_request(alloc_counter):  # noq
         accepted.setblocking(False)
         hcm.downstream(accepted.detach())
         allocs, freed, held = count_between_quiet_points(alloc_counter, hcm, client)
-        print("HCM over %d requests: %d allocations, %d free-list objects, %d blocks held"
-              % (trips, allocs, freed, held))
+        assert_no_objects_per("requests", trips, allocs, freed, held, max_held=100, label="HCM ")
         assert client.returncode == 0
         assert hcm.stats()["downstream_rq_2xx"] == 300 + trips
-        assert allocs < trips // 10, "%d allocations over %d requests" % (allocs, trips)
-        assert freed < trips // 10, "%d tuples/lists/dicts/floats over %d requests" % (freed, trips)
-        assert held < 100, "allocated blocks grew by %d over %d requests" % (held, trips)
     finally:
         client.kill()
         hcm.close()
@@ -81,16 +77,10 @@ def test_whole_worker_path_allocates_nothing_per_request(alloc_counter, path):  
         listen, store, worker = worker_for(CONFIG, up_port)
         client = client_process(CLIENT, listen.getsockname()[1], trips, path)
         allocs, freed, held = count_between_quiet_points(alloc_counter, worker, client)
-        print("%s over %d requests: %d allocations, %d free-list objects, %d blocks still held"
-              % (path, trips, allocs, freed, held))
+        assert_no_objects_per("requests", trips, allocs, freed, held, max_held=200, label=path + " ")
         assert client.returncode == 0
         values = store.values()
         assert values["http.p.downstream_rq_2xx"] == 300 + trips
-        # One object per request would be `trips`; what is left is per loop
-        # turn of the test's own run_for_test calls.
-        assert allocs < trips // 10, "%d allocations over %d requests" % (allocs, trips)
-        assert freed < trips // 10, "%d tuples/lists/dicts/floats over %d requests" % (freed, trips)
-        assert held < 200, "allocated blocks grew by %d over %d requests" % (held, trips)
         assert worker.handler_errors_for_test() == 0
     finally:
         if client is not None:

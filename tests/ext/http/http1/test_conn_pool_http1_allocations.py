@@ -4,7 +4,8 @@ encoder recycled, the client's header map, buffers and parser state reused),
 driven from C (Http1LoopForTest) against an upstream in another process,
 counted by alloc_counter.c as in the L4 test."""
 from envoy_fast import _worker
-from alloc_helpers import alloc_counter, counted, keepalive_upstream, script_process  # noqa: F401
+from alloc_helpers import (alloc_counter, assert_no_objects_per, counted, keepalive_upstream,  # noqa: F401
+                           script_process)
 
 
 def _run(d, loop, target):
@@ -21,17 +22,11 @@ def test_no_python_objects_per_request(alloc_counter):  # noqa: F811
         loop = _worker.Http1LoopForTest(pool, warm + n)
         _run(d, loop, warm)
         _, allocs, freed, held = counted(alloc_counter, lambda: _run(d, loop, warm + n))
-        print("over %d requests: %d allocations, %d free-list objects, %d blocks held"
-              % (n, allocs, freed, held))
+        assert_no_objects_per("requests", n, allocs, freed, held, max_held=100)
         assert loop.failed == 0
         assert loop.reused == warm + n - 1          # one connection throughout
         assert loop.body_bytes == 5 * (warm + n)
         assert pool.stat("upstream_cx_total") == 1
-        # One object per request would be 3000; the loop's own run_for_test
-        # calls (a few per turn, not per request) stay far below that.
-        assert allocs < n // 10, "%d allocations over %d requests" % (allocs, n)
-        assert freed < n // 10, "%d tuples/lists/dicts/floats over %d requests" % (freed, n)
-        assert held < 100, "allocated blocks grew by %d over %d requests" % (held, n)
     finally:
         proc.kill()
         proc.wait()
