@@ -23,6 +23,8 @@ import yaml
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TCP_PROXY = "type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy"
+HCM = "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager"
+ROUTER = "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"
 
 
 def free_port() -> int:
@@ -215,6 +217,19 @@ def tcp_proxy_filter(cluster_name: Optional[str] = None, stat_prefix: str = "tp"
         cfg["cluster"] = cluster_name
     cfg.update(extra)
     return {"name": "envoy.filters.network.tcp_proxy", "typed_config": cfg}
+
+
+def http_connection_manager_filter(routes: List[dict], stat_prefix: str = "ing",
+                                   router: Optional[dict] = None, **extra) -> dict:
+    """The http_connection_manager network filter: one virtual host "v"
+    (domains *) with `routes`, then the router filter (`router`: more fields
+    of its typed_config); `extra`: more HttpConnectionManager fields."""
+    cfg = {"@type": HCM, "stat_prefix": stat_prefix,
+           "route_config": {"virtual_hosts": [{"name": "v", "domains": ["*"], "routes": routes}]},
+           "http_filters": [{"name": "envoy.filters.http.router",
+                             "typed_config": dict({"@type": ROUTER}, **(router or {}))}]}
+    cfg.update(extra)
+    return {"name": "envoy.filters.network.http_connection_manager", "typed_config": cfg}
 
 
 def listener(name: str, port: int, chains: List[dict], **extra) -> dict:

@@ -12,10 +12,8 @@ import time
 
 import pytest
 
-from helpers import ThreadedServer, free_port, run_impl, wait_for
-
-HCM = "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager"
-ROUTER = "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"
+from helpers import (ThreadedServer, bootstrap, cluster, free_port, http_connection_manager_filter,
+                     listener, run_impl, wait_for)
 
 
 class HeadEcho(ThreadedServer):
@@ -59,24 +57,12 @@ class HeadEcho(ThreadedServer):
 
 
 def config(port, upstream_port, **hcm_extra):
-    tc = {"@type": HCM, "stat_prefix": "p",
-          "route_config": {"virtual_hosts": [{"name": "v", "domains": ["*"], "routes": [
-              {"match": {"prefix": "/up"}, "route": {"cluster": "echo"}},
-              {"match": {"prefix": "/"},
-               "direct_response": {"status": 200, "body": {"inline_string": "hello"}}}]}]},
-          "http_filters": [{"name": "envoy.filters.http.router", "typed_config": {"@type": ROUTER}}]}
-    tc.update(hcm_extra)
-    return {
-        "admin": {"address": {"socket_address": {"address": "127.0.0.1", "port_value": free_port()}}},
-        "static_resources": {
-            "listeners": [{"name": "l", "address": {"socket_address": {"address": "127.0.0.1",
-                                                                        "port_value": port}},
-                           "filter_chains": [{"filters": [{
-                               "name": "envoy.filters.network.http_connection_manager",
-                               "typed_config": tc}]}]}],
-            "clusters": [{"name": "echo", "connect_timeout": "1s", "load_assignment": {
-                "cluster_name": "echo", "endpoints": [{"lb_endpoints": [{"endpoint": {"address": {
-                    "socket_address": {"address": "127.0.0.1", "port_value": upstream_port}}}}]}]}}]}}
+    return bootstrap([listener("l", port, [{"filters": [http_connection_manager_filter([
+        {"match": {"prefix": "/up"}, "route": {"cluster": "echo"}},
+        {"match": {"prefix": "/"},
+         "direct_response": {"status": 200, "body": {"inline_string": "hello"}}}],
+        stat_prefix="p", **hcm_extra)]}])],
+        [cluster("echo", [upstream_port])], admin_port=free_port())
 
 
 _BLANKS = [

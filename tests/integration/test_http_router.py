@@ -11,11 +11,8 @@ import time
 
 import pytest
 
-from helpers import IMPLS, ThreadedServer, bootstrap, cluster, free_port, listener, run_impl, wait_port
-
-HCM = ("type.googleapis.com/envoy.extensions.filters.network."
-       "http_connection_manager.v3.HttpConnectionManager")
-ROUTER = "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"
+from helpers import (IMPLS, ThreadedServer, bootstrap, cluster, free_port, http_connection_manager_filter,
+                     listener, run_impl, wait_port)
 
 
 class Upstream(ThreadedServer):
@@ -122,15 +119,10 @@ def config(port, admin, up_port, dead_port, cb=None):
         route("/bad", cluster="live"),
         route("/post", cluster="live"),
     ]
-    hcm = {"@type": HCM, "stat_prefix": "ing",
-           "route_config": {"virtual_hosts": [{"name": "v", "domains": ["*"], "routes": routes}]},
-           "http_filters": [{"name": "envoy.filters.http.router",
-                             "typed_config": {"@type": ROUTER}}]}
     live = cluster("live", [up_port])
     if cb is not None:
         live["circuit_breakers"] = {"thresholds": [cb]}
-    return bootstrap([listener("l", port, [{"filters": [
-        {"name": "envoy.filters.network.http_connection_manager", "typed_config": hcm}]}])],
+    return bootstrap([listener("l", port, [{"filters": [http_connection_manager_filter(routes)]}])],
         [live, cluster("dead", [dead_port])], admin_port=admin)
 
 

@@ -14,7 +14,8 @@ import subprocess
 import pytest
 
 from envoy_fast import _worker
-from helpers import (ThreadedServer, envoy_binary, free_port, require_peer, run_envoy, run_envoy_fast,
+from helpers import (ThreadedServer, bootstrap, cluster, envoy_binary, free_port,
+                     http_connection_manager_filter, listener, require_peer, run_envoy, run_envoy_fast,
                      wait_port)
 
 pytestmark = pytest.mark.skipif(
@@ -58,31 +59,9 @@ class RacingUpstream(ThreadedServer):
 
 
 def config(listen_port, upstream_port, admin_port):
-    return {
-        "admin": {"address": {"socket_address": {"address": "127.0.0.1", "port_value": admin_port}}},
-        "static_resources": {
-            "listeners": [{
-                "name": "l",
-                "address": {"socket_address": {"address": "127.0.0.1", "port_value": listen_port}},
-                "filter_chains": [{"filters": [{"name": "hcm", "typed_config": {
-                    "@type": "type.googleapis.com/envoy.extensions.filters.network."
-                             "http_connection_manager.v3.HttpConnectionManager",
-                    "stat_prefix": "h",
-                    "route_config": {"virtual_hosts": [{
-                        "name": "v", "domains": ["*"],
-                        "routes": [{"match": {"prefix": "/"}, "route": {"cluster": "up"}}]}]},
-                    "http_filters": [{"name": "envoy.filters.http.router", "typed_config": {
-                        "@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"}}],
-                }}]}],
-            }],
-            "clusters": [{
-                "name": "up", "connect_timeout": "1s",
-                "load_assignment": {"cluster_name": "up", "endpoints": [{"lb_endpoints": [{
-                    "endpoint": {"address": {"socket_address": {
-                        "address": "127.0.0.1", "port_value": upstream_port}}}}]}]},
-            }],
-        },
-    }
+    return bootstrap([listener("l", listen_port, [{"filters": [http_connection_manager_filter(
+        [{"match": {"prefix": "/"}, "route": {"cluster": "up"}}], stat_prefix="h")]}])],
+        [cluster("up", [upstream_port])], admin_port=admin_port)
 
 
 def wrk(wrk_exe, port, seconds=3):

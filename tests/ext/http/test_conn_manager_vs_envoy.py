@@ -8,10 +8,8 @@ import time
 import pytest
 
 from hcm_harness import Hcm, nodate
-from helpers import free_port, run_envoy
+from helpers import bootstrap, free_port, http_connection_manager_filter, listener, run_envoy
 
-HCM = "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager"
-ROUTER = "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"
 
 CASES = {
     "unknown_method": b"FOO / HTTP/1.1\r\nHost: a\r\n\r\n",
@@ -34,18 +32,9 @@ CASES = {
 @pytest.fixture(scope="module")
 def envoy():
     port = free_port()
-    cfg = {"static_resources": {"listeners": [{
-        "name": "l", "address": {"socket_address": {"address": "127.0.0.1", "port_value": port}},
-        "filter_chains": [{"filters": [{
-            "name": "envoy.filters.network.http_connection_manager",
-            "typed_config": {
-                "@type": HCM, "stat_prefix": "p",
-                "route_config": {"virtual_hosts": [{"name": "v", "domains": ["*"], "routes": [
-                    {"match": {"prefix": "/"},
-                     "direct_response": {"status": 200, "body": {"inline_string": "hello"}}}]}]},
-                "http_filters": [{"name": "envoy.filters.http.router",
-                                  "typed_config": {"@type": ROUTER}}]}}]}]}],
-        "clusters": []}}
+    cfg = bootstrap([listener("l", port, [{"filters": [http_connection_manager_filter([
+        {"match": {"prefix": "/"},
+         "direct_response": {"status": 200, "body": {"inline_string": "hello"}}}], stat_prefix="p")]}])], [])
     with run_envoy(cfg, wait=[port]):
         yield port
 

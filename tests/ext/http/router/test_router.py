@@ -16,20 +16,10 @@ from envoy_fast._worker import Dispatcher, RouterForTest
 from envoy_fast.config import load_bootstrap
 from envoy_fast.server.plan import build_plan
 from envoy_fast.stats.store import StatsLayout, StatsStore
-from helpers import bootstrap, cluster, free_port, listener, read_http_request, scripted_server
+from helpers import (bootstrap, cluster, free_port, http_connection_manager_filter, listener,
+                     read_http_request, scripted_server)
 
-HCM = ("type.googleapis.com/envoy.extensions.filters.network."
-       "http_connection_manager.v3.HttpConnectionManager")
-ROUTER = "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"
 CE = b"upstream connect error or disconnect/reset before headers. "
-
-
-def hcm(routes, port_log=None, **router):
-    cfg = {"@type": HCM, "stat_prefix": "ing",
-           "route_config": {"virtual_hosts": [{"name": "v", "domains": ["*"], "routes": routes}]},
-           "http_filters": [{"name": "envoy.filters.http.router",
-                             "typed_config": dict({"@type": ROUTER}, **router)}]}
-    return {"name": "envoy.filters.network.http_connection_manager", "typed_config": cfg}
 
 
 def route(prefix, cluster_name, **action):
@@ -37,7 +27,8 @@ def route(prefix, cluster_name, **action):
 
 
 def config(routes, clusters, port=1, **router):
-    return bootstrap([listener("l0", port, [{"filters": [hcm(routes, **router)]}])], clusters)
+    return bootstrap([listener("l0", port, [{"filters": [
+        http_connection_manager_filter(routes, router=router)]}])], clusters)
 
 
 class Router:
