@@ -562,11 +562,9 @@ def haproxy_cfg(path: Path, listen: int, upstream: int, threads: int, splice: bo
 {extra}""")
 
 
-def nginx_stream_conf(d: Path, listen: int, upstream: int, workers: int) -> Path:
-    d.mkdir(parents=True, exist_ok=True)
-    conf = d / "nginx.conf"
-    conf.write_text(f"""\
-load_module {NGINX_STREAM_MODULE};
+def _nginx_main(d: Path, workers: int) -> str:
+    """The main context both nginx configs share."""
+    return f"""\
 worker_processes {workers};
 daemon off;
 master_process on;
@@ -574,7 +572,15 @@ pid {d}/nginx.pid;
 error_log stderr error;
 worker_rlimit_nofile 20000;
 events {{ worker_connections 10000; multi_accept on; }}
-stream {{
+"""
+
+
+def nginx_stream_conf(d: Path, listen: int, upstream: int, workers: int) -> Path:
+    d.mkdir(parents=True, exist_ok=True)
+    conf = d / "nginx.conf"
+    conf.write_text(f"""\
+load_module {NGINX_STREAM_MODULE};
+{_nginx_main(d, workers)}stream {{
     server {{
         listen 127.0.0.1:{listen} backlog=4096;
         proxy_pass 127.0.0.1:{upstream};
@@ -626,14 +632,7 @@ def nginx_http_conf(d: Path, listen: int, upstream: int, workers: int) -> Path:
     # Streams like the others: no request body spooled to disk, responses up
     # to 256 KiB held in memory (never a temp file), upstream connections kept.
     conf.write_text(f"""\
-worker_processes {workers};
-daemon off;
-master_process on;
-pid {d}/nginx.pid;
-error_log stderr error;
-worker_rlimit_nofile 20000;
-events {{ worker_connections 10000; multi_accept on; }}
-http {{
+{_nginx_main(d, workers)}http {{
     access_log off;
     client_body_temp_path {d}/tmp_body;
     proxy_temp_path {d}/tmp_proxy;
