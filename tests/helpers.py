@@ -191,6 +191,16 @@ class EchoServer(ThreadedServer):
             c.close()
 
 
+def shutdown_all(socks: List[socket.socket]) -> None:
+    """Shut both directions of each socket (its serving thread then sees EOF
+    and closes it), as a killed server's kernel would."""
+    for c in socks:
+        try:
+            c.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+
+
 def echo_server() -> ContextManager[EchoServer]:
     return _closing(EchoServer)
 
@@ -501,11 +511,7 @@ class ScriptedServer(ThreadedServer):
         super().close()
         with self._lock:
             conns, self._conns = self._conns, []
-        for c in conns:
-            try:
-                c.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
+        shutdown_all(conns)
 
 
 def scripted_server(handler) -> ContextManager[ScriptedServer]:

@@ -40,7 +40,7 @@ import time
 import urllib.parse
 from typing import Dict, List, Optional, Tuple
 
-from helpers import ThreadedServer
+from helpers import ThreadedServer, shutdown_all
 
 PATTERN = b"0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ+/"
 BIG_BODY = 2048      # bodies longer than this are echoed as length + sha256
@@ -315,11 +315,7 @@ class EchoUpstream(ThreadedServer):
         super().close()
         with self._lock:
             socks, self._socks = self._socks, []
-        for c in socks:
-            try:
-                c.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
+        shutdown_all(socks)
 
 
 _REASONS = {200: b"OK", 201: b"Created", 204: b"No Content", 301: b"Moved Permanently",
