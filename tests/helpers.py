@@ -565,6 +565,30 @@ def read_http_request(c: socket.socket, timeout: Optional[float] = None):
     return head + b"\r\n\r\n", rest
 
 
+def read_http_response(s: socket.socket, no_body: bool = False):
+    """(head without its blank line, body, extra) of one response off
+    blocking socket s: the body by its content-length (none with `no_body`,
+    as for HEAD, nor for 1xx, 204, 304); extra: what arrived after it."""
+    buf = b""
+    while b"\r\n\r\n" not in buf:
+        d = s.recv(65536)
+        assert d, "closed before a whole response head: %r" % buf
+        buf += d
+    head, _, body = buf.partition(b"\r\n\r\n")
+    lines = head.split(b"\r\n")
+    n = 0
+    if not no_body and lines[0][9:10] != b"1" and lines[0][9:12] not in (b"204", b"304"):
+        for line in lines[1:]:
+            k, _, v = line.partition(b":")
+            if k.strip().lower() == b"content-length":
+                n = int(v)
+    while len(body) < n:
+        d = s.recv(65536)
+        assert d, "closed inside a response body: %r" % body
+        body += d
+    return head, body[:n], body[n:]
+
+
 def recv_exactly(s: socket.socket, n: int) -> bytes:
     buf = bytearray()
     while len(buf) < n:

@@ -13,7 +13,7 @@ import time
 import pytest
 
 from helpers import (ThreadedServer, bootstrap, cluster, free_port, http_connection_manager_filter,
-                     listener, run_impl, wait_for)
+                     listener, read_http_response, run_impl, wait_for)
 
 
 class HeadEcho(ThreadedServer):
@@ -85,18 +85,9 @@ def normalize(raw, own_ip):
 def read_response(s, head_request=False):
     """One response off a blocking socket (content-length framed, or
     headers only); returns its bytes."""
-    buf = b""
-    while b"\r\n\r\n" not in buf:
-        d = s.recv(65536)
-        assert d, "closed: %r" % buf
-        buf += d
-    head, _, rest = buf.partition(b"\r\n\r\n")
-    m = re.search(rb"content-length: (\d+)", head)
-    n = int(m.group(1)) if m and not head_request and b" 100 " not in head.split(b"\r\n")[0] else 0
-    while len(rest) < n:
-        rest += s.recv(65536)
-    assert len(rest) == n, "more than one response: %r" % rest
-    return head + b"\r\n\r\n" + rest
+    head, body, extra = read_http_response(s, no_body=head_request)
+    assert not extra, "more than one response: %r" % (body + extra)
+    return head + b"\r\n\r\n" + body
 
 
 # (request bytes, pieces of the exchange: each a response to read)

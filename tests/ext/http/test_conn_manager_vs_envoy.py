@@ -8,7 +8,7 @@ import time
 import pytest
 
 from hcm_harness import Hcm, nodate
-from helpers import bootstrap, free_port, http_connection_manager_filter, listener, run_envoy
+from helpers import bootstrap, free_port, http_connection_manager_filter, listener, read_http_response, run_envoy
 
 
 CASES = {
@@ -44,15 +44,7 @@ def envoy_reply(port, data):
     whether the socket was still open 0.3 s later."""
     s = socket.create_connection(("127.0.0.1", port), timeout=5)
     s.sendall(data)
-    buf = b""
-    while b"\r\n\r\n" not in buf:
-        d = s.recv(65536)
-        assert d, "envoy closed: %r" % buf
-        buf += d
-    head, _, rest = buf.partition(b"\r\n\r\n")
-    cl = [int(l.split(b": ")[1]) for l in head.split(b"\r\n") if l.startswith(b"content-length: ")]
-    while len(rest) < (cl[0] if cl else 0):
-        rest += s.recv(65536)
+    head, body, extra = read_http_response(s)
     s.settimeout(0.3)
     try:
         still_open = s.recv(1) != b""
@@ -61,7 +53,7 @@ def envoy_reply(port, data):
     except ConnectionResetError:
         still_open = False
     s.close()
-    return head + b"\r\n\r\n" + rest, still_open
+    return head + b"\r\n\r\n" + body + extra, still_open
 
 
 @pytest.mark.parametrize("case", sorted(CASES))

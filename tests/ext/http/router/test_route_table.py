@@ -18,10 +18,8 @@ from envoy_fast.config.normalise import Normaliser
 from envoy_fast.config.route_types import RouteConfiguration
 from envoy_fast.router.plan import build_route_table_plan
 from alloc_helpers import alloc_counter, counted  # noqa: F401
-from helpers import bootstrap, cluster, free_port, listener, run_envoy, scripted_server
-
-HCM_URL = "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager"
-ROUTER_URL = "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"
+from helpers import (bootstrap, cluster, free_port, http_connection_manager_filter, listener, read_http_response,
+                     run_envoy, scripted_server)
 
 
 def table(route_config, clusters=("c1", "c2", "up")):
@@ -49,9 +47,8 @@ def named(name, match, **action):
 # --------------------------------------------------------------- the oracle
 
 def hcm_config(route_config, port, upstream_port=None, admin_port=None):
-    chain = {"filters": [{"name": "envoy.filters.network.http_connection_manager", "typed_config": {
-        "@type": HCM_URL, "stat_prefix": "t", "route_config": route_config,
-        "http_filters": [{"name": "envoy.filters.http.router", "typed_config": {"@type": ROUTER_URL}}]}}]}
+    # The whole route configuration given replaces the builder's one host.
+    chain = {"filters": [http_connection_manager_filter([], stat_prefix="t", route_config=route_config)]}
     clusters = [cluster(name, [upstream_port or 1]) for name in ("c1", "c2", "up")]
     return bootstrap([listener("l", port, [chain])], clusters, admin_port)
 
@@ -62,19 +59,10 @@ def exchange(port, request):
     with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
         local = "%s:%d" % s.getsockname()
         s.sendall(request)
-        data = b""
-        while b"\r\n\r\n" not in data:
-            chunk = s.recv(65536)
-            assert chunk, data
-            data += chunk
-        head_, _, body = data.partition(b"\r\n\r\n")
+        head_, body, extra = read_http_response(s)
+        body += extra
         lines = head_.split(b"\r\n")
         headers = [tuple(x.strip() for x in line.split(b":", 1)) for line in lines[1:]]
-        length = int(dict((n.lower(), v) for n, v in headers).get(b"content-length", b"0"))
-        while len(body) < length:
-            chunk = s.recv(65536)
-            assert chunk, body
-            body += chunk
     return int(lines[0].split()[1]), headers, body, local
 
 
