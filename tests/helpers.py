@@ -565,6 +565,23 @@ def read_http_request(c: socket.socket, timeout: Optional[float] = None):
     return head + b"\r\n\r\n", rest
 
 
+def serve_request_heads(c: socket.socket, answer) -> None:
+    """Read bodiless requests off c, sending answer(head) (head without its
+    blank line) for each, until EOF or until answer gives None."""
+    buf = b""
+    while True:
+        while b"\r\n\r\n" not in buf:
+            d = c.recv(65536)
+            if not d:
+                return
+            buf += d
+        head, buf = buf.split(b"\r\n\r\n", 1)
+        out = answer(head)
+        if out is None:
+            return
+        c.sendall(out)
+
+
 def read_http_response(s: socket.socket, no_body: bool = False):
     """(head without its blank line, body, extra) of one response off
     blocking socket s: the body by its content-length (none with `no_body`,

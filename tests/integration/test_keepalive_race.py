@@ -16,7 +16,7 @@ import pytest
 from envoy_fast import _worker
 from helpers import (ThreadedServer, bootstrap, cluster, envoy_binary, free_port,
                      http_connection_manager_filter, listener, require_peer, run_envoy, run_envoy_fast,
-                     wait_port)
+                     serve_request_heads, wait_port)
 
 pytestmark = pytest.mark.skipif(
     not hasattr(_worker, "HttpConnectionManagerImpl"),
@@ -38,20 +38,15 @@ class RacingUpstream(ThreadedServer):
         self.budgets[c.fileno()] = self.rng.randint(1, 20)
 
     def _serve(self, c):
-        budget = self.budgets.pop(c.fileno())
-        buf = b""
+        budget = [self.budgets.pop(c.fileno())]
+
+        def answer(_head):
+            if budget[0] == 0:
+                return None
+            budget[0] -= 1
+            return b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok"
         try:
-            while True:
-                d = c.recv(65536)
-                if not d:
-                    return
-                buf += d
-                while b"\r\n\r\n" in buf:
-                    _, buf = buf.split(b"\r\n\r\n", 1)
-                    if budget == 0:
-                        return
-                    budget -= 1
-                    c.sendall(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")
+            serve_request_heads(c, answer)
         except OSError:
             return
         finally:

@@ -19,7 +19,7 @@ from envoy_fast.config.route_types import RouteConfiguration
 from envoy_fast.router.plan import build_route_table_plan
 from alloc_helpers import alloc_counter, counted  # noqa: F401
 from helpers import (bootstrap, cluster, free_port, http_connection_manager_filter, listener, read_http_response,
-                     run_envoy, scripted_server)
+                     run_envoy, scripted_server, serve_request_heads)
 
 
 def table(route_config, clusters=("c1", "c2", "up")):
@@ -68,15 +68,8 @@ def exchange(port, request):
 
 def echo_upstream(conn):
     """Answers each request with its own head as the body."""
-    buf = b""
-    while True:
-        while b"\r\n\r\n" not in buf:
-            chunk = conn.recv(65536)
-            if not chunk:
-                return
-            buf += chunk
-        request, buf = buf.split(b"\r\n\r\n", 1)
-        conn.sendall(b"HTTP/1.1 200 OK\r\ncontent-length: %d\r\nx-up: 1\r\n\r\n" % len(request) + request)
+    serve_request_heads(conn, lambda request: (
+        b"HTTP/1.1 200 OK\r\ncontent-length: %d\r\nx-up: 1\r\n\r\n" % len(request) + request))
 
 
 # -------------------------------------------------- domains and matchers
