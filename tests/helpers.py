@@ -816,6 +816,18 @@ def wait_closed(s: socket.socket, timeout: float = 5.0):
     return bytes(data), time.monotonic() - t0
 
 
+def closed_within(s: socket.socket, seconds: float) -> bool:
+    """True if the peer's next event on `s`, within `seconds`, is its close
+    (EOF or reset); False on a byte or on none."""
+    s.settimeout(seconds)
+    try:
+        return s.recv(1) == b""
+    except socket.timeout:
+        return False
+    except ConnectionResetError:
+        return True
+
+
 def is_open(s: socket.socket, wait: float = 0.0) -> bool:
     """True if the peer has neither closed nor reset `s` (within `wait` s);
     any bytes that arrive meanwhile are consumed."""

@@ -12,8 +12,8 @@ import time
 
 import pytest
 
-from helpers import (ThreadedServer, bootstrap, cluster, free_port, http_connection_manager_filter,
-                     listener, read_http_response, run_impl, wait_for)
+from helpers import (ThreadedServer, bootstrap, closed_within, cluster, free_port,
+                     http_connection_manager_filter, listener, read_http_response, run_impl, wait_for)
 
 
 class HeadEcho(ThreadedServer):
@@ -163,16 +163,6 @@ def test_expect_100_continue_matches_envoy():
     assert results["envoy_fast"] == results["envoy"]
 
 
-def _closed_within(s, seconds):
-    s.settimeout(seconds)
-    try:
-        return s.recv(1) == b""
-    except socket.timeout:
-        return False
-    except ConnectionResetError:
-        return True
-
-
 @pytest.mark.parametrize("impl", ["envoy_fast", "envoy"])
 def test_healthcheck_fail_closes_after_each_response(impl):
     upstream = HeadEcho()
@@ -187,8 +177,8 @@ def test_healthcheck_fail_closes_after_each_response(impl):
             s.sendall(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n")
             assert b"connection: close\r\n" in read_response(s)
             # Envoy closes at drain_timeout (5 s) + delayed_close_timeout (1 s).
-            assert not _closed_within(s, 4)
-            assert _closed_within(s, 4)
+            assert not closed_within(s, 4)
+            assert closed_within(s, 4)
             wait_for(lambda: proxy.stats().get("http.p.downstream_cx_drain_close") == 1,
                      what="downstream_cx_drain_close")
             proxy.admin("/healthcheck/ok", method="POST")
@@ -213,7 +203,7 @@ def test_sigterm_drain_closes_keep_alive_connections():
             silent = socket.create_connection(("127.0.0.1", port), timeout=5)
             time.sleep(0.2)
             proxy.proc.send_signal(signal.SIGTERM)
-            assert _closed_within(silent, 2)                  # never sent a byte: at once
-            assert _closed_within(idle, 10)                   # drain_timeout (5 s) later
+            assert closed_within(silent, 2)                  # never sent a byte: at once
+            assert closed_within(idle, 10)                   # drain_timeout (5 s) later
     finally:
         upstream.close()

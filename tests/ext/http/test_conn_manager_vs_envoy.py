@@ -8,7 +8,8 @@ import time
 import pytest
 
 from hcm_harness import Hcm, nodate
-from helpers import bootstrap, free_port, http_connection_manager_filter, listener, read_http_response, run_envoy
+from helpers import (bootstrap, closed_within, free_port, http_connection_manager_filter, listener,
+                     read_http_response, run_envoy)
 
 
 CASES = {
@@ -45,13 +46,7 @@ def envoy_reply(port, data):
     s = socket.create_connection(("127.0.0.1", port), timeout=5)
     s.sendall(data)
     head, body, extra = read_http_response(s)
-    s.settimeout(0.3)
-    try:
-        still_open = s.recv(1) != b""
-    except socket.timeout:
-        still_open = True
-    except ConnectionResetError:
-        still_open = False
+    still_open = not closed_within(s, 0.3)
     s.close()
     return head + b"\r\n\r\n" + body + extra, still_open
 
