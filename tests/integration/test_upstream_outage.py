@@ -8,8 +8,6 @@ import threading
 import time
 from typing import List
 
-import pytest
-
 from helpers import (abort, bootstrap, cluster, free_port, listener, require_peer, run_envoy_fast, shutdown_all,
                      tcp_established_inodes, tcp_proxy_filter, wait_for, wait_stat)
 

@@ -3,7 +3,6 @@ the real Envoy 1.40 (date blanked): the same raw request to both, the same
 status line, headers in the same order, the same body; and both keep the
 socket open for delayed_close_timeout after a reply that closes."""
 import socket
-import time
 
 import pytest
 

@@ -5,11 +5,9 @@ bare Dispatcher; each request is a stream whose callbacks record what the
 router sends downstream. Upstreams are real servers on 127.0.0.1; where a
 reply is Envoy's own (local replies), the real Envoy runs the same config
 and the status, body and response flags must be the same."""
-import socket
 import threading
 import time
 
-import pytest
 import yaml
 
 from envoy_fast._worker import Dispatcher, RouterForTest
