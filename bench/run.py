@@ -252,14 +252,19 @@ def wait_accepting(port: int, proc: Proc, timeout: float) -> None:
                        f"Output:\n{proc.log_tail()}")
 
 
-def http_get(port: int, path: str, timeout: float = 5.0) -> tuple[int, bytes]:
+def http_request(port: int, method: str, path: str, timeout: float, **kwargs) -> tuple[int, bytes]:
+    """(status, body) of one request on a fresh connection."""
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
     try:
-        conn.request("GET", path)
+        conn.request(method, path, **kwargs)
         r = conn.getresponse()
         return r.status, r.read()
     finally:
         conn.close()
+
+
+def http_get(port: int, path: str, timeout: float = 5.0) -> tuple[int, bytes]:
+    return http_request(port, "GET", path, timeout)
 
 
 def verify_forwarding(port: int, name: str) -> None:
@@ -281,13 +286,8 @@ def verify_forwarding(port: int, name: str) -> None:
 
 
 def http_post(port: int, path: str, body: bytes, timeout: float = 10.0) -> tuple[int, bytes]:
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
-    try:
-        conn.request("POST", path, body=body, headers={"Content-Type": "application/octet-stream"})
-        r = conn.getresponse()
-        return r.status, r.read()
-    finally:
-        conn.close()
+    return http_request(port, "POST", path, timeout, body=body,
+                        headers={"Content-Type": "application/octet-stream"})
 
 
 def verify_http(port: int, name: str) -> None:
@@ -496,22 +496,20 @@ http {{
     return conf
 
 
-def envoy_yaml(path: Path, listen: int, upstream: int) -> Path:
+def _envoy_bootstrap(path: Path, comment: str, name: str, listen: int, upstream: int,
+                     filter_yaml: str) -> Path:
+    """One listener (its single filter given as YAML, indented for its
+    place) in front of one STATIC cluster "upstream"."""
     path.write_text(f"""\
-# L4 TCP proxy, identical for envoy_fast and Envoy.
+# {comment}
 static_resources:
   listeners:
-  - name: bench_tcp
+  - name: {name}
     address:
       socket_address: {{ address: 127.0.0.1, port_value: {listen} }}
     filter_chains:
     - filters:
-      - name: envoy.filters.network.tcp_proxy
-        typed_config:
-          "@type": type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy
-          stat_prefix: bench_tcp
-          cluster: upstream
-  clusters:
+{filter_yaml}  clusters:
   - name: upstream
     type: STATIC
     connect_timeout: 5s
@@ -526,19 +524,26 @@ static_resources:
     return path
 
 
-def haproxy_cfg(path: Path, listen: int, upstream: int, threads: int, splice: bool = False) -> Path:
-    extra = "    option splice-auto\n" if splice else ""
+def envoy_yaml(path: Path, listen: int, upstream: int) -> Path:
+    return _envoy_bootstrap(path, "L4 TCP proxy, identical for envoy_fast and Envoy.", "bench_tcp",
+                            listen, upstream, """\
+      - name: envoy.filters.network.tcp_proxy
+        typed_config:
+          "@type": type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy
+          stat_prefix: bench_tcp
+          cluster: upstream
+""")
+
+
+def _haproxy(path: Path, listen: int, upstream: int, threads: int, defaults: str) -> Path:
+    """One frontend to one server; `defaults` is the mode and what goes with it."""
     path.write_text(f"""\
 global
     nbthread {threads}
     maxconn 4000
     log stderr format raw local0 err
 defaults
-    mode tcp
-    timeout connect 5s
-    timeout client 60s
-    timeout server 60s
-{extra}frontend fe
+{defaults}frontend fe
     bind 127.0.0.1:{listen}
     default_backend be
 backend be
@@ -547,11 +552,19 @@ backend be
     return path
 
 
-def nginx_stream_conf(d: Path, listen: int, upstream: int, workers: int) -> Path:
-    d.mkdir(parents=True, exist_ok=True)
-    conf = d / "nginx.conf"
-    conf.write_text(f"""\
-load_module {NGINX_STREAM_MODULE};
+def haproxy_cfg(path: Path, listen: int, upstream: int, threads: int, splice: bool = False) -> Path:
+    extra = "    option splice-auto\n" if splice else ""
+    return _haproxy(path, listen, upstream, threads, f"""\
+    mode tcp
+    timeout connect 5s
+    timeout client 60s
+    timeout server 60s
+{extra}""")
+
+
+def _nginx_main(d: Path, workers: int) -> str:
+    """The main context both nginx configs share."""
+    return f"""\
 worker_processes {workers};
 daemon off;
 master_process on;
@@ -559,7 +572,15 @@ pid {d}/nginx.pid;
 error_log stderr error;
 worker_rlimit_nofile 20000;
 events {{ worker_connections 10000; multi_accept on; }}
-stream {{
+"""
+
+
+def nginx_stream_conf(d: Path, listen: int, upstream: int, workers: int) -> Path:
+    d.mkdir(parents=True, exist_ok=True)
+    conf = d / "nginx.conf"
+    conf.write_text(f"""\
+load_module {NGINX_STREAM_MODULE};
+{_nginx_main(d, workers)}stream {{
     server {{
         listen 127.0.0.1:{listen} backlog=4096;
         proxy_pass 127.0.0.1:{upstream};
@@ -571,15 +592,9 @@ stream {{
 
 
 def envoy_http_yaml(path: Path, listen: int, upstream: int) -> Path:
-    path.write_text(f"""\
-# L7 HTTP proxy (http_connection_manager + router), identical for envoy_fast and Envoy.
-static_resources:
-  listeners:
-  - name: bench_http
-    address:
-      socket_address: {{ address: 127.0.0.1, port_value: {listen} }}
-    filter_chains:
-    - filters:
+    return _envoy_bootstrap(
+        path, "L7 HTTP proxy (http_connection_manager + router), identical for envoy_fast and Envoy.",
+        "bench_http", listen, upstream, """\
       - name: envoy.filters.network.http_connection_manager
         typed_config:
           "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
@@ -590,34 +605,17 @@ static_resources:
             - name: all
               domains: ["*"]
               routes:
-              - match: {{ prefix: "/" }}
-                route: {{ cluster: upstream }}
+              - match: { prefix: "/" }
+                route: { cluster: upstream }
           http_filters:
           - name: envoy.filters.http.router
             typed_config:
               "@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router
-  clusters:
-  - name: upstream
-    type: STATIC
-    connect_timeout: 5s
-    load_assignment:
-      cluster_name: upstream
-      endpoints:
-      - lb_endpoints:
-        - endpoint:
-            address:
-              socket_address: {{ address: 127.0.0.1, port_value: {upstream} }}
 """)
-    return path
 
 
 def haproxy_http_cfg(path: Path, listen: int, upstream: int, threads: int) -> Path:
-    path.write_text(f"""\
-global
-    nbthread {threads}
-    maxconn 4000
-    log stderr format raw local0 err
-defaults
+    return _haproxy(path, listen, upstream, threads, """\
     mode http
     option http-keep-alive
     http-reuse always
@@ -625,13 +623,7 @@ defaults
     timeout client 60s
     timeout server 60s
     timeout http-keep-alive 60s
-frontend fe
-    bind 127.0.0.1:{listen}
-    default_backend be
-backend be
-    server up 127.0.0.1:{upstream}
 """)
-    return path
 
 
 def nginx_http_conf(d: Path, listen: int, upstream: int, workers: int) -> Path:
@@ -640,14 +632,7 @@ def nginx_http_conf(d: Path, listen: int, upstream: int, workers: int) -> Path:
     # Streams like the others: no request body spooled to disk, responses up
     # to 256 KiB held in memory (never a temp file), upstream connections kept.
     conf.write_text(f"""\
-worker_processes {workers};
-daemon off;
-master_process on;
-pid {d}/nginx.pid;
-error_log stderr error;
-worker_rlimit_nofile 20000;
-events {{ worker_connections 10000; multi_accept on; }}
-http {{
+{_nginx_main(d, workers)}http {{
     access_log off;
     client_body_temp_path {d}/tmp_body;
     proxy_temp_path {d}/tmp_proxy;

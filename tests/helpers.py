@@ -5,6 +5,7 @@ Everything binds 127.0.0.1 and stops by itself (every wait has a deadline).
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import shutil
 import signal
@@ -14,6 +15,7 @@ import sys
 import tempfile
 import threading
 import time
+import traceback
 import urllib.request
 from typing import ContextManager, Dict, Iterator, List, Optional
 
@@ -21,6 +23,8 @@ import yaml
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TCP_PROXY = "type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy"
+HCM = "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager"
+ROUTER = "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"
 
 
 def free_port() -> int:
@@ -138,13 +142,13 @@ def _closing(make, *args):
         s.close()
 
 
-class _ThreadedServer:
+class ThreadedServer:
     """Listens on 127.0.0.1:0 and runs `_serve(conn)` in a thread per accepted
     connection; `accepted` counts them. Subclasses set their own state before
     calling this __init__ (the accept thread starts here)."""
 
-    def __init__(self) -> None:
-        self.sock, self.port = _listening_socket()
+    def __init__(self, backlog: int = 1024) -> None:
+        self.sock, self.port = _listening_socket(backlog)
         self.accepted = 0
         self._stop = False
         threading.Thread(target=self._accept_loop, daemon=True).start()
@@ -169,7 +173,7 @@ class _ThreadedServer:
         self.sock.close()
 
 
-class EchoServer(_ThreadedServer):
+class EchoServer(ThreadedServer):
     """Threaded TCP echo server; half-close aware (echoes, then shuts down
     its write side when the client does)."""
 
@@ -185,6 +189,16 @@ class EchoServer(_ThreadedServer):
             pass
         finally:
             c.close()
+
+
+def shutdown_all(socks: List[socket.socket]) -> None:
+    """Shut both directions of each socket (its serving thread then sees EOF
+    and closes it), as a killed server's kernel would."""
+    for c in socks:
+        try:
+            c.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
 
 
 def echo_server() -> ContextManager[EchoServer]:
@@ -213,6 +227,19 @@ def tcp_proxy_filter(cluster_name: Optional[str] = None, stat_prefix: str = "tp"
         cfg["cluster"] = cluster_name
     cfg.update(extra)
     return {"name": "envoy.filters.network.tcp_proxy", "typed_config": cfg}
+
+
+def http_connection_manager_filter(routes: List[dict], stat_prefix: str = "ing",
+                                   router: Optional[dict] = None, **extra) -> dict:
+    """The http_connection_manager network filter: one virtual host "v"
+    (domains *) with `routes`, then the router filter (`router`: more fields
+    of its typed_config); `extra`: more HttpConnectionManager fields."""
+    cfg = {"@type": HCM, "stat_prefix": stat_prefix,
+           "route_config": {"virtual_hosts": [{"name": "v", "domains": ["*"], "routes": routes}]},
+           "http_filters": [{"name": "envoy.filters.http.router",
+                             "typed_config": dict({"@type": ROUTER}, **(router or {}))}]}
+    cfg.update(extra)
+    return {"name": "envoy.filters.network.http_connection_manager", "typed_config": cfg}
 
 
 def listener(name: str, port: int, chains: List[dict], **extra) -> dict:
@@ -443,7 +470,7 @@ def run_envoy(cfg: dict, wait: Optional[List[int]] = None) -> ContextManager[Pro
 
 # ------------------------------------------------- scripted upstreams, /proc
 
-class ScriptedServer(_ThreadedServer):
+class ScriptedServer(ThreadedServer):
     """TCP server on 127.0.0.1:0 that runs `handler(conn)` in a thread per
     accepted connection. Return values land in `results`, exceptions in
     `errors` (both in completion order); `done` counts finished handlers."""
@@ -484,11 +511,7 @@ class ScriptedServer(_ThreadedServer):
         super().close()
         with self._lock:
             conns, self._conns = self._conns, []
-        for c in conns:
-            try:
-                c.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
+        shutdown_all(conns)
 
 
 def scripted_server(handler) -> ContextManager[ScriptedServer]:
@@ -508,6 +531,81 @@ def recv_until_eof(s: socket.socket, limit: int = 1 << 30) -> bytes:
     return b"".join(chunks)
 
 
+def read_http_request(c: socket.socket, timeout: Optional[float] = None):
+    """(head with its blank line, body) of one request off socket c, the body
+    framed by chunked or content-length (what arrived beyond it is kept);
+    None at EOF before a whole head. `timeout` set on c first when given."""
+    if timeout is not None:
+        c.settimeout(timeout)
+    buf = b""
+    while b"\r\n\r\n" not in buf:
+        d = c.recv(65536)
+        if not d:
+            return None
+        buf += d
+    head, rest = buf.split(b"\r\n\r\n", 1)
+    lower = head.lower()
+    if b"transfer-encoding: chunked" in lower:
+        def done():
+            return rest.endswith(b"\r\n\r\n") and (rest.startswith(b"0\r\n") or b"\r\n0\r\n" in rest)
+    else:
+        n = 0
+        for line in lower.split(b"\r\n")[1:]:
+            k, _, v = line.partition(b":")
+            if k.strip() == b"content-length":
+                n = int(v)
+
+        def done():
+            return len(rest) >= n
+    while not done():
+        d = c.recv(65536)
+        if not d:
+            break
+        rest += d
+    return head + b"\r\n\r\n", rest
+
+
+def serve_request_heads(c: socket.socket, answer) -> None:
+    """Read bodiless requests off c, sending answer(head) (head without its
+    blank line) for each, until EOF or until answer gives None."""
+    buf = b""
+    while True:
+        while b"\r\n\r\n" not in buf:
+            d = c.recv(65536)
+            if not d:
+                return
+            buf += d
+        head, buf = buf.split(b"\r\n\r\n", 1)
+        out = answer(head)
+        if out is None:
+            return
+        c.sendall(out)
+
+
+def read_http_response(s: socket.socket, no_body: bool = False):
+    """(head without its blank line, body, extra) of one response off
+    blocking socket s: the body by its content-length (none with `no_body`,
+    as for HEAD, nor for 1xx, 204, 304); extra: what arrived after it."""
+    buf = b""
+    while b"\r\n\r\n" not in buf:
+        d = s.recv(65536)
+        assert d, "closed before a whole response head: %r" % buf
+        buf += d
+    head, _, body = buf.partition(b"\r\n\r\n")
+    lines = head.split(b"\r\n")
+    n = 0
+    if not no_body and lines[0][9:10] != b"1" and lines[0][9:12] not in (b"204", b"304"):
+        for line in lines[1:]:
+            k, _, v = line.partition(b":")
+            if k.strip().lower() == b"content-length":
+                n = int(v)
+    while len(body) < n:
+        d = s.recv(65536)
+        assert d, "closed inside a response body: %r" % body
+        body += d
+    return head, body[:n], body[n:]
+
+
 def recv_exactly(s: socket.socket, n: int) -> bytes:
     buf = bytearray()
     while len(buf) < n:
@@ -516,6 +614,39 @@ def recv_exactly(s: socket.socket, n: int) -> bytes:
             raise AssertionError("EOF after %d of %d bytes" % (len(buf), n))
         buf += d
     return bytes(buf)
+
+
+def isolated(fn):
+    """Run the test body in a forked child; report its failure or its death
+    (a crash in the data plane then fails one test, not the whole run)."""
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        import pytest
+        r, w = os.pipe()
+        pid = os.fork()
+        if pid == 0:                                        # child
+            code, msg = 0, b""
+            try:
+                os.close(r)
+                fn(*args, **kwargs)
+            except BaseException:
+                msg, code = traceback.format_exc().encode(), 1
+            try:
+                while msg:
+                    msg = msg[os.write(w, msg):]
+            finally:
+                os._exit(code)
+        os.close(w)
+        with os.fdopen(r, "rb") as f:
+            report = f.read().decode(errors="replace")
+        _, status = os.waitpid(pid, 0)
+        if os.WIFSIGNALED(status):
+            sig = os.WTERMSIG(status)
+            pytest.fail("test process died with signal %d (%s)\n%s"
+                        % (sig, signal.Signals(sig).name, report), pytrace=False)
+        if os.WEXITSTATUS(status) != 0:
+            pytest.fail(report, pytrace=False)
+    return wrapper
 
 
 def ensure_nofile(n: int) -> None:
@@ -683,6 +814,18 @@ def wait_closed(s: socket.socket, timeout: float = 5.0):
             break
         data += d
     return bytes(data), time.monotonic() - t0
+
+
+def closed_within(s: socket.socket, seconds: float) -> bool:
+    """True if the peer's next event on `s`, within `seconds`, is its close
+    (EOF or reset); False on a byte or on none."""
+    s.settimeout(seconds)
+    try:
+        return s.recv(1) == b""
+    except socket.timeout:
+        return False
+    except ConnectionResetError:
+        return True
 
 
 def is_open(s: socket.socket, wait: float = 0.0) -> bool:

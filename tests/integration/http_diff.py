@@ -42,7 +42,7 @@ import pytest
 import yaml
 
 import helpers
-from http_upstream import EchoUpstream, body_repr
+from http_upstream import EchoUpstream, body_repr, header_value
 
 Request = Union[bytes, Sequence[Union[bytes, float]]]
 PLACEHOLDER = re.compile(r"\{\{([A-Z0-9_]+)\}\}")
@@ -64,11 +64,7 @@ class Response:
         self.headers, self.body, self.framing, self.trailers = headers, body, framing, trailers
 
     def header(self, name: str) -> Optional[str]:
-        name = name.lower()
-        for n, v in self.headers:
-            if n.lower() == name:
-                return v
-        return None
+        return header_value(self.headers, name)
 
     def echo(self) -> Optional[dict]:
         """The upstream's JSON echo carried in the body, if it is one."""

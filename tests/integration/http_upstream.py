@@ -40,7 +40,7 @@ import time
 import urllib.parse
 from typing import Dict, List, Optional, Tuple
 
-from helpers import _ThreadedServer
+from helpers import ThreadedServer, shutdown_all
 
 PATTERN = b"0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ+/"
 BIG_BODY = 2048      # bodies longer than this are echoed as length + sha256
@@ -58,6 +58,15 @@ def body_repr(body: bytes):
     if len(body) <= BIG_BODY:
         return body.decode("latin-1")
     return {"len": len(body), "sha256": hashlib.sha256(body).hexdigest()[:16]}
+
+
+def header_value(headers: List[Tuple[str, str]], name: str) -> Optional[str]:
+    """The first value of header `name` (any case) in (name, value) pairs."""
+    name = name.lower()
+    for n, v in headers:
+        if n.lower() == name:
+            return v
+    return None
 
 
 class _Conn:
@@ -106,11 +115,7 @@ class Received:
         self.tunnel = b""
 
     def header(self, name: str) -> Optional[str]:
-        name = name.lower()
-        for n, v in self.headers:
-            if n.lower() == name:
-                return v
-        return None
+        return header_value(self.headers, name)
 
     def view(self) -> dict:
         v = {"conn": self.conn_no, "req": self.req_no, "method": self.method,
@@ -144,7 +149,7 @@ def _query(target: str) -> Dict[str, List[str]]:
     return out
 
 
-class EchoUpstream(_ThreadedServer):
+class EchoUpstream(ThreadedServer):
     """The upstream described in the module docstring."""
 
     def __init__(self, name: str = "up") -> None:
@@ -310,11 +315,7 @@ class EchoUpstream(_ThreadedServer):
         super().close()
         with self._lock:
             socks, self._socks = self._socks, []
-        for c in socks:
-            try:
-                c.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
+        shutdown_all(socks)
 
 
 _REASONS = {200: b"OK", 201: b"Created", 204: b"No Content", 301: b"Moved Permanently",

@@ -14,30 +14,20 @@ import sys
 
 import pytest
 
-from helpers import ROOT, free_port, require_peer, run_envoy
+from helpers import ROOT, ROUTER, free_port, http_connection_manager_filter, listener, require_peer, run_envoy
 
 from envoy_fast.admin import config_doc, config_dump
 from envoy_fast.config import load_bootstrap, validate_bootstrap
 from envoy_fast.extensions.network import http_connection_manager as hcm_record
 
-HCM = "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager"
-ROUTER = "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"
 BUFFER = "type.googleapis.com/envoy.extensions.filters.http.buffer.v3.Buffer"
 STDOUT_LOG = "type.googleapis.com/envoy.extensions.access_loggers.stream.v3.StdoutAccessLog"
 
 
 def base(port=10000, admin_port=None):
     cfg = {"static_resources": {
-        "listeners": [{
-            "name": "l", "address": {"socket_address": {"address": "127.0.0.1", "port_value": port}},
-            "filter_chains": [{"filters": [{
-                "name": "envoy.filters.network.http_connection_manager",
-                "typed_config": {
-                    "@type": HCM, "stat_prefix": "h",
-                    "route_config": {"virtual_hosts": [{"name": "v", "domains": ["*"], "routes": [
-                        {"match": {"prefix": "/"}, "route": {"cluster": "c"}}]}]},
-                    "http_filters": [{"name": "envoy.filters.http.router",
-                                      "typed_config": {"@type": ROUTER}}]}}]}]}],
+        "listeners": [listener("l", port, [{"filters": [http_connection_manager_filter(
+            [{"match": {"prefix": "/"}, "route": {"cluster": "c"}}], stat_prefix="h")]}])],
         "clusters": [{"name": "c", "connect_timeout": "1s", "load_assignment": {
             "cluster_name": "c", "endpoints": [{"lb_endpoints": [{"endpoint": {"address": {
                 "socket_address": {"address": "127.0.0.1", "port_value": 1}}}}]}]}}]}}

@@ -8,36 +8,20 @@ Then drain: SIGTERM and /healthcheck/fail as Envoy's drainClose()."""
 import re
 import signal
 import socket
-import threading
 import time
 
 import pytest
 
-from helpers import free_port, run_impl, wait_for
-
-HCM = "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager"
-ROUTER = "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"
+from helpers import (ThreadedServer, bootstrap, closed_within, cluster, free_port,
+                     http_connection_manager_filter, listener, read_http_response, run_impl, wait_for)
 
 
-class HeadEcho:
+class HeadEcho(ThreadedServer):
     """Answers each request with 200 and, as body, the request (head and
     body) exactly as received; keep-alive."""
 
     def __init__(self):
-        self.sock = socket.socket()
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(64)
-        self.port = self.sock.getsockname()[1]
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def _accept(self):
-        while True:
-            try:
-                c, _ = self.sock.accept()
-            except OSError:
-                return
-            threading.Thread(target=self._serve, args=(c,), daemon=True).start()
+        super().__init__(backlog=64)
 
     @staticmethod
     def _serve(c):
@@ -71,30 +55,17 @@ class HeadEcho:
                 c.sendall(b"HTTP/1.1 200 OK\r\ncontent-length: %d\r\nconnection: keep-alive\r\n"
                           b"keep-alive: timeout=5\r\n\r\n%s" % (len(msg), msg))
 
-    def close(self):
-        self.sock.close()
-
 
 def config(port, upstream_port, **hcm_extra):
-    tc = {"@type": HCM, "stat_prefix": "p",
-          "route_config": {"virtual_hosts": [{"name": "v", "domains": ["*"], "request_headers_to_add": [
-              {"header": {"key": "x-remote", "value": "%DOWNSTREAM_REMOTE_ADDRESS%"}}], "routes": [
-              {"match": {"prefix": "/up"}, "route": {"cluster": "echo"}},
-              {"match": {"prefix": "/"},
-               "direct_response": {"status": 200, "body": {"inline_string": "hello"}}}]}]},
-          "http_filters": [{"name": "envoy.filters.http.router", "typed_config": {"@type": ROUTER}}]}
-    tc.update(hcm_extra)
-    return {
-        "admin": {"address": {"socket_address": {"address": "127.0.0.1", "port_value": free_port()}}},
-        "static_resources": {
-            "listeners": [{"name": "l", "address": {"socket_address": {"address": "127.0.0.1",
-                                                                        "port_value": port}},
-                           "filter_chains": [{"filters": [{
-                               "name": "envoy.filters.network.http_connection_manager",
-                               "typed_config": tc}]}]}],
-            "clusters": [{"name": "echo", "connect_timeout": "1s", "load_assignment": {
-                "cluster_name": "echo", "endpoints": [{"lb_endpoints": [{"endpoint": {"address": {
-                    "socket_address": {"address": "127.0.0.1", "port_value": upstream_port}}}}]}]}}]}}
+    hcm = http_connection_manager_filter([
+        {"match": {"prefix": "/up"}, "route": {"cluster": "echo"}},
+        {"match": {"prefix": "/"},
+         "direct_response": {"status": 200, "body": {"inline_string": "hello"}}}],
+        stat_prefix="p", **hcm_extra)
+    hcm["typed_config"]["route_config"]["virtual_hosts"][0]["request_headers_to_add"] = [
+        {"header": {"key": "x-remote", "value": "%DOWNSTREAM_REMOTE_ADDRESS%"}}]
+    return bootstrap([listener("l", port, [{"filters": [hcm]}])],
+                     [cluster("echo", [upstream_port])], admin_port=free_port())
 
 
 _BLANKS = [
@@ -118,18 +89,9 @@ def normalize(raw, own_ip):
 def read_response(s, head_request=False):
     """One response off a blocking socket (content-length framed, or
     headers only); returns its bytes."""
-    buf = b""
-    while b"\r\n\r\n" not in buf:
-        d = s.recv(65536)
-        assert d, "closed: %r" % buf
-        buf += d
-    head, _, rest = buf.partition(b"\r\n\r\n")
-    m = re.search(rb"content-length: (\d+)", head)
-    n = int(m.group(1)) if m and not head_request and b" 100 " not in head.split(b"\r\n")[0] else 0
-    while len(rest) < n:
-        rest += s.recv(65536)
-    assert len(rest) == n, "more than one response: %r" % rest
-    return head + b"\r\n\r\n" + rest
+    head, body, extra = read_http_response(s, no_body=head_request)
+    assert not extra, "more than one response: %r" % (body + extra)
+    return head + b"\r\n\r\n" + body
 
 
 # (request bytes, pieces of the exchange: each a response to read)
@@ -208,16 +170,6 @@ def test_expect_100_continue_matches_envoy():
     assert results["envoy_fast"] == results["envoy"]
 
 
-def _closed_within(s, seconds):
-    s.settimeout(seconds)
-    try:
-        return s.recv(1) == b""
-    except socket.timeout:
-        return False
-    except ConnectionResetError:
-        return True
-
-
 @pytest.mark.parametrize("impl", ["envoy_fast", "envoy"])
 def test_healthcheck_fail_closes_after_each_response(impl):
     upstream = HeadEcho()
@@ -232,8 +184,8 @@ def test_healthcheck_fail_closes_after_each_response(impl):
             s.sendall(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n")
             assert b"connection: close\r\n" in read_response(s)
             # Envoy closes at drain_timeout (5 s) + delayed_close_timeout (1 s).
-            assert not _closed_within(s, 4)
-            assert _closed_within(s, 4)
+            assert not closed_within(s, 4)
+            assert closed_within(s, 4)
             wait_for(lambda: proxy.stats().get("http.p.downstream_cx_drain_close") == 1,
                      what="downstream_cx_drain_close")
             proxy.admin("/healthcheck/ok", method="POST")
@@ -258,8 +210,8 @@ def test_sigterm_drain_closes_keep_alive_connections():
             silent = socket.create_connection(("127.0.0.1", port), timeout=5)
             time.sleep(0.2)
             proxy.proc.send_signal(signal.SIGTERM)
-            assert _closed_within(silent, 2)                  # never sent a byte: at once
-            assert _closed_within(idle, 10)                   # drain_timeout (5 s) later
+            assert closed_within(silent, 2)                  # never sent a byte: at once
+            assert closed_within(idle, 10)                   # drain_timeout (5 s) later
     finally:
         upstream.close()
 

@@ -11,44 +11,26 @@ import time
 
 import pytest
 
-from helpers import (IMPLS, BlackholeServer, bootstrap, cluster, free_port, listener, run_impl,
-                     wait_port)
-
-HCM = ("type.googleapis.com/envoy.extensions.filters.network."
-       "http_connection_manager.v3.HttpConnectionManager")
-ROUTER = "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"
+from helpers import (IMPLS, BlackholeServer, ThreadedServer, bootstrap, cluster, free_port,
+                     http_connection_manager_filter, listener, run_impl, wait_port)
 
 
-class Upstream:
+class Upstream(ThreadedServer):
     """A keep-alive HTTP/1.1 upstream whose behaviour is chosen by path:
     *slow* sleeps 1 s, /close* closes without answering, /bad* answers
     garbage, *flaky* answers 503 to its first request then 200, /busy*
     always 503; anything else 200 with the request's body length."""
 
     def __init__(self):
-        self.sock = socket.socket()
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(128)
-        self.port = self.sock.getsockname()[1]
         self.lock = threading.Lock()
         self.flaky = set()
         self.requests = []
-        self.closed = False
-        threading.Thread(target=self._accept, daemon=True).start()
+        super().__init__(backlog=128)
 
     def reset(self):
         with self.lock:
             self.flaky.clear()
             self.requests = []
-
-    def _accept(self):
-        while not self.closed:
-            try:
-                c, _ = self.sock.accept()
-            except OSError:
-                return
-            threading.Thread(target=self._serve, args=(c,), daemon=True).start()
 
     def _serve(self, c):
         c.settimeout(10)
@@ -106,10 +88,6 @@ class Upstream:
         finally:
             c.close()
 
-    def close(self):
-        self.closed = True
-        self.sock.close()
-
 
 @pytest.fixture(scope="module")
 def upstream():
@@ -153,24 +131,19 @@ def config(port, admin, up_port, dead_port, cb=None, log_path=None, hole_port=No
         route("/bad", cluster="live"),
         route("/post", cluster="live"),
     ]
-    hcm = {"@type": HCM, "stat_prefix": "ing",
-           "access_log": [] if log_path is None else [{
-               "name": "envoy.access_loggers.file",
-               "typed_config": {
-                   "@type": "type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog",
-                   "path": log_path,
-                   "log_format": {"text_format_source": {"inline_string": LOG_FORMAT}}}}],
-           "route_config": {"virtual_hosts": [{"name": "v", "domains": ["*"], "routes": routes}]},
-           "http_filters": [{"name": "envoy.filters.http.router",
-                             "typed_config": {"@type": ROUTER}}]}
+    hcm = http_connection_manager_filter(routes, access_log=[] if log_path is None else [{
+        "name": "envoy.access_loggers.file",
+        "typed_config": {
+            "@type": "type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog",
+            "path": log_path,
+            "log_format": {"text_format_source": {"inline_string": LOG_FORMAT}}}}])
     live = cluster("live", [up_port])
     # Its only host unhealthy and no panic mode: no host to pick (503 UH).
     sick = cluster("sick", [up_port], common_lb_config={"healthy_panic_threshold": {"value": 0}})
     sick["load_assignment"]["endpoints"][0]["lb_endpoints"][0]["health_status"] = "UNHEALTHY"
     if cb is not None:
         live["circuit_breakers"] = {"thresholds": [cb]}
-    return bootstrap([listener("l", port, [{"filters": [
-        {"name": "envoy.filters.network.http_connection_manager", "typed_config": hcm}]}])],
+    return bootstrap([listener("l", port, [{"filters": [hcm]}])],
         [live, cluster("dead", [dead_port]), cluster("mixed", [dead_port, up_port]), sick,
          cluster("hole", [hole_port or dead_port], connect_timeout="0.25s")],
         admin_port=admin)

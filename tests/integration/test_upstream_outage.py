@@ -8,9 +8,7 @@ import threading
 import time
 from typing import List
 
-import pytest
-
-from helpers import (abort, bootstrap, cluster, free_port, listener, require_peer, run_envoy_fast,
+from helpers import (abort, bootstrap, cluster, free_port, listener, require_peer, run_envoy_fast, shutdown_all,
                      tcp_established_inodes, tcp_proxy_filter, wait_for, wait_stat)
 
 
@@ -72,11 +70,7 @@ class FaultyUpstream:
         self._close_listener()
         with self.lock:
             conns, self.conns = self.conns, []
-        for c in conns:
-            try:
-                c.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
+        shutdown_all(conns)
 
     def established(self) -> int:
         """Server-side connections still ESTABLISHED (the proxy holds them)."""

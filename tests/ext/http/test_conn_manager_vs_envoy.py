@@ -3,15 +3,13 @@ the real Envoy 1.40 (date blanked): the same raw request to both, the same
 status line, headers in the same order, the same body; and both keep the
 socket open for delayed_close_timeout after a reply that closes."""
 import socket
-import time
 
 import pytest
 
 from hcm_harness import Hcm, nodate
-from helpers import free_port, run_envoy
+from helpers import (bootstrap, closed_within, free_port, http_connection_manager_filter, listener,
+                     read_http_response, run_envoy)
 
-HCM = "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager"
-ROUTER = "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"
 
 CASES = {
     "unknown_method": b"FOO / HTTP/1.1\r\nHost: a\r\n\r\n",
@@ -34,18 +32,9 @@ CASES = {
 @pytest.fixture(scope="module")
 def envoy():
     port = free_port()
-    cfg = {"static_resources": {"listeners": [{
-        "name": "l", "address": {"socket_address": {"address": "127.0.0.1", "port_value": port}},
-        "filter_chains": [{"filters": [{
-            "name": "envoy.filters.network.http_connection_manager",
-            "typed_config": {
-                "@type": HCM, "stat_prefix": "p",
-                "route_config": {"virtual_hosts": [{"name": "v", "domains": ["*"], "routes": [
-                    {"match": {"prefix": "/"},
-                     "direct_response": {"status": 200, "body": {"inline_string": "hello"}}}]}]},
-                "http_filters": [{"name": "envoy.filters.http.router",
-                                  "typed_config": {"@type": ROUTER}}]}}]}]}],
-        "clusters": []}}
+    cfg = bootstrap([listener("l", port, [{"filters": [http_connection_manager_filter([
+        {"match": {"prefix": "/"},
+         "direct_response": {"status": 200, "body": {"inline_string": "hello"}}}], stat_prefix="p")]}])], [])
     with run_envoy(cfg, wait=[port]):
         yield port
 
@@ -55,24 +44,10 @@ def envoy_reply(port, data):
     whether the socket was still open 0.3 s later."""
     s = socket.create_connection(("127.0.0.1", port), timeout=5)
     s.sendall(data)
-    buf = b""
-    while b"\r\n\r\n" not in buf:
-        d = s.recv(65536)
-        assert d, "envoy closed: %r" % buf
-        buf += d
-    head, _, rest = buf.partition(b"\r\n\r\n")
-    cl = [int(l.split(b": ")[1]) for l in head.split(b"\r\n") if l.startswith(b"content-length: ")]
-    while len(rest) < (cl[0] if cl else 0):
-        rest += s.recv(65536)
-    s.settimeout(0.3)
-    try:
-        still_open = s.recv(1) != b""
-    except socket.timeout:
-        still_open = True
-    except ConnectionResetError:
-        still_open = False
+    head, body, extra = read_http_response(s)
+    still_open = not closed_within(s, 0.3)
     s.close()
-    return head + b"\r\n\r\n" + rest, still_open
+    return head + b"\r\n\r\n" + body + extra, still_open
 
 
 @pytest.mark.parametrize("case", sorted(CASES))

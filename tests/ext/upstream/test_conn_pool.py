@@ -14,14 +14,10 @@ Each test runs in a forked child (@isolated): a crash in the data plane
 fails that one test instead of ending the whole run.
 """
 import contextlib
-import functools
 import gc
-import os
-import signal
 import socket
 import struct
 import time
-import traceback
 
 import pytest
 import yaml
@@ -31,41 +27,7 @@ from envoy_fast._worker import Worker
 from envoy_fast.config import load_bootstrap
 from envoy_fast.server.plan import build_plan
 from envoy_fast.stats.store import StatsLayout, StatsStore
-from helpers import bootstrap, cluster, echo_server, listener, tcp_proxy_filter
-
-def isolated(fn):
-    """Run the test body in a forked child; report its failure or its death."""
-    @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
-        r, w = os.pipe()
-        pid = os.fork()
-        if pid == 0:                                        # child
-            code = 0
-            msg = b""
-            try:
-                os.close(r)
-                fn(*args, **kwargs)
-            except BaseException:
-                msg = traceback.format_exc().encode()
-                code = 1
-            try:
-                while msg:
-                    msg = msg[os.write(w, msg):]
-            finally:
-                os._exit(code)
-        os.close(w)
-        chunks = []
-        with os.fdopen(r, "rb") as f:
-            chunks.append(f.read())
-        _, status = os.waitpid(pid, 0)
-        report = b"".join(chunks).decode(errors="replace")
-        if os.WIFSIGNALED(status):
-            sig = os.WTERMSIG(status)
-            pytest.fail("test process died with signal %d (%s)\n%s"
-                        % (sig, signal.Signals(sig).name, report), pytrace=False)
-        if os.WEXITSTATUS(status) != 0:
-            pytest.fail(report, pytrace=False)
-    return wrapper
+from helpers import bootstrap, cluster, echo_server, isolated, listener, tcp_proxy_filter
 
 
 ZERO = {"ready": 0, "busy": 0, "connecting": 0, "draining": 0, "pending": 0,

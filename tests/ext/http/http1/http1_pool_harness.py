@@ -1,18 +1,13 @@
 """Shared pieces of the HTTP/1.1 pool tests (test_conn_pool_http1*.py):
-the forked-child decorator, real upstreams (python's http.server with
+the forked-child decorator (from helpers), real upstreams (python's http.server with
 keep-alive, raw socket servers scripted per connection) and a Pool driver
 around Http1ConnPoolForTest."""
-import functools
-import os
-import signal
 import threading
 import time
-import traceback
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-import pytest
-
 from envoy_fast import _worker
+from helpers import isolated, read_http_request  # noqa: F401 (the pool tests take isolated from here)
 
 POOL_FAILURE_OVERFLOW = 0
 POOL_FAILURE_REMOTE_CONNECTION_FAILURE = 1
@@ -21,37 +16,6 @@ RESET_LOCAL = 0
 RESET_CONNECTION_FAILURE = 1
 RESET_CONNECTION_TERMINATION = 2
 RESET_PROTOCOL_ERROR = 5
-
-
-def isolated(fn):
-    """Run the test body in a forked child; report its failure or its death."""
-    @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
-        r, w = os.pipe()
-        pid = os.fork()
-        if pid == 0:
-            code, msg = 0, b""
-            try:
-                os.close(r)
-                fn(*args, **kwargs)
-            except BaseException:
-                msg, code = traceback.format_exc().encode(), 1
-            try:
-                while msg:
-                    msg = msg[os.write(w, msg):]
-            finally:
-                os._exit(code)
-        os.close(w)
-        with os.fdopen(r, "rb") as f:
-            report = f.read().decode(errors="replace")
-        _, status = os.waitpid(pid, 0)
-        if os.WIFSIGNALED(status):
-            sig = os.WTERMSIG(status)
-            pytest.fail("test process died with signal %d (%s)\n%s"
-                        % (sig, signal.Signals(sig).name, report), pytrace=False)
-        if os.WEXITSTATUS(status) != 0:
-            pytest.fail(report, pytrace=False)
-    return wrapper
 
 
 # ----------------------------------------------------------------- upstreams
@@ -89,35 +53,9 @@ def http_server(protocol="HTTP/1.1"):
 
 
 def read_request(c, timeout=5.0):
-    """One request's head and body (content-length or chunked) from socket c;
+    """One request's (head, body) (content-length or chunked) from socket c;
     None at EOF."""
-    c.settimeout(timeout)
-    buf = b""
-    while b"\r\n\r\n" not in buf:
-        d = c.recv(65536)
-        if not d:
-            return None
-        buf += d
-    head, rest = buf.split(b"\r\n\r\n", 1)
-    lower = head.lower()
-    if b"transfer-encoding: chunked" in lower:
-        while not (rest.endswith(b"\r\n\r\n")
-                   and (rest.startswith(b"0\r\n") or b"\r\n0\r\n" in rest)):
-            d = c.recv(65536)
-            if not d:
-                break
-            rest += d
-    else:
-        n = 0
-        for line in lower.split(b"\r\n")[1:]:
-            if line.startswith(b"content-length:"):
-                n = int(line.split(b":")[1])
-        while len(rest) < n:
-            d = c.recv(65536)
-            if not d:
-                break
-            rest += d
-    return head + b"\r\n\r\n", rest
+    return read_http_request(c, timeout)
 
 
 def ok(body=b"ok", extra=b""):

@@ -7,13 +7,8 @@ real Envoy 1.40 and every request is compared: the route (direct_response
 bodies name it), the Location of a redirect, the request headers an echoing
 upstream receives and the response headers.
 """
-import importlib.util
 import itertools
-import os
-import shlex
 import socket
-import subprocess
-import sysconfig
 
 import msgspec
 import pytest
@@ -22,10 +17,9 @@ from envoy_fast import _worker
 from envoy_fast.config.normalise import Normaliser
 from envoy_fast.config.route_types import RouteConfiguration
 from envoy_fast.router.plan import build_route_table_plan
-from helpers import bootstrap, cluster, free_port, listener, run_envoy, scripted_server
-
-HCM_URL = "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager"
-ROUTER_URL = "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"
+from alloc_helpers import alloc_counter, counted  # noqa: F401
+from helpers import (bootstrap, cluster, free_port, http_connection_manager_filter, listener, read_http_response,
+                     run_envoy, scripted_server, serve_request_heads)
 
 
 def table(route_config, clusters=("c1", "c2", "up")):
@@ -53,9 +47,8 @@ def named(name, match, **action):
 # --------------------------------------------------------------- the oracle
 
 def hcm_config(route_config, port, upstream_port=None, admin_port=None):
-    chain = {"filters": [{"name": "envoy.filters.network.http_connection_manager", "typed_config": {
-        "@type": HCM_URL, "stat_prefix": "t", "route_config": route_config,
-        "http_filters": [{"name": "envoy.filters.http.router", "typed_config": {"@type": ROUTER_URL}}]}}]}
+    # The whole route configuration given replaces the builder's one host.
+    chain = {"filters": [http_connection_manager_filter([], stat_prefix="t", route_config=route_config)]}
     clusters = [cluster(name, [upstream_port or 1]) for name in ("c1", "c2", "up")]
     return bootstrap([listener("l", port, [chain])], clusters, admin_port)
 
@@ -66,33 +59,17 @@ def exchange(port, request):
     with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
         local = "%s:%d" % s.getsockname()
         s.sendall(request)
-        data = b""
-        while b"\r\n\r\n" not in data:
-            chunk = s.recv(65536)
-            assert chunk, data
-            data += chunk
-        head_, _, body = data.partition(b"\r\n\r\n")
+        head_, body, extra = read_http_response(s)
+        body += extra
         lines = head_.split(b"\r\n")
         headers = [tuple(x.strip() for x in line.split(b":", 1)) for line in lines[1:]]
-        length = int(dict((n.lower(), v) for n, v in headers).get(b"content-length", b"0"))
-        while len(body) < length:
-            chunk = s.recv(65536)
-            assert chunk, body
-            body += chunk
     return int(lines[0].split()[1]), headers, body, local
 
 
 def echo_upstream(conn):
     """Answers each request with its own head as the body."""
-    buf = b""
-    while True:
-        while b"\r\n\r\n" not in buf:
-            chunk = conn.recv(65536)
-            if not chunk:
-                return
-            buf += chunk
-        request, buf = buf.split(b"\r\n\r\n", 1)
-        conn.sendall(b"HTTP/1.1 200 OK\r\ncontent-length: %d\r\nx-up: 1\r\n\r\n" % len(request) + request)
+    serve_request_heads(conn, lambda request: (
+        b"HTTP/1.1 200 OK\r\ncontent-length: %d\r\nx-up: 1\r\n\r\n" % len(request) + request))
 
 
 # -------------------------------------------------- domains and matchers
@@ -605,21 +582,7 @@ def test_formatted_value_with_cr_lf_is_dropped():
 
 # ---------------------------------------------------------------- no allocation
 
-@pytest.fixture(scope="module")
-def alloc_counter(tmp_path_factory):
-    src = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "alloc_counter.c")
-    out = tmp_path_factory.mktemp("alloc_counter") / ("alloc_counter" + sysconfig.get_config_var("EXT_SUFFIX"))
-    cc = shlex.split(sysconfig.get_config_var("CC") or "cc")
-    r = subprocess.run(cc + ["-shared", "-fPIC", "-O1", "-I", sysconfig.get_paths()["include"],
-                             src, "-o", str(out)], capture_output=True, text=True, timeout=120)
-    assert r.returncode == 0, r.stdout + r.stderr
-    spec = importlib.util.spec_from_file_location("alloc_counter", str(out))
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
-def test_route_allocates_nothing(alloc_counter):
+def test_route_allocates_nothing(alloc_counter):  # noqa: F811
     t = table({"virtual_hosts": [
         {"name": "a", "domains": ["a.example.com", "b.example.com"], "routes": [named("x", {"prefix": "/"})]},
         {"name": "s", "domains": ["*.example.com", "*.example.org"], "routes": [named("x", {"prefix": "/"})]},
@@ -635,18 +598,10 @@ def test_route_allocates_nothing(alloc_counter):
     request = head("/api/items?a=1&k=V", "WWW.host.test", [("user-agent", "wrk"), ("x-v", "2")])
     assert t.route(request)["name"] == "q"
 
-    def counted(n):
-        alloc_counter.install()
-        try:
-            a0, f0 = alloc_counter.counts()
-            alloc_counter.start()
-            hits = t.route_repeat(request, n)
-            alloc_counter.stop()
-            a1, f1 = alloc_counter.counts()
-        finally:
-            alloc_counter.uninstall()
+    def objects(n):
+        hits, allocs, freed, _ = counted(alloc_counter, lambda: t.route_repeat(request, n))
         assert hits == n
-        return (a1 - a0) + (f1 - f0)
+        return allocs + freed
 
-    counted(100)
-    assert counted(20000) < 50
+    objects(100)
+    assert objects(20000) < 50

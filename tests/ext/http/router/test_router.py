@@ -5,7 +5,6 @@ bare Dispatcher; each request is a stream whose callbacks record what the
 router sends downstream. Upstreams are real servers on 127.0.0.1; where a
 reply is Envoy's own (local replies), the real Envoy runs the same config
 and the status, body and response flags must be the same."""
-import socket
 import threading
 import time
 
@@ -16,20 +15,10 @@ from envoy_fast._worker import Dispatcher, RouterForTest
 from envoy_fast.config import load_bootstrap
 from envoy_fast.server.plan import build_plan
 from envoy_fast.stats.store import StatsLayout, StatsStore
-from helpers import blackhole_server, bootstrap, cluster, free_port, listener, scripted_server
+from helpers import (blackhole_server, bootstrap, cluster, free_port, http_connection_manager_filter,
+                     listener, read_http_request, scripted_server)
 
-HCM = ("type.googleapis.com/envoy.extensions.filters.network."
-       "http_connection_manager.v3.HttpConnectionManager")
-ROUTER = "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"
 CE = b"upstream connect error or disconnect/reset before headers. "
-
-
-def hcm(routes, port_log=None, **router):
-    cfg = {"@type": HCM, "stat_prefix": "ing",
-           "route_config": {"virtual_hosts": [{"name": "v", "domains": ["*"], "routes": routes}]},
-           "http_filters": [{"name": "envoy.filters.http.router",
-                             "typed_config": dict({"@type": ROUTER}, **router)}]}
-    return {"name": "envoy.filters.network.http_connection_manager", "typed_config": cfg}
 
 
 def route(prefix, cluster_name, **action):
@@ -37,7 +26,8 @@ def route(prefix, cluster_name, **action):
 
 
 def config(routes, clusters, port=1, **router):
-    return bootstrap([listener("l0", port, [{"filters": [hcm(routes, **router)]}])], clusters)
+    return bootstrap([listener("l0", port, [{"filters": [
+        http_connection_manager_filter(routes, router=router)]}])], clusters)
 
 
 class Router:
@@ -75,24 +65,8 @@ class Router:
 def read_request(c):
     """One request off upstream connection c (head + content-length body);
     None at EOF."""
-    data = b""
-    while b"\r\n\r\n" not in data:
-        d = c.recv(65536)
-        if not d:
-            return None
-        data += d
-    head, _, body = data.partition(b"\r\n\r\n")
-    n = 0
-    for line in head.split(b"\r\n")[1:]:
-        k, _, v = line.partition(b":")
-        if k.strip().lower() == b"content-length":
-            n = int(v)
-    while len(body) < n:
-        d = c.recv(65536)
-        if not d:
-            break
-        body += d
-    return head + b"\r\n\r\n" + body
+    r = read_http_request(c)
+    return None if r is None else r[0] + r[1]
 
 
 def respond(*responses, keep=False):
@@ -623,12 +597,7 @@ def test_downstream_gone_mid_request_resets_the_upstream():
 @pytest.mark.parametrize("enable", [False, True])
 def test_request_trailers_go_upstream_when_the_cluster_enables_them(enable):
     def handler(c):
-        data = b""
-        while data.count(b"\r\n\r\n") < 2:
-            d = c.recv(65536)
-            if not d:
-                break
-            data += d
+        data = read_request(c)
         c.sendall(OK)
         return data
     extra = {}
