@@ -178,6 +178,8 @@ cdef class HttpActiveStream:
         self.decoding_done = False
         self.has_trailers = False
         self.filters_created = False
+        self.upgrade_type = None
+        self.upgrade = False
         self.local_reply_sent = False
         self.response_started = False
         self.local_complete = False
@@ -253,13 +255,8 @@ cdef class HttpActiveStream:
                 h.remove_at(i)
         i = h.get(HTTP1_HEADER_UPGRADE)
         if i >= 0 and upgrade_token:
-            v = h.value_at(i)
-            if h.entries[i].value_len == 0 or _hcm_upgrade_lower(v, h.entries[i].value_len) \
-                    not in cfg.upgrade_types:
-                # Envoy: an upgrade no upgrade_config enables is refused.
-                hcm.drain_state = HTTP_DRAIN_CLOSING
-                self.send_local_reply(403, NULL, 0, 0, b"upgrade_failed")
-                return False
+            # Allowed or refused once the route is known (upgrade_allowed).
+            self.upgrade_type = _hcm_upgrade_lower(h.value_at(i), h.entries[i].value_len)
         i = h.get(HTTP1_HEADER_EXPECT)
         if i >= 0 and self.version == HTTP1_VERSION_11 and not cfg.proxy_100_continue \
                 and _hcm_value_ieq(h, i, b"100-continue", 12):
@@ -271,6 +268,20 @@ cdef class HttpActiveStream:
             cfg.listener_stats[HTTP_LISTENER_DOWNSTREAM_RQ_1XX] += 1
             h.remove_id(HTTP1_HEADER_EXPECT)
         return True
+
+    cdef bint upgrade_allowed(self):
+        """Envoy's createUpgradeFilterChain: the route's upgrade_configs
+        entry for the type decides (enabled or not, even without an HCM
+        upgrade_config); else the HCM's enabled upgrade_configs."""
+        cdef HttpConnectionManagerConfig cfg = self.config
+        cdef bytes t = self.upgrade_type
+        if not t:
+            return False
+        if self.route is not None and (<RouteEntryImpl>self.route).upgrade_types is not None:
+            for rt, en in (<RouteEntryImpl>self.route).upgrade_types:
+                if rt == t or (isinstance(rt, str) and rt.encode() == t):
+                    return bool(en)
+        return t in cfg.upgrade_types
 
     cdef int mutate_request_headers(self) except -1:
         """Envoy's ConnectionManagerUtility::mutateRequestHeaders, in its
@@ -760,6 +771,9 @@ cdef class HttpActiveStream:
         if not self.active:
             return 0
         self.active = False
+        if self.upgrade:
+            self.upgrade = False
+            self.config.stats[HTTP_DOWNSTREAM_CX_UPGRADES_ACTIVE] -= 1
         if self.filters_created:
             self.filters_created = False
             for d in self.decoder_filters:

@@ -706,6 +706,18 @@ cdef class RouterFilter(HttpStreamDecoderFilter):
         # The response goes downstream: no more retries.
         self.reset_retry()
         self.retry_on = 0
+        if status != 101 and self.downstream_headers is not None \
+                and self.downstream_headers.get(HTTP1_HEADER_UPGRADE) >= 0:
+            # An upgrade answered with anything but a 101 (observed on Envoy
+            # 1.40): the upstream's response is dropped and its connection
+            # closed; the client gets the status alone (empty body), and
+            # nothing it sent after the request reaches an upstream as HTTP.
+            self.charge_upstream_code(status, ur.host)
+            ur.reset_stream()
+            self.remove_upstream_request(ur)
+            self.cleanup()
+            return self.decoder_callbacks.send_local_reply(
+                status, NULL, 0, 0, b"websocket_handshake_unsuccessful")
         if self.request_complete_time >= 0 and not self.config.suppress_envoy_headers:
             n = _router_format_uint(
                 <uint64_t>((self.dispatcher.now - self.request_complete_time) * 1000.0), buf)
