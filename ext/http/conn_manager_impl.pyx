@@ -142,6 +142,8 @@ cdef class HttpConnectionManagerImpl(ReadFilter):
             # unfinished stream is reset; what was written leaves first.
             if self.stream.active:
                 self.stream.stream_info.set_response_flag(RF_DOWNSTREAM_CONNECTION_TERMINATION)
+                if self.stream.upgrade:
+                    self.stream.stream_info.response_code_details = "downstream_remote_disconnect"
                 self.config.stats[HTTP_DOWNSTREAM_RQ_RX_RESET] += 1
             self.closing = True
             self.connection.peer_closed = True          # Envoy: a remote close
@@ -530,6 +532,8 @@ cdef class HttpConnectionManagerImpl(ReadFilter):
         if active_rq:
             if event == CONN_EVENT_REMOTE_CLOSE:
                 s.stream_info.set_response_flag(RF_DOWNSTREAM_CONNECTION_TERMINATION)
+                if s.upgrade:
+                    s.stream_info.response_code_details = "downstream_remote_disconnect"
             cfg.stats[HTTP_DOWNSTREAM_RQ_ACTIVE] -= 1
             if cfg.access_loggers is not None:
                 s.log()

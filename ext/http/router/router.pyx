@@ -737,6 +737,12 @@ cdef class RouterFilter(HttpStreamDecoderFilter):
                               bint end_stream) except -1:
         cdef RouterFilter keep = self
         if end_stream:
+            if not self.downstream_end_stream and self.stream_info.response_code == 101:
+                # The upstream closed a tunnel: Envoy 1.40 logs it as a
+                # reset after the response started (UC).
+                self.stream_info.set_response_flag(RF_UPSTREAM_CONNECTION_TERMINATION)
+                self.stream_info.response_code_details = \
+                    "upstream_reset_after_response_started{connection_termination}"
             self.on_upstream_complete(ur)
         return self.decoder_callbacks.encode_data(data, end_stream)
 
