@@ -90,14 +90,18 @@ def pattern(n):
     return (b"0123456789abcdef" * (n // 16 + 1))[:n]
 
 
-def config(port, upstream_port, hcm_upgrades=True, route_upgrades=None, stat_prefix="ws"):
+def config(port, upstream_port, hcm_upgrades=True, route_upgrades=None, stat_prefix="ws",
+           route_timeout=None, **hcm):
     route = {"cluster": "up"}
+    if route_timeout is not None:
+        route["timeout"] = route_timeout
     if route_upgrades is not None:
         route["upgrade_configs"] = route_upgrades
     tc = {"@type": HCM, "stat_prefix": stat_prefix,
           "route_config": {"virtual_hosts": [{"name": "v", "domains": ["*"], "routes": [
               {"match": {"prefix": "/"}, "route": route}]}]},
           "http_filters": [{"name": "envoy.filters.http.router", "typed_config": {"@type": ROUTER}}]}
+    tc.update(hcm)
     if hcm_upgrades:
         tc["upgrade_configs"] = [{"upgrade_type": "websocket"}]
     return {
@@ -289,5 +293,48 @@ def test_200_instead_of_101(impl):
             after = [e[1] for e in up.events if e[0] == "after_200"][0]
             assert b"smuggled" not in (after if isinstance(after, bytes) else b"")
             assert len([e for e in up.events if e[0] == "head"]) == 1
+    finally:
+        up.close()
+
+
+@pytest.mark.parametrize("impl", IMPLS)
+def test_idle_tunnel_cut_at_stream_idle_timeout(impl):
+    """Traffic keeps a tunnel open past stream_idle_timeout; silence ends
+    it (the route timeout does not apply: the request never ends)."""
+    up = WsUpstream()
+    port = free_port()
+    try:
+        with run_impl(impl, config(port, up.port, stream_idle_timeout="0.6s")) as proxy:
+            s, head, rest = handshake(port)
+            assert head.startswith(b"HTTP/1.1 101 ")
+            s.settimeout(5)
+            for i in range(6):
+                time.sleep(0.25)
+                s.sendall(b"x")
+                assert s.recv(10) == b"x"
+            t0 = time.monotonic()
+            assert read_until_eof(s) == b""
+            assert 0.4 < time.monotonic() - t0 < 2.5
+            wait_stat(proxy, "http.ws.downstream_rq_idle_timeout", 1)
+    finally:
+        up.close()
+
+
+@pytest.mark.parametrize("impl", IMPLS)
+def test_route_timeout_does_not_cut_a_tunnel(impl):
+    up = WsUpstream()
+    port = free_port()
+    try:
+        with run_impl(impl, config(port, up.port, route_timeout="0.3s")):
+            s, head, rest = handshake(port)
+            assert head.startswith(b"HTTP/1.1 101 ")
+            s.settimeout(5)
+            time.sleep(1.0)
+            s.sendall(b"still-here")
+            got = b""
+            while len(got) < 10:
+                got += s.recv(100)
+            assert got == b"still-here"
+            s.close()
     finally:
         up.close()
