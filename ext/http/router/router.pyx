@@ -272,6 +272,10 @@ cdef class RouterFilter(HttpStreamDecoderFilter):
         self.hcm_stats = http_conn_manager_stats(callbacks)
         if self.hcm_stats == NULL:          # not under a connection manager (tests)
             self.hcm_stats = self.config.own_stats
+        # %UPSTREAM_LOCAL_ADDRESS% costs a getsockname and a string: only
+        # when the connection manager has access logs.
+        self.logs_upstream = type(callbacks) is HttpActiveStreamDecoderFilter and \
+            (<HttpActiveStreamDecoderFilter>callbacks).stream.config.access_loggers is not None
         limit = callbacks.decoder_buffer_limit()
         # Retries keep the body; past the stream's buffer limit they are given
         # up (Envoy's retry_shadow_buffer_limit_).
@@ -520,13 +524,15 @@ cdef class RouterFilter(HttpStreamDecoderFilter):
 
     cdef int charge_upstream_code(self, int code, HostImpl host) except -1:
         """Envoy's chargeUpstreamCode: upstream_rq_<code>, _<N>xx and
-        _completed, in the cluster and its external. scope."""
+        _completed, in the cluster and its external. (or, for a request
+        marked x-envoy-internal: true, internal.) scope."""
         cdef ClusterInfo info = self.cluster_info
+        cdef int64_t *scope = info.internal_rq_status if self.internal_request \
+            else info.external_rq_status
         charge_status_code(info.rq_status, code)
         info.stats[CLUSTER_UPSTREAM_RQ_COMPLETED] += 1
-        if not self.internal_request:
-            charge_status_code(info.external_rq_status, code)
-            info.external_rq_status[STATUS_EXTERNAL_COMPLETED] += 1
+        charge_status_code(scope, code)
+        scope[STATUS_EXTERNAL_COMPLETED] += 1
         if host is not None and 500 <= code < 600:
             host.stats[HOST_RQ_ERROR] += 1
         return 0
@@ -762,8 +768,7 @@ cdef class RouterFilter(HttpStreamDecoderFilter):
         if self.request_complete_time >= 0:
             ms = (self.dispatcher.now - self.request_complete_time) * 1000.0
             hist_record(info.rq_time, ms)
-            if not self.internal_request:
-                hist_record(info.external_rq_time, ms)
+            hist_record(info.internal_rq_time if self.internal_request else info.external_rq_time, ms)
         self.remove_upstream_request(ur)
         return self.cleanup()
 
