@@ -338,3 +338,28 @@ def test_route_timeout_does_not_cut_a_tunnel(impl):
             s.close()
     finally:
         up.close()
+
+
+@pytest.mark.parametrize("impl", IMPLS)
+def test_h2c_upgrade_is_served_as_http1(impl):
+    """curl --http2 over cleartext asks for h2c: Envoy drops the upgrade
+    (Upgrade, Connection, HTTP2-Settings) and proxies the request as
+    HTTP/1.1, even with no upgrade_configs."""
+    up = WsUpstream()
+    port = free_port()
+    try:
+        with run_impl(impl, config(port, up.port, hcm_upgrades=False)):
+            s = socket.create_connection(("127.0.0.1", port), timeout=5)
+            s.sendall(b"GET /no101 HTTP/1.1\r\nhost: a\r\nconnection: Upgrade, HTTP2-Settings\r\n"
+                      b"upgrade: h2c\r\nhttp2-settings: AAMAAABkAAQCAAAAAAIAAAAA\r\n\r\n")
+            buf = b""
+            while not buf.endswith(b"hello"):
+                d = s.recv(65536)
+                assert d, buf
+                buf += d
+            assert buf.startswith(b"HTTP/1.1 200 OK\r\n")
+            head = [e[1] for e in up.events if e[0] == "head"][0].lower()
+            assert b"upgrade" not in head and b"http2-settings" not in head and b"connection" not in head
+            s.close()
+    finally:
+        up.close()
