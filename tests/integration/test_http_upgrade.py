@@ -209,7 +209,7 @@ def test_upstream_push_then_close(impl):
             t0 = time.monotonic()
             got = rest + read_until_eof(s)
             assert got == pattern(n)
-            assert time.monotonic() - t0 < 3.0
+            assert time.monotonic() - t0 < 6.0
             wait_stat(proxy, "http.ws.downstream_cx_upgrades_active", 0)
     finally:
         up.close()
@@ -314,7 +314,7 @@ def test_idle_tunnel_cut_at_stream_idle_timeout(impl):
                 assert s.recv(10) == b"x"
             t0 = time.monotonic()
             assert read_until_eof(s) == b""
-            assert 0.4 < time.monotonic() - t0 < 2.5
+            assert 0.4 < time.monotonic() - t0 < 4.0
             wait_stat(proxy, "http.ws.downstream_rq_idle_timeout", 1)
     finally:
         up.close()
