@@ -159,7 +159,7 @@ cdef class HttpConnectionManagerConfig(NetworkFilterFactory):
     cdef bint accept_http_10
     cdef bytes default_host_for_http_10
     cdef bint enable_trailers
-    cdef frozenset upgrade_types    # bytes, lower-case
+    cdef frozenset upgrade_types    # bytes, lower-case: upgrade_configs enabled
     cdef bint proxy_100_continue
     cdef bytes via
     cdef bytes local_address_v4     # the proxy's first non-loopback IPv4 (x-forwarded-for)
@@ -220,6 +220,8 @@ cdef class HttpActiveStream:
     cdef bint decoding_done         # end_stream reached the last decoder filter
     cdef bint has_trailers          # request trailers kept (enable_trailers)
     cdef bint filters_created       # this stream's filters exist (after the head checks)
+    cdef bytes upgrade_type         # Upgrade of a request with `connection: upgrade`, lower-case; None: none
+    cdef bint upgrade               # an allowed upgrade: after the head, the bytes are the new protocol's
     # response state
     cdef bint local_reply_sent      # send_local_reply ran (no second one)
     cdef bint response_started      # headers encoded to the connection
@@ -234,6 +236,7 @@ cdef class HttpActiveStream:
 
     cdef int begin_partial(self) except -1
     cdef int check_request_head(self) except -1
+    cdef bint upgrade_allowed(self)
     cdef int refresh_cached_route(self) except -1
     cdef int mutate_request_headers(self) except -1
     cdef int set_remote_address(self) except -1

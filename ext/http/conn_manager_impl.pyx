@@ -143,6 +143,8 @@ cdef class HttpConnectionManagerImpl(ReadFilter):
             # unfinished stream is reset; what was written leaves first.
             if self.stream.active:
                 self.stream.stream_info.set_response_flag(RF_DOWNSTREAM_CONNECTION_TERMINATION)
+                if self.stream.upgrade:
+                    self.stream.stream_info.response_code_details = "downstream_remote_disconnect"
                 self.config.stats[HTTP_DOWNSTREAM_RQ_RX_RESET] += 1
             self.closing = True
             self.connection.peer_closed = True          # Envoy: a remote close
@@ -220,6 +222,31 @@ cdef class HttpConnectionManagerImpl(ReadFilter):
             return 0
         s.mutate_request_headers()
         s.refresh_cached_route()
+        if s.request_headers.method == HTTP1_METHOD_CONNECT and s.upgrade_type is None:
+            # Envoy treats CONNECT as an upgrade of type "connect".
+            s.upgrade_type = b"connect"
+            if s.route is None:
+                # Observed: no route → the router's 404, and the request
+                # (whose bytes never end) leaves the connection closing.
+                if s.remote_complete:
+                    self.body_decoder.start(HTTP1_BODY_UNTIL_CLOSE, -1)
+                    s.remote_complete = False
+                s.upgrade_type = None
+        if s.upgrade_type is not None:
+            if not s.upgrade_allowed():
+                # Envoy: an upgrade neither the HCM nor the route enables.
+                self.config.stats[HTTP_DOWNSTREAM_RQ_WS_ON_NON_WS_ROUTE] += 1
+                self.drain_state = HTTP_DRAIN_CLOSING
+                return s.send_local_reply(403, NULL, 0, 0, b"upgrade_failed")
+            s.upgrade = True
+            self.config.stats[HTTP_DOWNSTREAM_CX_UPGRADES_TOTAL] += 1
+            self.config.stats[HTTP_DOWNSTREAM_CX_UPGRADES_ACTIVE] += 1
+            if s.remote_complete:
+                # No body framing: every byte after the head is the new
+                # protocol's (sent upstream before the 101 too, as Envoy
+                # does), and the request ends only with the connection.
+                self.body_decoder.start(HTTP1_BODY_UNTIL_CLOSE, -1)
+                s.remote_complete = False
         if s.idle_timeout > 0 and (self.config.stream_idle_timeout <= 0
                                    or s.idle_timeout < self.config.stream_idle_timeout):
             # The route's idle_timeout is shorter (or the only one).
@@ -283,12 +310,14 @@ cdef class HttpConnectionManagerImpl(ReadFilter):
         cdef HttpHeaderMap h = headers
         cdef HttpHeaderMap rq = s.request_headers
         cdef int status = h.status, i
-        cdef bint framing
+        cdef bint framing, tunnel
         cdef OwnedBuffer out = self.out
         s.response_status = status
         # Envoy's order: date, server, then mutateResponseHeaders.
-        h.remove_id(HTTP1_HEADER_CONNECTION)
-        h.remove_id(HTTP1_HEADER_UPGRADE)
+        tunnel = s.upgrade and status == 101
+        if not tunnel:
+            h.remove_id(HTTP1_HEADER_CONNECTION)
+            h.remove_id(HTTP1_HEADER_UPGRADE)
         h.remove_id(HTTP1_HEADER_TRANSFER_ENCODING)
         h.remove_id(HTTP1_HEADER_KEEP_ALIVE)
         h.remove_id(HTTP1_HEADER_PROXY_CONNECTION)
@@ -303,7 +332,9 @@ cdef class HttpConnectionManagerImpl(ReadFilter):
             if i >= 0:
                 h.set_id(HTTP1_HEADER_X_REQUEST_ID, rq.value_at(i), rq.entries[i].value_len)
         # Whether this response is the connection's last.
-        if not s.remote_complete:
+        if tunnel:
+            pass        # the request goes on as the tunnel's downstream half
+        elif not s.remote_complete:
             # Envoy does not wait for the rest of a request it has answered.
             self.drain_state = HTTP_DRAIN_CLOSING
             cfg.stats[HTTP_DOWNSTREAM_RQ_RESPONSE_BEFORE_RQ_COMPLETE] += 1
@@ -323,7 +354,7 @@ cdef class HttpConnectionManagerImpl(ReadFilter):
                 and self.accumulated_requests >= cfg.max_requests_per_connection:
             self.drain_state = HTTP_DRAIN_CLOSING
             cfg.stats[HTTP_DOWNSTREAM_CX_MAX_REQUESTS_REACHED] += 1
-        if self.drain_state != HTTP_DRAIN_NOT_DRAINING:
+        if self.drain_state != HTTP_DRAIN_NOT_DRAINING and not tunnel:
             h.set_id(HTTP1_HEADER_CONNECTION, b"close", 5)
         if status == 204:
             h.remove_id(HTTP1_HEADER_CONTENT_LENGTH)
@@ -335,7 +366,8 @@ cdef class HttpConnectionManagerImpl(ReadFilter):
         s.stream_info.response_headers = h
         s.stream_info.first_tx_mono = self.dispatcher.now
         # Framing (Envoy's StreamEncoderImpl::encodeHeadersBase), then the head.
-        s.no_response_body = s.is_head or status == 204 or status == 304 or status < 200
+        s.no_response_body = (s.is_head or status == 204 or status == 304 or status < 200) \
+            and not tunnel      # after a 101 the bytes pass raw
         s.chunk_encoding = False
         framing = False
         if h.get(HTTP1_HEADER_CONTENT_LENGTH) >= 0 or status < 200 or status == 204 or status == 304:
@@ -391,9 +423,11 @@ cdef class HttpConnectionManagerImpl(ReadFilter):
         if this was its last response, else the next request may start."""
         cdef HttpConnectionManagerConfig cfg = self.config
         cdef double now = self.dispatcher.now
+        cdef bint remote_complete
         if not s.active:
             return 0
         s.local_complete = True
+        remote_complete = s.remote_complete
         s.stream_info.last_tx_mono = now
         cfg.stats[HTTP_DOWNSTREAM_RQ_ACTIVE] -= 1
         cfg.stats[HTTP_DOWNSTREAM_RQ_COMPLETED] += 1
@@ -408,7 +442,10 @@ cdef class HttpConnectionManagerImpl(ReadFilter):
             self.flow_paused = 0
             if self.connection is not None:
                 self.connection.read_disable(False)
-        if self.drain_state == HTTP_DRAIN_CLOSING or self.closing:
+        if self.drain_state == HTTP_DRAIN_CLOSING or self.closing or not remote_complete:
+            # A tunnel that the upstream ended, or a response that came
+            # before its request's end: the connection closes (Envoy: after
+            # delayed_close_timeout, nothing more read).
             return self.close_after_response()
         if self.read_paused:
             self.read_paused = False
@@ -496,6 +533,8 @@ cdef class HttpConnectionManagerImpl(ReadFilter):
         if active_rq:
             if event == CONN_EVENT_REMOTE_CLOSE:
                 s.stream_info.set_response_flag(RF_DOWNSTREAM_CONNECTION_TERMINATION)
+                if s.upgrade:
+                    s.stream_info.response_code_details = "downstream_remote_disconnect"
             cfg.stats[HTTP_DOWNSTREAM_RQ_ACTIVE] -= 1
             if cfg.access_loggers is not None:
                 s.log()

@@ -156,6 +156,8 @@ cdef class HttpActiveStream:
         self.decoding_done = False
         self.has_trailers = False
         self.filters_created = False
+        self.upgrade_type = None
+        self.upgrade = False
         self.local_reply_sent = False
         self.response_started = False
         self.local_complete = False
@@ -173,6 +175,20 @@ cdef class HttpActiveStream:
 
     cdef int check_request_head(self) except -1:
         return http_check_request_head(self)
+
+    cdef bint upgrade_allowed(self):
+        """Envoy's createUpgradeFilterChain: the route's upgrade_configs
+        entry for the type decides (enabled or not, even without an HCM
+        upgrade_config); else the HCM's enabled upgrade_configs."""
+        cdef HttpConnectionManagerConfig cfg = self.config
+        cdef bytes t = self.upgrade_type
+        if not t:
+            return False
+        if self.route is not None and (<RouteEntryImpl>self.route).upgrade_types is not None:
+            for rt, en in (<RouteEntryImpl>self.route).upgrade_types:
+                if rt == t or (isinstance(rt, str) and rt.encode() == t):
+                    return bool(en)
+        return t in cfg.upgrade_types
 
     cdef int mutate_request_headers(self) except -1:
         return http_mutate_request_headers(self)
@@ -584,6 +600,9 @@ cdef class HttpActiveStream:
         if not self.active:
             return 0
         self.active = False
+        if self.upgrade:
+            self.upgrade = False
+            self.config.stats[HTTP_DOWNSTREAM_CX_UPGRADES_ACTIVE] -= 1
         if self.filters_created:
             self.filters_created = False
             for d in self.decoder_filters:

@@ -147,13 +147,16 @@ cdef int http_check_request_head(HttpActiveStream self) except -1:
             h.remove_at(i)
     i = h.get(HTTP1_HEADER_UPGRADE)
     if i >= 0 and upgrade_token:
-        v = h.value_at(i)
-        if h.entries[i].value_len == 0 or _hcm_upgrade_lower(v, h.entries[i].value_len) \
-                not in cfg.upgrade_types:
-            # Envoy: an upgrade no upgrade_config enables is refused.
-            hcm.drain_state = HTTP_DRAIN_CLOSING
-            self.send_local_reply(403, NULL, 0, 0, b"upgrade_failed")
-            return False
+        if h.entries[i].value_len == 3 and _http1_ieq(h.value_at(i), b"h2c", 3):
+            # Envoy's HTTP/1 codec drops an h2c upgrade (Upgrade,
+            # Connection, HTTP2-Settings) and serves the request as HTTP/1.1
+            # (observed: curl --http2 gets its response, no 403).
+            h.remove_id(HTTP1_HEADER_UPGRADE)
+            h.remove_id(HTTP1_HEADER_CONNECTION)
+            h.remove_name(b"http2-settings", 14)
+        else:
+            # Allowed or refused once the route is known (upgrade_allowed).
+            self.upgrade_type = _hcm_upgrade_lower(h.value_at(i), h.entries[i].value_len)
     i = h.get(HTTP1_HEADER_EXPECT)
     if i >= 0 and self.version == HTTP1_VERSION_11 and not cfg.proxy_100_continue \
             and _hcm_value_ieq(h, i, b"100-continue", 12):

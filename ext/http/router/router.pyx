@@ -549,6 +549,18 @@ cdef class RouterFilter(HttpStreamDecoderFilter):
         # The response goes downstream: no more retries.
         self.reset_retry()
         self.retry_on = 0
+        if status != 101 and self.downstream_headers is not None \
+                and self.downstream_headers.get(HTTP1_HEADER_UPGRADE) >= 0:
+            # An upgrade answered with anything but a 101 (observed on Envoy
+            # 1.40): the upstream's response is dropped and its connection
+            # closed; the client gets the status alone (empty body), and
+            # nothing it sent after the request reaches an upstream as HTTP.
+            self.charge_upstream_code(status, ur.host)
+            ur.reset_stream()
+            self.remove_upstream_request(ur)
+            self.cleanup()
+            return self.decoder_callbacks.send_local_reply(
+                status, NULL, 0, 0, b"websocket_handshake_unsuccessful")
         if self.request_complete_time >= 0 and not self.config.suppress_envoy_headers:
             n = _router_format_uint(
                 <uint64_t>((self.dispatcher.now - self.request_complete_time) * 1000.0), buf)
@@ -568,6 +580,12 @@ cdef class RouterFilter(HttpStreamDecoderFilter):
                               bint end_stream) except -1:
         cdef RouterFilter keep = self
         if end_stream:
+            if not self.downstream_end_stream and self.stream_info.response_code == 101:
+                # The upstream closed a tunnel: Envoy 1.40 logs it as a
+                # reset after the response started (UC).
+                self.stream_info.set_response_flag(RF_UPSTREAM_CONNECTION_TERMINATION)
+                self.stream_info.response_code_details = \
+                    "upstream_reset_after_response_started{connection_termination}"
             self.on_upstream_complete(ur)
         return self.decoder_callbacks.encode_data(data, end_stream)
 
