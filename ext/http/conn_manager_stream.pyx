@@ -191,6 +191,7 @@ cdef class HttpActiveStream:
         self.response_status = 0
         self.response_headers = None
         self.stream_info.reset_for_stream(self.start_time)
+        self.stream_info.downstream_remote_address = hcm.peer_address
         if cfg.access_loggers is not None:
             self.stream_info.start_time = _wall_clock()
         return 0
@@ -293,6 +294,7 @@ cdef class HttpActiveStream:
         cdef int i
         cdef bint upgrade = h.get(HTTP1_HEADER_UPGRADE) >= 0 and h.get(HTTP1_HEADER_CONNECTION) >= 0 \
             and _hcm_connection_has_upgrade(h)
+        self.set_remote_address()
         if not upgrade:
             h.remove_id(HTTP1_HEADER_CONNECTION)
             h.remove_id(HTTP1_HEADER_UPGRADE)
@@ -359,6 +361,40 @@ cdef class HttpActiveStream:
                 h.append_value(i, cfg.via, len(cfg.via), b", ", 2)
             else:
                 h.add(b"via", 3, cfg.via, len(cfg.via), HTTP1_HEADER_OTHER)
+        return 0
+
+    cdef int set_remote_address(self) except -1:
+        """The stream's downstream remote address (stream info, formatters):
+        the peer, or as Envoy the x-forwarded-for entry the trusted hops
+        point at, with port 0 (without use_remote_address: the last entry
+        when no hop is trusted). A keep-alive client repeating its
+        x-forwarded-for reuses the string made for the first request."""
+        cdef HttpConnectionManagerConfig cfg = self.config
+        cdef HttpConnectionManagerImpl hcm = self.hcm
+        cdef HttpHeaderMap h = self.request_headers
+        cdef int i = h.get(HTTP1_HEADER_X_FORWARDED_FOR)
+        cdef int hops = cfg.xff_num_trusted_hops if cfg.use_remote_address else cfg.xff_num_trusted_hops + 1
+        cdef char buf[64]
+        cdef size_t n
+        cdef const char *v
+        if i < 0 or (cfg.use_remote_address and cfg.xff_num_trusted_hops == 0):
+            self.stream_info.downstream_remote_address = hcm.peer_address
+            return 0
+        v = h.value_at(i)
+        n = h.entries[i].value_len
+        if hcm.xff_key is not None and len(hcm.xff_key) == <Py_ssize_t>n \
+                and memcmp(<const char*>hcm.xff_key, v, n) == 0:
+            self.stream_info.downstream_remote_address = hcm.xff_address
+            return 0
+        hcm.xff_key = v[:n]
+        n = _hcm_xff_entry(v, n, hops, buf)
+        if n == 0:
+            hcm.xff_address = hcm.peer_address
+        elif memchr(buf, b':', n) != NULL:
+            hcm.xff_address = "[%s]:0" % buf[:n].decode("latin-1")
+        else:
+            hcm.xff_address = buf[:n].decode("latin-1") + ":0"
+        self.stream_info.downstream_remote_address = hcm.xff_address
         return 0
 
     cdef int refresh_cached_route(self) except -1:
