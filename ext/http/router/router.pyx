@@ -272,6 +272,10 @@ cdef class RouterFilter(HttpStreamDecoderFilter):
         self.hcm_stats = http_conn_manager_stats(callbacks)
         if self.hcm_stats == NULL:          # not under a connection manager (tests)
             self.hcm_stats = self.config.own_stats
+        # %UPSTREAM_LOCAL_ADDRESS% costs a getsockname and a string: only
+        # when the connection manager has access logs.
+        self.logs_upstream = type(callbacks) is HttpActiveStreamDecoderFilter and \
+            (<HttpActiveStreamDecoderFilter>callbacks).stream.config.access_loggers is not None
         limit = callbacks.decoder_buffer_limit()
         # Retries keep the body; past the stream's buffer limit they are given
         # up (Envoy's retry_shadow_buffer_limit_).

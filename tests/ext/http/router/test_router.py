@@ -16,7 +16,7 @@ from envoy_fast._worker import Dispatcher, RouterForTest
 from envoy_fast.config import load_bootstrap
 from envoy_fast.server.plan import build_plan
 from envoy_fast.stats.store import StatsLayout, StatsStore
-from helpers import bootstrap, cluster, free_port, listener, scripted_server
+from helpers import blackhole_server, bootstrap, cluster, free_port, listener, scripted_server
 
 HCM = ("type.googleapis.com/envoy.extensions.filters.network."
        "http_connection_manager.v3.HttpConnectionManager")
@@ -236,6 +236,18 @@ def test_connection_refused_503_uf():
         "delayed_connect_error:_Connection_refused}"
     st = r.stats()
     assert st["upstream_rq_503"] == st["upstream_rq_completed"] == 1
+
+
+def test_connect_timeout_503_uf():
+    with blackhole_server() as hole:
+        r = Router([route("/", "up")], [cluster("up", [hole.port], connect_timeout="0.2s")])
+        s = r.get()
+        status, body, _ = local_reply(r.complete(s))
+    assert (status, body) == (503, CE + b"reset reason: connection timeout")
+    assert s.log_fields["response_flags"] == ["UF"]
+    assert s.log_fields["response_code_details"] == \
+        "upstream_reset_before_response_started{connection_timeout}"
+    assert r.stats()["upstream_cx_connect_timeout"] == 1
 
 
 def test_upstream_closes_before_headers_503_uc():
@@ -677,3 +689,59 @@ def test_upstream_back_pressure_pauses_the_downstream():
     assert got == [size]
     kinds = [e[0] for e in events]
     assert kinds.index("above_high") < kinds.index("below_low") < kinds.index("headers")
+
+
+def test_upgrade_tunnels_after_101():
+    # The request stays open after its head (the connection manager passes
+    # the client's bytes after the upgrade as body); the upstream's 101 and
+    # its bytes come back as a response that does not end.
+    def serve(c):
+        c.settimeout(5)
+        head = b""
+        while b"\r\n\r\n" not in head:
+            head += c.recv(65536)
+        c.sendall(b"HTTP/1.1 101 Switching Protocols\r\nupgrade: websocket\r\n"
+                  b"connection: upgrade\r\n\r\n")
+        while True:
+            d = c.recv(65536)
+            if not d:
+                return head
+            c.sendall(d)
+    with scripted_server(serve) as up:
+        r = Router([route("/", "up")], [cluster("up", [up.port])])
+        s = r.get(b"/ws", extra=b"upgrade: websocket\r\nconnection: upgrade\r\n", end_stream=False)
+        r.pump(lambda: any(e[0] == "headers" for e in s.events), what="the 101")
+        s.data(b"ping-1", False)
+        r.pump(lambda: any(e[0] == "data" for e in s.events), what="the echo")
+        s.destroy()
+        up.wait_done()
+    assert s.events[0] == ("headers", 101, [(b"upgrade", b"websocket"),
+                                            (b"connection", b"upgrade")], False)
+    assert s.events[1] == ("data", b"ping-1", False)
+    (head,) = up.results
+    assert head.startswith(b"GET /ws HTTP/1.1\r\nhost: a\r\nupgrade: websocket\r\n"
+                           b"connection: upgrade\r\n")
+    assert r.stats()["upstream_rq_101"] == 1
+
+
+E500 = b"HTTP/1.1 500 Internal Server Error\r\ncontent-length: 0\r\n\r\n"
+E409 = b"HTTP/1.1 409 Conflict\r\ncontent-length: 0\r\n\r\n"
+E418 = b"HTTP/1.1 418 Teapot\r\ncontent-length: 0\r\n\r\n"
+
+
+@pytest.mark.parametrize("policy, first, retried", [
+    ({"retry_on": "gateway-error"}, E500, False),       # 502/503/504 only
+    ({"retry_on": "5xx"}, E500, True),
+    ({"retry_on": "retriable-4xx"}, E409, True),
+    ({"retry_on": "retriable-4xx"}, E418, False),
+    ({"retry_on": "retriable-status-codes", "retriable_status_codes": [418]}, E418, True),
+    ({"retry_on": "retriable-status-codes", "retriable_status_codes": [418]}, E409, False),
+    ({"retry_on": "connect-failure"}, E503, False),
+])
+def test_retry_on_policies(policy, first, retried):
+    with scripted_server(respond(first, OK, keep=True)) as up:
+        r = Router([route("/", "up", retry_policy=policy)], [cluster("up", [up.port])])
+        events = r.complete(r.get())
+    status = int(first.split(b" ")[1])
+    assert events[0][1] == (200 if retried else status)
+    assert r.stats()["upstream_rq_retry"] == (1 if retried else 0)
