@@ -745,3 +745,16 @@ def test_retry_on_policies(policy, first, retried):
     status = int(first.split(b" ")[1])
     assert events[0][1] == (200 if retried else status)
     assert r.stats()["upstream_rq_retry"] == (1 if retried else 0)
+
+
+def test_internal_requests_count_under_internal():
+    with scripted_server(respond(OK, OK, keep=True)) as up:
+        r = Router([route("/", "up")], [cluster("up", [up.port])])
+        r.complete(r.get(extra=b"x-envoy-internal: true\r\n"))
+        r.complete(r.get())
+    st = r.stats()
+    assert st["upstream_rq_200"] == 2
+    assert st["internal.upstream_rq_200"] == st["internal.upstream_rq_completed"] == 1
+    assert st["external.upstream_rq_200"] == st["external.upstream_rq_completed"] == 1
+    hist = r.store.histograms()
+    assert hist["cluster.up.internal.upstream_rq_time"].count == 1
