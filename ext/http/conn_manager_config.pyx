@@ -296,6 +296,8 @@ cdef class HttpConnectionManagerConfig(NetworkFilterFactory):
         c.local_address_v4 = _http_local_address_v4()
         if plan.access_log:
             c.access_loggers = ctx.access_loggers(list(plan.access_log))
+        c.needs_addresses = c.access_loggers is not None or (
+            c.route_config is not None and (<RouteConfigImpl>c.route_config).uses_downstream_addresses)
         _http_conn_manager_configs.append(c)
         return c
 

@@ -164,6 +164,7 @@ cdef class HttpConnectionManagerConfig(NetworkFilterFactory):
     cdef bytes via
     cdef bytes local_address_v4     # the proxy's first non-loopback IPv4 (x-forwarded-for)
     cdef list access_loggers        # envoy_fast.accesslog loggers; None: no logging
+    cdef bint needs_addresses       # stream info carries the connection's addresses
 
     cdef int start_drain(self) except -1
 

@@ -92,7 +92,7 @@ cdef class HttpConnectionManagerImpl(ReadFilter):
         s.request_headers = HttpHeaderMap()
         s.stream_info = StreamInfoImpl.__new__(StreamInfoImpl)
         s.stream_info.connection_id = conn.connection_id
-        if cfg.access_loggers is not None:
+        if cfg.needs_addresses:
             s.stream_info.fill_downstream(conn)
         s.body = OwnedBuffer.new()
         s.watermark_callbacks = []
@@ -372,13 +372,14 @@ cdef class HttpConnectionManagerImpl(ReadFilter):
         framing = False
         if h.get(HTTP1_HEADER_CONTENT_LENGTH) >= 0 or status < 200 or status == 204 or status == 304:
             pass
-        elif end_stream:
-            if not s.is_head:
-                h.add(b"content-length", 14, b"0", 1, HTTP1_HEADER_CONTENT_LENGTH)
-                framing = True
+        elif end_stream and not s.is_head:
+            h.add(b"content-length", 14, b"0", 1, HTTP1_HEADER_CONTENT_LENGTH)
+            framing = True
         elif s.version != HTTP1_VERSION_11:
             pass                            # HTTP/1.0: the close ends the body
         else:
+            # A HEAD response without a length says chunked, as Envoy's
+            # (headers only, no body).
             h.add(b"transfer-encoding", 17, b"chunked", 7, HTTP1_HEADER_TRANSFER_ENCODING)
             framing = True
             s.chunk_encoding = not s.is_head

@@ -62,6 +62,11 @@ cdef class HttpActiveStreamDecoderFilter(HttpStreamDecoderFilterCallbacks):
         return self.stream.encode_trailers(0, trailers)
 
     cdef int encode_1xx_headers(self, HttpHeaderMap headers) except -1:
+        # Envoy's ActiveStreamDecoderFilter::encode1xxHeaders: without
+        # proxy_100_continue every 1xx (100, 103) is swallowed here, the
+        # final response follows alone.
+        if not self.stream.config.proxy_100_continue:
+            return 0
         return self.stream.encode_1xx_headers(headers)
 
     cdef int send_local_reply(self, int status, const char *body, size_t body_len,

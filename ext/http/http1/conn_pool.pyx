@@ -270,11 +270,10 @@ cdef class Http1ConnPoolImpl(ConnPoolImplBase):
         now (returns None), or later (returns the cancellable PendingStream)."""
         cdef Http1RequestEncoder e = None
         cdef Http1RequestEncoder head
-        if not self.cluster.requests.can_create():
-            # max_requests (Envoy 1.40 counts upstream_rq_active_overflow).
-            self.cluster.stats[CLUSTER_UPSTREAM_RQ_ACTIVE_OVERFLOW] += 1
-            callbacks.on_pool_failure(POOL_FAILURE_OVERFLOW, self.host)
-            return None
+        # max_requests is checked when the stream is attached to a client
+        # (attach_stream_to_client, upstream_rq_active_overflow), as Envoy's:
+        # with no ready client the stream waits and a connection is opened
+        # for it first (observed on Envoy 1.40: that connection stays).
         # A finished encoder only the spare list holds is as good as new; one
         # its last caller still holds is that caller's: dropped from the list.
         while self.spare_head is not None:

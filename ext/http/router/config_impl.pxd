@@ -291,6 +291,9 @@ cdef class RouteConfigImpl:
     cdef int prefix_count
     cdef int any_vhost              # index of the "*" virtual host; -1
     cdef bint ignore_port_in_host_matching
+    # Some header format reads %DOWNSTREAM_{REMOTE,LOCAL}_ADDRESS...%: the
+    # connection manager then fills the stream info's addresses.
+    cdef bint uses_downstream_addresses
 
     cdef RouterDomainEntry *_domain_array(self, list entries) except? NULL
     cdef int _build_exact(self, list entries) except -1

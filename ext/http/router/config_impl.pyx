@@ -321,6 +321,11 @@ cdef int _router_format_start_time(double t) except -1:
 
 
 @cython.final
+# Address operators met while RouteConfigImpl.from_plan builds its formatters
+# (load time only).
+cdef int _router_address_segments = 0
+
+
 cdef class RouterHeaderFormatter:
     """A header value's format string (Envoy's substitution formatter, the
     operators of SUPPORTED_FORMAT_COMMANDS), split into segments at load."""
@@ -331,6 +336,7 @@ cdef class RouterHeaderFormatter:
 
     @staticmethod
     cdef RouterHeaderFormatter from_plan(list segments, bytes hostname):
+        global _router_address_segments
         cdef RouterHeaderFormatter f = RouterHeaderFormatter.__new__(RouterHeaderFormatter)
         cdef int i
         f.count = len(segments)
@@ -345,6 +351,8 @@ cdef class RouterHeaderFormatter:
         if f.kinds == NULL or f.max_lengths == NULL:
             raise MemoryError()
         for i, s in enumerate(segments):
+            if ROUTER_FORMAT_DOWNSTREAM_REMOTE_ADDRESS <= s.kind <= ROUTER_FORMAT_DOWNSTREAM_LOCAL_ADDRESS_WITHOUT_PORT:
+                _router_address_segments += 1
             f.kinds[i] = s.kind
             f.max_lengths[i] = s.max_length
             f.callables.append(None)
@@ -595,6 +603,8 @@ cdef class RouteConfigImpl:
 
     @staticmethod
     cdef RouteConfigImpl from_plan(FactoryContext ctx, object plan):
+        global _router_address_segments
+        _router_address_segments = 0
         cdef RouteConfigImpl c = RouteConfigImpl.__new__(RouteConfigImpl)
         cdef RouterVirtualHostImpl vh
         cdef bytes hostname = plan.hostname.encode()
@@ -634,6 +644,7 @@ cdef class RouteConfigImpl:
         c.prefixes = c._domain_array(prefixes)
         c.prefix_count = len(prefixes)
         c._build_exact(exact)
+        c.uses_downstream_addresses = _router_address_segments > 0
         return c
 
     cdef RouterDomainEntry *_domain_array(self, list entries) except? NULL:

@@ -182,6 +182,22 @@ def test_chunked_response_and_head(hcm_factory):
     assert r.body.startswith(b"GET /a?x=1\n")
 
 
+def test_head_response_without_length_says_chunked(hcm_factory):
+    """Envoy's encodeHeadersBase: a HEAD response with no content-length,
+    headers-only or streamed, carries transfer-encoding: chunked (no body,
+    no last chunk); the connection serves the next request."""
+    for mode in ("terminal:empty:200", "terminal:chunked"):
+        h = hcm_factory(filters=(mode,))
+        c = h.connect()
+        r = c.request(b"HEAD /h HTTP/1.1\r\nHost: h\r\n\r\n", head_request=True)
+        assert r.status == 200
+        assert r.header(b"transfer-encoding") == b"chunked"
+        assert r.header(b"content-length") is None
+        assert r.raw.endswith(b"\r\n\r\n") and b"0\r\n\r\n" not in r.raw
+        r = c.request(GET)                                # nothing stray before it
+        assert r.status == 200
+
+
 def test_empty_responses(hcm_factory):
     for status, expect_cl in ((200, b"0"), (204, None), (304, None)):
         h = hcm_factory(filters=("terminal:empty:%d" % status,))

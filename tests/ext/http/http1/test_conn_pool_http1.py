@@ -245,10 +245,14 @@ def test_max_requests_overflows():
         first = pool.request()
         pool.turn(lambda: pool.response(first)["ready"])
         second = pool.request()
+        # Envoy 1.40 (observed): the second request waits for a connection of
+        # its own, then overflows when attached to it: an active, not a
+        # pending, overflow, and the new connection stays in the pool.
+        pool.turn(lambda: pool.response(second).get("failure") is not None)
         assert pool.response(second)["failure"] == POOL_FAILURE_OVERFLOW
-        # Envoy 1.40 (observed): max_requests is an active, not a pending, overflow.
         assert pool.stat("upstream_rq_active_overflow") == 1
         assert pool.stat("upstream_rq_pending_overflow") == 0
+        assert pool.stat("upstream_cx_total") == 2
         release.release()
         pool.turn(lambda: pool.response(first)["end"])
         settled(pool)
