@@ -348,17 +348,44 @@ _simple("CONNECTION_ID", _field("connection_id"))
 _simple("UPSTREAM_REQUEST_ATTEMPT_COUNT", _field("upstream_request_attempt_count"))
 _simple("UPSTREAM_TRANSPORT_FAILURE_REASON", _transport_failure)
 _op("HOSTNAME")(lambda p, n, c: _const(socket.gethostname()))
-_simple("ACCESS_LOG_TYPE", _const("TcpConnectionEnd"))
-# HTTP-only or TLS-only information: always unset (or 0) for a plain TCP proxy.
-_simple("RESPONSE_CODE REQUEST_HEADERS_BYTES RESPONSE_HEADERS_BYTES", _const(0))
+_simple("ACCESS_LOG_TYPE", lambda f: "DownstreamEnd" if "protocol" in f else "TcpConnectionEnd")
+
+
+def _header(which: str, param: str) -> Value:
+    """%REQ(H?ALT)% / %RESP(H?ALT)%: the first header of that name (any
+    case), else the alternative's; unset for TCP records."""
+    names = [n.lower() for n in param.split("?")]
+
+    def value(fields: Dict[str, Any]) -> Any:
+        headers = fields.get(which)
+        if not headers:
+            return None
+        for name in names:
+            v = headers.get(name)
+            if v is not None:
+                return v
+        return None
+    return value
+
+
+# HTTP information (an HCM's records carry it; a TCP record has none: 0 or unset).
+_simple("RESPONSE_CODE", lambda f: f.get("response_code", 0))
+_simple("PROTOCOL", _field("protocol"))
+_simple("RESPONSE_CODE_DETAILS", _field("response_code_details"))
+_simple("REQUEST_DURATION", _field("request_duration_ms"))
+_simple("RESPONSE_DURATION", _field("response_duration_ms"))
+_simple("ROUTE_NAME", lambda f: f.get("route_name") or None)
+_op("REQ", _REQUIRED, length=True)(lambda p, n, c: _header("request_headers", p))
+_op("RESP", _REQUIRED, length=True)(lambda p, n, c: _header("response_headers", p))
+# Not produced yet: unset (or 0).
+_simple("REQUEST_HEADERS_BYTES RESPONSE_HEADERS_BYTES", _const(0))
 _simple(
-    "PROTOCOL RESPONSE_CODE_DETAILS REQUEST_DURATION RESPONSE_DURATION REQUEST_TX_DURATION"
-    " RESPONSE_TX_DURATION ROUTE_NAME VIRTUAL_CLUSTER_NAME REQUESTED_SERVER_NAME"
+    "REQUEST_TX_DURATION RESPONSE_TX_DURATION VIRTUAL_CLUSTER_NAME REQUESTED_SERVER_NAME"
     " DOWNSTREAM_TRANSPORT_FAILURE_REASON DOWNSTREAM_PEER_SUBJECT UPSTREAM_PEER_SUBJECT"
     " DOWNSTREAM_HANDSHAKE_DURATION",
     _const(None),
 )
-_op("REQ RESP TRAILER", _REQUIRED, length=True)(lambda p, n, c: _const(None))
+_op("TRAILER", _REQUIRED, length=True)(lambda p, n, c: _const(None))
 _op("ENVIRONMENT", _REQUIRED, length=True)(lambda p, n, c: _const(os.environ.get(p)))
 
 #: Commands Envoy 1.40 knows that envoy_fast does not produce (a format using

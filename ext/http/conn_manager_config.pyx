@@ -294,6 +294,8 @@ cdef class HttpConnectionManagerConfig(NetworkFilterFactory):
         c.proxy_100_continue = plan.proxy_100_continue
         c.via = plan.via.encode()
         c.local_address_v4 = _http_local_address_v4()
+        if plan.access_log:
+            c.access_loggers = ctx.access_loggers(list(plan.access_log))
         _http_conn_manager_configs.append(c)
         return c
 

@@ -32,6 +32,35 @@ cdef class HttpPauseFilterForTest(HttpStreamDecoderFilter):
         return 0
 
 
+cdef int _http_flow_timer_for_test(object ctx) except -1:
+    cdef HttpFlowFilterForTest f = <HttpFlowFilterForTest>ctx
+    f.timer = None
+    if f.decoder_callbacks is not None:
+        f.decoder_callbacks.on_decoder_filter_below_write_buffer_low_watermark()
+    return 0
+
+
+@cython.final
+cdef class HttpFlowFilterForTest(HttpStreamDecoderFilter):
+    """Says its upstream is backed up when the request headers pass (the
+    HCM stops reading the downstream) and drained `delay` seconds later."""
+    cdef double delay
+    cdef Timer timer
+
+    cdef int decode_headers(self, HttpHeaderMap headers, bint end_stream) except -1:
+        self.decoder_callbacks.on_decoder_filter_above_write_buffer_high_watermark()
+        self.timer = Timer.new(self.decoder_callbacks.dispatcher, _http_flow_timer_for_test, self)
+        self.timer.enable(self.delay)
+        return HTTP_FILTER_HEADERS_CONTINUE
+
+    cdef int on_destroy(self) except -1:
+        if self.timer is not None:
+            self.timer.disable()
+            self.timer = None
+        self.decoder_callbacks = None
+        return 0
+
+
 @cython.final
 cdef class HttpHeaderEncoderFilterForTest(HttpStreamEncoderFilter):
     """Adds `x-test-encoder: <n>` to each response: n counts the encoder
@@ -159,6 +188,7 @@ cdef class _HttpFilterFactoryForTest(HttpFilterFactory):
     cdef object create_filter(self):
         cdef HttpTerminalFilterForTest t
         cdef HttpPauseFilterForTest p
+        cdef HttpFlowFilterForTest fl
         if self.kind == "static":
             if self.static is None:
                 self.static = HttpStaticFilterForTest.__new__(HttpStaticFilterForTest)
@@ -171,6 +201,10 @@ cdef class _HttpFilterFactoryForTest(HttpFilterFactory):
             t.status = self.status
             t.destroyed = self.destroyed
             return t
+        if self.kind == "flow":
+            fl = HttpFlowFilterForTest.__new__(HttpFlowFilterForTest)
+            fl.delay = self.delay
+            return fl
         if self.kind == "pause":
             p = HttpPauseFilterForTest.__new__(HttpPauseFilterForTest)
             p.delay = self.delay
@@ -183,7 +217,7 @@ cdef class HttpConnectionManagerForTest:
     """An HttpConnectionManagerConfig from `plan` (an
     HttpConnectionManagerPlan; its stats block at slot 0 of a private stats
     row, histograms after it) whose HTTP filters are test filters:
-    `filters` is a list of "pause:<seconds>", "encoder", and last
+    `filters` is a list of "pause:<seconds>", "flow:<seconds>", "encoder", and last
     "terminal:<mode>" (see HttpTerminalFilterForTest) or "static"
     (HttpStaticFilterForTest). `downstream(fd)`
     adopts an accepted socket as a listener does."""
@@ -220,7 +254,7 @@ cdef class HttpConnectionManagerForTest:
             if kind == "terminal":
                 f.mode, _, status = arg.partition(":")
                 f.status = int(status) if status else 200
-            elif kind == "pause":
+            elif kind == "pause" or kind == "flow":
                 f.delay = float(arg or 0)
             factories.append(f)
         self.config.filter_factories = factories

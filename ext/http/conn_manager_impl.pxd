@@ -163,6 +163,7 @@ cdef class HttpConnectionManagerConfig(NetworkFilterFactory):
     cdef bint proxy_100_continue
     cdef bytes via
     cdef bytes local_address_v4     # the proxy's first non-loopback IPv4 (x-forwarded-for)
+    cdef list access_loggers        # envoy_fast.accesslog loggers; None: no logging
 
     cdef int start_drain(self) except -1
 
@@ -252,6 +253,7 @@ cdef class HttpActiveStream:
                         int flag, const char *details) except -1
     cdef int reset_stream(self) except -1
     cdef int end_stream(self) except -1
+    cdef int log(self) except -1
 
 
 @cython.final

@@ -92,6 +92,8 @@ cdef class HttpConnectionManagerImpl(ReadFilter):
         s.request_headers = HttpHeaderMap()
         s.stream_info = StreamInfoImpl.__new__(StreamInfoImpl)
         s.stream_info.connection_id = conn.connection_id
+        if cfg.access_loggers is not None:
+            s.stream_info.fill_downstream(conn)
         s.body = OwnedBuffer.new()
         s.watermark_callbacks = []
         self.stream = s
@@ -217,8 +219,11 @@ cdef class HttpConnectionManagerImpl(ReadFilter):
             return 0
         s.mutate_request_headers()
         s.refresh_cached_route()
-        if self.stream_idle_timer is not None and s.idle_timeout > 0 \
-                and s.idle_timeout < self.config.stream_idle_timeout:
+        if s.idle_timeout > 0 and (self.config.stream_idle_timeout <= 0
+                                   or s.idle_timeout < self.config.stream_idle_timeout):
+            # The route's idle_timeout is shorter (or the only one).
+            if self.stream_idle_timer is None:
+                self.stream_idle_timer = Timer.new(self.dispatcher, _hcm_on_stream_idle_timer, self)
             self.stream_idle_timer.enable(s.idle_timeout)
         s.create_filter_chain()
         if s.remote_complete:
@@ -277,6 +282,7 @@ cdef class HttpConnectionManagerImpl(ReadFilter):
         cdef HttpHeaderMap h = headers
         cdef HttpHeaderMap rq = s.request_headers
         cdef int status = h.status, i
+        cdef bint framing
         cdef OwnedBuffer out = self.out
         s.response_status = status
         # Envoy's order: date, server, then mutateResponseHeaders.
@@ -330,17 +336,24 @@ cdef class HttpConnectionManagerImpl(ReadFilter):
         # Framing (Envoy's StreamEncoderImpl::encodeHeadersBase), then the head.
         s.no_response_body = s.is_head or status == 204 or status == 304 or status < 200
         s.chunk_encoding = False
+        framing = False
         if h.get(HTTP1_HEADER_CONTENT_LENGTH) >= 0 or status < 200 or status == 204 or status == 304:
             pass
         elif end_stream:
             if not s.is_head:
                 h.add(b"content-length", 14, b"0", 1, HTTP1_HEADER_CONTENT_LENGTH)
+                framing = True
         elif s.version != HTTP1_VERSION_11:
             pass                            # HTTP/1.0: the close ends the body
         else:
             h.add(b"transfer-encoding", 17, b"chunked", 7, HTTP1_HEADER_TRANSFER_ENCODING)
+            framing = True
             s.chunk_encoding = not s.is_head
         http1_encode_response_head(out, h, s.version != HTTP1_VERSION_11)
+        if framing:
+            # The codec's framing header is on the wire, not in the headers
+            # (Envoy's %RESP(content-length)% does not see it).
+            h.remove_at(h.count - 1)
         s.response_started = True
         self.connection.write(out, False)
         if end_stream:
@@ -386,6 +399,8 @@ cdef class HttpConnectionManagerImpl(ReadFilter):
         cfg.listener_stats[HTTP_LISTENER_DOWNSTREAM_RQ_COMPLETED] += 1
         if cfg.rq_time_hist != NULL:
             hist_record(cfg.rq_time_hist, (now - s.start_time) * 1000.0)
+        if cfg.access_loggers is not None:
+            s.log()
         s.end_stream()
         self.idle_since = now
         if self.flow_paused:
@@ -481,6 +496,8 @@ cdef class HttpConnectionManagerImpl(ReadFilter):
             if event == CONN_EVENT_REMOTE_CLOSE:
                 s.stream_info.set_response_flag(RF_DOWNSTREAM_CONNECTION_TERMINATION)
             cfg.stats[HTTP_DOWNSTREAM_RQ_ACTIVE] -= 1
+            if cfg.access_loggers is not None:
+                s.log()
             s.end_stream()
         cfg.stats[HTTP_DOWNSTREAM_CX_ACTIVE] -= 1
         cfg.stats[HTTP_DOWNSTREAM_CX_HTTP1_ACTIVE] -= 1

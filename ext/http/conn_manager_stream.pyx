@@ -186,6 +186,8 @@ cdef class HttpActiveStream:
         self.response_status = 0
         self.response_headers = None
         self.stream_info.reset_for_stream(self.start_time)
+        if cfg.access_loggers is not None:
+            self.stream_info.start_time = _wall_clock()
         return 0
 
     cdef int check_request_head(self) except -1:
@@ -280,6 +282,9 @@ cdef class HttpActiveStream:
         cdef char uuid[36]
         cdef const char *xff
         cdef size_t xff_len
+        cdef char ext_buf[64]
+        cdef const char *ext
+        cdef size_t ext_len
         cdef int i
         cdef bint upgrade = h.get(HTTP1_HEADER_UPGRADE) >= 0 and h.get(HTTP1_HEADER_CONNECTION) >= 0 \
             and _hcm_connection_has_upgrade(h)
@@ -297,6 +302,20 @@ cdef class HttpActiveStream:
             else:
                 h.remove_id(HTTP1_HEADER_TE)
         if cfg.use_remote_address:
+            # The trusted client address: the peer, or with
+            # xff_num_trusted_hops N the N-th x-forwarded-for entry from the
+            # right (observed; the peer when there are fewer).
+            ext = hcm.peer_ip
+            ext_len = hcm.peer_ip_len
+            i = h.get(HTTP1_HEADER_X_FORWARDED_FOR)
+            if cfg.xff_num_trusted_hops > 0 and i >= 0:
+                ext_len = _hcm_xff_entry(h.value_at(i), h.entries[i].value_len,
+                                         cfg.xff_num_trusted_hops, ext_buf)
+                if ext_len:
+                    ext = ext_buf
+                else:
+                    ext = hcm.peer_ip
+                    ext_len = hcm.peer_ip_len
             if not cfg.skip_xff_append:
                 # A loopback peer is written as the proxy's own address, as
                 # Envoy does.
@@ -311,13 +330,14 @@ cdef class HttpActiveStream:
                     h.append_value(i, xff, xff_len, b",", 1)
                 else:
                     h.add(b"x-forwarded-for", 15, xff, xff_len, HTTP1_HEADER_X_FORWARDED_FOR)
-            h.set_id(HTTP1_HEADER_X_FORWARDED_PROTO, b"http", 4)
+            # A trusted prior hop's x-forwarded-proto stays (Envoy).
+            if cfg.xff_num_trusted_hops == 0 or h.get(HTTP1_HEADER_X_FORWARDED_PROTO) < 0:
+                h.set_id(HTTP1_HEADER_X_FORWARDED_PROTO, b"http", 4)
             i = h.find(b"x-envoy-external-address", 24)
             if i >= 0:
-                h.set_value(i, hcm.peer_ip, hcm.peer_ip_len)
+                h.set_value(i, ext, ext_len)
             else:
-                h.add(b"x-envoy-external-address", 24, hcm.peer_ip, hcm.peer_ip_len,
-                      HTTP1_HEADER_OTHER)
+                h.add(b"x-envoy-external-address", 24, ext, ext_len, HTTP1_HEADER_OTHER)
         elif h.get(HTTP1_HEADER_X_FORWARDED_PROTO) < 0:
             h.add(b"x-forwarded-proto", 17, b"http", 4, HTTP1_HEADER_X_FORWARDED_PROTO)
         if cfg.generate_request_id:
@@ -347,6 +367,9 @@ cdef class HttpActiveStream:
             route = (<RouteConfigImpl>self.config.route_config).route(
                 self.request_headers, self.hcm.dispatcher.random())
         self.route = route
+        self.idle_timeout = self.config.stream_idle_timeout
+        if route is not None and (<RouteEntryImpl>route).idle_timeout >= 0:
+            self.idle_timeout = (<RouteEntryImpl>route).idle_timeout
         if self.decoder_filters is not None:
             for d in self.decoder_filters:
                 d.route = route
@@ -698,6 +721,36 @@ cdef class HttpActiveStream:
             hcm.connection.close(CLOSE_FLUSH_WRITE)
         return 0
 
+    cdef int log(self) except -1:
+        """One access-log record for this request (Envoy logs each stream
+        when it ends): the stream info's fields plus the HTTP ones."""
+        cdef StreamInfoImpl info = self.stream_info
+        cdef HttpHeaderMap rq = self.request_headers
+        cdef double now = self.hcm.dispatcher.now
+        cdef dict fields = info.log_fields(now)
+        cdef dict req = {}
+        if info.protocol:
+            req = _hcm_header_dict(rq)
+            req[":method"] = _HTTP1_METHOD_NAMES[rq.method].decode() if rq.method >= 0 else None
+            req[":path"] = rq.buf[rq.path_off:rq.path_off + rq.path_len].decode("latin-1")
+            req[":authority"] = req.get("host")
+        fields["protocol"] = ("HTTP/1.1" if info.protocol == HTTP1_VERSION_11 else
+                              "HTTP/1.0" if info.protocol else None)
+        fields["response_code"] = info.response_code
+        fields["request_headers"] = req
+        fields["response_headers"] = _hcm_header_dict(self.response_headers)
+        fields["request_duration_ms"] = (int((info.request_complete_mono - info.start_mono) * 1000.0)
+                                         if info.request_complete_mono else None)
+        fields["response_duration_ms"] = (int((info.first_tx_mono - info.start_mono) * 1000.0)
+                                          if info.first_tx_mono else None)
+        for logger in self.config.access_loggers:
+            try:
+                logger.log(fields)
+            except Exception as exc:
+                if self.hcm.dispatcher.error_log is not None:
+                    self.hcm.dispatcher.error_log("access log: %r" % (exc,))
+        return 0
+
     cdef int end_stream(self) except -1:
         """The stream is over: filters are destroyed (on_destroy) and every
         reference of this request dropped; the stream is ready for the next."""
@@ -734,6 +787,50 @@ cdef class HttpActiveStream:
             self.local_body.drain_all()
         self.body.drain_all()
         return 0
+
+
+cdef dict _hcm_header_dict(HttpHeaderMap h):
+    """{lower-case name: value} of a header map, first value of each name
+    (for access logs only)."""
+    cdef dict out = {}
+    cdef int i
+    cdef HttpHeaderEntry *e
+    if h is None:
+        return out
+    for i in range(h.count):
+        e = &h.entries[i]
+        if e.id == HTTP_HEADER_DEAD:
+            continue
+        name = h.buf[e.name_off:e.name_off + e.name_len].decode("latin-1")
+        if name not in out:
+            out[name] = h.buf[e.value_off:e.value_off + e.value_len].decode("latin-1")
+    return out
+
+
+cdef size_t _hcm_xff_entry(const char *v, size_t n, int hops, char *out) noexcept:
+    """The `hops`-th comma-separated entry of an x-forwarded-for value from
+    the right, trimmed, copied to out (64 bytes); 0 when there are fewer
+    entries (or it does not fit)."""
+    cdef size_t e = n, s, t
+    cdef int k = 0
+    while True:
+        s = e
+        while s > 0 and v[s - 1] != b',':
+            s -= 1
+        k += 1
+        if k == hops:
+            t = e
+            while s < t and (v[s] == b' ' or v[s] == b'\t'):
+                s += 1
+            while t > s and (v[t - 1] == b' ' or v[t - 1] == b'\t'):
+                t -= 1
+            if t == s or t - s >= 64:
+                return 0
+            memcpy(out, v + s, t - s)
+            return t - s
+        if s == 0:
+            return 0
+        e = s - 1
 
 
 cdef bint _hcm_connection_has_upgrade(HttpHeaderMap h) noexcept:

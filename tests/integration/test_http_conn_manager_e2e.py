@@ -142,6 +142,8 @@ EXCHANGES = [
     b"HEAD /up HTTP/1.1\r\nHost: a\r\n\r\n",
     b"GET /up HTTP/1.1\r\nHost: a\r\nfoo_bar: 1\r\n\r\n",
     b"GET http://other.example:8080/up/abs HTTP/1.1\r\nHost: a\r\n\r\n",
+    b"GET /up HTTP/1.1\r\nHost: a\r\nX-Forwarded-For: 1.1.1.1, 2.2.2.2\r\n\r\n",
+    b"GET /up HTTP/1.1\r\nHost: a\r\nX-Forwarded-For: 2.2.2.2\r\n\r\n",
 ]
 
 
@@ -174,7 +176,8 @@ def run_exchanges(impl, hcm_extra, exchanges):
     {"use_remote_address": True},
     {"use_remote_address": True, "preserve_external_request_id": True,
      "always_set_request_id_in_response": True, "server_name": "edge"},
-], ids=["defaults", "use_remote_address", "edge_options"])
+    {"use_remote_address": True, "xff_num_trusted_hops": 2},
+], ids=["defaults", "use_remote_address", "edge_options", "trusted_hops"])
 def test_keep_alive_exchanges_match_envoy(hcm_extra):
     ours = run_exchanges("envoy_fast", hcm_extra, EXCHANGES)
     envoy = run_exchanges("envoy", hcm_extra, EXCHANGES)
@@ -257,3 +260,92 @@ def test_sigterm_drain_closes_keep_alive_connections():
             assert _closed_within(idle, 10)                   # drain_timeout (5 s) later
     finally:
         upstream.close()
+
+
+def _blank_default(text):
+    """Envoy's default format with the start time, duration, service time
+    and request id blanked."""
+    text = re.sub(r"^\[[^\]]+\] ", "[<time>] ", text, flags=re.M)
+    text = re.sub(r'(" \d+ \S+ \d+ \d+ )\d+ (\d+|-) ', r"\1<ms> <ms> ", text)
+    return re.sub(r"[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}", "<uuid>", text)
+
+
+def test_access_log_one_line_per_request_as_envoy(tmp_path):
+    """One record per request at its end; the operators the log format
+    engine knows give Envoy's values (body bytes, flags, upstream host)."""
+    fmt = ("%BYTES_RECEIVED% %BYTES_SENT% %RESPONSE_FLAGS% %UPSTREAM_HOST% %RESPONSE_CODE% "
+           "%PROTOCOL% %RESPONSE_CODE_DETAILS% %REQ(:METHOD)% %REQ(X-ENVOY-ORIGINAL-PATH?:PATH)% "
+           "%REQ(:AUTHORITY)% %REQ(USER-AGENT):3% %RESP(CONTENT-LENGTH)% %RESP(X-MISSING)% "
+           "%ACCESS_LOG_TYPE%\n")
+    requests = [b"GET / HTTP/1.1\r\nHost: a\r\n\r\n",
+                b"POST /up HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\nUser-Agent: curl/8\r\n\r\nabc",
+                b"GET /up?x=1 HTTP/1.1\r\nHost: b:80\r\n\r\n",
+                b"GET / HTTP/1.1\r\n\r\n"]
+    lines = {}
+    for impl in ("envoy_fast", "envoy"):
+        upstream = HeadEcho()
+        port = free_port()
+        path = str(tmp_path / ("%s.log" % impl))
+        cfg = config(port, upstream.port, access_log=[{
+            "name": "envoy.access_loggers.file",
+            "typed_config": {
+                "@type": "type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog",
+                "path": path, "log_format": {"text_format_source": {"inline_string": fmt}}}},
+            {"name": "envoy.access_loggers.file",       # Envoy's default format
+             "typed_config": {
+                 "@type": "type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog",
+                 "path": path + ".default"}}])
+        try:
+            with run_impl(impl, cfg):
+                s = socket.create_connection(("127.0.0.1", port), timeout=5)
+                for req in requests:
+                    s.sendall(req)
+                    read_response(s)
+                s.close()
+
+                def logged():
+                    try:
+                        with open(path) as f:
+                            return f.read().count("\n") == len(requests)
+                    except OSError:
+                        return False
+                wait_for(logged, what="%s access log" % impl, timeout=20)
+                time.sleep(0.3)
+                with open(path) as f:
+                    text = f.read()
+                with open(path + ".default") as f:
+                    text += _blank_default(f.read())
+                lines[impl] = text.replace(":%d" % upstream.port, ":<port>")
+        finally:
+            upstream.close()
+    assert lines["envoy_fast"] == lines["envoy"]
+
+
+def test_route_idle_timeout_overrides_stream_idle_timeout():
+    """A route's idle_timeout (0.5 s) replaces stream_idle_timeout (60 s): a
+    request to an upstream that never answers gets Envoy's 504 after it."""
+    results = {}
+    for impl in ("envoy_fast", "envoy"):
+        silent = socket.socket()
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(16)                       # handshakes complete, nothing is read
+        port = free_port()
+        cfg = config(port, silent.getsockname()[1], stream_idle_timeout="60s")
+        routes = cfg["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0][
+            "typed_config"]["route_config"]["virtual_hosts"][0]["routes"]
+        routes[0]["route"]["idle_timeout"] = "0.5s"
+        try:
+            with run_impl(impl, cfg):
+                s = socket.create_connection(("127.0.0.1", port), timeout=10)
+                t0 = time.monotonic()
+                s.sendall(b"GET /up HTTP/1.1\r\nHost: a\r\n\r\n")
+                raw = read_response(s)
+                elapsed = time.monotonic() - t0
+                results[impl] = normalize(raw, _own_ipv4())
+                assert 0.4 <= elapsed < 5, (impl, elapsed)
+                s.close()
+        finally:
+            silent.close()
+    assert results["envoy_fast"].startswith(b"HTTP/1.1 504 Gateway Timeout\r\n")
+    assert results["envoy_fast"].endswith(b"\r\n\r\nstream timeout")
+    assert results["envoy_fast"] == results["envoy"]

@@ -78,6 +78,10 @@ class Upstream:
                     time.sleep(1.0)
                 if path.startswith(b"/close"):
                     return
+                if path.startswith(b"/halfhead"):
+                    c.sendall(b"HTTP/1.1 200 OK\r\ncontent-le")
+                    time.sleep(0.1)
+                    return
                 if path.startswith(b"/late"):
                     # Headers and half the body, then the connection goes.
                     c.sendall(b"HTTP/1.1 200 OK\r\ncontent-length: 10\r\n\r\nhalf")
@@ -117,7 +121,11 @@ def route(prefix, **action):
     return {"match": {"prefix": prefix}, "route": action}
 
 
-def config(port, admin, up_port, dead_port, cb=None):
+LOG_FORMAT = ("%REQ(:PATH)% %RESPONSE_CODE% %RESPONSE_FLAGS% %RESPONSE_CODE_DETAILS% "
+              "%UPSTREAM_CLUSTER% %UPSTREAM_HOST%\n")
+
+
+def config(port, admin, up_port, dead_port, cb=None, log_path=None):
     routes = [
         route("/slowpertry", cluster="live", timeout="3s",
               retry_policy={"retry_on": "5xx", "num_retries": 1, "per_try_timeout": "0.3s"}),
@@ -136,20 +144,33 @@ def config(port, admin, up_port, dead_port, cb=None):
         dict(route("/r/", cluster="live"),
              response_headers_to_add=[{"header": {"key": "x-route", "value": "r"}}]),
         route("/late", cluster="live"),
+        route("/halfhead", cluster="live"),
+        route("/mixed", cluster="mixed", retry_policy={"retry_on": "connect-failure"}),
+        route("/sick", cluster="sick"),
         route("/close", cluster="live"),
         route("/bad", cluster="live"),
         route("/post", cluster="live"),
     ]
     hcm = {"@type": HCM, "stat_prefix": "ing",
+           "access_log": [] if log_path is None else [{
+               "name": "envoy.access_loggers.file",
+               "typed_config": {
+                   "@type": "type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog",
+                   "path": log_path,
+                   "log_format": {"text_format_source": {"inline_string": LOG_FORMAT}}}}],
            "route_config": {"virtual_hosts": [{"name": "v", "domains": ["*"], "routes": routes}]},
            "http_filters": [{"name": "envoy.filters.http.router",
                              "typed_config": {"@type": ROUTER}}]}
     live = cluster("live", [up_port])
+    # Its only host unhealthy and no panic mode: no host to pick (503 UH).
+    sick = cluster("sick", [up_port], common_lb_config={"healthy_panic_threshold": {"value": 0}})
+    sick["load_assignment"]["endpoints"][0]["lb_endpoints"][0]["health_status"] = "UNHEALTHY"
     if cb is not None:
         live["circuit_breakers"] = {"thresholds": [cb]}
     return bootstrap([listener("l", port, [{"filters": [
         {"name": "envoy.filters.network.http_connection_manager", "typed_config": hcm}]}])],
-        [live, cluster("dead", [dead_port])], admin_port=admin)
+        [live, cluster("dead", [dead_port]), cluster("mixed", [dead_port, up_port]), sick],
+        admin_port=admin)
 
 
 def exchange(port, raw, timeout=5.0):
@@ -189,11 +210,17 @@ REQUESTS = [
     b"GET /close HTTP/1.1\r\nhost: a\r\n\r\n",
     b"GET /bad HTTP/1.1\r\nhost: a\r\n\r\n",
     b"GET /late HTTP/1.1\r\nhost: a\r\n\r\n",
+    b"GET /halfhead HTTP/1.1\r\nhost: a\r\n\r\n",
+    # Round robin over [dead, live]: one of two meets the dead host first
+    # and is retried on the live one.
+    b"GET /mixed/1 HTTP/1.1\r\nhost: a\r\n\r\n",
+    b"GET /mixed/2 HTTP/1.1\r\nhost: a\r\n\r\n",
     b"GET /slow HTTP/1.1\r\nhost: a\r\n\r\n",
     b"GET /slowpertry HTTP/1.1\r\nhost: a\r\n\r\n",
     b"GET /flaky HTTP/1.1\r\nhost: a\r\n\r\n",
     b"GET /busy HTTP/1.1\r\nhost: a\r\n\r\n",
     b"GET /nocluster HTTP/1.1\r\nhost: a\r\n\r\n",
+    b"GET /sick HTTP/1.1\r\nhost: a\r\n\r\n",
     b"GET /direct HTTP/1.1\r\nhost: a\r\n\r\n",
     b"GET /redir/x?y=1 HTTP/1.1\r\nhost: a\r\n\r\n",
 ]
@@ -208,24 +235,32 @@ STATS = [
     "cluster.live.upstream_rq_per_try_timeout", "cluster.dead.upstream_rq_503",
     "cluster.live.retry.upstream_rq_503", "cluster.live.retry.upstream_rq_completed",
     "cluster.dead.upstream_rq_retry", "cluster.dead.upstream_rq_retry_limit_exceeded",
+    "cluster.live.upstream_rq_retry_backoff_exponential", "cluster.live.upstream_rq_retry_overflow",
+    "cluster.sick.upstream_cx_none_healthy", "cluster.sick.upstream_rq_503",
+    "cluster.live.upstream_rq_pending_overflow", "cluster.dead.upstream_cx_connect_fail",
 ]
 
 
-def run_requests(impl, upstream):
+def run_requests(impl, upstream, dead_port, log_path):
     upstream.reset()
     port, admin = free_port(), free_port()
-    cfg = config(port, admin, upstream.port, free_port())
+    cfg = config(port, admin, upstream.port, dead_port, log_path=log_path)
     with run_impl(impl, cfg) as proxy:
         wait_port(port)
         responses = [normalized(exchange(port, raw)) for raw in REQUESTS]
         time.sleep(0.3)
         stats = proxy.stats()
-    return responses, {k: stats.get(k) for k in STATS}, list(upstream.requests)
+    with open(log_path) as f:
+        log = f.read().splitlines()
+    return responses, {k: stats.get(k) for k in STATS}, list(upstream.requests), \
+        stats.get("cluster.mixed.upstream_rq_retry"), log
 
 
 @pytest.fixture(scope="module")
-def both(upstream):
-    return {impl: run_requests(impl, upstream) for impl in IMPLS}
+def both(upstream, tmp_path_factory):
+    dead = free_port()
+    d = tmp_path_factory.mktemp("logs")
+    return {impl: run_requests(impl, upstream, dead, str(d / (impl + ".log"))) for impl in IMPLS}
 
 
 @pytest.mark.parametrize("i", range(len(REQUESTS)), ids=[r.split(b" ")[1].decode() for r in REQUESTS])
@@ -234,8 +269,20 @@ def test_response_as_envoy(both, i):
     assert ours == theirs
 
 
+def test_access_log_as_envoy(both):
+    """Response code, flags, details, cluster and host of every request:
+    the same lines (the /mixed pair aside: round robin may start on either
+    host, so which of the two was retried differs)."""
+    ours, theirs = both["envoy_fast"][4], both["envoy"][4]
+    assert len(ours) == len(theirs) == len(REQUESTS)
+    keep = [i for i, l in enumerate(theirs) if not l.startswith("/mixed")]
+    assert [ours[i] for i in keep] == [theirs[i] for i in keep]
+    assert [l.split(" ")[1] for l in ours if l.startswith("/mixed")] == ["200", "200"]
+
+
 def test_router_stats_as_envoy(both):
     assert both["envoy_fast"][1] == both["envoy"][1]
+    assert 1 <= both["envoy_fast"][3] <= 2 and 1 <= both["envoy"][3] <= 2
 
 
 def test_upstream_requests_as_envoy(both):
@@ -253,7 +300,7 @@ def test_upstream_requests_as_envoy(both):
                 continue
             h = re.sub(rb"x-request-id: [^\r]*", b"x-request-id: <id>", h)
             line = h.split(b"\r\n")[0]
-            if line in seen:        # a retry
+            if line in seen or line.startswith(b"GET /mixed"):    # a retry
                 h = re.sub(rb"x-envoy-expected-rq-timeout-ms: \d+",
                            b"x-envoy-expected-rq-timeout-ms: <ms>", h)
             seen.add(line)
@@ -302,3 +349,4 @@ def test_pending_overflow_as_envoy(upstream):
     assert ours == theirs
     statuses = [int(r.split(b" ")[1]) for r in ours[0]]
     assert statuses == [200, 200, 503, 503] and ours[1] == 2
+

@@ -265,7 +265,11 @@ cdef class Http1ActiveClient(ActiveClient):
                 and event == CONN_EVENT_REMOTE_CLOSE and pool is not None:
             return pool.retry_stream(e, self.replay)
         elif event == CONN_EVENT_REMOTE_CLOSE:
-            reason = HTTP_RESET_CONNECTION_TERMINATION
+            # EOF inside a response (head or framed body) is the parser's
+            # error in Envoy 1.40: 502 UPE before headers, UPE after them
+            # (observed); with no response byte, a connection termination.
+            reason = HTTP_RESET_PROTOCOL_ERROR if self.response_started \
+                else HTTP_RESET_CONNECTION_TERMINATION
         else:
             reason = HTTP_RESET_LOCAL_RESET
         e.decoder = None

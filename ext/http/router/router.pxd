@@ -42,7 +42,8 @@ cdef class RouterFilterFactory(HttpFilterFactory):
     RouterFilter per stream, reusing finished ones."""
     cdef Dispatcher dispatcher
     cdef bint suppress_envoy_headers
-    cdef list spare                 # RouterFilter, finished and free for reuse
+    cdef RouterFilter spare         # finished filters free for reuse (linked by next_spare)
+    cdef int spare_count
     cdef int64_t own_stats[HTTP_STATS_COUNT]    # the HCM block's stand-in outside an HCM
 
 
@@ -140,6 +141,7 @@ cdef class RouterFilter(HttpStreamDecoderFilter):
     cdef int local_reply_kind       # RouterLocalReplyKind
     cdef bytes redirect_location
     cdef bint destroyed
+    cdef RouterFilter next_spare    # the factory's free list (no list object per request)
 
     cdef int reinit(self) except -1
     cdef HostImpl choose_host(self)

@@ -195,14 +195,17 @@ cdef class RouterFilterFactory(HttpFilterFactory):
         cdef RouterFilterFactory f = RouterFilterFactory.__new__(RouterFilterFactory)
         f.dispatcher = ctx.dispatcher
         f.suppress_envoy_headers = plan.suppress_envoy_headers
-        f.spare = []
+        f.spare = None
+        f.spare_count = 0
         memset(f.own_stats, 0, sizeof(f.own_stats))
         return f
 
     cdef object create_filter(self):
-        cdef RouterFilter r
-        if self.spare:
-            r = <RouterFilter>self.spare.pop()
+        cdef RouterFilter r = self.spare
+        if r is not None:
+            self.spare = r.next_spare
+            r.next_spare = None
+            self.spare_count -= 1
         else:
             r = RouterFilter.__new__(RouterFilter)
             r.config = self
@@ -860,9 +863,11 @@ cdef class RouterFilter(HttpStreamDecoderFilter):
         self.cluster = None
         self.stream_info = None
         self.decoder_callbacks = None
-        if len(self.config.spare) < _ROUTER_MAX_SPARE:
+        if self.config.spare_count < _ROUTER_MAX_SPARE:
             self.downstream_watermarks.parent = self
-            self.config.spare.append(self)
+            self.next_spare = self.config.spare
+            self.config.spare = self
+            self.config.spare_count += 1
         else:
             # Timers hold this filter: drop them to cut the cycle.
             self.retry_timer = None

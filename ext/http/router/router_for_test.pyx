@@ -187,7 +187,7 @@ cdef class RouterForTest:
 
     @property
     def spare_filters(self):
-        return len(self.factory.spare)
+        return self.factory.spare_count
 
     def pool_counts(self, str cluster):
         return self.context.get_thread_local_cluster(cluster).pool_counts_for_test()

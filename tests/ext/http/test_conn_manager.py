@@ -395,3 +395,47 @@ def test_max_connection_duration(hcm_factory):
     assert r.header(b"connection") == b"close"
     busy.wait_eof(timeout=1)                              # then the drain timeout
     assert h.stats()["downstream_cx_max_duration_reached"] == 2
+
+
+def test_http10_response_without_length_ends_at_close(hcm_factory):
+    h = hcm_factory(filters=("terminal:chunked",), accept_http_10=True, delayed_close_timeout=0.1)
+    c = h.connect()
+    c.send(b"GET /ten HTTP/1.0\r\nHost: h\r\nConnection: keep-alive\r\n\r\n")
+    raw = c.wait_eof()
+    head, _, body = raw.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.0 200 OK\r\n")
+    assert b"transfer-encoding" not in head and b"content-length" not in head
+    assert b"connection: close" in head                   # no length: the close frames it
+    assert body.startswith(b"GET /ten\n")
+
+
+def test_large_bodies_stream_both_ways(hcm_factory):
+    h = hcm_factory(filters=("terminal:chunked",))
+    c = h.connect()
+    payload = bytes(range(256)) * 4096                      # 1 MiB
+    c.send(b"POST /big HTTP/1.1\r\nHost: h\r\nContent-Length: %d\r\n\r\n" % len(payload) + payload)
+    r = c.response(timeout=30)
+    assert r.body.endswith(b"\n\n" + payload)
+    c.send(b"POST /big HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n" +
+           b"".join(b"%x\r\n%s\r\n" % (len(payload[i:i + 65536]), payload[i:i + 65536])
+                    for i in range(0, len(payload), 65536)) + b"0\r\n\r\n")
+    r = c.response(timeout=30)
+    assert r.body.endswith(b"\n\n" + payload)
+    assert h.stats()["downstream_rq_completed"] == 2
+
+
+def test_upstream_back_pressure_stops_reading_the_downstream(hcm_factory):
+    import time
+    h = hcm_factory(filters=("flow:0.3", "terminal:echo"))
+    c = h.connect()
+    c.send(b"POST /p HTTP/1.1\r\nHost: h\r\nContent-Length: 10\r\n\r\n")
+    h.d.run_for_test(0.05)                               # the head is read, then reading stops
+    t0 = time.monotonic()
+    c.send(b"0123456789")
+    r = c.response()
+    assert time.monotonic() - t0 >= 0.2                   # the body waited for the resume
+    assert r.body.endswith(b"\n\n0123456789")
+    s = h.stats()
+    assert s["downstream_flow_control_paused_reading_total"] == 1
+    assert s["downstream_flow_control_resumed_reading_total"] == 1
+    assert c.request(GET).status == 200                   # reading is back on afterwards

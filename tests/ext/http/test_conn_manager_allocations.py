@@ -164,9 +164,6 @@ def _run_counted(counter, worker, seconds):
         counter.stop()
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "the router recycles its filters through a list that shrinks and grows "
-    "per request, and makes a RouterUpstreamRequest and its decoder per attempt"))
 @pytest.mark.parametrize("path", ["/direct", "/up"])
 def test_whole_worker_path_allocates_nothing_per_request(alloc_counter, path):  # noqa: F811
     trips = 3000

@@ -4,7 +4,7 @@ request encoding, against raw upstreams."""
 import pytest
 
 from helpers import scripted_server
-from http1_pool_harness import (RESET_CONNECTION_TERMINATION, RESET_PROTOCOL_ERROR, Pool,
+from http1_pool_harness import (RESET_PROTOCOL_ERROR, Pool,
                                 http_server, isolated, ok, one_response, read_request, settled)
 
 
@@ -113,6 +113,7 @@ def test_100_continue_is_told_then_the_final_response():
 
 @isolated
 def test_premature_close_after_headers_is_a_reset():
+    # EOF inside a framed body: Envoy 1.40's parser error (UPE, observed).
     handler, _ = one_response(b"HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\n0123456789",
                               then_close=True)
     with scripted_server(handler) as up:
@@ -120,7 +121,7 @@ def test_premature_close_after_headers_is_a_reset():
         r = pool.get()
         assert r["status"] == 200 and r["body"] == b"0123456789"
         assert not r["end"]
-        assert r["reset"] == RESET_CONNECTION_TERMINATION
+        assert r["reset"] == RESET_PROTOCOL_ERROR
         settled(pool)
 
 

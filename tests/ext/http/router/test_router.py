@@ -542,3 +542,171 @@ def test_request_retry_headers():
     assert all(b"x-envoy-retry-on" not in q and b"x-envoy-max-retries" not in q
                and b"x-other: 1" in q for q in reqs)
     assert r.stats()["upstream_rq_retry"] == 2
+
+
+# ---------------------------------------------------------- stream endings
+
+
+def test_reset_after_the_response_started():
+    def handler(c):
+        read_request(c)
+        c.sendall(b"HTTP/1.1 200 OK\r\ncontent-length: 10\r\n\r\nhalf")
+        time.sleep(0.1)
+    with scripted_server(handler) as up:
+        r = Router([route("/", "up", retry_policy={"retry_on": "reset"})],
+                   [cluster("up", [up.port])])
+        s = r.get()
+        events = r.complete(s)
+    assert [e[0] for e in events] == ["headers", "data", "reset"]
+    assert events[1][1] == b"half"
+    # EOF inside the body is a protocol error (Envoy 1.40, observed).
+    assert events[-1] == ("reset", "upstream_reset_after_response_started{protocol_error}")
+    assert s.log_fields["response_flags"] == ["UPE"]
+    st = r.stats()
+    assert st["upstream_rq_retry"] == 0          # never once the response started
+    assert st["upstream_rq_200"] == 1 and "upstream_rq_503" not in st
+
+
+def test_per_try_timeout_then_a_fast_retry():
+    with scripted_server(respond((1.0, OK), OK, keep=True)) as up:
+        r = Router([route("/", "up", timeout="5s",
+                          retry_policy={"retry_on": "5xx", "per_try_timeout": "0.3s"})],
+                   [cluster("up", [up.port])])
+        s = r.get()
+        events = r.complete(s)
+    assert events[0][:2] == ("headers", 200)
+    first, second = requests(up)
+    assert b"x-envoy-expected-rq-timeout-ms: 300\r\n" in first
+    assert b"x-envoy-expected-rq-timeout-ms: 300\r\n" in second
+    st = r.stats()
+    assert st["upstream_rq_per_try_timeout"] == 1 and st["upstream_rq_retry_success"] == 1
+    assert s.log_fields["response_flags"] == []
+
+
+def test_downstream_gone_mid_request_resets_the_upstream():
+    got = []
+
+    def handler(c):
+        head = b""
+        while b"\r\n\r\n" not in head:
+            head += c.recv(65536)
+        got.append(head)
+        while c.recv(100):                       # b"" once the proxy closes
+            pass
+        got.append(b"")
+    with scripted_server(handler) as up:
+        r = Router([route("/", "up")], [cluster("up", [up.port])])
+        s = r.get(b"/p", b"POST", b"content-length: 100\r\n", end_stream=False)
+        s.data(b"x" * 10, False)
+        r.pump(lambda: len(got) == 1, what="the head upstream")
+        s.destroy()
+        r.pump(lambda: len(got) == 2, what="the upstream connection to close")
+        up.wait_done()
+    assert got[1] == b""
+    st = r.stats()
+    assert st["upstream_cx_destroy_local_with_active_rq"] == 1
+    assert r.rt.spare_filters == 1
+
+
+@pytest.mark.parametrize("enable", [False, True])
+def test_request_trailers_go_upstream_when_the_cluster_enables_them(enable):
+    def handler(c):
+        data = b""
+        while data.count(b"\r\n\r\n") < 2:
+            d = c.recv(65536)
+            if not d:
+                break
+            data += d
+        c.sendall(OK)
+        return data
+    extra = {}
+    if enable:
+        extra["typed_extension_protocol_options"] = {
+            "envoy.extensions.upstreams.http.v3.HttpProtocolOptions": {
+                "@type": "type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions",
+                "explicit_http_config": {"http_protocol_options": {"enable_trailers": True}}}}
+    with scripted_server(handler) as up:
+        r = Router([route("/", "up")], [cluster("up", [up.port], **extra)])
+        s = r.get(b"/p", b"POST", b"transfer-encoding: chunked\r\n", end_stream=False)
+        s.data(b"hello", False)
+        s.trailers([(b"x-trailer", b"1")])
+        events = r.complete(s)
+        up.wait_done()
+    assert events[0][:2] == ("headers", 200)
+    (raw,) = up.results
+    assert raw.endswith(b"\r\n\r\n5\r\nhello\r\n0\r\n" +
+                        (b"x-trailer: 1\r\n" if enable else b"") + b"\r\n")
+
+
+def test_a_filter_and_its_attempt_are_reused():
+    with scripted_server(respond(E503, OK, OK, keep=True)) as up:
+        r = Router([route("/", "up", retry_policy={"retry_on": "5xx"})],
+                   [cluster("up", [up.port])])
+        assert r.complete(r.get())[0][:2] == ("headers", 200)
+        assert r.complete(r.get())[0][:2] == ("headers", 200)
+    assert r.rt.spare_filters == 1
+
+
+def test_upstream_back_pressure_pauses_the_downstream():
+    # A big upload to an upstream that reads slowly: the upstream connection's
+    # write buffer passes its limit (the cluster's 1 MiB), the router tells
+    # the downstream to stop, and to go on once it drained.
+    size = 8 << 20
+    got = []
+
+    def handler(c):
+        head = b""
+        while b"\r\n\r\n" not in head:
+            head += c.recv(65536)
+        n = len(head.partition(b"\r\n\r\n")[2])
+        time.sleep(0.3)
+        while n < size:
+            d = c.recv(65536)
+            if not d:
+                break
+            n += len(d)
+        got.append(n)
+        c.sendall(OK)
+    with scripted_server(handler) as up:
+        r = Router([route("/", "up")], [cluster("up", [up.port])])
+        s = r.get(b"/p", b"POST", b"content-length: %d\r\n" % size, end_stream=False)
+        r.pump(lambda: r.rt.pool_counts("up") and
+               list(r.rt.pool_counts("up").values())[0]["busy"] == 1, what="a connection")
+        s.data(b"x" * size, True)
+        events = r.complete(s)
+    assert got == [size]
+    kinds = [e[0] for e in events]
+    assert kinds.index("above_high") < kinds.index("below_low") < kinds.index("headers")
+
+
+def test_upgrade_tunnels_after_101():
+    # The request stays open after its head (the connection manager passes
+    # the client's bytes after the upgrade as body); the upstream's 101 and
+    # its bytes come back as a response that does not end.
+    def serve(c):
+        c.settimeout(5)
+        head = b""
+        while b"\r\n\r\n" not in head:
+            head += c.recv(65536)
+        c.sendall(b"HTTP/1.1 101 Switching Protocols\r\nupgrade: websocket\r\n"
+                  b"connection: upgrade\r\n\r\n")
+        while True:
+            d = c.recv(65536)
+            if not d:
+                return head
+            c.sendall(d)
+    with scripted_server(serve) as up:
+        r = Router([route("/", "up")], [cluster("up", [up.port])])
+        s = r.get(b"/ws", extra=b"upgrade: websocket\r\nconnection: upgrade\r\n", end_stream=False)
+        r.pump(lambda: any(e[0] == "headers" for e in s.events), what="the 101")
+        s.data(b"ping-1", False)
+        r.pump(lambda: any(e[0] == "data" for e in s.events), what="the echo")
+        s.destroy()
+        up.wait_done()
+    assert s.events[0] == ("headers", 101, [(b"upgrade", b"websocket"),
+                                            (b"connection", b"upgrade")], False)
+    assert s.events[1] == ("data", b"ping-1", False)
+    (head,) = up.results
+    assert head.startswith(b"GET /ws HTTP/1.1\r\nhost: a\r\nupgrade: websocket\r\n"
+                           b"connection: upgrade\r\n")
+    assert r.stats()["upstream_rq_101"] == 1

@@ -3,8 +3,10 @@ manager + router + HTTP/1 pool) runs in this process, a keep-alive upstream
 and a client in others. Between two quiet points the client sends thousands
 of GETs on one connection; alloc_counter.c (tests/ext) counts every
 allocator call of the object and memory domains and every tuple, list, dict
-and float freed while the worker runs. The bar is a small constant per
-request, not zero: the router's upstream attempt is an object."""
+and float freed while the worker runs. One object per
+request would be thousands; what is left is per loop turn of the test's
+own run_for_test calls (the router reuses its filters, attempts and their
+decoders)."""
 import importlib.util
 import os
 import select
@@ -155,6 +157,6 @@ def test_objects_per_proxied_request(alloc_counter):
     values = store.values()
     assert values["cluster.up.upstream_rq_200"] == 500 + trips
     assert values["cluster.up.upstream_cx_total"] == 1
-    assert per_request <= 6, "%.2f Python objects per request" % per_request
+    assert per_request < 0.1, "%.2f Python objects per request" % per_request
     assert held < 300, "allocated blocks grew by %d over %d requests" % (held, trips)
     listen.close()
