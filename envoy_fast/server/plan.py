@@ -109,6 +109,8 @@ def build_cluster_plan(cluster, layout: StatsLayout) -> AnyClusterPlan:
             status_codes=layout.cluster_status_codes[cluster.name],
             external_status_codes=layout.cluster_external_status_codes[cluster.name],
             retry_status_codes=layout.cluster_retry_status_codes[cluster.name],
+            internal_status_codes=layout.cluster_internal_status_codes[cluster.name],
+            internal_upstream_rq_time=layout.cluster_internal_hist[cluster.name]["upstream_rq_time"],
             upstream_rq_time=hist["upstream_rq_time"],
             external_upstream_rq_time=layout.cluster_external_hist[cluster.name]["upstream_rq_time"]),
         connect_timeout=cluster.connect_timeout,

@@ -59,6 +59,8 @@ class ClusterStatsPlan(PlanStruct, kw_only=True):
     status_codes: int               # StatusCodeStat block (upstream_rq_<code>)
     external_status_codes: int = 0  # cluster.<c>.external. codes + upstream_rq_completed
     retry_status_codes: int = 0     # cluster.<c>.retry. (responses retried), same layout
+    internal_status_codes: int = 0  # cluster.<c>.internal. (x-envoy-internal requests)
+    internal_upstream_rq_time: int = 0
     upstream_rq_time: int = 0       # histograms
     external_upstream_rq_time: int = 0
 

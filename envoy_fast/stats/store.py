@@ -80,6 +80,8 @@ class StatsLayout:
         self.cluster_external_status_codes: Dict[str, int] = {}   # cluster.<c>.external.
         self.cluster_external_hist: Dict[str, Dict[str, int]] = {}
         self.cluster_retry_status_codes: Dict[str, int] = {}      # cluster.<c>.retry.
+        self.cluster_internal_status_codes: Dict[str, int] = {}   # cluster.<c>.internal.
+        self.cluster_internal_hist: Dict[str, Dict[str, int]] = {}
         # Names Envoy creates on first use (upstream_rq_<code> ...): they
         # have slots from the start but are listed only once non-zero.
         self.dynamic: Set[str] = set()
@@ -141,6 +143,10 @@ class StatsLayout:
                 prefix + ".external", _worker.EXTERNAL_STATUS_CODE_STATS,
                 _worker.EXTERNAL_HISTOGRAMS, dynamic=True, key=prefix + "/external")
             self.cluster_external_hist[cluster.name] = self.block_histograms(prefix + "/external")
+            self.cluster_internal_status_codes[cluster.name] = self.add_block(
+                prefix + ".internal", _worker.EXTERNAL_STATUS_CODE_STATS,
+                _worker.EXTERNAL_HISTOGRAMS, dynamic=True, key=prefix + "/internal")
+            self.cluster_internal_hist[cluster.name] = self.block_histograms(prefix + "/internal")
             self.cluster_retry_status_codes[cluster.name] = self.add_block(
                 prefix + ".retry", _worker.EXTERNAL_STATUS_CODE_STATS, dynamic=True,
                 key=prefix + "/retry")

@@ -290,6 +290,15 @@ cdef class HttpConnectionManagerForTest:
     def start_drain(self):
         self.config.start_drain()
 
+    def remote_address(self, Py_ssize_t i):
+        """Downstream `i`'s last stream's remote address (stream info)."""
+        cdef ConnectionForTest t = <ConnectionForTest>self.downstreams[i]
+        cdef HttpConnectionManagerImpl m
+        for f in t.conn.filter_manager.read_filters if t.conn.filter_manager.read_filters else ():
+            m = <HttpConnectionManagerImpl>f
+            return m.stream.stream_info.downstream_remote_address
+        return None
+
     def run_for_test(self, double seconds):
         self.dispatcher.run_for_test(seconds)
 

@@ -237,6 +237,7 @@ cdef class HttpActiveStream:
     cdef int check_request_head(self) except -1
     cdef int refresh_cached_route(self) except -1
     cdef int mutate_request_headers(self) except -1
+    cdef int set_remote_address(self) except -1
     cdef int create_filter_chain(self) except -1
     cdef int decode_headers(self, int start, bint end_stream) except -1
     cdef int decode_data(self, int start, OwnedBuffer data, bint end_stream) except -1
@@ -284,6 +285,9 @@ cdef class HttpConnectionManagerImpl(ReadFilter):
     cdef char peer_ip[48]           # the downstream peer's address, as text
     cdef size_t peer_ip_len
     cdef bint peer_loopback
+    cdef str peer_address           # "ip:port" of the peer (stream info)
+    cdef bytes xff_key              # the last x-forwarded-for seen, and the
+    cdef str xff_address            # remote address it gave (reused while equal)
     cdef double head_start          # first byte of the request head; 0: none pending
     cdef double idle_since          # last stream end (connection idle timeout); 0: busy
     cdef Timer idle_timer           # connection idle_timeout

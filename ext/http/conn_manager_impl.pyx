@@ -120,6 +120,7 @@ cdef class HttpConnectionManagerImpl(ReadFilter):
             inet_ntop(AF_INET6, &a6.sin6_addr, self.peer_ip, sizeof(self.peer_ip))
             self.peer_ip_len = strlen(self.peer_ip)
             self.peer_loopback = self.peer_ip_len == 3 and memcmp(self.peer_ip, b"::1", 3) == 0
+        self.peer_address = _sockaddr_str(&conn.remote_addr)
         self.created = self.dispatcher.now
         self.idle_since = self.created
         if cfg.idle_timeout > 0:

@@ -114,8 +114,10 @@ cdef class ClusterInfo:
     cdef int64_t *rq_status         # StatusCodeStat block: charge_status_code()
     cdef int64_t *external_rq_status    # cluster.<c>.external.: StatusCodeStat + completed
     cdef int64_t *retry_rq_status   # cluster.<c>.retry.: the responses retried, same layout
+    cdef int64_t *internal_rq_status    # cluster.<c>.internal.: x-envoy-internal requests
     cdef int64_t *rq_time           # histograms: upstream_rq_time, external.upstream_rq_time
     cdef int64_t *external_rq_time
+    cdef int64_t *internal_rq_time
     cdef double connect_timeout
     cdef size_t buffer_limit
     cdef ResourceLimit connections

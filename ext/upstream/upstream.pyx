@@ -74,6 +74,8 @@ cdef class ClusterInfo:
         self.rq_status = &ctx.stats_row[<int>st.status_codes]
         self.external_rq_status = &ctx.stats_row[<int>st.external_status_codes]
         self.retry_rq_status = &ctx.stats_row[<int>st.retry_status_codes]
+        self.internal_rq_status = &ctx.stats_row[<int>st.internal_status_codes]
+        self.internal_rq_time = &ctx.stats_row[<int>st.internal_upstream_rq_time]
         self.rq_time = &ctx.stats_row[<int>st.upstream_rq_time]
         self.external_rq_time = &ctx.stats_row[<int>st.external_upstream_rq_time]
         self.connect_timeout = plan.connect_timeout

@@ -77,7 +77,8 @@ class HeadEcho:
 
 def config(port, upstream_port, **hcm_extra):
     tc = {"@type": HCM, "stat_prefix": "p",
-          "route_config": {"virtual_hosts": [{"name": "v", "domains": ["*"], "routes": [
+          "route_config": {"virtual_hosts": [{"name": "v", "domains": ["*"], "request_headers_to_add": [
+              {"header": {"key": "x-remote", "value": "%DOWNSTREAM_REMOTE_ADDRESS%"}}], "routes": [
               {"match": {"prefix": "/up"}, "route": {"cluster": "echo"}},
               {"match": {"prefix": "/"},
                "direct_response": {"status": 200, "body": {"inline_string": "hello"}}}]}]},
@@ -101,6 +102,7 @@ _BLANKS = [
     (re.compile(rb"[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}"), b"<uuid>"),
     (re.compile(rb"x-envoy-upstream-service-time: \d+"), b"x-envoy-upstream-service-time: <ms>"),
     (re.compile(rb"x-forwarded-for: ([^\r]*)"), None),
+    (re.compile(rb"x-remote: 127\.0\.0\.1:\d+"), b"x-remote: 127.0.0.1:<port>"),
 ]
 
 

@@ -11,7 +11,8 @@ import time
 
 import pytest
 
-from helpers import IMPLS, bootstrap, cluster, free_port, listener, run_impl, wait_port
+from helpers import (IMPLS, BlackholeServer, bootstrap, cluster, free_port, listener, run_impl,
+                     wait_port)
 
 HCM = ("type.googleapis.com/envoy.extensions.filters.network."
        "http_connection_manager.v3.HttpConnectionManager")
@@ -122,10 +123,10 @@ def route(prefix, **action):
 
 
 LOG_FORMAT = ("%REQ(:PATH)% %RESPONSE_CODE% %RESPONSE_FLAGS% %RESPONSE_CODE_DETAILS% "
-              "%UPSTREAM_CLUSTER% %UPSTREAM_HOST%\n")
+              "%UPSTREAM_CLUSTER% %UPSTREAM_HOST% %UPSTREAM_LOCAL_ADDRESS%\n")
 
 
-def config(port, admin, up_port, dead_port, cb=None, log_path=None):
+def config(port, admin, up_port, dead_port, cb=None, log_path=None, hole_port=None):
     routes = [
         route("/slowpertry", cluster="live", timeout="3s",
               retry_policy={"retry_on": "5xx", "num_retries": 1, "per_try_timeout": "0.3s"}),
@@ -147,6 +148,7 @@ def config(port, admin, up_port, dead_port, cb=None, log_path=None):
         route("/halfhead", cluster="live"),
         route("/mixed", cluster="mixed", retry_policy={"retry_on": "connect-failure"}),
         route("/sick", cluster="sick"),
+        route("/hole", cluster="hole"),
         route("/close", cluster="live"),
         route("/bad", cluster="live"),
         route("/post", cluster="live"),
@@ -169,7 +171,8 @@ def config(port, admin, up_port, dead_port, cb=None, log_path=None):
         live["circuit_breakers"] = {"thresholds": [cb]}
     return bootstrap([listener("l", port, [{"filters": [
         {"name": "envoy.filters.network.http_connection_manager", "typed_config": hcm}]}])],
-        [live, cluster("dead", [dead_port]), cluster("mixed", [dead_port, up_port]), sick],
+        [live, cluster("dead", [dead_port]), cluster("mixed", [dead_port, up_port]), sick,
+         cluster("hole", [hole_port or dead_port], connect_timeout="0.25s")],
         admin_port=admin)
 
 
@@ -221,6 +224,7 @@ REQUESTS = [
     b"GET /busy HTTP/1.1\r\nhost: a\r\n\r\n",
     b"GET /nocluster HTTP/1.1\r\nhost: a\r\n\r\n",
     b"GET /sick HTTP/1.1\r\nhost: a\r\n\r\n",
+    b"GET /hole HTTP/1.1\r\nhost: a\r\n\r\n",
     b"GET /direct HTTP/1.1\r\nhost: a\r\n\r\n",
     b"GET /redir/x?y=1 HTTP/1.1\r\nhost: a\r\n\r\n",
 ]
@@ -238,20 +242,22 @@ STATS = [
     "cluster.live.upstream_rq_retry_backoff_exponential", "cluster.live.upstream_rq_retry_overflow",
     "cluster.sick.upstream_cx_none_healthy", "cluster.sick.upstream_rq_503",
     "cluster.live.upstream_rq_pending_overflow", "cluster.dead.upstream_cx_connect_fail",
+    "cluster.hole.upstream_cx_connect_timeout", "cluster.hole.upstream_rq_503",
 ]
 
 
-def run_requests(impl, upstream, dead_port, log_path):
+def run_requests(impl, upstream, dead_port, log_path, hole_port):
     upstream.reset()
     port, admin = free_port(), free_port()
-    cfg = config(port, admin, upstream.port, dead_port, log_path=log_path)
+    cfg = config(port, admin, upstream.port, dead_port, log_path=log_path, hole_port=hole_port)
     with run_impl(impl, cfg) as proxy:
         wait_port(port)
         responses = [normalized(exchange(port, raw)) for raw in REQUESTS]
         time.sleep(0.3)
         stats = proxy.stats()
     with open(log_path) as f:
-        log = f.read().splitlines()
+        # The upstream connection's local port differs from run to run.
+        log = [re.sub(r" 127\.0\.0\.1:\d+$", " 127.0.0.1:<port>", l) for l in f.read().splitlines()]
     return responses, {k: stats.get(k) for k in STATS}, list(upstream.requests), \
         stats.get("cluster.mixed.upstream_rq_retry"), log
 
@@ -260,7 +266,12 @@ def run_requests(impl, upstream, dead_port, log_path):
 def both(upstream, tmp_path_factory):
     dead = free_port()
     d = tmp_path_factory.mktemp("logs")
-    return {impl: run_requests(impl, upstream, dead, str(d / (impl + ".log"))) for impl in IMPLS}
+    hole = BlackholeServer()            # connects to it time out
+    try:
+        return {impl: run_requests(impl, upstream, dead, str(d / (impl + ".log")), hole.port)
+                for impl in IMPLS}
+    finally:
+        hole.close()
 
 
 @pytest.mark.parametrize("i", range(len(REQUESTS)), ids=[r.split(b" ")[1].decode() for r in REQUESTS])
@@ -282,6 +293,8 @@ def test_access_log_as_envoy(both):
 
 def test_router_stats_as_envoy(both):
     assert both["envoy_fast"][1] == both["envoy"][1]
+    assert both["envoy"][1]["cluster.hole.upstream_cx_connect_timeout"] == 1
+    assert both["envoy"][1]["cluster.live.upstream_rq_retry"] >= 2
     assert 1 <= both["envoy_fast"][3] <= 2 and 1 <= both["envoy"][3] <= 2
 
 

@@ -115,6 +115,7 @@ cdef class RouterFilter(HttpStreamDecoderFilter):
     cdef RouterUpstreamRequest spare_upstream_request   # a finished attempt, for the next one
     cdef _RouterDownstreamWatermarks downstream_watermarks
     cdef bint internal_request      # x-envoy-internal: true (else stats count as external)
+    cdef bint logs_upstream         # the HCM logs: note the upstream connection's address
     # retry state (Envoy's RetryStateImpl); retry_on 0: none (or abandoned)
     cdef int retry_on
     cdef int retries_remaining

@@ -1,5 +1,5 @@
 # The router filter (shape in router.pxd); its upstream attempt is in
-# upstream_request.pyx.
+# upstream_request.pyx, its helpers in router_utility.pyx.
 
 # Response code details (Envoy's StreamInfo::ResponseCodeDetails).
 cdef str _RCD_RESPONSE_TIMEOUT = "response_timeout"
@@ -8,169 +8,6 @@ cdef str _RCD_PER_TRY_TIMEOUT = "upstream_per_try_timeout"
 cdef enum:
     _ROUTER_MAX_SPARE = 64          # finished filters kept per factory for reuse
     _ROUTER_NO_LIMIT = 0x7fffffffffffffff
-
-
-cdef size_t _router_format_uint(uint64_t v, char *out) noexcept:
-    """v in decimal into out (>= 21 bytes); returns the length."""
-    cdef char tmp[24]
-    cdef size_t n = 0, i
-    if v == 0:
-        out[0] = b'0'
-        return 1
-    while v:
-        tmp[n] = <char>(48 + v % 10)
-        v //= 10
-        n += 1
-    for i in range(n):
-        out[i] = tmp[n - 1 - i]
-    return n
-
-
-cdef bint _router_parse_uint(const char *s, size_t n, uint64_t *out) noexcept:
-    """absl::SimpleAtoi for a uint64 header value (digits only)."""
-    cdef uint64_t v = 0
-    cdef size_t i
-    if n == 0 or n > 19:
-        return False
-    for i in range(n):
-        if s[i] < b'0' or s[i] > b'9':
-            return False
-        v = v * 10 + <uint64_t>(s[i] - 48)
-    out[0] = v
-    return True
-
-
-cdef int _router_find_header(HttpHeaderMap headers, bytes name) noexcept:
-    return headers.find(<const char *>name, len(name))
-
-
-# The x-envoy-* request headers the router reads or consumes (Envoy's
-# FilterUtility::finalTimeout, RetryStateImpl::create, ...), found in one
-# pass over the request's headers.
-cdef enum:  # _RouterEnvoyHeader
-    _RH_INTERNAL
-    _RH_UPSTREAM_RQ_TIMEOUT_MS
-    _RH_UPSTREAM_RQ_PER_TRY_TIMEOUT_MS
-    _RH_RETRY_ON
-    _RH_MAX_RETRIES
-    _RH_RETRIABLE_STATUS_CODES
-    _RH_RETRY_GRPC_ON
-    _RH_RETRIABLE_HEADER_NAMES
-    _RH_HEDGE_ON_PER_TRY_TIMEOUT
-    _RH_UPSTREAM_ALT_STAT_NAME
-    _RH_UPSTREAM_STREAM_DURATION_MS
-    _RH_UPSTREAM_RQ_TIMEOUT_ALT_RESPONSE
-    _RH_COUNT
-
-# Each name without its "x-envoy-" prefix, in _RouterEnvoyHeader order.
-cdef tuple _ROUTER_ENVOY_HEADERS = (
-    b"internal", b"upstream-rq-timeout-ms", b"upstream-rq-per-try-timeout-ms", b"retry-on",
-    b"max-retries", b"retriable-status-codes", b"retry-grpc-on", b"retriable-header-names",
-    b"hedge-on-per-try-timeout", b"upstream-alt-stat-name", b"upstream-stream-duration-ms",
-    b"upstream-rq-timeout-alt-response")
-
-
-cdef void _router_scan_envoy_headers(HttpHeaderMap headers, int *found) noexcept:
-    """found[k]: the first entry named x-envoy-<_ROUTER_ENVOY_HEADERS[k]>, -1."""
-    cdef int i, k
-    cdef HttpHeaderEntry *e
-    cdef const char *name
-    cdef bytes want
-    for k in range(_RH_COUNT):
-        found[k] = -1
-    for i in range(headers.count):
-        e = &headers.entries[i]
-        if e.id != HTTP1_HEADER_OTHER or e.name_len <= 8:
-            continue
-        name = headers.buf + e.name_off
-        if memcmp(name, b"x-envoy-", 8) != 0:
-            continue
-        for k in range(_RH_COUNT):
-            want = <bytes>_ROUTER_ENVOY_HEADERS[k]
-            if e.name_len - 8 == <uint32_t>len(want) and found[k] < 0 and \
-                    memcmp(name + 8, <const char *>want, len(want)) == 0:
-                found[k] = i
-                break
-
-
-cdef int _router_parse_retry_on(const char *s, size_t n) noexcept:
-    """Envoy's RetryStateImpl::parseRetryOn: comma-separated policy names
-    (unknown ones ignored) as ROUTER_RETRY_ON_* bits."""
-    cdef int bits = 0
-    cdef size_t i = 0, j, a, b
-    while i <= n:
-        j = i
-        while j < n and s[j] != b',':
-            j += 1
-        a, b = i, j
-        while a < b and s[a] == b' ':
-            a += 1
-        while b > a and s[b - 1] == b' ':
-            b -= 1
-        if b - a == 3 and memcmp(s + a, b"5xx", 3) == 0:
-            bits |= ROUTER_RETRY_ON_5XX
-        elif b - a == 13 and memcmp(s + a, b"gateway-error", 13) == 0:
-            bits |= ROUTER_RETRY_ON_GATEWAY_ERROR
-        elif b - a == 5 and memcmp(s + a, b"reset", 5) == 0:
-            bits |= ROUTER_RETRY_ON_RESET
-        elif b - a == 15 and memcmp(s + a, b"connect-failure", 15) == 0:
-            bits |= ROUTER_RETRY_ON_CONNECT_FAILURE
-        elif b - a == 13 and memcmp(s + a, b"retriable-4xx", 13) == 0:
-            bits |= ROUTER_RETRY_ON_RETRIABLE_4XX
-        elif b - a == 22 and memcmp(s + a, b"retriable-status-codes", 22) == 0:
-            bits |= ROUTER_RETRY_ON_RETRIABLE_STATUS_CODES
-        elif b - a == 14 and memcmp(s + a, b"refused-stream", 14) == 0:
-            bits |= ROUTER_RETRY_ON_REFUSED_STREAM
-        i = j + 1
-    return bits
-
-
-cdef str _router_reset_reason_string(int reason):
-    """Envoy's Http::Utility::resetReasonToString."""
-    if reason == HTTP_RESET_CONNECTION_FAILURE:
-        return "remote connection failure"
-    if reason == HTTP_RESET_CONNECTION_TERMINATION:
-        return "connection termination"
-    if reason == HTTP_RESET_OVERFLOW:
-        return "overflow"
-    if reason == HTTP_RESET_CONNECT_TIMEOUT:
-        return "connection timeout"
-    if reason == HTTP_RESET_PROTOCOL_ERROR:
-        return "protocol error"
-    if reason == HTTP_RESET_REMOTE_RESET:
-        return "remote reset"
-    return "local reset"
-
-
-cdef int _router_reset_reason_flag(int reason) noexcept:
-    """Envoy's Filter::streamResetReasonToResponseFlag."""
-    if reason == HTTP_RESET_CONNECTION_FAILURE or reason == HTTP_RESET_CONNECT_TIMEOUT:
-        return RF_UPSTREAM_CONNECTION_FAILURE
-    if reason == HTTP_RESET_CONNECTION_TERMINATION:
-        return RF_UPSTREAM_CONNECTION_TERMINATION
-    if reason == HTTP_RESET_OVERFLOW:
-        return RF_UPSTREAM_OVERFLOW
-    if reason == HTTP_RESET_PROTOCOL_ERROR:
-        return RF_UPSTREAM_PROTOCOL_ERROR
-    if reason == HTTP_RESET_REMOTE_RESET:
-        return RF_UPSTREAM_REMOTE_RESET
-    return RF_LOCAL_RESET
-
-
-cdef int _router_copy_buffer(OwnedBuffer src, OwnedBuffer dst) except -1:
-    """Append a copy of src's bytes to dst (src is left as it is)."""
-    cdef BufferCursor c
-    cdef const char *p
-    cdef size_t n
-    if not src.seek(&c, 0):
-        return 0
-    while True:
-        p = src.chunk(&c, &n)
-        if p == NULL:
-            break
-        dst.add(p, n)
-        src.advance(&c, n)
-    return 0
 
 
 cdef int _router_on_response_timeout(object ctx) except -1:
@@ -272,6 +109,10 @@ cdef class RouterFilter(HttpStreamDecoderFilter):
         self.hcm_stats = http_conn_manager_stats(callbacks)
         if self.hcm_stats == NULL:          # not under a connection manager (tests)
             self.hcm_stats = self.config.own_stats
+        # %UPSTREAM_LOCAL_ADDRESS% costs a getsockname and a string: only
+        # when the connection manager has access logs.
+        self.logs_upstream = type(callbacks) is HttpActiveStreamDecoderFilter and \
+            (<HttpActiveStreamDecoderFilter>callbacks).stream.config.access_loggers is not None
         limit = callbacks.decoder_buffer_limit()
         # Retries keep the body; past the stream's buffer limit they are given
         # up (Envoy's retry_shadow_buffer_limit_).
@@ -520,13 +361,15 @@ cdef class RouterFilter(HttpStreamDecoderFilter):
 
     cdef int charge_upstream_code(self, int code, HostImpl host) except -1:
         """Envoy's chargeUpstreamCode: upstream_rq_<code>, _<N>xx and
-        _completed, in the cluster and its external. scope."""
+        _completed, in the cluster and its external. (or, for a request
+        marked x-envoy-internal: true, internal.) scope."""
         cdef ClusterInfo info = self.cluster_info
+        cdef int64_t *scope = info.internal_rq_status if self.internal_request \
+            else info.external_rq_status
         charge_status_code(info.rq_status, code)
         info.stats[CLUSTER_UPSTREAM_RQ_COMPLETED] += 1
-        if not self.internal_request:
-            charge_status_code(info.external_rq_status, code)
-            info.external_rq_status[STATUS_EXTERNAL_COMPLETED] += 1
+        charge_status_code(scope, code)
+        scope[STATUS_EXTERNAL_COMPLETED] += 1
         if host is not None and 500 <= code < 600:
             host.stats[HOST_RQ_ERROR] += 1
         return 0
@@ -744,8 +587,7 @@ cdef class RouterFilter(HttpStreamDecoderFilter):
         if self.request_complete_time >= 0:
             ms = (self.dispatcher.now - self.request_complete_time) * 1000.0
             hist_record(info.rq_time, ms)
-            if not self.internal_request:
-                hist_record(info.external_rq_time, ms)
+            hist_record(info.internal_rq_time if self.internal_request else info.external_rq_time, ms)
         self.remove_upstream_request(ur)
         return self.cleanup()
 

@@ -143,6 +143,8 @@ cdef class RouterUpstreamRequest(HttpPoolCallbacks):
         self.encoder = encoder
         self.host = host
         parent.stream_info.upstream_host = host
+        if parent.logs_upstream and encoder.connection() is not None:
+            parent.stream_info.fill_upstream(encoder.connection())
         for i in range(self.read_disabled):
             encoder.read_disable(True)
         if parent.downstream_end_stream:

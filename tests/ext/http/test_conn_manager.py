@@ -439,3 +439,23 @@ def test_upstream_back_pressure_stops_reading_the_downstream(hcm_factory):
     assert s["downstream_flow_control_paused_reading_total"] == 1
     assert s["downstream_flow_control_resumed_reading_total"] == 1
     assert c.request(GET).status == 200                   # reading is back on afterwards
+
+
+@pytest.mark.parametrize("kw,xff,want", [
+    ({}, None, "203.0.113.7:4321"),
+    ({}, b"1.2.3.4, 5.6.7.8", "5.6.7.8:0"),                  # the last entry, port 0
+    ({"xff_num_trusted_hops": 1}, b"1.2.3.4, 5.6.7.8", "1.2.3.4:0"),
+    ({"xff_num_trusted_hops": 1}, b"5.6.7.8", "203.0.113.7:4321"),
+    ({}, b"2001:db8::1", "[2001:db8::1]:0"),
+    ({"use_remote_address": True}, b"1.2.3.4", "203.0.113.7:4321"),
+    ({"use_remote_address": True, "xff_num_trusted_hops": 1}, b"1.2.3.4, 5.6.7.8", "5.6.7.8:0"),
+])
+def test_stream_remote_address(hcm_factory, kw, xff, want):
+    """What %DOWNSTREAM_REMOTE_ADDRESS% formats (Envoy, observed: see the
+    route table's header formatters)."""
+    h = hcm_factory(**kw)
+    c = h.connect(peer=("203.0.113.7", 4321))
+    req = b"GET / HTTP/1.1\r\nHost: h\r\n" + (b"X-Forwarded-For: " + xff + b"\r\n" if xff else b"") + b"\r\n"
+    for _ in range(2):                                     # the second reuses the first's string
+        assert c.request(req).status == 200
+        assert h.hcm.remote_address(0) == want

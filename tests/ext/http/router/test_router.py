@@ -16,7 +16,7 @@ from envoy_fast._worker import Dispatcher, RouterForTest
 from envoy_fast.config import load_bootstrap
 from envoy_fast.server.plan import build_plan
 from envoy_fast.stats.store import StatsLayout, StatsStore
-from helpers import bootstrap, cluster, free_port, listener, scripted_server
+from helpers import blackhole_server, bootstrap, cluster, free_port, listener, scripted_server
 
 HCM = ("type.googleapis.com/envoy.extensions.filters.network."
        "http_connection_manager.v3.HttpConnectionManager")
@@ -236,6 +236,18 @@ def test_connection_refused_503_uf():
         "delayed_connect_error:_Connection_refused}"
     st = r.stats()
     assert st["upstream_rq_503"] == st["upstream_rq_completed"] == 1
+
+
+def test_connect_timeout_503_uf():
+    with blackhole_server() as hole:
+        r = Router([route("/", "up")], [cluster("up", [hole.port], connect_timeout="0.2s")])
+        s = r.get()
+        status, body, _ = local_reply(r.complete(s))
+    assert (status, body) == (503, CE + b"reset reason: connection timeout")
+    assert s.log_fields["response_flags"] == ["UF"]
+    assert s.log_fields["response_code_details"] == \
+        "upstream_reset_before_response_started{connection_timeout}"
+    assert r.stats()["upstream_cx_connect_timeout"] == 1
 
 
 def test_upstream_closes_before_headers_503_uc():
@@ -710,3 +722,39 @@ def test_upgrade_tunnels_after_101():
     assert head.startswith(b"GET /ws HTTP/1.1\r\nhost: a\r\nupgrade: websocket\r\n"
                            b"connection: upgrade\r\n")
     assert r.stats()["upstream_rq_101"] == 1
+
+
+E500 = b"HTTP/1.1 500 Internal Server Error\r\ncontent-length: 0\r\n\r\n"
+E409 = b"HTTP/1.1 409 Conflict\r\ncontent-length: 0\r\n\r\n"
+E418 = b"HTTP/1.1 418 Teapot\r\ncontent-length: 0\r\n\r\n"
+
+
+@pytest.mark.parametrize("policy, first, retried", [
+    ({"retry_on": "gateway-error"}, E500, False),       # 502/503/504 only
+    ({"retry_on": "5xx"}, E500, True),
+    ({"retry_on": "retriable-4xx"}, E409, True),
+    ({"retry_on": "retriable-4xx"}, E418, False),
+    ({"retry_on": "retriable-status-codes", "retriable_status_codes": [418]}, E418, True),
+    ({"retry_on": "retriable-status-codes", "retriable_status_codes": [418]}, E409, False),
+    ({"retry_on": "connect-failure"}, E503, False),
+])
+def test_retry_on_policies(policy, first, retried):
+    with scripted_server(respond(first, OK, keep=True)) as up:
+        r = Router([route("/", "up", retry_policy=policy)], [cluster("up", [up.port])])
+        events = r.complete(r.get())
+    status = int(first.split(b" ")[1])
+    assert events[0][1] == (200 if retried else status)
+    assert r.stats()["upstream_rq_retry"] == (1 if retried else 0)
+
+
+def test_internal_requests_count_under_internal():
+    with scripted_server(respond(OK, OK, keep=True)) as up:
+        r = Router([route("/", "up")], [cluster("up", [up.port])])
+        r.complete(r.get(extra=b"x-envoy-internal: true\r\n"))
+        r.complete(r.get())
+    st = r.stats()
+    assert st["upstream_rq_200"] == 2
+    assert st["internal.upstream_rq_200"] == st["internal.upstream_rq_completed"] == 1
+    assert st["external.upstream_rq_200"] == st["external.upstream_rq_completed"] == 1
+    hist = r.store.histograms()
+    assert hist["cluster.up.internal.upstream_rq_time"].count == 1

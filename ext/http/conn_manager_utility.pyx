@@ -1,0 +1,288 @@
+# Envoy's ConnectionManagerUtility for HTTP/1 requests: the checks the
+# connection manager answers itself, the request header mutations and the
+# stream's remote address, as functions of the stream (HttpActiveStream's
+# methods of the same names call them).
+
+
+cdef inline bint _hcm_value_ieq(HttpHeaderMap h, int i, const char *lower, size_t n) noexcept:
+    return i >= 0 and h.entries[i].value_len == n and _http1_ieq(h.value_at(i), lower, n)
+
+
+cdef bint _hcm_has_token(const char *v, size_t n, const char *lower, size_t m) noexcept:
+    """A comma-separated header value holds the token `lower` (any case)."""
+    cdef size_t s = 0, e, t
+    while s < n:
+        e = s
+        while e < n and v[e] != b',':
+            e += 1
+        t = e
+        while s < t and (v[s] == b' ' or v[s] == b'\t'):
+            s += 1
+        while t > s and (v[t - 1] == b' ' or v[t - 1] == b'\t'):
+            t -= 1
+        if t - s == m and _http1_ieq(v + s, lower, m):
+            return True
+        s = e + 1
+    return False
+
+
+cdef dict _hcm_header_dict(HttpHeaderMap h):
+    """{lower-case name: value} of a header map, first value of each name
+    (for access logs only)."""
+    cdef dict out = {}
+    cdef int i
+    cdef HttpHeaderEntry *e
+    if h is None:
+        return out
+    for i in range(h.count):
+        e = &h.entries[i]
+        if e.id == HTTP_HEADER_DEAD:
+            continue
+        name = h.buf[e.name_off:e.name_off + e.name_len].decode("latin-1")
+        if name not in out:
+            out[name] = h.buf[e.value_off:e.value_off + e.value_len].decode("latin-1")
+    return out
+
+
+cdef size_t _hcm_xff_entry(const char *v, size_t n, int hops, char *out) noexcept:
+    """The `hops`-th comma-separated entry of an x-forwarded-for value from
+    the right, trimmed, copied to out (64 bytes); 0 when there are fewer
+    entries (or it does not fit)."""
+    cdef size_t e = n, s, t
+    cdef int k = 0
+    while True:
+        s = e
+        while s > 0 and v[s - 1] != b',':
+            s -= 1
+        k += 1
+        if k == hops:
+            t = e
+            while s < t and (v[s] == b' ' or v[s] == b'\t'):
+                s += 1
+            while t > s and (v[t - 1] == b' ' or v[t - 1] == b'\t'):
+                t -= 1
+            if t == s or t - s >= 64:
+                return 0
+            memcpy(out, v + s, t - s)
+            return t - s
+        if s == 0:
+            return 0
+        e = s - 1
+
+
+cdef bint _hcm_connection_has_upgrade(HttpHeaderMap h) noexcept:
+    cdef int i = h.get(HTTP1_HEADER_CONNECTION)
+    while i >= 0:
+        if _hcm_has_token(h.value_at(i), h.entries[i].value_len, b"upgrade", 7):
+            return True
+        i = h.next_same(i)
+    return False
+
+
+cdef bytes _hcm_upgrade_lower(const char *v, size_t n):
+    """An Upgrade value, lower-cased (only for upgrade requests)."""
+    return v[:n].lower()
+
+
+cdef int http_check_request_head(HttpActiveStream self) except -1:
+    """Envoy's checks of a parsed head that the HCM answers itself:
+    HTTP/1.0 (426 unless accept_http_10), Connection, Host, underscores,
+    Upgrade, Expect. False when the stream was answered."""
+    cdef HttpConnectionManagerConfig cfg = self.config
+    cdef HttpConnectionManagerImpl hcm = self.hcm
+    cdef HttpHeaderMap h = self.request_headers
+    cdef int i, j, conn_i
+    cdef bint keep_alive = False, upgrade_token = False
+    cdef const char *v
+    cdef size_t n, s, e, t
+    cdef HttpHeaderEntry *en
+    if self.version != HTTP1_VERSION_11:
+        if not cfg.accept_http_10:
+            self.version = HTTP1_VERSION_11     # the refusal is an HTTP/1.1 reply
+            hcm.send_protocol_error(426, b"http1.invalid_version")
+            return False
+        if h.get(HTTP1_HEADER_HOST) < 0 and len(cfg.default_host_for_http_10):
+            h.add(b"host", 4, cfg.default_host_for_http_10,
+                  len(cfg.default_host_for_http_10), HTTP1_HEADER_HOST)
+    # Connection: close / keep-alive / upgrade; other tokens name
+    # hop-by-hop headers, removed here.
+    conn_i = h.get(HTTP1_HEADER_CONNECTION)
+    while conn_i >= 0:
+        v = h.value_at(conn_i)
+        n = h.entries[conn_i].value_len
+        s = 0
+        while s < n:
+            e = s
+            while e < n and v[e] != b',':
+                e += 1
+            t = e
+            while s < t and (v[s] == b' ' or v[s] == b'\t'):
+                s += 1
+            while t > s and (v[t - 1] == b' ' or v[t - 1] == b'\t'):
+                t -= 1
+            if t - s == 5 and _http1_ieq(v + s, b"close", 5):
+                self.saw_connection_close = True
+            elif t - s == 10 and _http1_ieq(v + s, b"keep-alive", 10):
+                keep_alive = True
+            elif t - s == 7 and _http1_ieq(v + s, b"upgrade", 7):
+                upgrade_token = True
+            elif t > s and _http1_header_id(v + s, t - s) == HTTP1_HEADER_OTHER:
+                h.remove_name(v + s, t - s)
+            s = e + 1
+        conn_i = h.next_same(conn_i)
+    if self.version != HTTP1_VERSION_11 and not keep_alive:
+        self.saw_connection_close = True
+    if h.get(HTTP1_HEADER_HOST) < 0:
+        hcm.drain_state = HTTP_DRAIN_CLOSING
+        self.send_local_reply(400, NULL, 0, 0, b"missing_host_header")
+        return False
+    if cfg.headers_with_underscores_action != HTTP_UNDERSCORES_ALLOW:
+        for i in range(h.count):
+            en = &h.entries[i]
+            if en.id == HTTP_HEADER_DEAD or memchr(h.buf + en.name_off, b'_', en.name_len) == NULL:
+                continue
+            if cfg.headers_with_underscores_action == HTTP_UNDERSCORES_REJECT_REQUEST:
+                hcm.send_protocol_error(400, b"http1.unexpected_underscore")
+                return False
+            h.remove_at(i)
+    i = h.get(HTTP1_HEADER_UPGRADE)
+    if i >= 0 and upgrade_token:
+        v = h.value_at(i)
+        if h.entries[i].value_len == 0 or _hcm_upgrade_lower(v, h.entries[i].value_len) \
+                not in cfg.upgrade_types:
+            # Envoy: an upgrade no upgrade_config enables is refused.
+            hcm.drain_state = HTTP_DRAIN_CLOSING
+            self.send_local_reply(403, NULL, 0, 0, b"upgrade_failed")
+            return False
+    i = h.get(HTTP1_HEADER_EXPECT)
+    if i >= 0 and self.version == HTTP1_VERSION_11 and not cfg.proxy_100_continue \
+            and _hcm_value_ieq(h, i, b"100-continue", 12):
+        # The proxy answers 100-continue itself (Envoy without
+        # proxy_100_continue) and the upstream never sees Expect.
+        hcm.out.add(_HCM_CONTINUE_100, len(_HCM_CONTINUE_100))
+        hcm.connection.write(hcm.out, False)
+        cfg.stats[HTTP_DOWNSTREAM_RQ_1XX] += 1
+        cfg.listener_stats[HTTP_LISTENER_DOWNSTREAM_RQ_1XX] += 1
+        h.remove_id(HTTP1_HEADER_EXPECT)
+    return True
+
+
+cdef int http_mutate_request_headers(HttpActiveStream self) except -1:
+    """Envoy's ConnectionManagerUtility::mutateRequestHeaders, in its
+    order: hop-by-hop headers out, x-forwarded-for, x-forwarded-proto,
+    x-envoy-external-address, x-request-id."""
+    cdef HttpConnectionManagerConfig cfg = self.config
+    cdef HttpConnectionManagerImpl hcm = self.hcm
+    cdef HttpHeaderMap h = self.request_headers
+    cdef char uuid[36]
+    cdef const char *xff
+    cdef size_t xff_len
+    cdef char ext_buf[64]
+    cdef const char *ext
+    cdef size_t ext_len
+    cdef int i
+    cdef bint upgrade = h.get(HTTP1_HEADER_UPGRADE) >= 0 and h.get(HTTP1_HEADER_CONNECTION) >= 0 \
+        and _hcm_connection_has_upgrade(h)
+    self.set_remote_address()
+    if not upgrade:
+        h.remove_id(HTTP1_HEADER_CONNECTION)
+        h.remove_id(HTTP1_HEADER_UPGRADE)
+    h.remove_id(HTTP1_HEADER_KEEP_ALIVE)
+    h.remove_id(HTTP1_HEADER_PROXY_CONNECTION)
+    h.remove_id(HTTP1_HEADER_TRANSFER_ENCODING)
+    # TE: only "trailers" goes on.
+    i = h.get(HTTP1_HEADER_TE)
+    if i >= 0:
+        if _hcm_has_token(h.value_at(i), h.entries[i].value_len, b"trailers", 8):
+            h.set_id(HTTP1_HEADER_TE, b"trailers", 8)
+        else:
+            h.remove_id(HTTP1_HEADER_TE)
+    if cfg.use_remote_address:
+        # The trusted client address: the peer, or with
+        # xff_num_trusted_hops N the N-th x-forwarded-for entry from the
+        # right (observed; the peer when there are fewer).
+        ext = hcm.peer_ip
+        ext_len = hcm.peer_ip_len
+        i = h.get(HTTP1_HEADER_X_FORWARDED_FOR)
+        if cfg.xff_num_trusted_hops > 0 and i >= 0:
+            ext_len = _hcm_xff_entry(h.value_at(i), h.entries[i].value_len,
+                                     cfg.xff_num_trusted_hops, ext_buf)
+            if ext_len:
+                ext = ext_buf
+            else:
+                ext = hcm.peer_ip
+                ext_len = hcm.peer_ip_len
+        if not cfg.skip_xff_append:
+            # A loopback peer is written as the proxy's own address, as
+            # Envoy does.
+            if hcm.peer_loopback and len(cfg.local_address_v4):
+                xff = cfg.local_address_v4
+                xff_len = len(cfg.local_address_v4)
+            else:
+                xff = hcm.peer_ip
+                xff_len = hcm.peer_ip_len
+            i = h.get(HTTP1_HEADER_X_FORWARDED_FOR)
+            if i >= 0:
+                h.append_value(i, xff, xff_len, b",", 1)
+            else:
+                h.add(b"x-forwarded-for", 15, xff, xff_len, HTTP1_HEADER_X_FORWARDED_FOR)
+        # A trusted prior hop's x-forwarded-proto stays (Envoy).
+        if cfg.xff_num_trusted_hops == 0 or h.get(HTTP1_HEADER_X_FORWARDED_PROTO) < 0:
+            h.set_id(HTTP1_HEADER_X_FORWARDED_PROTO, b"http", 4)
+        i = h.find(b"x-envoy-external-address", 24)
+        if i >= 0:
+            h.set_value(i, ext, ext_len)
+        else:
+            h.add(b"x-envoy-external-address", 24, ext, ext_len, HTTP1_HEADER_OTHER)
+    elif h.get(HTTP1_HEADER_X_FORWARDED_PROTO) < 0:
+        h.add(b"x-forwarded-proto", 17, b"http", 4, HTTP1_HEADER_X_FORWARDED_PROTO)
+    if cfg.generate_request_id:
+        i = h.get(HTTP1_HEADER_X_REQUEST_ID)
+        if i < 0:
+            http_uuid4(hcm.dispatcher, uuid)
+            h.add(b"x-request-id", 12, uuid, 36, HTTP1_HEADER_X_REQUEST_ID)
+        elif cfg.use_remote_address and not cfg.preserve_external_request_id:
+            http_uuid4(hcm.dispatcher, uuid)
+            h.set_value(i, uuid, 36)
+    if len(cfg.via):
+        i = h.find(b"via", 3)
+        if i >= 0:
+            h.append_value(i, cfg.via, len(cfg.via), b", ", 2)
+        else:
+            h.add(b"via", 3, cfg.via, len(cfg.via), HTTP1_HEADER_OTHER)
+    return 0
+
+
+cdef int http_set_remote_address(HttpActiveStream self) except -1:
+    """The stream's downstream remote address (stream info, formatters):
+    the peer, or as Envoy the x-forwarded-for entry the trusted hops
+    point at, with port 0 (without use_remote_address: the last entry
+    when no hop is trusted). A keep-alive client repeating its
+    x-forwarded-for reuses the string made for the first request."""
+    cdef HttpConnectionManagerConfig cfg = self.config
+    cdef HttpConnectionManagerImpl hcm = self.hcm
+    cdef HttpHeaderMap h = self.request_headers
+    cdef int i = h.get(HTTP1_HEADER_X_FORWARDED_FOR)
+    cdef int hops = cfg.xff_num_trusted_hops if cfg.use_remote_address else cfg.xff_num_trusted_hops + 1
+    cdef char buf[64]
+    cdef size_t n
+    cdef const char *v
+    if i < 0 or (cfg.use_remote_address and cfg.xff_num_trusted_hops == 0):
+        self.stream_info.downstream_remote_address = hcm.peer_address
+        return 0
+    v = h.value_at(i)
+    n = h.entries[i].value_len
+    if hcm.xff_key is not None and len(hcm.xff_key) == <Py_ssize_t>n \
+            and memcmp(<const char*>hcm.xff_key, v, n) == 0:
+        self.stream_info.downstream_remote_address = hcm.xff_address
+        return 0
+    hcm.xff_key = v[:n]
+    n = _hcm_xff_entry(v, n, hops, buf)
+    if n == 0:
+        hcm.xff_address = hcm.peer_address
+    elif memchr(buf, b':', n) != NULL:
+        hcm.xff_address = "[%s]:0" % buf[:n].decode("latin-1")
+    else:
+        hcm.xff_address = buf[:n].decode("latin-1") + ":0"
+    self.stream_info.downstream_remote_address = hcm.xff_address
+    return 0
