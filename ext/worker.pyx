@@ -5,7 +5,7 @@ listeners, filter chains, tcp_proxy, clusters and connection pools."""
 cimport cython
 from cpython.exc cimport PyErr_CheckSignals
 from cpython.object cimport PyObject
-from cpython.ref cimport Py_INCREF, Py_DECREF
+from cpython.ref cimport Py_INCREF, Py_DECREF, Py_REFCNT
 from libc.stdint cimport uint32_t, uint64_t, int64_t
 from includes.system cimport *
 import os as _os

@@ -266,6 +266,7 @@ cdef class HttpConnectionManagerConfig(NetworkFilterFactory):
         c.listener_stats = &ctx.stats_row[hist] if hist >= 0 else &c.no_listener_stats[0]
         c.worker = ctx.worker
         c.managers = set()
+        c.closed_managers = []
         c.filter_factories = [_http_filter_factory(ctx, f) for f in plan.http_filters]
         c.route_config = _http_route_config(ctx, plan.route_table)
         c.server_name = plan.server_name.encode()

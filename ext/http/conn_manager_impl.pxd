@@ -135,6 +135,7 @@ cdef class HttpConnectionManagerConfig(NetworkFilterFactory):
     cdef Worker worker              # its draining flag; None (tests): see draining
     cdef bint draining              # set by start_drain(): every response closes
     cdef set managers               # live HttpConnectionManagerImpl, for drain
+    cdef list closed_managers       # closed, their cycles cut at the next connection
     cdef list filter_factories      # HttpFilterFactory, configured order
     cdef object route_config        # RouteConfigImpl, or None (no route: 404)
     cdef bytes server_name
@@ -303,6 +304,7 @@ cdef class HttpConnectionManagerImpl(ReadFilter):
     cdef Timer drain_timer          # drain_timeout after the drain sequence starts
 
     cdef int dispatch(self) except -1
+    cdef int release(self) except -1
     cdef int on_head(self) except -1
     cdef int decode_body(self, OwnedBuffer data) except -1
     cdef int send_protocol_error(self, int status, const char *details) except -1

@@ -60,6 +60,14 @@ cdef class _HttpConnManagerConnectionCallbacks(ConnectionCallbacks):
         return 0
 
 
+cdef int _hcm_release_closed(list closed) except -1:
+    cdef HttpConnectionManagerImpl m
+    for m in closed:
+        m.release()
+    del closed[:]
+    return 0
+
+
 @cython.final
 cdef class HttpConnectionManagerImpl(ReadFilter):
 
@@ -72,6 +80,8 @@ cdef class HttpConnectionManagerImpl(ReadFilter):
         cdef sockaddr_in *a4
         cdef sockaddr_in6 *a6
         self.connection = conn
+        if cfg.closed_managers:
+            _hcm_release_closed(cfg.closed_managers)
         cfg.stats[HTTP_DOWNSTREAM_CX_TOTAL] += 1
         cfg.stats[HTTP_DOWNSTREAM_CX_ACTIVE] += 1
         cfg.stats[HTTP_DOWNSTREAM_CX_HTTP1_TOTAL] += 1
@@ -560,6 +570,35 @@ cdef class HttpConnectionManagerImpl(ReadFilter):
         self.connection_callbacks.parent = None
         self.connection = None
         self.closing = True
+        # The stream and its filter wrappers point back here: refcounting
+        # alone would never free them, and the cyclic collector would then
+        # run over thousands of connections' objects (CPU and latency
+        # spikes). The cycles are cut later, once this call stack (which
+        # may still use them) has unwound.
+        cfg.closed_managers.append(self)
+        return 0
+
+    cdef int release(self) except -1:
+        """Cut this closed manager's reference cycles, unless a filter
+        outlived its stream and still holds a wrapper (the collector frees
+        those)."""
+        cdef HttpActiveStream s = self.stream
+        cdef object w
+        if s is None:
+            return 0
+        if s.decoder_filters is not None:
+            for w in s.decoder_filters:
+                if Py_REFCNT(w) > 2:        # the list's reference and w's
+                    return 0
+        if s.encoder_filters is not None:
+            for w in s.encoder_filters:
+                if Py_REFCNT(w) > 2:
+                    return 0
+        s.decoder_filters = None
+        s.encoder_filters = None
+        s.local_reply_filter = None
+        s.hcm = None
+        self.stream = None
         return 0
 
     # -- timers: each checks the time of the last activity when it fires
