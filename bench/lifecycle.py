@@ -99,13 +99,19 @@ def reloads_under_load(proxy, lp, duration, mode):
     out = wrk.communicate(timeout=duration + 30)[0]
     done = int(re.search(r"(\d+) requests in", out).group(1))
     errors = 0
+    kinds = {}
     m = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
     if m:
-        errors += sum(int(x) for x in m.groups())
+        kinds = dict(zip(("connect", "read", "write", "timeout"), (int(x) for x in m.groups())))
+        errors += sum(kinds.values())
     m = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     if m:
+        kinds["non_2xx"] = int(m.group(1))
         errors += int(m.group(1))
-    return {"mode": mode, "requests": done, "failed": errors, "reloads": 5}
+    r = {"mode": mode, "requests": done, "failed": errors, "reloads": 5}
+    if errors:
+        r["errors"] = kinds       # which kind: a read error is a close under a request
+    return r
 
 
 def restart_gap(proxy, lp):

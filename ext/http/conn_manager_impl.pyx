@@ -501,7 +501,7 @@ cdef class HttpConnectionManagerImpl(ReadFilter):
         now; the others start Envoy's drain sequence."""
         if self.connection is None or self.connection.state != CONN_OPEN or self.closing:
             return 0
-        if self.accumulated_requests == 0 and self.head_start == 0:
+        if self.accumulated_requests == 0 and self.head_start == 0 and not self.bytes_pending():
             self.closing = True
             return self.connection.close(CLOSE_FLUSH_WRITE)
         if self.drain_state == HTTP_DRAIN_NOT_DRAINING:
@@ -528,9 +528,19 @@ cdef class HttpConnectionManagerImpl(ReadFilter):
         if self.connection is None or self.closing:
             return 0
         self.drain_state = HTTP_DRAIN_CLOSING
-        if not self.stream.active and self.head_start == 0:
+        if not self.stream.active and self.head_start == 0 and not self.bytes_pending():
             return self.close_after_response()
         return 0
+
+    cdef bint bytes_pending(self):
+        """Whether the peer's bytes wait unread (in read_buffer or the
+        socket): a request that arrived but was not read yet is in flight,
+        so a drain must not close under it; reading it answers it with
+        connection: close instead."""
+        cdef char c
+        if self.connection.read_buffer.length() > 0:
+            return True
+        return recv(self.connection.fd, &c, 1, MSG_PEEK | MSG_DONTWAIT) > 0
 
     # -- connection events
 

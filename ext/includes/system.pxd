@@ -96,6 +96,7 @@ cdef extern from "<sys/socket.h>" nogil:
         SHUT_RDWR
         MSG_NOSIGNAL
         MSG_DONTWAIT
+        MSG_PEEK
     int socket(int domain, int type, int protocol)
     int connect(int fd, const sockaddr *addr, socklen_t addrlen)
     int accept4(int fd, sockaddr *addr, socklen_t *addrlen, int flags)

@@ -475,3 +475,17 @@ def test_stream_remote_address(hcm_factory, kw, xff, want):
     for _ in range(2):                                     # the second reuses the first's string
         assert c.request(req).status == 200
         assert h.hcm.remote_address(0) == want
+
+
+def test_drain_answers_a_first_request_not_yet_read(hcm_factory):
+    # A drain that meets a new connection whose first request waits unread in
+    # the socket answers it (connection: close) instead of closing under it:
+    # a client cannot tell that from a lost request.
+    h = hcm_factory(drain_timeout=0.3, delayed_close_timeout=0.05)
+    fresh = h.connect()
+    fresh.send(GET)
+    h.hcm.start_drain()                     # before the loop reads the request
+    r = fresh.response()
+    assert r.status == 200 and r.header(b"connection") == b"close"
+    fresh.wait_eof(timeout=1)
+    assert h.stats()["downstream_cx_drain_close"] == 1
