@@ -498,12 +498,25 @@ cdef class HttpConnectionManagerImpl(ReadFilter):
 
     cdef int start_drain(self) except -1:
         """The listener drains: a connection that never sent a byte closes
-        now; the others start Envoy's drain sequence."""
+        now (after a short grace if just accepted); the others start Envoy's
+        drain sequence."""
+        cdef double age, grace = HTTP_DRAIN_FIRST_REQUEST_GRACE_MS / 1000.0
         if self.connection is None or self.connection.state != CONN_OPEN or self.closing:
             return 0
         if self.accumulated_requests == 0 and self.head_start == 0 and not self.bytes_pending():
-            self.closing = True
-            return self.connection.close(CLOSE_FLUSH_WRITE)
+            # A connection accepted a moment ago may have its first request
+            # on the wire (a listener hands over its accept queue as it
+            # stops): give it a short grace, then close if nothing came. A
+            # request that comes in time is answered with connection: close.
+            age = self.dispatcher.now - self.connection.last_activity
+            if age >= grace or self.drain_state != HTTP_DRAIN_NOT_DRAINING:
+                self.closing = True
+                return self.connection.close(CLOSE_FLUSH_WRITE)
+            self.drain_state = HTTP_DRAIN_DRAINING
+            if self.drain_timer is None:
+                self.drain_timer = Timer.new(self.dispatcher, _hcm_on_drain_timer, self)
+            self.drain_timer.enable(grace - age)
+            return 0
         if self.drain_state == HTTP_DRAIN_NOT_DRAINING:
             self.config.stats[HTTP_DOWNSTREAM_CX_DRAIN_CLOSE] += 1
             self.start_drain_sequence()

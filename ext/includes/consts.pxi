@@ -28,3 +28,4 @@ cdef enum:
     # max_headers_count defaults.
     HTTP1_MAX_HEADERS_KB = 60
     HTTP1_MAX_HEADERS_COUNT = 100
+    HTTP_DRAIN_FIRST_REQUEST_GRACE_MS = 250  # a just-accepted connection's wait for its request when the listener drains

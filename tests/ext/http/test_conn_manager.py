@@ -2,6 +2,8 @@
 an HCM on a bare Dispatcher whose filter chain is test filters). Keep-alive,
 pipelining, the HCM's own replies byte for byte, request header handling,
 bodies both ways, the filter chain, stats."""
+import time
+
 import pytest
 
 from hcm_harness import UUID_RE, Hcm, nodate
@@ -314,6 +316,7 @@ def test_drain(hcm_factory):
     h = hcm_factory(filters=("pause:0.1", "terminal:echo"), delayed_close_timeout=0.05,
                     drain_timeout=0.3)
     silent = h.connect()
+    h.d.run_for_test(0.3)                   # older than a just-accepted one's grace
     idle = h.connect()
     busy = h.connect()
     assert idle.request(GET).status == 200
@@ -489,3 +492,22 @@ def test_drain_answers_a_first_request_not_yet_read(hcm_factory):
     assert r.status == 200 and r.header(b"connection") == b"close"
     fresh.wait_eof(timeout=1)
     assert h.stats()["downstream_cx_drain_close"] == 1
+
+
+def test_drain_gives_a_just_accepted_connection_its_first_request(hcm_factory):
+    # A listener that stops hands its accept queue over: a connection accepted
+    # a moment before the drain may have its request still on the wire. It
+    # gets a short grace; a request in time is answered with connection:
+    # close, a connection that stays silent is closed when the grace ends.
+    h = hcm_factory(drain_timeout=5, delayed_close_timeout=0.05)
+    fresh = h.connect()
+    silent = h.connect()
+    h.hcm.start_drain()                     # both just accepted, no byte yet
+    time.sleep(0.05)
+    fresh.send(GET)
+    r = fresh.response()
+    assert r.status == 200 and r.header(b"connection") == b"close"
+    fresh.wait_eof(timeout=1)
+    started = time.monotonic()
+    assert silent.wait_eof(timeout=2) == b""
+    assert time.monotonic() - started < 1   # the grace, not drain_timeout (5 s)
