@@ -8,24 +8,6 @@ cdef inline bint _hcm_value_ieq(HttpHeaderMap h, int i, const char *lower, size_
     return i >= 0 and h.entries[i].value_len == n and _http1_ieq(h.value_at(i), lower, n)
 
 
-cdef bint _hcm_has_token(const char *v, size_t n, const char *lower, size_t m) noexcept:
-    """A comma-separated header value holds the token `lower` (any case)."""
-    cdef size_t s = 0, e, t
-    while s < n:
-        e = s
-        while e < n and v[e] != b',':
-            e += 1
-        t = e
-        while s < t and (v[s] == b' ' or v[s] == b'\t'):
-            s += 1
-        while t > s and (v[t - 1] == b' ' or v[t - 1] == b'\t'):
-            t -= 1
-        if t - s == m and _http1_ieq(v + s, lower, m):
-            return True
-        s = e + 1
-    return False
-
-
 cdef dict _hcm_header_dict(HttpHeaderMap h):
     """{lower-case name: value} of a header map, first value of each name
     (for access logs only)."""
@@ -73,7 +55,7 @@ cdef size_t _hcm_xff_entry(const char *v, size_t n, int hops, char *out) noexcep
 cdef bint _hcm_connection_has_upgrade(HttpHeaderMap h) noexcept:
     cdef int i = h.get(HTTP1_HEADER_CONNECTION)
     while i >= 0:
-        if _hcm_has_token(h.value_at(i), h.entries[i].value_len, b"upgrade", 7):
+        if _http1_has_token(h.value_at(i), h.entries[i].value_len, b"upgrade", 7):
             return True
         i = h.next_same(i)
     return False
@@ -196,7 +178,7 @@ cdef int http_mutate_request_headers(HttpActiveStream self) except -1:
     # TE: only "trailers" goes on.
     i = h.get(HTTP1_HEADER_TE)
     if i >= 0:
-        if _hcm_has_token(h.value_at(i), h.entries[i].value_len, b"trailers", 8):
+        if _http1_has_token(h.value_at(i), h.entries[i].value_len, b"trailers", 8):
             h.set_id(HTTP1_HEADER_TE, b"trailers", 8)
         else:
             h.remove_id(HTTP1_HEADER_TE)

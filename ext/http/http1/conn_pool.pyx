@@ -69,24 +69,6 @@ cdef bint _http1_connection_upgrade(HttpHeaderMap h) noexcept:
     return False
 
 
-cdef bint _http1_has_token(const char *v, size_t n, const char *tok, size_t tn) noexcept:
-    """A comma-separated value holds `tok` (lower-case), any case."""
-    cdef size_t s = 0, e, k
-    while s < n:
-        e = s
-        while e < n and v[e] != b',':
-            e += 1
-        k = e
-        while s < k and (v[s] == b' ' or v[s] == b'\t'):
-            s += 1
-        while k > s and (v[k - 1] == b' ' or v[k - 1] == b'\t'):
-            k -= 1
-        if k - s == tn and _http1_ieq(v + s, tok, tn):
-            return True
-        s = e + 1
-    return False
-
-
 cdef void _http1_buffer_copy(OwnedBuffer dst, OwnedBuffer src) noexcept:
     """Append a copy of src's bytes to dst (src unchanged)."""
     cdef BufferCursor c
