@@ -27,30 +27,68 @@ HCM = "type.googleapis.com/envoy.extensions.filters.network.http_connection_mana
 ROUTER = "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"
 
 
+def _ephemeral_range() -> range:
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            lo, hi = (int(x) for x in f.read().split())
+        return range(lo, hi + 1)
+    except (OSError, ValueError):
+        return range(32768, 61000)
+
+
+_EPHEMERAL = _ephemeral_range()
+_handed_out: set = set()
+
+
 def free_port() -> int:
+    """A port free now that the kernel will not pick on its own.
+
+    A port from bind(0) lies in the ephemeral range, so a client socket
+    elsewhere in the run can take it as its local port before the proxy under
+    test binds it. Ports below that range are only ever handed out here, and
+    never twice in one run."""
+    import random
+    rng = random.Random(os.getpid() ^ time.monotonic_ns())
+    candidates = [p for p in range(10000, 30000) if p not in _EPHEMERAL]
+    for _ in range(200):
+        port = rng.choice(candidates)
+        if port in _handed_out:
+            continue
+        try:
+            with socket.socket() as s:
+                s.bind(("127.0.0.1", port))
+        except OSError:
+            continue
+        _handed_out.add(port)
+        return port
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
 
 
-def wait_for(pred, timeout: float = 10.0, interval: float = 0.02, what: str = "condition"):
+def wait_for(pred, timeout: float = 10.0, interval: float = 0.02, what: str = "condition",
+             proc: Optional[subprocess.Popen] = None):
+    """Poll `pred` until it is true; fail after `timeout` s, or at once when
+    `proc` (the process expected to make it true) has exited."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         v = pred()
         if v:
             return v
+        if proc is not None and proc.poll() is not None:
+            raise AssertionError("process exited while waiting for %s" % what)
         time.sleep(interval)
     raise AssertionError("timed out waiting for %s" % what)
 
 
-def wait_port(port: int, timeout: float = 10.0) -> None:
+def wait_port(port: int, timeout: float = 10.0, proc: Optional[subprocess.Popen] = None) -> None:
     def ok():
         try:
             socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
             return True
         except OSError:
             return False
-    wait_for(ok, timeout, what="port %d" % port)
+    wait_for(ok, timeout, what="port %d" % port, proc=proc)
 
 
 # -------------------------------------------------------------------- peers
@@ -335,10 +373,16 @@ def _run_process(cfg: dict, command, wait: Optional[List[int]], timeout: float, 
     admin_port = (cfg.get("admin") or {}).get("address", {}).get("socket_address", {}).get("port_value")
     proxy = Proxy(proc, admin_port, log_path, path)
     try:
-        for p in (wait if wait is not None else ([admin_port] if admin_port else [])):
-            wait_port(p, timeout=timeout)
-        if admin_port:
-            wait_for(lambda: _ready(proxy), timeout=timeout, what=what)
+        try:
+            for p in (wait if wait is not None else ([admin_port] if admin_port else [])):
+                wait_port(p, timeout=timeout, proc=proc)
+            if admin_port:
+                wait_for(lambda: _ready(proxy), timeout=timeout, what=what, proc=proc)
+        except AssertionError as e:
+            logf.flush()
+            with open(log_path, errors="replace") as f:
+                tail = f.read()[-4000:]
+            raise AssertionError("%s (exit status %s); its log:\n%s" % (e, proc.poll(), tail)) from None
         yield proxy
         if before_stop is not None:
             before_stop(proxy)
