@@ -268,12 +268,17 @@ REWRITES = hcm_config([
     _route({"prefix": "/rx/"}, regex_rewrite={"pattern": {"regex": "^/rx/([a-z]+)/(.*)$"},
                                               "substitution": "/\\2/\\1"}),
     _route({"prefix": "/host"}, host_rewrite_literal="rewritten.test"),
+    _route({"prefix": "/lxfh"}, host_rewrite_literal="rewritten.test", append_x_forwarded_host=True),
+    _route({"prefix": "/auto"}, cluster="named", auto_host_rewrite=True),
+    _route({"prefix": "/axfh"}, cluster="named", auto_host_rewrite=True, append_x_forwarded_host=True),
+    _route({"prefix": "/anon"}, auto_host_rewrite=True, append_x_forwarded_host=True),
     {"match": {"prefix": "/hdr"}, "route": {"cluster_header": "x-cluster"}},
     {"match": {"prefix": "/wc"}, "route": {"weighted_clusters": {"clusters": [
         {"name": "up", "weight": 100, "request_headers_to_add": [{"header": {"key": "x-wc", "value": "up"}}]},
         {"name": "up2", "weight": 0}]}}},
     _route({"prefix": "/"}),
-], clusters=[upstream_cluster("up", "UPSTREAM"), upstream_cluster("up2", "UPSTREAM2")])
+], clusters=[upstream_cluster("up", "UPSTREAM"), upstream_cluster("up2", "UPSTREAM2"),
+             upstream_cluster("named", "UPSTREAM3", hostname="backend.internal")])
 
 
 def _redir(prefix, **r):
@@ -370,6 +375,12 @@ ROUTE_CASES = [
     case("prefix_rewrite", get("/old/x?q=1"), 200, config=REWRITES),
     case("regex_rewrite", get("/rx/abc/def?q=1"), 200, config=REWRITES),
     case("host_rewrite", get("/host"), 200, config=REWRITES),
+    case("host_rewrite_append_xfh", get("/lxfh", headers=["x-forwarded-host: first.test"]), 200,
+         config=REWRITES),
+    case("auto_host_rewrite", get("/auto"), 200, config=REWRITES),
+    case("auto_host_rewrite_append_xfh", get("/axfh"), 200, config=REWRITES),
+    case("auto_host_rewrite_append_xfh_no_host", get("/axfh", host=None), 400, config=REWRITES),
+    case("auto_host_rewrite_without_hostname", get("/anon"), 200, config=REWRITES),
     case("cluster_header", get("/hdr", headers=["x-cluster: up2"]), 200, config=REWRITES),
     case("cluster_header_missing", get("/hdr"), 503, config=REWRITES),
     case("cluster_header_unknown", get("/hdr", headers=["x-cluster: nope"]), 503, config=REWRITES),
