@@ -404,6 +404,7 @@ class RouteConfiguration(_Message, kw_only=True):
 
     name: str = ""
     virtual_hosts: List[VirtualHost] = []
+    internal_only_headers: List[HeaderNameStr] = []
     response_headers_to_add: Annotated[List[HeaderValueOption], Meta(max_length=1000)] = []
     response_headers_to_remove: List[HeaderNameStr] = []
     request_headers_to_add: Annotated[List[HeaderValueOption], Meta(max_length=1000)] = []

@@ -179,6 +179,7 @@ class RouteTablePlan(PlanStruct, kw_only=True):
     """One route configuration (inline ``route_config`` of an HCM)."""
     name: str = ""
     virtual_hosts: List[VirtualHostPlan] = []
+    internal_only_headers: List[str] = []   # lower-case; removed from requests not internal
     request_mutations: HeaderMutationsPlan = HeaderMutationsPlan()
     response_mutations: HeaderMutationsPlan = HeaderMutationsPlan()
     most_specific_header_mutations_wins: bool = False
@@ -346,6 +347,7 @@ def build_route_table_plan(route_config: Any, ctx: Any = None) -> RouteTablePlan
         return RouteTablePlan(hostname=socket.gethostname())
     return RouteTablePlan(
         name=route_config.name,
+        internal_only_headers=[h.lower() for h in route_config.internal_only_headers],
         virtual_hosts=[VirtualHostPlan(
             name=v.name, domains=[d.lower() for d in v.domains],
             routes=[_route(r, v) for r in v.routes],
