@@ -353,8 +353,14 @@ cdef class _WorkerTimers:
 
 
 cdef int _on_drain_check(object ctx) except -1:
+    # Done when no downstream connection is left: an idle pooled upstream
+    # connection serves no one (Envoy does not wait on its pools either).
     cdef _WorkerTimers timers = <_WorkerTimers>ctx
-    if timers.worker.dispatcher.live_connections == 0:
+    cdef ActiveTcpListener l
+    cdef Py_ssize_t downstream = 0
+    for l in timers.worker.listeners:
+        downstream += l.num_connections
+    if downstream == 0:
         timers.worker.dispatcher.exit_requested = True
     else:
         timers.drain_check.enable(0.05)

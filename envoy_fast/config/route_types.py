@@ -286,6 +286,7 @@ class RouteAction(_Message, kw_only=True):
     regex_rewrite: Optional[RegexMatchAndSubstitute] = None
     host_rewrite_literal: Optional[HeaderValueStr] = None
     auto_host_rewrite: Optional[BoolValue] = None
+    append_x_forwarded_host: bool = False
     timeout: Optional[Duration] = None          # None: 15 s
     idle_timeout: Optional[Duration] = None     # None: the HCM's stream_idle_timeout
     retry_policy: Optional[RetryPolicy] = None
@@ -403,6 +404,7 @@ class RouteConfiguration(_Message, kw_only=True):
 
     name: str = ""
     virtual_hosts: List[VirtualHost] = []
+    internal_only_headers: List[HeaderNameStr] = []
     response_headers_to_add: Annotated[List[HeaderValueOption], Meta(max_length=1000)] = []
     response_headers_to_remove: List[HeaderNameStr] = []
     request_headers_to_add: Annotated[List[HeaderValueOption], Meta(max_length=1000)] = []

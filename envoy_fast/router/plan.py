@@ -147,6 +147,7 @@ class RoutePlan(PlanStruct, kw_only=True):
     regex_substitution: str = ""                 # RE2 rewrite string (\1 groups)
     host_rewrite_literal: Optional[str] = None
     auto_host_rewrite: bool = False
+    append_x_forwarded_host: bool = False
     timeout: float = DEFAULT_TIMEOUT             # 0: none
     idle_timeout: float = -1.0                   # -1: not set
     retry_policy: RetryPolicyPlan = RetryPolicyPlan()
@@ -178,6 +179,7 @@ class RouteTablePlan(PlanStruct, kw_only=True):
     """One route configuration (inline ``route_config`` of an HCM)."""
     name: str = ""
     virtual_hosts: List[VirtualHostPlan] = []
+    internal_only_headers: List[str] = []   # lower-case; removed from requests not internal
     request_mutations: HeaderMutationsPlan = HeaderMutationsPlan()
     response_mutations: HeaderMutationsPlan = HeaderMutationsPlan()
     most_specific_header_mutations_wins: bool = False
@@ -314,6 +316,7 @@ def _route(route: Any, vhost: Any) -> RoutePlan:
             regex_rewrite=a.regex_rewrite.pattern.regex if a.regex_rewrite is not None else None,
             regex_substitution=a.regex_rewrite.substitution if a.regex_rewrite is not None else "",
             host_rewrite_literal=a.host_rewrite_literal, auto_host_rewrite=bool(a.auto_host_rewrite),
+            append_x_forwarded_host=a.append_x_forwarded_host,
             timeout=DEFAULT_TIMEOUT if a.timeout is None else a.timeout,
             idle_timeout=-1.0 if a.idle_timeout is None else a.idle_timeout,
             retry_policy=_retry_policy(policy),
@@ -344,6 +347,7 @@ def build_route_table_plan(route_config: Any, ctx: Any = None) -> RouteTablePlan
         return RouteTablePlan(hostname=socket.gethostname())
     return RouteTablePlan(
         name=route_config.name,
+        internal_only_headers=[h.lower() for h in route_config.internal_only_headers],
         virtual_hosts=[VirtualHostPlan(
             name=v.name, domains=[d.lower() for d in v.domains],
             routes=[_route(r, v) for r in v.routes],

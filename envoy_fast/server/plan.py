@@ -86,6 +86,7 @@ def build_cluster_plan(cluster, layout: StatsLayout) -> AnyClusterPlan:
                 sa = ep.endpoint.address.socket_address
                 name = host_address(sa.address, sa.port_value)
                 hosts.append(HostPlan(address=sa.address, port=sa.port_value, name=name,
+                                      hostname=ep.endpoint.hostname,
                                       weight=ep.load_balancing_weight,
                                       health=_HEALTH[ep.health_status],
                                       stats_base=layout.hosts[(cluster.name, name)]))

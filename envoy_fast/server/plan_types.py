@@ -44,6 +44,7 @@ class HostPlan(PlanStruct, kw_only=True):
     address: str
     port: int
     name: str                       # "ip:port" as /clusters prints it
+    hostname: str = ""              # the endpoint's hostname (auto_host_rewrite)
     weight: int = 1
     health: int = HOST_HEALTHY
     stats_base: int                 # HostStat block in a worker's row

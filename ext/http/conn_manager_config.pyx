@@ -166,6 +166,32 @@ cdef void http_uuid4(Dispatcher d, char *out) noexcept:
         j += 2
 
 
+cdef bytes _http_internal_ranges(list cidrs):
+    """internal_address_config's ranges packed for _hcm_is_internal: per
+    range its family (4 or 6), prefix length and 16 address bytes."""
+    import ipaddress
+    out = bytearray()
+    for text in cidrs:
+        net = ipaddress.ip_network(text, strict=False)
+        out += bytes((net.version, net.prefixlen)) + net.network_address.packed.ljust(16, b"\0")
+    return bytes(out)
+
+
+cdef bint _hcm_is_internal(HttpConnectionManagerConfig cfg, int version, const unsigned char *addr) noexcept:
+    """`addr` (4 or 16 bytes) lies in one of internal_address_config's ranges."""
+    cdef const unsigned char *r = <const unsigned char *>(<const char *>cfg.internal_ranges)
+    cdef int k, bits, full
+    for k in range(cfg.n_internal_ranges):
+        if r[0] == version:
+            bits = r[1]
+            full = bits >> 3
+            if memcmp(r + 2, addr, full) == 0 and (
+                    bits & 7 == 0 or ((r[2 + full] ^ addr[full]) & (0xff00 >> (bits & 7)) & 0xff) == 0):
+                return True
+        r += 18
+    return False
+
+
 cdef bytes _hcm_local_address_v4 = None
 
 
@@ -272,6 +298,9 @@ cdef class HttpConnectionManagerConfig(NetworkFilterFactory):
         c.server_name = plan.server_name.encode()
         c.server_header_transformation = plan.server_header_transformation
         c.use_remote_address = plan.use_remote_address
+        c.internal_ranges = _http_internal_ranges(plan.internal_cidrs)
+        c.n_internal_ranges = len(c.internal_ranges) // 18
+        c.internal_only_headers = [h.encode() for h in plan.route_table.internal_only_headers]
         c.skip_xff_append = plan.skip_xff_append
         c.xff_num_trusted_hops = plan.xff_num_trusted_hops
         c.generate_request_id = plan.generate_request_id

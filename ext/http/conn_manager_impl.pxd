@@ -141,6 +141,9 @@ cdef class HttpConnectionManagerConfig(NetworkFilterFactory):
     cdef bytes server_name
     cdef int server_header_transformation
     cdef bint use_remote_address
+    cdef bytes internal_ranges      # internal_address_config: n x 18 bytes (family 4/6, prefix, address)
+    cdef int n_internal_ranges
+    cdef list internal_only_headers # bytes, lower-case (the route config's)
     cdef bint skip_xff_append
     cdef int xff_num_trusted_hops
     cdef bint generate_request_id
@@ -219,6 +222,7 @@ cdef class HttpActiveStream:
     cdef bint is_head
     cdef bint saw_connection_close  # the client asked to close (or HTTP/1.0)
     cdef bint remote_complete       # the whole request has been read
+    cdef bint force_trace           # an internal request kept x-envoy-force-trace
     cdef bint decoding_done         # end_stream reached the last decoder filter
     cdef bint has_trailers          # request trailers kept (enable_trailers)
     cdef bint filters_created       # this stream's filters exist (after the head checks)
@@ -289,6 +293,7 @@ cdef class HttpConnectionManagerImpl(ReadFilter):
     cdef char peer_ip[48]           # the downstream peer's address, as text
     cdef size_t peer_ip_len
     cdef bint peer_loopback
+    cdef bint peer_internal         # in internal_address_config's ranges
     cdef str peer_address           # "ip:port" of the peer (stream info)
     cdef bytes xff_key              # the last x-forwarded-for seen, and the
     cdef str xff_address            # remote address it gave (reused while equal)

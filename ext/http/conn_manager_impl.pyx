@@ -110,16 +110,21 @@ cdef class HttpConnectionManagerImpl(ReadFilter):
         # The peer's address as text, once: x-forwarded-for and
         # x-envoy-external-address use it per request.
         self.peer_ip_len = 0
+        self.peer_internal = False
         if conn.remote_addr.ss_family == AF_INET:
             a4 = <sockaddr_in*>&conn.remote_addr
             inet_ntop(AF_INET, &a4.sin_addr, self.peer_ip, sizeof(self.peer_ip))
             self.peer_loopback = (ntohl(a4.sin_addr.s_addr) >> 24) == 127
             self.peer_ip_len = strlen(self.peer_ip)
+            self.peer_internal = cfg.n_internal_ranges > 0 and \
+                _hcm_is_internal(cfg, 4, <const unsigned char *>&a4.sin_addr)
         elif conn.remote_addr.ss_family == AF_INET6:
             a6 = <sockaddr_in6*>&conn.remote_addr
             inet_ntop(AF_INET6, &a6.sin6_addr, self.peer_ip, sizeof(self.peer_ip))
             self.peer_ip_len = strlen(self.peer_ip)
             self.peer_loopback = self.peer_ip_len == 3 and memcmp(self.peer_ip, b"::1", 3) == 0
+            self.peer_internal = cfg.n_internal_ranges > 0 and \
+                _hcm_is_internal(cfg, 6, <const unsigned char *>&a6.sin6_addr)
         self.peer_address = _sockaddr_str(&conn.remote_addr)
         self.created = self.dispatcher.now
         self.idle_since = self.created
@@ -337,7 +342,8 @@ cdef class HttpConnectionManagerImpl(ReadFilter):
                 (cfg.server_header_transformation == HTTP_SERVER_HEADER_APPEND_IF_ABSENT
                  and h.get(HTTP1_HEADER_SERVER) < 0):
             h.set_id(HTTP1_HEADER_SERVER, cfg.server_name, len(cfg.server_name))
-        if cfg.always_set_request_id_in_response:
+        # Envoy echoes the request id of a traced request (mutateResponseHeaders).
+        if cfg.always_set_request_id_in_response or s.force_trace:
             i = rq.get(HTTP1_HEADER_X_REQUEST_ID)
             if i >= 0:
                 h.set_id(HTTP1_HEADER_X_REQUEST_ID, rq.value_at(i), rq.entries[i].value_len)

@@ -157,6 +157,7 @@ cdef class HttpActiveStream:
         self.version = HTTP1_VERSION_11
         self.is_head = False
         self.saw_connection_close = False
+        self.force_trace = False
         self.remote_complete = False
         self.decoding_done = False
         self.has_trailers = False

@@ -152,9 +152,75 @@ cdef int http_check_request_head(HttpActiveStream self) except -1:
     return True
 
 
+# What a request that is not internal may not carry (Envoy 1.40's
+# cleanInternalHeaders, as observed), after "x-envoy-": the first
+# _HCM_EDGE_ONLY only on an edge request (use_remote_address).
+cdef tuple _HCM_INTERNAL_ONLY = (
+    b"decorator-operation", b"downstream-service-cluster", b"downstream-service-node",
+    b"original-path", b"original-host",
+    b"retry-on", b"retry-grpc-on", b"max-retries", b"upstream-alt-stat-name",
+    b"upstream-rq-timeout-ms", b"upstream-rq-per-try-timeout-ms",
+    b"upstream-rq-timeout-alt-response", b"expected-rq-timeout-ms", b"force-trace", b"ip-tags",
+    b"retriable-status-codes", b"retriable-header-names", b"original-url",
+    b"hedge-on-per-try-timeout", b"internal")
+cdef enum:
+    _HCM_EDGE_ONLY = 5
+
+
+cdef void _hcm_clean_internal_headers(HttpHeaderMap h, bint edge) noexcept:
+    """Remove the x-envoy-* controls of _HCM_INTERNAL_ONLY: one pass over
+    the entries, most of which fail the prefix test."""
+    cdef int i, k
+    cdef HttpHeaderEntry *e
+    cdef const char *name
+    cdef bytes want
+    for i in range(h.count):
+        e = &h.entries[i]
+        if e.id == HTTP_HEADER_DEAD or e.name_len <= 8:
+            continue
+        name = h.buf + e.name_off
+        if memcmp(name, b"x-envoy-", 8) != 0:
+            continue
+        for k in range(0 if edge else _HCM_EDGE_ONLY, len(_HCM_INTERNAL_ONLY)):
+            want = <bytes>_HCM_INTERNAL_ONLY[k]
+            if e.name_len - 8 == <uint32_t>len(want) and memcmp(name + 8, <const char *>want, len(want)) == 0:
+                h.remove_at(i)
+                break
+
+
+cdef bint _hcm_xff_single_internal(HttpConnectionManagerConfig cfg, HttpHeaderMap h) noexcept:
+    """Without use_remote_address: x-forwarded-for holds one address, and
+    it is internal."""
+    cdef int i = h.get(HTTP1_HEADER_X_FORWARDED_FOR)
+    cdef const char *v
+    cdef size_t a = 0, b
+    cdef char text[48]
+    cdef unsigned char addr[16]
+    if i < 0 or h.next_same(i) >= 0:
+        return False
+    v = h.value_at(i)
+    b = h.entries[i].value_len
+    if memchr(v, b',', b) != NULL:
+        return False
+    while a < b and (v[a] == b' ' or v[a] == b'\t'):
+        a += 1
+    while b > a and (v[b - 1] == b' ' or v[b - 1] == b'\t'):
+        b -= 1
+    if b - a == 0 or b - a >= sizeof(text):
+        return False
+    memcpy(text, v + a, b - a)
+    text[b - a] = 0
+    if inet_pton(AF_INET, text, addr) == 1:
+        return _hcm_is_internal(cfg, 4, addr)
+    if inet_pton(AF_INET6, text, addr) == 1:
+        return _hcm_is_internal(cfg, 6, addr)
+    return False
+
+
 cdef int http_mutate_request_headers(HttpActiveStream self) except -1:
     """Envoy's ConnectionManagerUtility::mutateRequestHeaders, in its
     order: hop-by-hop headers out, x-forwarded-for, x-forwarded-proto,
+    internal or not (x-envoy-internal, or the x-envoy-* controls out),
     x-envoy-external-address, x-request-id."""
     cdef HttpConnectionManagerConfig cfg = self.config
     cdef HttpConnectionManagerImpl hcm = self.hcm
@@ -166,6 +232,8 @@ cdef int http_mutate_request_headers(HttpActiveStream self) except -1:
     cdef const char *ext
     cdef size_t ext_len
     cdef int i
+    cdef bint internal = False, edge = False
+    cdef bytes name
     cdef bint upgrade = h.get(HTTP1_HEADER_UPGRADE) >= 0 and h.get(HTTP1_HEADER_CONNECTION) >= 0 \
         and _hcm_connection_has_upgrade(h)
     self.set_remote_address()
@@ -189,6 +257,9 @@ cdef int http_mutate_request_headers(HttpActiveStream self) except -1:
         ext = hcm.peer_ip
         ext_len = hcm.peer_ip_len
         i = h.get(HTTP1_HEADER_X_FORWARDED_FOR)
+        # Internal: the peer is, and x-forwarded-for will name it alone.
+        internal = hcm.peer_internal and i < 0
+        edge = not internal
         if cfg.xff_num_trusted_hops > 0 and i >= 0:
             ext_len = _hcm_xff_entry(h.value_at(i), h.entries[i].value_len,
                                      cfg.xff_num_trusted_hops, ext_buf)
@@ -214,19 +285,32 @@ cdef int http_mutate_request_headers(HttpActiveStream self) except -1:
         # A trusted prior hop's x-forwarded-proto stays (Envoy).
         if cfg.xff_num_trusted_hops == 0 or h.get(HTTP1_HEADER_X_FORWARDED_PROTO) < 0:
             h.set_id(HTTP1_HEADER_X_FORWARDED_PROTO, b"http", 4)
+    else:
+        if h.get(HTTP1_HEADER_X_FORWARDED_PROTO) < 0:
+            h.add(b"x-forwarded-proto", 17, b"http", 4, HTTP1_HEADER_X_FORWARDED_PROTO)
+        internal = cfg.n_internal_ranges > 0 and _hcm_xff_single_internal(cfg, h)
+    # Only an internal request keeps Envoy's controls (and gets them
+    # honoured by the router); only Envoy asserts x-envoy-internal.
+    if internal:
+        h.remove_name(b"x-envoy-internal", 16)
+        h.add(b"x-envoy-internal", 16, b"true", 4, HTTP1_HEADER_OTHER)
+        self.force_trace = h.find(b"x-envoy-force-trace", 19) >= 0
+    else:
+        _hcm_clean_internal_headers(h, edge)
+        for name in cfg.internal_only_headers:
+            h.remove_name(name, len(name))
+    if edge:
         i = h.find(b"x-envoy-external-address", 24)
         if i >= 0:
             h.set_value(i, ext, ext_len)
         else:
             h.add(b"x-envoy-external-address", 24, ext, ext_len, HTTP1_HEADER_OTHER)
-    elif h.get(HTTP1_HEADER_X_FORWARDED_PROTO) < 0:
-        h.add(b"x-forwarded-proto", 17, b"http", 4, HTTP1_HEADER_X_FORWARDED_PROTO)
     if cfg.generate_request_id:
         i = h.get(HTTP1_HEADER_X_REQUEST_ID)
         if i < 0:
             http_uuid4(hcm.dispatcher, uuid)
             h.add(b"x-request-id", 12, uuid, 36, HTTP1_HEADER_X_REQUEST_ID)
-        elif cfg.use_remote_address and not cfg.preserve_external_request_id:
+        elif edge and not cfg.preserve_external_request_id:
             http_uuid4(hcm.dispatcher, uuid)
             h.set_value(i, uuid, 36)
     if len(cfg.via):

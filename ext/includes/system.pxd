@@ -127,6 +127,7 @@ cdef extern from "<netinet/in.h>" nogil:
 
 cdef extern from "<arpa/inet.h>" nogil:
     const char *inet_ntop(int af, const void *src, char *dst, socklen_t size)
+    int inet_pton(int af, const char *src, void *dst)
 
 cdef extern from "<netinet/tcp.h>" nogil:
     enum:

@@ -145,6 +145,7 @@ cdef class ClusterInfo:
 cdef class HostImpl:
     cdef ClusterInfo cluster
     cdef str address_str            # "ip:port"
+    cdef bytes hostname             # the endpoint's hostname; b"" when none
     cdef sockaddr_storage address
     cdef socklen_t address_len
     cdef int weight

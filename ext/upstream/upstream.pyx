@@ -112,6 +112,7 @@ cdef class HostImpl:
         host.health = plan.health
         host.stats = &ctx.stats_row[<int>plan.stats_base]
         host.address_str = plan.name
+        host.hostname = plan.hostname.encode()
         _fill_sockaddr(&host.address, &host.address_len, plan.address, plan.port)
         return host
 

@@ -613,10 +613,14 @@ def hcm_config(routes: Optional[list] = None, *, virtual_hosts: Optional[list] =
     return re.sub(r"'(\{\{[A-Z0-9_]+\}\})'", r"\1", text)
 
 
-def upstream_cluster(name: str, *ports: str, **extra) -> dict:
-    """A STATIC cluster over placeholder ports (`UPSTREAM`, `DEAD`, ...)."""
+def upstream_cluster(name: str, *ports: str, hostname: str = "", **extra) -> dict:
+    """A STATIC cluster over placeholder ports (`UPSTREAM`, `DEAD`, ...);
+    `hostname`: each endpoint's."""
     eps = [{"endpoint": {"address": {"socket_address": {"address": "127.0.0.1",
                                                         "port_value": "{{%s}}" % p}}}} for p in ports]
+    if hostname:
+        for ep in eps:
+            ep["endpoint"]["hostname"] = hostname
     c = {"name": name, "connect_timeout": "0.25s", "type": "STATIC",
          "load_assignment": {"cluster_name": name, "endpoints": [{"lb_endpoints": eps}]}}
     c.update(extra)

@@ -108,6 +108,13 @@ ACCEPTED = {
     "json_access_log": _set(access_log=[{"typed_config": {"@type": STDOUT_LOG, "log_format": {
         "json_format": {"code": "%RESPONSE_CODE%", "ua": "%REQ(USER-AGENT)%"}}}}]),
     "is_optional_router": _filters(dict(ROUTER_FILTER, is_optional=True)),
+    "internal_address_config": _set(internal_address_config={"unix_sockets": True, "cidr_ranges": [
+        {"address_prefix": "10.0.0.0", "prefix_len": 8}, {"address_prefix": "fd00::", "prefix_len": 8},
+        {"address_prefix": "192.168.1.7"}]}),
+    # A prefix past the address's length means the whole address (Envoy clamps).
+    "internal_cidr_prefix_too_long": _set(internal_address_config={"cidr_ranges": [
+        {"address_prefix": "10.0.0.0", "prefix_len": 33}, {"address_prefix": "::1", "prefix_len": 128}]}),
+    "internal_only_headers": _set(route_config={"internal_only_headers": ["X-Secret", "x-b"]}),
 }
 # Both refuse these.
 REFUSED = {
@@ -136,6 +143,8 @@ REFUSED = {
     "access_log_unknown_operator": _set(access_log=[{"typed_config": {"@type": STDOUT_LOG, "log_format": {
         "text_format_source": {"inline_string": "%NO_SUCH_OPERATOR%"}}}}]),
     "both_strip_port_modes": _set(strip_matching_host_port=True, strip_any_host_port=True),
+    "internal_cidr_malformed": _set(internal_address_config={"cidr_ranges": [{"address_prefix": "10.0.0"}]}),
+    "internal_only_header_newline": _set(route_config={"internal_only_headers": ["x-a\nb"]}),
 }
 # Envoy loads these; envoy_fast refuses them, saying so (envoy-subset.md
 # section 1: a field that would change behaviour and is not implemented, or

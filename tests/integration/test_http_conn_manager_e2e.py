@@ -216,6 +216,26 @@ def test_sigterm_drain_closes_keep_alive_connections():
         upstream.close()
 
 
+def test_sigterm_exits_once_clients_are_gone_despite_idle_upstream_connections():
+    """The pool's idle keep-alive connection to the upstream serves no
+    client: a drain ends when the last downstream connection does."""
+    upstream = HeadEcho()
+    port = free_port()
+    try:
+        with run_impl("envoy_fast", config(port, upstream.port)) as proxy:
+            with socket.create_connection(("127.0.0.1", port), timeout=5) as c:
+                c.sendall(b"GET /up HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
+                read_response(c)
+            assert upstream.accepted == 1             # and pooled: HeadEcho keeps it open
+            start = time.monotonic()
+            proxy.proc.send_signal(signal.SIGTERM)
+            proxy.proc.wait(timeout=10)
+            assert time.monotonic() - start < 2.0
+            assert proxy.proc.returncode == 0
+    finally:
+        upstream.close()
+
+
 def _blank_default(text):
     """Envoy's default format with the start time, duration, service time
     and request id blanked."""

@@ -166,7 +166,38 @@ def _hcm(**fields):
 
 
 XFF = ["x-forwarded-for: 203.0.113.7, 10.1.2.3"]
+# Headers a client could use to steer Envoy (cleanInternalHeaders), and
+# x-envoy-internal, which only Envoy itself may assert.
+ENVOY_CONTROLS = ["x-envoy-retry-on: 5xx", "x-envoy-max-retries: 1", "x-envoy-upstream-rq-timeout-ms: 900",
+                  "x-envoy-upstream-rq-per-try-timeout-ms: 800", "x-envoy-retriable-status-codes: 418",
+                  "x-envoy-retriable-header-names: x-h", "x-envoy-retry-grpc-on: cancelled",
+                  "x-envoy-upstream-alt-stat-name: alt", "x-envoy-expected-rq-timeout-ms: 7",
+                  "x-envoy-upstream-rq-timeout-alt-response: 1", "x-envoy-force-trace: 1",
+                  "x-envoy-ip-tags: t", "x-envoy-original-url: http://x/", "x-envoy-hedge-on-per-try-timeout: 1",
+                  "x-envoy-decorator-operation: op", "x-envoy-downstream-service-cluster: dc",
+                  "x-envoy-downstream-service-node: dn", "x-envoy-internal: true", "x-envoy-other: kept",
+                  "x-envoy-original-path: /o", "x-envoy-original-host: o.test", "x-envoy-attempt-count: 3",
+                  "x-envoy-is-timeout-retry: true", "x-envoy-upstream-stream-duration-ms: 5",
+                  "x-envoy-external-address: 198.51.100.1", "x-envoy-decorator-operation: op2"]
 HCM_CASES = [
+    case("envoy_controls_internal_peer", get("/", headers=ENVOY_CONTROLS), 200),
+    case("envoy_controls_edge", get("/", headers=ENVOY_CONTROLS), 200, config=_hcm(use_remote_address=True)),
+    case("envoy_controls_trusted_hop", get("/", headers=ENVOY_CONTROLS + XFF), 200,
+         config=_hcm(use_remote_address=True, xff_num_trusted_hops=1)),
+    case("envoy_controls_xff_external", get("/", headers=ENVOY_CONTROLS + ["x-forwarded-for: 203.0.113.7"]), 200),
+    case("envoy_controls_xff_internal", get("/", headers=ENVOY_CONTROLS + ["x-forwarded-for: 10.0.0.1"]), 200),
+    case("envoy_controls_internal_config", get("/", headers=ENVOY_CONTROLS), 200,
+         config=_hcm(use_remote_address=True, internal_address_config={
+             "cidr_ranges": [{"address_prefix": "127.0.0.0", "prefix_len": 8}]})),
+    case("envoy_controls_xff_internal_config", get("/", headers=ENVOY_CONTROLS + ["x-forwarded-for: 10.9.8.7"]),
+         200, config=_hcm(internal_address_config={"cidr_ranges": [{"address_prefix": "10.0.0.0",
+                                                                     "prefix_len": 8}]})),
+    case("internal_only_headers", get("/", headers=["x-secret: 1", "X-Other-Secret: 2", "x-public: 3"]), 200,
+         config=hcm_config(route_config={"internal_only_headers": ["x-secret", "X-Other-Secret"]})),
+    case("internal_only_headers_internal", get("/", headers=["x-secret: 1", "x-public: 3"]), 200,
+         config=hcm_config(route_config={"internal_only_headers": ["x-secret"]}, hcm={
+             "use_remote_address": True,
+             "internal_address_config": {"cidr_ranges": [{"address_prefix": "127.0.0.1", "prefix_len": 32}]}})),
     case("server_name", get("/"), 200, config=_hcm(server_name="edge-1")),
     case("server_overwrite", get("/?hdr=server:up"), 200),
     case("server_pass_through", get("/?hdr=server:up"), 200,
@@ -268,12 +299,17 @@ REWRITES = hcm_config([
     _route({"prefix": "/rx/"}, regex_rewrite={"pattern": {"regex": "^/rx/([a-z]+)/(.*)$"},
                                               "substitution": "/\\2/\\1"}),
     _route({"prefix": "/host"}, host_rewrite_literal="rewritten.test"),
+    _route({"prefix": "/lxfh"}, host_rewrite_literal="rewritten.test", append_x_forwarded_host=True),
+    _route({"prefix": "/auto"}, cluster="named", auto_host_rewrite=True),
+    _route({"prefix": "/axfh"}, cluster="named", auto_host_rewrite=True, append_x_forwarded_host=True),
+    _route({"prefix": "/anon"}, auto_host_rewrite=True, append_x_forwarded_host=True),
     {"match": {"prefix": "/hdr"}, "route": {"cluster_header": "x-cluster"}},
     {"match": {"prefix": "/wc"}, "route": {"weighted_clusters": {"clusters": [
         {"name": "up", "weight": 100, "request_headers_to_add": [{"header": {"key": "x-wc", "value": "up"}}]},
         {"name": "up2", "weight": 0}]}}},
     _route({"prefix": "/"}),
-], clusters=[upstream_cluster("up", "UPSTREAM"), upstream_cluster("up2", "UPSTREAM2")])
+], clusters=[upstream_cluster("up", "UPSTREAM"), upstream_cluster("up2", "UPSTREAM2"),
+             upstream_cluster("named", "UPSTREAM3", hostname="backend.internal")])
 
 
 def _redir(prefix, **r):
@@ -370,6 +406,12 @@ ROUTE_CASES = [
     case("prefix_rewrite", get("/old/x?q=1"), 200, config=REWRITES),
     case("regex_rewrite", get("/rx/abc/def?q=1"), 200, config=REWRITES),
     case("host_rewrite", get("/host"), 200, config=REWRITES),
+    case("host_rewrite_append_xfh", get("/lxfh", headers=["x-forwarded-host: first.test"]), 200,
+         config=REWRITES),
+    case("auto_host_rewrite", get("/auto"), 200, config=REWRITES),
+    case("auto_host_rewrite_append_xfh", get("/axfh"), 200, config=REWRITES),
+    case("auto_host_rewrite_append_xfh_no_host", get("/axfh", host=None), 400, config=REWRITES),
+    case("auto_host_rewrite_without_hostname", get("/anon"), 200, config=REWRITES),
     case("cluster_header", get("/hdr", headers=["x-cluster: up2"]), 200, config=REWRITES),
     case("cluster_header_missing", get("/hdr"), 503, config=REWRITES),
     case("cluster_header_unknown", get("/hdr", headers=["x-cluster: nope"]), 503, config=REWRITES),

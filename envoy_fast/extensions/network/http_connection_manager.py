@@ -3,6 +3,7 @@
 the plan Structs in ``http_connection_manager_plan``)."""
 from __future__ import annotations
 
+import ipaddress
 from typing import List, Tuple
 
 from envoy_fast.accesslog import build_access_log_plan
@@ -67,6 +68,18 @@ _UNDERSCORES = {"ALLOW": UNDERSCORES_ALLOW, "REJECT_REQUEST": UNDERSCORES_REJECT
                 "DROP_HEADER": UNDERSCORES_DROP_HEADER}
 
 
+def _internal_cidrs(config) -> List[str]:
+    iac = config.internal_address_config
+    if iac is None:
+        return []
+    out = []
+    for c in iac.cidr_ranges:
+        ip = ipaddress.ip_address(c.address_prefix)
+        # Envoy clamps a prefix past the address's length (CidrRange::create).
+        out.append(str(ipaddress.ip_network(f"{ip}/{min(c.prefix_len, ip.max_prefixlen)}", strict=False)))
+    return out
+
+
 def _worker_table(name: str, fallback: Tuple[Tuple[str, str], ...]) -> Tuple[Tuple[str, str], ...]:
     from envoy_fast import _worker    # in main, once the stats layout is built
     return tuple(getattr(_worker, name, fallback))
@@ -113,6 +126,7 @@ def _build_plan(config: HttpConnectionManager, ctx: PlanContext) -> HttpConnecti
         server_name=config.server_name,
         server_header_transformation=_SERVER_HEADER[config.server_header_transformation],
         use_remote_address=config.use_remote_address,
+        internal_cidrs=_internal_cidrs(config),
         skip_xff_append=config.skip_xff_append,
         xff_num_trusted_hops=config.xff_num_trusted_hops,
         generate_request_id=config.generate_request_id,

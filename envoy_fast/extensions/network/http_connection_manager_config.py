@@ -23,6 +23,7 @@ from envoy_fast.config.base import Message as _Message
 from envoy_fast.config.base import names as _names
 from envoy_fast.config.errors import ConfigError
 from envoy_fast.config.route_types import RouteConfiguration
+from envoy_fast.config.types import CidrRange
 from envoy_fast.extensions import registry
 from envoy_fast.extensions.registry import HttpFilterConfig, NetworkFilterConfig
 
@@ -165,6 +166,18 @@ class UpgradeConfig(_Message, kw_only=True):
 # --- HttpConnectionManager -------------------------------------------------------
 
 
+class InternalAddressConfig(_Message, kw_only=True):
+    """HttpConnectionManager.InternalAddressConfig: which peers are internal
+    (their x-envoy-* request controls are kept). Unset, none is: Envoy 1.40
+    no longer counts RFC 1918 and loopback addresses by default."""
+
+    ENVOY_TYPE = _HCM + ".InternalAddressConfig"
+    ENVOY_FIELDS = _names("unix_sockets cidr_ranges")
+
+    unix_sockets: bool = False      # no pipe listeners in envoy_fast: nothing to act on
+    cidr_ranges: List[CidrRange] = []
+
+
 class HttpConnectionManager(_Message, NetworkFilterConfig, kw_only=True, tag_field="@type", tag=HCM_TYPE_URL):
     """envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager.
 
@@ -208,6 +221,7 @@ class HttpConnectionManager(_Message, NetworkFilterConfig, kw_only=True, tag_fie
 
     codec_type: CodecType = "AUTO"
     stat_prefix: NonEmptyStr
+    internal_address_config: Optional[InternalAddressConfig] = None
     rds: Optional[Dict[str, Any]] = None
     route_config: Optional[RouteConfiguration] = None
     scoped_routes: Optional[Dict[str, Any]] = None
@@ -273,6 +287,14 @@ def check(hcm: HttpConnectionManager, checker: Any, path: str) -> None:
         checker.fail(ConfigError("value must be inside range (0, 8192]", f"{path}.max_request_headers_kb",
                                  hint="the default is 60"))
     _upgrade_configs(hcm, checker, path)
+    if hcm.internal_address_config is not None:
+        for i, cidr in enumerate(hcm.internal_address_config.cidr_ranges):
+            # Envoy clamps a prefix past the address's length (CidrRange::create).
+            cidr = CidrRange(address_prefix=cidr.address_prefix, prefix_len=min(cidr.prefix_len, 32))
+            try:
+                checker.cidr(cidr, f"{path}.internal_address_config.cidr_ranges[{i}]")
+            except ConfigError as e:
+                checker.fail(e)
     # Fields whose default is all envoy_fast implements.
     if hcm.add_user_agent:
         _not_supported(checker, f"{path}.add_user_agent", "add_user_agent: true", "remove `add_user_agent`")
@@ -400,6 +422,7 @@ FIELD_NUMBERS: Dict[str, Dict[str, int]] = {
     _HCM.rsplit(".", 1)[0] + ".HttpFilter": dict(
         name=1, typed_config=4, config_discovery=5, is_optional=6, disabled=7),
     _HCM + ".UpgradeConfig": dict(upgrade_type=1, filters=2, enabled=3),
+    _HCM + ".InternalAddressConfig": dict(unix_sockets=1, cidr_ranges=2),
     "envoy.config.core.v3.HttpProtocolOptions": dict(
         idle_timeout=1, max_headers_count=2, max_connection_duration=3, max_stream_duration=4,
         headers_with_underscores_action=5, max_requests_per_connection=6,

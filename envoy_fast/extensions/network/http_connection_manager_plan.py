@@ -42,6 +42,7 @@ class HttpConnectionManagerPlan(NetworkFilterPlan, tag=NAME, kw_only=True):
     server_name: str = "envoy"
     server_header_transformation: int = SERVER_HEADER_OVERWRITE
     use_remote_address: bool = False
+    internal_cidrs: List[str] = []              # internal_address_config, "10.0.0.0/8"
     skip_xff_append: bool = False
     xff_num_trusted_hops: int = 0
     generate_request_id: bool = True

@@ -212,7 +212,8 @@ cdef class RouteEntryImpl:
     cdef object regex_rewrite       # RE2; None: none
     cdef bytes regex_substitution   # as a Python re template
     cdef bytes host_rewrite_literal # None: none
-    cdef bint auto_host_rewrite     # for the router: Host := the chosen host's hostname (DNS clusters)
+    cdef bint auto_host_rewrite     # for the router: Host := the chosen host's hostname, when it has one
+    cdef bint append_xfh            # a Host rewrite appends the old Host to x-forwarded-host
 
     # --- redirect
     cdef bytes redirect_scheme      # None: keep

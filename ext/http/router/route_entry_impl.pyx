@@ -24,6 +24,32 @@ cdef int _router_set_named(HttpHeaderMap headers, const char *name, size_t name_
     return 0
 
 
+cdef int _router_update_authority(HttpHeaderMap headers, const char *host, size_t host_len,
+                                  bint append_xfh, bint keep_original) except -1:
+    """Envoy's Utility::updateAuthority: Host := `host`; the old one is kept
+    in x-envoy-original-host and, with `append_xfh`, appended to
+    x-forwarded-host."""
+    global _router_scratch_len
+    cdef size_t mark = _router_scratch_len, off
+    cdef int i = headers.get(HTTP1_HEADER_HOST), j
+    if i >= 0 and headers.entries[i].value_len:
+        off = _router_scratch_len
+        _router_scratch_add(headers.value_at(i), headers.entries[i].value_len)
+        if keep_original:
+            _router_set_named(headers, b"x-envoy-original-host", 21,
+                              _router_scratch + off, _router_scratch_len - off)
+        if append_xfh:
+            j = headers.find(b"x-forwarded-host", 16)
+            if j < 0:
+                headers.add(b"x-forwarded-host", 16, _router_scratch + off, _router_scratch_len - off,
+                            HTTP1_HEADER_OTHER)
+            else:
+                headers.append_value(j, _router_scratch + off, _router_scratch_len - off, b",", 1)
+    headers.set_id(HTTP1_HEADER_HOST, host, host_len)
+    _router_scratch_len = mark
+    return 0
+
+
 cdef inline const char *_router_xfp(HttpHeaderMap headers, size_t *n) noexcept:
     cdef int i = headers.get(HTTP1_HEADER_X_FORWARDED_PROTO)
     if i < 0:
@@ -95,6 +121,7 @@ cdef class RouteEntryImpl:
             r.regex_substitution = _router_re2_template(rp.regex_substitution)
         r.host_rewrite_literal = rp.host_rewrite_literal.encode() if rp.host_rewrite_literal else None
         r.auto_host_rewrite = rp.auto_host_rewrite
+        r.append_xfh = rp.append_x_forwarded_host
         # redirect
         r.redirect_scheme = rp.redirect_scheme.encode() if rp.redirect_scheme else None
         r.redirect_host = rp.redirect_host.encode() if rp.redirect_host else None
@@ -228,18 +255,13 @@ cdef class RouteEntryImpl:
             w = self.weighted_entry(random_value)
             if not w.request_mutations.empty:
                 w.request_mutations.apply(headers, headers, info)
-            if w.host_rewrite_literal is not None:
+            if w.host_rewrite_literal is not None:     # Envoy: setHost, no original, no xfh
                 headers.set_id(HTTP1_HEADER_HOST, w.host_rewrite_literal, len(w.host_rewrite_literal))
         for m in self.request_mutations:
             m.apply(headers, headers, info)
         if self.host_rewrite_literal is not None:
-            i = headers.get(HTTP1_HEADER_HOST)
-            if keep_original and i >= 0:
-                off = _router_scratch_len
-                _router_scratch_add(headers.value_at(i), headers.entries[i].value_len)
-                _router_set_named(headers, b"x-envoy-original-host", 21,
-                                  _router_scratch + off, _router_scratch_len - off)
-            headers.set_id(HTTP1_HEADER_HOST, self.host_rewrite_literal, len(self.host_rewrite_literal))
+            _router_update_authority(headers, self.host_rewrite_literal, len(self.host_rewrite_literal),
+                                     self.append_xfh, keep_original)
         if self.prefix_rewrite is not None or self.regex_rewrite is not None:
             path = self._rewritten_path(headers, self.prefix_rewrite, self.regex_rewrite,
                                         self.regex_substitution)

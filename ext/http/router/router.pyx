@@ -190,6 +190,9 @@ cdef class RouterFilter(HttpStreamDecoderFilter):
         self.stream_info.attempt_count = self.attempt_count
         entry.finalize_request_headers(headers, self.stream_info, self.route_random,
                                        not self.config.suppress_envoy_headers)
+        if entry.auto_host_rewrite and len(host.hostname):
+            _router_update_authority(headers, host.hostname, len(host.hostname), entry.append_xfh,
+                                     not self.config.suppress_envoy_headers)
 
         # Retry state (Envoy's RetryStateImpl::create: none without retry_on),
         # the client's x-envoy-retry-on / x-envoy-max-retries included.
