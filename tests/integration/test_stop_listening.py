@@ -23,14 +23,15 @@ def _roundtrip(port: int, payload: bytes = b"ping") -> bytes:
 def _refused(port: int) -> bool:
     """True if connecting is refused (RST to the SYN), not merely unanswered.
     A SYN that meets the listen socket as it shuts down is dropped (the kernel
-    retransmits it a second later): that attempt says nothing yet, so it is
+    retransmits it a second later), and one that reached the accept queue
+    just before is reset with it: those attempts say nothing yet, so they are
     False here and wait_for asks again; only a refusal counts."""
     try:
         socket.create_connection(("127.0.0.1", port), timeout=1).close()
         return False
     except ConnectionRefusedError:
         return True
-    except socket.timeout:
+    except (socket.timeout, ConnectionResetError):
         return False
 
 
