@@ -165,6 +165,9 @@ cdef class Worker:
     cdef TcpListener listen_on(self, ActiveTcpListener active, int fd):
         cdef TcpListener tl = TcpListener.__new__(TcpListener)
         tl.fd = fd
+        # Accepted sockets inherit TCP_NODELAY: one setsockopt here instead
+        # of one per connection.
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &_one, sizeof(int))
         tl.cb = active
         tl.resume_timer = Timer.new(self.dispatcher, _on_listener_resume, tl)
         active.listener = tl

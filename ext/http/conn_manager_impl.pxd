@@ -324,7 +324,7 @@ cdef class HttpConnectionManagerImpl(ReadFilter):
     cdef int start_drain_sequence(self) except -1
     cdef int on_drain_timeout(self) except -1
     cdef bint bytes_pending(self)
-    cdef int close_after_response(self) except -1
+    cdef int close_after_response(self, bint client_asked=*) except -1
     cdef int on_event(self, int event) except -1
     cdef int on_idle_timeout(self) except -1
     cdef int on_stream_idle_timeout(self) except -1

@@ -463,7 +463,7 @@ cdef class HttpConnectionManagerImpl(ReadFilter):
             # A tunnel that the upstream ended, or a response that came
             # before its request's end: the connection closes (Envoy: after
             # delayed_close_timeout, nothing more read).
-            return self.close_after_response()
+            return self.close_after_response(remote_complete and s.saw_connection_close)
         if self.read_paused:
             self.read_paused = False
             self.connection.read_disable(False)
@@ -485,12 +485,18 @@ cdef class HttpConnectionManagerImpl(ReadFilter):
                 self.connection.close(CLOSE_FLUSH_WRITE)
         return 0
 
-    cdef int close_after_response(self) except -1:
+    cdef int close_after_response(self, bint client_asked=False) except -1:
         """Envoy's FlushWriteAndDelay: the response leaves, then the socket
-        closes when the client does or delayed_close_timeout has passed."""
+        closes when the client does or delayed_close_timeout has passed.
+        `client_asked`: the client said connection: close and its request is
+        all read; with nothing more in hand the socket closes once the
+        response is out, as nginx and HAProxy do (a delay is there for a
+        client that may still be sending, and this one has said it is not)."""
         self.closing = True
         if self.connection is None or self.connection.state != CONN_OPEN:
             return 0
+        if client_asked and self.connection.read_buffer.len == 0:
+            return self.connection.close(CLOSE_FLUSH_WRITE)
         self.connection.read_buffer.drain_all()
         if self.config.delayed_close_timeout > 0:
             if self.delayed_close_timer is None:

@@ -62,11 +62,12 @@ cdef class ConnectionImpl(FileEventHandler):
     cdef socklen_t local_addr_len
 
     @staticmethod
-    cdef ConnectionImpl new_server(Dispatcher dispatcher, int fd, size_t buffer_limit)
+    cdef ConnectionImpl new_server(Dispatcher dispatcher, int fd, size_t buffer_limit,
+                                   bint nodelay_inherited=*)
     @staticmethod
     cdef ConnectionImpl new_client(Dispatcher dispatcher, const sockaddr_storage *addr,
                                    socklen_t addr_len, size_t buffer_limit)
-    cdef void init_common(self, Dispatcher dispatcher, int fd, size_t buffer_limit)
+    cdef void init_common(self, Dispatcher dispatcher, int fd, size_t buffer_limit, bint set_nodelay)
     cdef void add_callbacks(self, ConnectionCallbacks cb)
     cdef int raise_event(self, int event) except -1
     cdef void set_stats(self, int64_t *rx, int64_t *tx) noexcept

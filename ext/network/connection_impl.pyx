@@ -14,9 +14,12 @@ cdef class ConnectionImpl(FileEventHandler):
         raise TypeError("ConnectionImpl is created by new_server()/new_client()")
 
     @staticmethod
-    cdef ConnectionImpl new_server(Dispatcher dispatcher, int fd, size_t buffer_limit):
+    cdef ConnectionImpl new_server(Dispatcher dispatcher, int fd, size_t buffer_limit,
+                                   bint nodelay_inherited=False):
+        """`nodelay_inherited`: accepted from a listen socket that has
+        TCP_NODELAY, which Linux copies to the accepted one."""
         cdef ConnectionImpl c = ConnectionImpl.__new__(ConnectionImpl)
-        c.init_common(dispatcher, fd, buffer_limit)
+        c.init_common(dispatcher, fd, buffer_limit, not nodelay_inherited)
         c.half_close = True
         return c
 
@@ -28,13 +31,13 @@ cdef class ConnectionImpl(FileEventHandler):
         if fd < 0:
             raise OSError(errno, "socket: " + strerror(errno).decode())
         c = ConnectionImpl.__new__(ConnectionImpl)
-        c.init_common(dispatcher, fd, buffer_limit)
+        c.init_common(dispatcher, fd, buffer_limit, True)
         c.half_close = True
         memcpy(&c.remote_addr, addr, addr_len)
         c.remote_addr_len = addr_len
         return c
 
-    cdef void init_common(self, Dispatcher dispatcher, int fd, size_t buffer_limit):
+    cdef void init_common(self, Dispatcher dispatcher, int fd, size_t buffer_limit, bint set_nodelay):
         self.dispatcher = dispatcher
         self.fd = fd
         self.transport_socket = RawBufferSocket.new(self)
@@ -53,7 +56,8 @@ cdef class ConnectionImpl(FileEventHandler):
         dispatcher.next_connection_id += 1
         self.connection_id = dispatcher.next_connection_id
         # Small request/response traffic: never wait for Nagle.
-        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &_one, sizeof(int))  # void
+        if set_nodelay:
+            setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &_one, sizeof(int))  # void
 
     def __dealloc__(self):
         if self.fd >= 0:

@@ -299,7 +299,8 @@ cdef class ActiveTcpListener:
         return socket.continue_filter_chain(True)
 
     cdef int new_connection(self, ActiveTcpSocket socket, FilterChainImpl chain) except -1:
-        cdef ConnectionImpl conn = ConnectionImpl.new_server(self.dispatcher, socket.fd, self.buffer_limit)
+        # Accepted by a TcpListener, whose socket has TCP_NODELAY (listen_on).
+        cdef ConnectionImpl conn = ConnectionImpl.new_server(self.dispatcher, socket.fd, self.buffer_limit, True)
         cdef ActiveTcpConnection active = ActiveTcpConnection.__new__(ActiveTcpConnection)
         cdef NetworkFilterFactory factory
         socket.fd = -1

@@ -236,6 +236,29 @@ def test_sigterm_exits_once_clients_are_gone_despite_idle_upstream_connections()
         upstream.close()
 
 
+def test_client_connection_close_is_closed_after_the_response_at_once():
+    """A client that said connection: close gets its FIN right after the
+    response, without waiting for its own FIN or delayed_close_timeout (1 s);
+    a close the proxy decides (max_requests_per_connection) keeps the delay."""
+    upstream = HeadEcho()
+    port = free_port()
+    try:
+        cfg = config(port, upstream.port, common_http_protocol_options={"max_requests_per_connection": 1})
+        with run_impl("envoy_fast", cfg) as proxy:
+            for req, most, least in (
+                    (b"GET /up HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n", 0.5, 0.0),
+                    (b"GET /up HTTP/1.1\r\nHost: a\r\n\r\n", 3.0, 0.8)):
+                with socket.create_connection(("127.0.0.1", port), timeout=5) as c:
+                    c.sendall(req)
+                    assert b"connection: close" in read_response(c)
+                    start = time.monotonic()
+                    assert c.recv(1) == b""                  # the proxy's FIN; we never close
+                    assert least <= time.monotonic() - start < most
+            assert proxy.stats().get("http.p.downstream_cx_delayed_close_timeout") == 1
+    finally:
+        upstream.close()
+
+
 def _blank_default(text):
     """Envoy's default format with the start time, duration, service time
     and request id blanked."""
