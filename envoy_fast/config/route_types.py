@@ -388,6 +388,8 @@ class VirtualHost(_Message, kw_only=True):
     response_headers_to_add: Annotated[List[HeaderValueOption], Meta(max_length=1000)] = []
     response_headers_to_remove: List[NonEmptyHeaderNameStr] = []
     retry_policy: Optional[RetryPolicy] = None
+    include_request_attempt_count: bool = False
+    include_attempt_count_in_response: bool = False
 
 
 class RouteConfiguration(_Message, kw_only=True):

@@ -148,6 +148,8 @@ class RoutePlan(PlanStruct, kw_only=True):
     host_rewrite_literal: Optional[str] = None
     auto_host_rewrite: bool = False
     append_x_forwarded_host: bool = False
+    include_request_attempt_count: bool = False     # the virtual host's
+    include_attempt_count_in_response: bool = False
     timeout: float = DEFAULT_TIMEOUT             # 0: none
     idle_timeout: float = -1.0                   # -1: not set
     retry_policy: RetryPolicyPlan = RetryPolicyPlan()
@@ -317,6 +319,8 @@ def _route(route: Any, vhost: Any) -> RoutePlan:
             regex_substitution=a.regex_rewrite.substitution if a.regex_rewrite is not None else "",
             host_rewrite_literal=a.host_rewrite_literal, auto_host_rewrite=bool(a.auto_host_rewrite),
             append_x_forwarded_host=a.append_x_forwarded_host,
+            include_request_attempt_count=vhost.include_request_attempt_count,
+            include_attempt_count_in_response=vhost.include_attempt_count_in_response,
             timeout=DEFAULT_TIMEOUT if a.timeout is None else a.timeout,
             idle_timeout=-1.0 if a.idle_timeout is None else a.idle_timeout,
             retry_policy=_retry_policy(policy),

@@ -143,6 +143,8 @@ cdef class HttpConnectionManagerConfig(NetworkFilterFactory):
     cdef bint use_remote_address
     cdef bytes internal_ranges      # internal_address_config: n x 18 bytes (family 4/6, prefix, address)
     cdef int n_internal_ranges
+    cdef int strip_port             # STRIP_PORT_* (http_connection_manager_plan.py)
+    cdef bint strip_trailing_host_dot
     cdef list internal_only_headers # bytes, lower-case (the route config's)
     cdef bint skip_xff_append
     cdef int xff_num_trusted_hops
@@ -294,6 +296,7 @@ cdef class HttpConnectionManagerImpl(ReadFilter):
     cdef size_t peer_ip_len
     cdef bint peer_loopback
     cdef bint peer_internal         # in internal_address_config's ranges
+    cdef int local_port             # the connection's own port (strip_matching_host_port); -1
     cdef str peer_address           # "ip:port" of the peer (stream info)
     cdef bytes xff_key              # the last x-forwarded-for seen, and the
     cdef str xff_address            # remote address it gave (reused while equal)

@@ -217,6 +217,78 @@ cdef bint _hcm_xff_single_internal(HttpConnectionManagerConfig cfg, HttpHeaderMa
     return False
 
 
+cdef enum:
+    _HCM_STRIP_PORT_MATCHING = 1    # http_connection_manager_plan.STRIP_PORT_*
+    _HCM_STRIP_PORT_ANY = 2
+
+
+cdef int _hcm_local_port(int fd) noexcept:
+    cdef sockaddr_storage addr
+    cdef socklen_t n = sizeof(sockaddr_storage)
+    if getsockname(fd, <sockaddr*>&addr, &n) < 0:
+        return -1
+    if addr.ss_family == AF_INET:
+        return ntohs((<sockaddr_in*>&addr).sin_port)
+    if addr.ss_family == AF_INET6:
+        return ntohs((<sockaddr_in6*>&addr).sin6_port)
+    return -1
+
+
+cdef Py_ssize_t _hcm_port_start(const char *v, size_t n) noexcept:
+    """Envoy's HeaderUtility::getPortStart: the last ':' when it is not
+    inside an IPv6 literal's brackets; -1 if none."""
+    cdef Py_ssize_t colon = -1, bracket = -1, i
+    for i in range(<Py_ssize_t>n):
+        if v[i] == b':':
+            colon = i
+        elif v[i] == b']':
+            bracket = i
+    if colon < 0 or (bracket >= 0 and bracket > colon):
+        return -1
+    return colon
+
+
+cdef int _hcm_normalize_host(HttpActiveStream self) except -1:
+    """Envoy's maybeNormalizeHost: strip_any_host_port /
+    strip_matching_host_port (a numeric port, the listener's own for the
+    latter), then strip_trailing_host_dot, before routing."""
+    cdef HttpConnectionManagerConfig cfg = self.config
+    cdef HttpHeaderMap h = self.request_headers
+    cdef int i = h.get(HTTP1_HEADER_HOST)
+    cdef const char *v
+    cdef size_t n, k
+    cdef Py_ssize_t p
+    cdef uint64_t port = 0
+    if i < 0:
+        return 0
+    v = h.value_at(i)
+    n = h.entries[i].value_len
+    if cfg.strip_port:
+        p = _hcm_port_start(v, n)
+        if p >= 0 and <size_t>p + 1 < n and n - <size_t>p - 1 <= 10:
+            for k in range(<size_t>p + 1, n):
+                if not (b'0' <= v[k] <= b'9'):
+                    break
+                port = port * 10 + <uint64_t>(v[k] - 48)
+            else:
+                if port <= 0xffffffff and (cfg.strip_port == _HCM_STRIP_PORT_ANY or
+                                           <int64_t>port == self.hcm.local_port):
+                    h.entries[i].value_len = <uint32_t>p      # a prefix of the value: in place
+                    h.byte_size -= n - <size_t>p
+                    n = <size_t>p
+    if cfg.strip_trailing_host_dot and n:
+        p = _hcm_port_start(v, n)
+        if p > 0 and v[p - 1] == b'.':
+            # The map owns its block: the port moves one byte left, in place.
+            memmove(<char *>v + p - 1, v + p, n - <size_t>p)
+            h.entries[i].value_len = <uint32_t>(n - 1)
+            h.byte_size -= 1
+        elif p < 0 and v[n - 1] == b'.':
+            h.entries[i].value_len = <uint32_t>(n - 1)
+            h.byte_size -= 1
+    return 0
+
+
 cdef int http_mutate_request_headers(HttpActiveStream self) except -1:
     """Envoy's ConnectionManagerUtility::mutateRequestHeaders, in its
     order: hop-by-hop headers out, x-forwarded-for, x-forwarded-proto,
@@ -234,7 +306,10 @@ cdef int http_mutate_request_headers(HttpActiveStream self) except -1:
     cdef int i
     cdef bint internal = False, edge = False
     cdef bytes name
-    cdef bint upgrade = h.get(HTTP1_HEADER_UPGRADE) >= 0 and h.get(HTTP1_HEADER_CONNECTION) >= 0 \
+    cdef bint upgrade
+    if cfg.strip_port or cfg.strip_trailing_host_dot:
+        _hcm_normalize_host(self)
+    upgrade = h.get(HTTP1_HEADER_UPGRADE) >= 0 and h.get(HTTP1_HEADER_CONNECTION) >= 0 \
         and _hcm_connection_has_upgrade(h)
     self.set_remote_address()
     if not upgrade:

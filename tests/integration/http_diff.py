@@ -46,6 +46,7 @@ from http_upstream import EchoUpstream, body_repr, header_value
 
 Request = Union[bytes, Sequence[Union[bytes, float]]]
 PLACEHOLDER = re.compile(r"\{\{([A-Z0-9_]+)\}\}")
+PLACEHOLDER_BYTES = re.compile(rb"\{\{([A-Z0-9_]+)\}\}")
 UUID = re.compile(r"\b[0-9a-f]{8}-[0-9a-f]{4}-([0-9a-f])[0-9a-f]{3}-[0-9a-f]{4}-[0-9a-f]{12}\b")
 
 
@@ -377,6 +378,16 @@ def fail_if_envoy_fast_refuses(config: str) -> None:
 
 # ---------------------------------------------------------- normalisation
 
+def _fill_ports(request: Request, side: Side) -> Request:
+    """`{{NAME}}` in a request's bytes becomes that side's port (a Host
+    naming the listener's own port)."""
+    def fill(seg):
+        if not isinstance(seg, bytes) or b"{{" not in seg:
+            return seg
+        return PLACEHOLDER_BYTES.sub(lambda m: str(side.ports[m.group(1).decode()]).encode(), seg)
+    return fill(request) if isinstance(request, bytes) else [fill(s) for s in request]
+
+
 def _sub_ports(text: str, side: Side, ex: Optional[Exchange]) -> str:
     ports = dict(side.ports)
     if ex is not None and ex.client_port:
@@ -499,7 +510,7 @@ class Pair:
 
         def go(i: int) -> None:
             try:
-                exs[i] = exchange(side.listen, reqs[i], **kw)
+                exs[i] = exchange(side.listen, _fill_ports(reqs[i], side), **kw)
             except BaseException as e:  # reported below
                 errors.append(e)
         threads = []

@@ -180,6 +180,25 @@ ENVOY_CONTROLS = ["x-envoy-retry-on: 5xx", "x-envoy-max-retries: 1", "x-envoy-up
                   "x-envoy-is-timeout-retry: true", "x-envoy-upstream-stream-duration-ms: 5",
                   "x-envoy-external-address: 198.51.100.1", "x-envoy-decorator-operation: op2"]
 HCM_CASES = [
+    case("strip_matching_host_port", get("/", host="a.test:{{LISTEN}}"), 200,
+         config=_hcm(strip_matching_host_port=True)),
+    case("strip_matching_host_port_other", get("/", host="a.test:8080"), 200,
+         config=_hcm(strip_matching_host_port=True)),
+    case("strip_any_host_port", get("/", host="a.test:8080"), 200, config=_hcm(strip_any_host_port=True)),
+    case("strip_any_host_port_ipv6", get("/", host="[::1]:8080"), 200, config=_hcm(strip_any_host_port=True)),
+    case("strip_any_host_port_no_port", get("/", host="[::1]"), 200, config=_hcm(strip_any_host_port=True)),
+    case("strip_any_host_port_not_numeric", get("/", host="a.test:http"), 200,
+         config=_hcm(strip_any_host_port=True)),
+    case("strip_trailing_host_dot", get("/", host="a.test."), 200, config=_hcm(strip_trailing_host_dot=True)),
+    case("strip_trailing_host_dot_before_port", get("/", host="a.test.:8080"), 200,
+         config=_hcm(strip_trailing_host_dot=True)),
+    case("strip_port_and_trailing_dot", get("/", host="a.test.:{{LISTEN}}"), 200,
+         config=_hcm(strip_trailing_host_dot=True, strip_matching_host_port=True)),
+    case("strip_port_routes_on_the_stripped_host", get("/", host="b.test:8080"), 200, config=hcm_config(
+        virtual_hosts=[{"name": "b", "domains": ["b.test"], "routes": [
+            {"match": {"prefix": "/"}, "direct_response": {"status": 200, "body": {"inline_string": "b"}}}]},
+            {"name": "any", "domains": ["*"], "routes": [{"match": {"prefix": "/"}, "route": {"cluster": "up"}}]}],
+        hcm={"strip_any_host_port": True})),
     case("envoy_controls_internal_peer", get("/", headers=ENVOY_CONTROLS), 200),
     case("envoy_controls_edge", get("/", headers=ENVOY_CONTROLS), 200, config=_hcm(use_remote_address=True)),
     case("envoy_controls_trusted_hop", get("/", headers=ENVOY_CONTROLS + XFF), 200,
@@ -312,6 +331,19 @@ REWRITES = hcm_config([
              upstream_cluster("named", "UPSTREAM3", hostname="backend.internal")])
 
 
+ATTEMPTS = hcm_config(virtual_hosts=[{
+    "name": "all", "domains": ["*"], "include_request_attempt_count": True,
+    "include_attempt_count_in_response": True,
+    "request_headers_to_add": [{"header": {"key": "x-vh-req", "value": "1"}}],
+    "response_headers_to_add": [{"header": {"key": "x-vh-resp", "value": "1"}}],
+    "routes": [{"match": {"prefix": "/direct"}, "direct_response": {"status": 200}},
+               {"match": {"prefix": "/dead"}, "route": {"cluster": "dead", "retry_policy": {
+        "retry_on": "connect-failure", "num_retries": 1, "retry_back_off": {"base_interval": "0.001s"}}}},
+               {"match": {"prefix": "/"}, "route": {"cluster": "up", "retry_policy": {
+                   "retry_on": "5xx", "num_retries": 2, "retry_back_off": {"base_interval": "0.001s"}}}}]}],
+    clusters=[upstream_cluster("up", "UPSTREAM"), upstream_cluster("dead", "DEAD")])
+
+
 def _redir(prefix, **r):
     return {"match": {"prefix": prefix}, "redirect": r}
 
@@ -406,6 +438,10 @@ ROUTE_CASES = [
     case("prefix_rewrite", get("/old/x?q=1"), 200, config=REWRITES),
     case("regex_rewrite", get("/rx/abc/def?q=1"), 200, config=REWRITES),
     case("host_rewrite", get("/host"), 200, config=REWRITES),
+    case("attempt_count", get("/"), 200, config=ATTEMPTS),
+    case("attempt_count_retried", get("/?status=503"), 503, config=ATTEMPTS),
+    case("attempt_count_local_reply", get("/dead"), 503, config=ATTEMPTS),
+    case("attempt_count_direct_response", get("/direct"), 200, config=ATTEMPTS),
     case("host_rewrite_append_xfh", get("/lxfh", headers=["x-forwarded-host: first.test"]), 200,
          config=REWRITES),
     case("auto_host_rewrite", get("/auto"), 200, config=REWRITES),

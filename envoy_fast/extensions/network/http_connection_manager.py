@@ -11,7 +11,7 @@ from envoy_fast.extensions import registry
 from envoy_fast.extensions.network import http_connection_manager_config as config_module
 from envoy_fast.extensions.network.http_connection_manager_config import HttpConnectionManager
 from envoy_fast.extensions.network.http_connection_manager_plan import (
-    NAME, SERVER_HEADER_APPEND_IF_ABSENT, SERVER_HEADER_OVERWRITE, SERVER_HEADER_PASS_THROUGH,
+    NAME, STRIP_PORT_ANY, STRIP_PORT_MATCHING, STRIP_PORT_NONE, SERVER_HEADER_APPEND_IF_ABSENT, SERVER_HEADER_OVERWRITE, SERVER_HEADER_PASS_THROUGH,
     UNDERSCORES_ALLOW, UNDERSCORES_DROP_HEADER, UNDERSCORES_REJECT_REQUEST, HttpConnectionManagerPlan)
 from envoy_fast.extensions.registry import NetworkFilterRecord, PlanContext, StatBlock, register_network_filter
 from envoy_fast.router.plan import build_route_table_plan
@@ -127,6 +127,9 @@ def _build_plan(config: HttpConnectionManager, ctx: PlanContext) -> HttpConnecti
         server_header_transformation=_SERVER_HEADER[config.server_header_transformation],
         use_remote_address=config.use_remote_address,
         internal_cidrs=_internal_cidrs(config),
+        strip_port=(STRIP_PORT_ANY if config.strip_any_host_port else
+                    STRIP_PORT_MATCHING if config.strip_matching_host_port else STRIP_PORT_NONE),
+        strip_trailing_host_dot=config.strip_trailing_host_dot,
         skip_xff_append=config.skip_xff_append,
         xff_num_trusted_hops=config.xff_num_trusted_hops,
         generate_request_id=config.generate_request_id,

@@ -222,6 +222,9 @@ class HttpConnectionManager(_Message, NetworkFilterConfig, kw_only=True, tag_fie
     codec_type: CodecType = "AUTO"
     stat_prefix: NonEmptyStr
     internal_address_config: Optional[InternalAddressConfig] = None
+    strip_matching_host_port: bool = False
+    strip_any_host_port: bool = False
+    strip_trailing_host_dot: bool = False
     rds: Optional[Dict[str, Any]] = None
     route_config: Optional[RouteConfiguration] = None
     scoped_routes: Optional[Dict[str, Any]] = None
@@ -287,6 +290,9 @@ def check(hcm: HttpConnectionManager, checker: Any, path: str) -> None:
         checker.fail(ConfigError("value must be inside range (0, 8192]", f"{path}.max_request_headers_kb",
                                  hint="the default is 60"))
     _upgrade_configs(hcm, checker, path)
+    if hcm.strip_matching_host_port and hcm.strip_any_host_port:
+        checker.fail(ConfigError("Only one of `strip_matching_host_port` or `strip_any_host_port` can be set.",
+                                 f"{path}.strip_any_host_port"))
     if hcm.internal_address_config is not None:
         for i, cidr in enumerate(hcm.internal_address_config.cidr_ranges):
             # Envoy clamps a prefix past the address's length (CidrRange::create).

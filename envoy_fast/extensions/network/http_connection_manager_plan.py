@@ -31,6 +31,11 @@ class RouterPlan(HttpFilterPlan, tag=ROUTER_NAME, kw_only=True):
 HttpFilterPlans = Union[RouterPlan]
 
 
+# Which port the connection manager strips from Host before routing.
+STRIP_PORT_NONE = 0
+STRIP_PORT_MATCHING = 1     # the listener's own port only
+STRIP_PORT_ANY = 2
+
 class HttpConnectionManagerPlan(NetworkFilterPlan, tag=NAME, kw_only=True):
     stat_prefix: str
     stats_base: int                             # http.<stat_prefix>. block (HttpConnManagerStat)
@@ -43,6 +48,8 @@ class HttpConnectionManagerPlan(NetworkFilterPlan, tag=NAME, kw_only=True):
     server_header_transformation: int = SERVER_HEADER_OVERWRITE
     use_remote_address: bool = False
     internal_cidrs: List[str] = []              # internal_address_config, "10.0.0.0/8"
+    strip_port: int = STRIP_PORT_NONE           # strip_matching_host_port / strip_any_host_port
+    strip_trailing_host_dot: bool = False
     skip_xff_append: bool = False
     xff_num_trusted_hops: int = 0
     generate_request_id: bool = True

@@ -214,6 +214,8 @@ cdef class RouteEntryImpl:
     cdef bytes host_rewrite_literal # None: none
     cdef bint auto_host_rewrite     # for the router: Host := the chosen host's hostname, when it has one
     cdef bint append_xfh            # a Host rewrite appends the old Host to x-forwarded-host
+    cdef bint attempt_count_in_request      # x-envoy-attempt-count (the virtual host's flags)
+    cdef bint attempt_count_in_response
 
     # --- redirect
     cdef bytes redirect_scheme      # None: keep

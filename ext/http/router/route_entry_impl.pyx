@@ -122,6 +122,8 @@ cdef class RouteEntryImpl:
         r.host_rewrite_literal = rp.host_rewrite_literal.encode() if rp.host_rewrite_literal else None
         r.auto_host_rewrite = rp.auto_host_rewrite
         r.append_xfh = rp.append_x_forwarded_host
+        r.attempt_count_in_request = rp.include_request_attempt_count
+        r.attempt_count_in_response = rp.include_attempt_count_in_response
         # redirect
         r.redirect_scheme = rp.redirect_scheme.encode() if rp.redirect_scheme else None
         r.redirect_host = rp.redirect_host.encode() if rp.redirect_host else None

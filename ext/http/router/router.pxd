@@ -126,6 +126,7 @@ cdef class RouterFilter(HttpStreamDecoderFilter):
     cdef Timer retry_timer
     cdef bint is_retry
     cdef int attempt_count
+    cdef int set_attempt_count(self, HttpHeaderMap headers) except -1
     # request
     cdef OwnedBuffer retry_buffer   # the body so far, while retries may need it
     cdef bint has_retry_buffer

@@ -188,6 +188,8 @@ cdef class RouterFilter(HttpStreamDecoderFilter):
             self.per_try_timeout = 0.0
         self.set_timeout_headers(0)
         self.stream_info.attempt_count = self.attempt_count
+        if entry.attempt_count_in_request:
+            self.set_attempt_count(headers)
         entry.finalize_request_headers(headers, self.stream_info, self.route_random,
                                        not self.config.suppress_envoy_headers)
         if entry.auto_host_rewrite and len(host.hostname):
@@ -256,6 +258,13 @@ cdef class RouterFilter(HttpStreamDecoderFilter):
                 expected = g - elapsed_ms
         n = _router_format_uint(expected, buf)
         return self.downstream_headers.set_id(HTTP1_HEADER_X_ENVOY_EXPECTED_RQ_TIMEOUT_MS, buf, n)
+
+    cdef int set_attempt_count(self, HttpHeaderMap headers) except -1:
+        """x-envoy-attempt-count: this attempt's number (the virtual host's
+        include_request_attempt_count / include_attempt_count_in_response)."""
+        cdef char buf[24]
+        cdef size_t n = _router_format_uint(<uint64_t>self.attempt_count, buf)
+        return _router_set_named(headers, b"x-envoy-attempt-count", 21, buf, n)
 
     cdef RouterUpstreamRequest start_upstream_request(self, HostImpl host, bint end_stream):
         # A finished attempt's object is taken again: its stream is over (the
@@ -356,6 +365,8 @@ cdef class RouterFilter(HttpStreamDecoderFilter):
         if self.route_entry is not None:
             self.route_entry.finalize_response_headers(
                 headers, self.stream_info, self.downstream_headers, self.route_random)
+            if self.route_entry.attempt_count_in_response and self.local_reply_kind != ROUTER_LOCAL_REPLY_DIRECT:
+                self.set_attempt_count(headers)
         if self.dropped and not self.config.suppress_envoy_headers:
             headers.add(b"x-envoy-overloaded", 18, b"true", 4, HTTP1_HEADER_OTHER)
         return 0
@@ -489,6 +500,8 @@ cdef class RouterFilter(HttpStreamDecoderFilter):
         if self.request_complete_time >= 0:
             elapsed = <uint64_t>((self.dispatcher.now - self.request_complete_time) * 1000.0)
         self.set_timeout_headers(elapsed)
+        if self.route_entry.attempt_count_in_request:
+            self.set_attempt_count(self.downstream_headers)
         ur = self.start_upstream_request(
             host, not self.has_retry_buffer and self.downstream_trailers is None
             and self.downstream_end_stream)
@@ -574,6 +587,8 @@ cdef class RouterFilter(HttpStreamDecoderFilter):
         self.stream_info.response_code_details = "via_upstream"
         self.route_entry.finalize_response_headers(headers, self.stream_info,
                                                    self.downstream_headers, self.route_random)
+        if self.route_entry.attempt_count_in_response:
+            self.set_attempt_count(headers)
         self.downstream_response_started = True
         if end_stream:
             self.on_upstream_complete(ur)
