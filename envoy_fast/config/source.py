@@ -2,6 +2,7 @@
 documents, keeping their YAML node trees to place errors at their lines."""
 import json
 import os
+import re
 from typing import Any, Dict, List, Optional, Tuple
 
 import yaml
@@ -13,16 +14,32 @@ from .errors import ConfigError
 _YAML_BASE = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
+_BOOL_TAG = "tag:yaml.org,2002:bool"
+
+
 class _YamlLoader(_YAML_BASE):   # type: ignore[misc, valid-type]
-    """YAML 1.1's safe loader without the timestamp type: Envoy turns YAML
-    into JSON keeping each scalar's text and lets the field's type decide,
-    so an unquoted `2026-01-01` in a json_format stays that text."""
+    """YAML 1.1's safe loader as Envoy's YAML-to-JSON conversion reads a
+    config: no timestamp type (an unquoted `2026-01-01` in a json_format
+    stays that text); `y`/`n` are booleans besides yes/no/true/false/on/off,
+    as yaml-cpp has them (so `value: y` is refused where a string is due, as
+    Envoy refuses it); and a mapping key keeps its text (a json_format key
+    `on` or `y` names a field, as in Envoy)."""
+
+    bool_values = dict(_YAML_BASE.bool_values, y=True, n=False)
+
+    def construct_mapping(self, node, deep=False):
+        if isinstance(node, yaml.MappingNode):
+            for key_node, _ in node.value:
+                if isinstance(key_node, yaml.ScalarNode) and key_node.tag == _BOOL_TAG:
+                    key_node.tag = "tag:yaml.org,2002:str"
+        return super().construct_mapping(node, deep=deep)
 
 
 _YamlLoader.yaml_implicit_resolvers = {
     first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:timestamp"]
     for first, resolvers in _YAML_BASE.yaml_implicit_resolvers.items()
 }
+_YamlLoader.add_implicit_resolver(_BOOL_TAG, re.compile(r"^(?:y|Y|n|N)$"), list("yYnN"))
 _YAML_LOADER = _YamlLoader
 
 #: Appended to the messages of errors in the --config-yaml document.

@@ -13,6 +13,7 @@ import subprocess
 import sys
 
 import pytest
+import yaml
 
 from helpers import ROOT, ROUTER, free_port, http_connection_manager_filter, listener, require_peer, run_envoy
 
@@ -227,6 +228,42 @@ def test_accepted_by_envoy_only_and_said_why(tmp_path, case):
     errors = validate_bootstrap(path)
     assert errors and why in errors[0].message, [e.describe() for e in errors]
     assert errors[0].line is not None
+
+
+# YAML scalars as Envoy's YAML-to-JSON conversion reads them (yaml-cpp): `y`
+# and `n` are booleans, so a string field refuses them; a mapping key keeps
+# its text, so `on` and `y` name json_format fields.
+YAML_SCALARS = {
+    "header_value_y": (False, 'response_headers_to_add: [{header: {key: x-a, value: y}}]'),
+    "header_value_N": (False, 'response_headers_to_add: [{header: {key: x-a, value: N}}]'),
+    "header_value_quoted_y": (True, "response_headers_to_add: [{header: {key: x-a, value: 'y'}}]"),
+    "header_value_yes_text": (True, 'response_headers_to_add: [{header: {key: x-a, value: "yes"}}]'),
+}
+YAML_KEYS = "access_log: [{typed_config: {'@type': %s, log_format: {json_format: {y: '%%PROTOCOL%%', on: x}}}}]"
+
+
+@pytest.mark.parametrize("case", sorted(YAML_SCALARS) + ["json_format_keys_y_on"])
+def test_yaml_scalars_read_as_envoy_reads_them(tmp_path, case):
+    cfg = _config(lambda cfg: None)
+    text = yaml.safe_dump(cfg)
+    if case in YAML_SCALARS:
+        accepted, line = YAML_SCALARS[case]
+        text = text.replace("routes:\n", "response_headers_to_add: []\n", 0)
+        marker = "routes:"
+        assert marker in text
+        indent = text[:text.index(marker)].rsplit("\n", 1)[1]
+        text = text.replace(indent + marker, indent + line + "\n" + indent + marker, 1)
+    else:
+        accepted = True
+        marker = "stat_prefix:"
+        indent = text[:text.index(marker)].rsplit("\n", 1)[1]
+        text = text.replace(indent + marker, indent + YAML_KEYS % STDOUT_LOG + "\n" + indent + marker, 1)
+    path = tmp_path / "cfg.yaml"
+    path.write_text(text)
+    ok, out = envoy_validates(str(path))
+    assert ok == accepted, out
+    errors = validate_bootstrap(str(path))
+    assert (not errors) == accepted, [e.describe() for e in errors]
 
 
 def test_validate_mode_cli_on_an_http_config(tmp_path):
