@@ -428,7 +428,8 @@ SUPPORTED_FORMAT_COMMANDS = frozenset((
 ))
 
 _RETRY_ON = ("5xx", "gateway-error", "reset", "connect-failure", "retriable-4xx",
-             "retriable-status-codes", "refused-stream")
+             "retriable-status-codes", "refused-stream", "reset-before-request", "envoy-ratelimited",
+             "http3-post-connect-failure")
 
 
 def _regex(checker: Any, pattern: str, path: str) -> None:

@@ -61,6 +61,7 @@ FORMAT_KINDS = {
 RETRY_ON_BITS = {
     "5xx": 0x1, "gateway-error": 0x2, "reset": 0x4, "connect-failure": 0x8,
     "retriable-4xx": 0x10, "retriable-status-codes": 0x20, "refused-stream": 0x40,
+    "reset-before-request": 0x80, "envoy-ratelimited": 0x100, "http3-post-connect-failure": 0x200,
 }
 
 CLUSTER_NOT_FOUND_CODES = {"SERVICE_UNAVAILABLE": 503, "NOT_FOUND": 404, "INTERNAL_SERVER_ERROR": 500}

@@ -515,6 +515,17 @@ ROUTER_CASES = [
          config=_retry("retriable-status-codes", retriable_status_codes=[409])),
     case("retry_4xx", get("/?fail=1&fail_status=409"), 200, config=_retry("retriable-4xx")),
     case("retry_reset", get("/?reset=1"), 503, config=_retry("reset")),
+    case("retry_reset_before_request_not_after", get("/?reset=1"), 503, config=_retry("reset-before-request"),
+         stats=RETRY_STATS),
+    case("retry_reset_before_request_connect_failure", get("/"), 503, config=hcm_config(
+        [_route({"prefix": "/"}, retry_policy={"retry_on": "reset-before-request", "num_retries": 1})],
+        clusters=[upstream_cluster("up", "DEAD")])),
+    case("retry_envoy_ratelimited", get("/?fail=1&hdr=x-envoy-ratelimited:true"), 200,
+         config=_retry("envoy-ratelimited"), stats=RETRY_STATS),
+    case("retry_5xx_not_when_ratelimited", get("/?fail=1&hdr=x-envoy-ratelimited:true"), 503,
+         config=_retry("5xx"), stats=RETRY_STATS),
+    case("retry_http3_post_connect_failure_on_http1", get("/?fail=1"), 503,
+         config=_retry("http3-post-connect-failure"), stats=RETRY_STATS),
     case("retry_post_body", get("/p?fail=1", method="POST", body=b"payload"), 200, config=_retry("5xx")),
     case("retry_connect_failure", get("/"), 200, config=hcm_config(
         [_route({"prefix": "/"}, retry_policy={"retry_on": "connect-failure", "num_retries": 2})],

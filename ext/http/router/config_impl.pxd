@@ -17,7 +17,10 @@ cdef enum:  # RetryOn bits (RetryPolicyImpl.retry_on)
     ROUTER_RETRY_ON_CONNECT_FAILURE = 0x8
     ROUTER_RETRY_ON_RETRIABLE_4XX = 0x10
     ROUTER_RETRY_ON_RETRIABLE_STATUS_CODES = 0x20
-    ROUTER_RETRY_ON_REFUSED_STREAM = 0x40
+    ROUTER_RETRY_ON_REFUSED_STREAM = 0x40          # HTTP/2 only: never on HTTP/1.1
+    ROUTER_RETRY_ON_RESET_BEFORE_REQUEST = 0x80    # a reset before the request went out
+    ROUTER_RETRY_ON_ENVOY_RATE_LIMITED = 0x100     # a response with x-envoy-ratelimited
+    ROUTER_RETRY_ON_HTTP3_POST_CONNECT_FAILURE = 0x200     # HTTP/3 only: never here
 
 cdef enum RouterPathMatchKind:
     ROUTER_PATH_PREFIX = 0

@@ -76,6 +76,7 @@ cdef class RouterUpstreamRequest(HttpPoolCallbacks):
     cdef bint encode_complete       # the request's end went upstream
     cdef bint awaiting_headers      # no response head yet
     cdef bint retried
+    cdef bint request_started       # its headers went to an upstream connection
     cdef bint create_per_try_timeout_on_request_complete
     cdef bint calling_encode        # a reset while encoding is handled after it
     cdef int deferred_reset_reason  # -1: none
@@ -154,7 +155,7 @@ cdef class RouterFilter(HttpStreamDecoderFilter):
     cdef int charge_upstream_code(self, int code, HostImpl host) except -1
     cdef int charge_upstream_abort(self, int code, RouterUpstreamRequest ur) except -1
     cdef int would_retry_from_headers(self, int status, HttpHeaderMap headers) noexcept
-    cdef int would_retry_from_reset(self, int reason) noexcept
+    cdef int would_retry_from_reset(self, int reason, bint request_started) noexcept
     cdef int should_retry(self, bint would_retry) except -1
     cdef int reset_retry(self) except -1
     cdef int maybe_retry_reset(self, int reason, RouterUpstreamRequest ur) except -1

@@ -400,9 +400,10 @@ cdef class RouterFilter(HttpStreamDecoderFilter):
 
     cdef int would_retry_from_headers(self, int status, HttpHeaderMap headers) noexcept:
         cdef int on = self.retry_on
-        # A response an upstream Envoy rate-limited is never retried.
+        # A response an upstream Envoy rate-limited is retried only under
+        # envoy-ratelimited, whatever its status.
         if _router_find_header(headers, b"x-envoy-ratelimited") >= 0:
-            return 0
+            return 1 if on & ROUTER_RETRY_ON_ENVOY_RATE_LIMITED else 0
         if on & ROUTER_RETRY_ON_5XX and 500 <= status < 600:
             return 1
         if on & ROUTER_RETRY_ON_GATEWAY_ERROR and 502 <= status <= 504:
@@ -414,10 +415,12 @@ cdef class RouterFilter(HttpStreamDecoderFilter):
             return 1
         return 0
 
-    cdef int would_retry_from_reset(self, int reason) noexcept:
+    cdef int would_retry_from_reset(self, int reason, bint request_started) noexcept:
         cdef int on = self.retry_on
         if reason == HTTP_RESET_OVERFLOW:
             return 0
+        if on & ROUTER_RETRY_ON_RESET_BEFORE_REQUEST and not request_started:
+            return 1
         if on & (ROUTER_RETRY_ON_5XX | ROUTER_RETRY_ON_GATEWAY_ERROR | ROUTER_RETRY_ON_RESET):
             return 1
         if on & ROUTER_RETRY_ON_CONNECT_FAILURE and (
@@ -467,7 +470,7 @@ cdef class RouterFilter(HttpStreamDecoderFilter):
         cdef int status
         if self.downstream_response_started or not self.retry_on or ur.retried:
             return 0
-        status = self.should_retry(self.would_retry_from_reset(reason))
+        status = self.should_retry(self.would_retry_from_reset(reason, ur.request_started))
         if status == ROUTER_RETRY_YES:
             self.pending_retries += 1
             if ur.host is not None:

@@ -113,6 +113,12 @@ cdef int _router_parse_retry_on(const char *s, size_t n) noexcept:
             bits |= ROUTER_RETRY_ON_RETRIABLE_STATUS_CODES
         elif b - a == 14 and memcmp(s + a, b"refused-stream", 14) == 0:
             bits |= ROUTER_RETRY_ON_REFUSED_STREAM
+        elif b - a == 20 and memcmp(s + a, b"reset-before-request", 20) == 0:
+            bits |= ROUTER_RETRY_ON_RESET_BEFORE_REQUEST
+        elif b - a == 17 and memcmp(s + a, b"envoy-ratelimited", 17) == 0:
+            bits |= ROUTER_RETRY_ON_ENVOY_RATE_LIMITED
+        elif b - a == 26 and memcmp(s + a, b"http3-post-connect-failure", 26) == 0:
+            bits |= ROUTER_RETRY_ON_HTTP3_POST_CONNECT_FAILURE
         i = j + 1
     return bits
 

@@ -75,6 +75,7 @@ cdef class RouterUpstreamRequest(HttpPoolCallbacks):
         self.encode_complete = False
         self.awaiting_headers = True
         self.retried = False
+        self.request_started = False
         self.create_per_try_timeout_on_request_complete = False
         self.calling_encode = False
         self.deferred_reset_reason = -1
@@ -155,6 +156,7 @@ cdef class RouterUpstreamRequest(HttpPoolCallbacks):
         end = self.end_stream_accepted and not has_body and self.pending_trailers is None
         # A reset while we write is handled once the writing is done.
         self.calling_encode = True
+        self.request_started = True
         encoder.encode_headers(parent.downstream_headers, end)
         if end:
             self.encode_complete = True
