@@ -206,6 +206,20 @@ class RetryBackOff(_Message, kw_only=True):
     max_interval: Optional[Duration] = None
 
 
+PREVIOUS_HOSTS_TYPE = "type.googleapis.com/envoy.extensions.retry.host.previous_hosts.v3.PreviousHostsPredicate"
+
+
+class RetryHostPredicate(_Message, kw_only=True):
+    """envoy.config.route.v3.RetryPolicy.RetryHostPredicate (envoy_fast has
+    envoy.retry_host_predicates.previous_hosts)."""
+
+    ENVOY_TYPE = "envoy.config.route.v3.RetryPolicy.RetryHostPredicate"
+    ENVOY_FIELDS = _names("name typed_config")
+
+    name: str = ""
+    typed_config: Dict[str, Any] = {}
+
+
 class RetryPolicy(_Message, kw_only=True):
     """envoy.config.route.v3.RetryPolicy."""
 
@@ -222,6 +236,8 @@ class RetryPolicy(_Message, kw_only=True):
     per_try_timeout: Optional[Duration] = None
     retriable_status_codes: List[UInt32] = []
     retry_back_off: Optional[RetryBackOff] = None
+    retry_host_predicate: List[RetryHostPredicate] = []
+    host_selection_retry_max_attempts: Annotated[int, Meta(ge=-2**63, le=2**63 - 1)] = 0
 
 
 class UpgradeConfig(_Message, kw_only=True):
@@ -518,6 +534,11 @@ def _retry_policy(checker: Any, policy: Optional[RetryPolicy], path: str) -> Non
             elif back_off.max_interval < back_off.base_interval:
                 checker.fail(ConfigError("retry_policy.max_interval must greater than or equal to the base_interval",
                                          f"{path}.retry_back_off.max_interval"))
+    for i, pred in enumerate(policy.retry_host_predicate):
+        if pred.typed_config.get("@type") != PREVIOUS_HOSTS_TYPE:
+            checker.fail(ConfigError(
+                f"not supported by envoy_fast (retry host predicate '{pred.name or pred.typed_config.get('@type')}')",
+                f"{path}.retry_host_predicate[{i}]", hint="supported: envoy.retry_host_predicates.previous_hosts"))
     # Envoy ignores retry_on conditions it does not know; envoy_fast refuses
     # the ones it does not implement (grpc conditions, retriable-headers...).
     for i, cond in enumerate(c.strip() for c in policy.retry_on.split(",")):

@@ -119,6 +119,8 @@ class RetryPolicyPlan(PlanStruct, kw_only=True):
     base_interval: float = DEFAULT_BASE_INTERVAL
     max_interval: float = 10 * DEFAULT_BASE_INTERVAL
     retriable_status_codes: List[int] = []
+    previous_hosts: bool = False     # retry_host_predicate previous_hosts
+    host_selection_attempts: int = 1     # host_selection_retry_max_attempts (unset: 1)
 
 
 class WeightedClusterPlan(PlanStruct, kw_only=True):
@@ -280,7 +282,9 @@ def _retry_policy(policy: Any) -> RetryPolicyPlan:
     return RetryPolicyPlan(
         retry_on=bits, num_retries=policy.num_retries, per_try_timeout=policy.per_try_timeout or 0.0,
         base_interval=base, max_interval=max_interval if max_interval is not None else 10 * base,
-        retriable_status_codes=list(policy.retriable_status_codes))
+        retriable_status_codes=list(policy.retriable_status_codes),
+        previous_hosts=bool(policy.retry_host_predicate),
+        host_selection_attempts=max(1, min(policy.host_selection_retry_max_attempts or 1, 1000)))
 
 
 def _path_match(match: Any) -> Tuple[int, str]:

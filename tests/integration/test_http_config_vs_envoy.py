@@ -120,6 +120,13 @@ ACCEPTED = {
         "name": "v", "domains": ["*"], "include_request_attempt_count": True,
         "include_attempt_count_in_response": True,
         "routes": [{"match": {"prefix": "/"}, "direct_response": {"status": 200}}]}]}),
+    "retry_previous_hosts": _set(route_config={"virtual_hosts": [{"name": "v", "domains": ["*"], "routes": [{
+        "match": {"prefix": "/"}, "route": {"cluster": "c", "retry_policy": {
+            "retry_on": "reset-before-request,envoy-ratelimited,http3-post-connect-failure",
+            "host_selection_retry_max_attempts": 3, "retry_host_predicate": [{
+                "name": "envoy.retry_host_predicates.previous_hosts", "typed_config": {
+                    "@type": "type.googleapis.com/envoy.extensions.retry.host.previous_hosts.v3."
+                             "PreviousHostsPredicate"}}]}}}]}]}),
     "internal_only_headers": _set(route_config={"internal_only_headers": ["X-Secret", "x-b"]}),
 }
 # Both refuse these.
@@ -173,6 +180,12 @@ ENVOY_ONLY = {
                             "upstream_log is not supported by envoy_fast"),
     "router_dynamic_stats_off": (_router_set(dynamic_stats=False),
                                  "dynamic_stats: false is not supported by envoy_fast"),
+    "retry_host_predicate_canary": (_set(route_config={"virtual_hosts": [{"name": "v", "domains": ["*"], "routes": [{
+        "match": {"prefix": "/"}, "route": {"cluster": "c", "retry_policy": {"retry_host_predicate": [{
+            "name": "envoy.retry_host_predicates.omit_canary_hosts", "typed_config": {
+                "@type": "type.googleapis.com/envoy.extensions.retry.host.omit_canary_hosts.v3."
+                         "OmitCanaryHostsPredicate"}}]}}}]}]}),
+        "not supported by envoy_fast (retry host predicate"),
     "upgrade_filters": (_set(upgrade_configs=[{"upgrade_type": "websocket", "filters": [ROUTER_FILTER]}]),
                         "not supported by envoy_fast"),
 }

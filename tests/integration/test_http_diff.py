@@ -532,6 +532,17 @@ ROUTER_CASES = [
         clusters=[upstream_cluster("up", "DEAD", "UPSTREAM")]),
          # Round robin starts at a random host: one attempt or two.
          volatile=["x-envoy-expected-rq-timeout-ms"]),
+    # A retry that could pick the refusing host again never does: previous_hosts.
+    case("retry_previous_hosts", None, [200] * 10, parallel=[get("/%d" % i) for i in range(10)], stagger=0.05,
+         config=hcm_config(
+             [_route({"prefix": "/"}, retry_policy={
+                 "retry_on": "connect-failure", "num_retries": 1, "host_selection_retry_max_attempts": 20,
+                 "retry_back_off": {"base_interval": "0.001s"},
+                 "retry_host_predicate": [{"name": "envoy.retry_host_predicates.previous_hosts", "typed_config": {
+                     "@type": "type.googleapis.com/envoy.extensions.retry.host.previous_hosts.v3."
+                              "PreviousHostsPredicate"}}]})],
+             clusters=[upstream_cluster("up", "DEAD", "UPSTREAM", lb_policy="RANDOM")]),
+         volatile=["x-envoy-expected-rq-timeout-ms"]),
     case("per_try_timeout", get("/?delay=0.6"), 504, config=hcm_config(
         [_route({"prefix": "/"}, timeout="3s", retry_policy={"retry_on": "5xx", "num_retries": 1,
                                                              "per_try_timeout": "0.3s"})])),

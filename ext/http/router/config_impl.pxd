@@ -161,6 +161,8 @@ cdef class RetryPolicyImpl:
     cdef double max_interval        # 10 x base default
     cdef int *retriable_status_codes
     cdef int retriable_status_codes_count
+    cdef bint previous_hosts        # a retry avoids the hosts already tried
+    cdef int host_selection_attempts    # picks past the first before giving in
 
     @staticmethod
     cdef RetryPolicyImpl from_plan(object plan)

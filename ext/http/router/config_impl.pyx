@@ -570,6 +570,8 @@ cdef class RetryPolicyImpl:
         p.per_try_timeout = plan.per_try_timeout
         p.base_interval = plan.base_interval
         p.max_interval = plan.max_interval
+        p.previous_hosts = plan.previous_hosts
+        p.host_selection_attempts = plan.host_selection_attempts
         p.retriable_status_codes_count = len(plan.retriable_status_codes)
         if p.retriable_status_codes_count:
             p.retriable_status_codes = <int*>malloc(sizeof(int) * p.retriable_status_codes_count)

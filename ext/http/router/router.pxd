@@ -126,6 +126,7 @@ cdef class RouterFilter(HttpStreamDecoderFilter):
     cdef int pending_retries
     cdef Timer retry_timer
     cdef bint is_retry
+    cdef list attempted_hosts       # previous_hosts: the hosts tried so far (reused)
     cdef int attempt_count
     cdef int set_attempt_count(self, HttpHeaderMap headers) except -1
     # request

@@ -87,6 +87,10 @@ cdef class RouterFilter(HttpStreamDecoderFilter):
         self.retry_armed = False
         self.pending_retries = 0
         self.is_retry = False
+        if self.attempted_hosts is None:
+            self.attempted_hosts = []
+        elif len(self.attempted_hosts):
+            del self.attempted_hosts[:]
         self.attempt_count = 1
         self.has_retry_buffer = False
         self.retry_buffer_limit = _ROUTER_NO_LIMIT
@@ -231,6 +235,18 @@ cdef class RouterFilter(HttpStreamDecoderFilter):
 
     cdef HostImpl choose_host(self):
         cdef HostImpl host = self.cluster.choose_host(None)
+        cdef RetryPolicyImpl policy = self.route_entry.retry_policy
+        cdef int i
+        if policy.previous_hosts:
+            # Envoy's previous_hosts predicate: pick again (up to
+            # host_selection_retry_max_attempts times) while the pick was
+            # tried before; the last pick stands.
+            for i in range(policy.host_selection_attempts):
+                if host is None or host not in self.attempted_hosts:
+                    break
+                host = self.cluster.choose_host(None)
+            if host is not None:
+                self.attempted_hosts.append(host)
         if host is None:
             self.cluster_info.stats[CLUSTER_UPSTREAM_CX_NONE_HEALTHY] += 1
         return host
