@@ -127,6 +127,11 @@ ACCEPTED = {
                 "name": "envoy.retry_host_predicates.previous_hosts", "typed_config": {
                     "@type": "type.googleapis.com/envoy.extensions.retry.host.previous_hosts.v3."
                              "PreviousHostsPredicate"}}]}}}]}]}),
+    "route_metadata_decorator": _set(route_config={"virtual_hosts": [{
+        "name": "v", "domains": ["*"], "metadata": {"filter_metadata": {"a": {"b": [1, "x"]}}},
+        "routes": [{"match": {"prefix": "/"}, "route": {"cluster": "c"}, "name": "r",
+                    "decorator": {"operation": "op", "propagate": False},
+                    "metadata": {"filter_metadata": {"envoy.lb": {"canary": True}}}}]}]}),
     "internal_only_headers": _set(route_config={"internal_only_headers": ["X-Secret", "x-b"]}),
 }
 # Both refuse these.
@@ -156,6 +161,9 @@ REFUSED = {
     "access_log_unknown_operator": _set(access_log=[{"typed_config": {"@type": STDOUT_LOG, "log_format": {
         "text_format_source": {"inline_string": "%NO_SUCH_OPERATOR%"}}}}]),
     "both_strip_port_modes": _set(strip_matching_host_port=True, strip_any_host_port=True),
+    "decorator_without_operation": _set(route_config={"virtual_hosts": [{
+        "name": "v", "domains": ["*"], "routes": [{"match": {"prefix": "/"}, "route": {"cluster": "c"},
+                                                   "decorator": {"propagate": True}}]}]}),
     "internal_cidr_malformed": _set(internal_address_config={"cidr_ranges": [{"address_prefix": "10.0.0"}]}),
     "internal_only_header_newline": _set(route_config={"internal_only_headers": ["x-a\nb"]}),
 }
@@ -311,6 +319,11 @@ def _running_config():
     hcm = second["filter_chains"][0]["filters"][0]["typed_config"]
     hcm["stat_prefix"] = "other"
     hcm["route_config"]["name"] = "named"
+    vh = hcm["route_config"]["virtual_hosts"][0]
+    # One key per Struct: Envoy prints a Struct's keys in its hash map's order.
+    vh["metadata"] = {"filter_metadata": {"team": {"tags": ["a", True, 2]}}}
+    vh["routes"][0].update(name="r", decorator={"operation": "op"},
+                           metadata={"filter_metadata": {"envoy.lb": {"canary": True}}})
     second["filter_chains"][0]["filters"][0]["typed_config"] = dict(reversed(list(hcm.items())))
     cfg["static_resources"]["listeners"].append(second)
     return cfg

@@ -438,6 +438,11 @@ ROUTE_CASES = [
     case("prefix_rewrite", get("/old/x?q=1"), 200, config=REWRITES),
     case("regex_rewrite", get("/rx/abc/def?q=1"), 200, config=REWRITES),
     case("host_rewrite", get("/host"), 200, config=REWRITES),
+    case("route_metadata_and_decorator", get("/"), 200, config=hcm_config(virtual_hosts=[{
+        "name": "all", "domains": ["*"], "metadata": {"filter_metadata": {"team": {"owner": "edge"}}},
+        "routes": [{"match": {"prefix": "/"}, "route": {"cluster": "up"}, "name": "r1",
+                    "decorator": {"operation": "get-root", "propagate": True},
+                    "metadata": {"filter_metadata": {"envoy.filters.http.router": {"k": 1}}}}]}])),
     case("attempt_count", get("/"), 200, config=ATTEMPTS),
     case("attempt_count_retried", get("/?status=503"), 503, config=ATTEMPTS),
     case("attempt_count_local_reply", get("/dead"), 503, config=ATTEMPTS),
