@@ -89,10 +89,11 @@ static_resources:
 """
 
 
-def hcm_router_yaml(stat_prefix: str, routes_yaml: str) -> str:
-    """one_listener_yaml with an http_connection_manager (router filter)
-    whose single virtual host "v" (domains *) has `routes_yaml` (a YAML
-    list of routes)."""
+def hcm_router_yaml(stat_prefix: str, routes_yaml: str, filters_yaml: str = "") -> str:
+    """one_listener_yaml with an http_connection_manager (router filter,
+    after `filters_yaml`: YAML list items of other HTTP filters) whose single
+    virtual host "v" (domains *) has `routes_yaml` (a YAML list of routes)."""
+    filters = textwrap.indent(textwrap.dedent(filters_yaml).strip("\n"), " " * 4) + "\n" if filters_yaml else ""
     return one_listener_yaml(textwrap.dedent("""
         - name: envoy.filters.network.http_connection_manager
           typed_config:
@@ -105,10 +106,11 @@ def hcm_router_yaml(stat_prefix: str, routes_yaml: str) -> str:
                 routes:
         %s
             http_filters:
-            - name: envoy.filters.http.router
+        %s    - name: envoy.filters.http.router
               typed_config:
                 "@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router
-        """) % (stat_prefix, textwrap.indent(textwrap.dedent(routes_yaml).strip("\n"), " " * 8)))
+        """) % (stat_prefix, textwrap.indent(textwrap.dedent(routes_yaml).strip("\n"), " " * 8),
+                filters))
 
 
 @pytest.fixture(scope="module")

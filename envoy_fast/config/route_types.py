@@ -675,8 +675,20 @@ def _route_match(checker: Any, match: RouteMatch, path: str) -> None:
     spec = _exactly_one(checker, match, "prefix path safe_regex path_separated_prefix", path, "path_specifier")
     if spec == "safe_regex":
         _regex(checker, match.safe_regex.regex, f"{path}.safe_regex.regex")
-    for i, header in enumerate(match.headers):
-        hpath = f"{path}.headers[{i}]"
+    check_header_matchers(checker, match.headers, f"{path}.headers")
+    for i, query in enumerate(match.query_parameters):
+        qpath = f"{path}.query_parameters[{i}]"
+        if query.string_match is not None and query.present_match is not None:
+            checker.fail(ConfigError("only one of string_match, present_match may be set", qpath))
+        if query.string_match is not None:
+            _string_matcher_required(checker, query.string_match, f"{qpath}.string_match")
+
+
+def check_header_matchers(checker: Any, headers: List[HeaderMatcher], path: str) -> None:
+    """Envoy's load-time checks of a list of HeaderMatchers (routes, the
+    health_check filter)."""
+    for i, header in enumerate(headers):
+        hpath = f"{path}[{i}]"
         chosen = one_of(header, "exact_match safe_regex_match range_match present_match prefix_match"
                                 " suffix_match contains_match string_match")
         if len(chosen) > 1:
@@ -685,12 +697,6 @@ def _route_match(checker: Any, match: RouteMatch, path: str) -> None:
             _regex(checker, header.safe_regex_match.regex, f"{hpath}.safe_regex_match.regex")
         if header.string_match is not None:
             _string_matcher_required(checker, header.string_match, f"{hpath}.string_match")
-    for i, query in enumerate(match.query_parameters):
-        qpath = f"{path}.query_parameters[{i}]"
-        if query.string_match is not None and query.present_match is not None:
-            checker.fail(ConfigError("only one of string_match, present_match may be set", qpath))
-        if query.string_match is not None:
-            _string_matcher_required(checker, query.string_match, f"{qpath}.string_match")
 
 
 def _string_matcher_required(checker: Any, matcher: StringMatcher, path: str) -> None:

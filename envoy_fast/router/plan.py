@@ -213,6 +213,11 @@ def _header_name(name: str) -> str:
     return "host" if name == ":authority" else name
 
 
+def header_matcher_plan(h: Any) -> HeaderMatcherPlan:
+    """A route_types.HeaderMatcher as the worker's RouterHeaderMatcher is built."""
+    return _header_matcher(h)
+
+
 def _header_matcher(h: Any) -> HeaderMatcherPlan:
     common = dict(name=_header_name(h.name), invert=h.invert_match,
                   treat_missing_as_empty=h.treat_missing_header_as_empty)

@@ -87,6 +87,14 @@ FULL = _set(
     access_log=[{"name": "a", "typed_config": {"@type": STDOUT_LOG, "log_format": {
         "text_format_source": {"inline_string": "%REQ(:METHOD)% %RESPONSE_CODE% %PROTOCOL%\n"}}}}])
 
+HC_FILTER = "type.googleapis.com/envoy.extensions.filters.http.health_check.v3.HealthCheck"
+
+
+def _health_check(**fields):
+    return _filters({"name": "envoy.filters.http.health_check", "typed_config": dict({"@type": HC_FILTER},
+                                                                                     **fields)}, ROUTER_FILTER)
+
+
 # Both load these.
 ACCEPTED = {
     "minimal": lambda cfg: None,
@@ -132,6 +140,9 @@ ACCEPTED = {
         "routes": [{"match": {"prefix": "/"}, "route": {"cluster": "c"}, "name": "r",
                     "decorator": {"operation": "op", "propagate": False},
                     "metadata": {"filter_metadata": {"envoy.lb": {"canary": True}}}}]}]}),
+    "health_check_filter": _health_check(pass_through_mode=False, headers=[
+        {"name": ":path", "string_match": {"exact": "/healthz"}}, {"name": "x-hc", "present_match": True}]),
+    "health_check_pass_through": _health_check(pass_through_mode={"value": True}),
     "internal_only_headers": _set(route_config={"internal_only_headers": ["X-Secret", "x-b"]}),
 }
 # Both refuse these.
@@ -161,6 +172,9 @@ REFUSED = {
     "access_log_unknown_operator": _set(access_log=[{"typed_config": {"@type": STDOUT_LOG, "log_format": {
         "text_format_source": {"inline_string": "%NO_SUCH_OPERATOR%"}}}}]),
     "both_strip_port_modes": _set(strip_matching_host_port=True, strip_any_host_port=True),
+    "health_check_without_pass_through_mode": _health_check(),
+    "health_check_bad_regex": _health_check(pass_through_mode=False, headers=[
+        {"name": "x", "safe_regex_match": {"regex": "("}}]),
     "decorator_without_operation": _set(route_config={"virtual_hosts": [{
         "name": "v", "domains": ["*"], "routes": [{"match": {"prefix": "/"}, "route": {"cluster": "c"},
                                                    "decorator": {"propagate": True}}]}]}),
@@ -194,6 +208,8 @@ ENVOY_ONLY = {
                 "@type": "type.googleapis.com/envoy.extensions.retry.host.omit_canary_hosts.v3."
                          "OmitCanaryHostsPredicate"}}]}}}]}]}),
         "not supported by envoy_fast (retry host predicate"),
+    "health_check_cache_time": (_health_check(pass_through_mode=True, cache_time="5s"),
+                                "not supported by envoy_fast"),
     "upgrade_filters": (_set(upgrade_configs=[{"upgrade_type": "websocket", "filters": [ROUTER_FILTER]}]),
                         "not supported by envoy_fast"),
 }

@@ -4,9 +4,11 @@ got and what the upstream received (http_diff.py). The status each case
 expects from Envoy is asserted too, so HTTP_DIFF_PEER=envoy (Envoy against
 itself) checks the cases. A config envoy_fast refuses fails its case.
 """
+import json
+
 import pytest
 
-from http_diff import assert_same, get, hcm_config, pair, upstream_cluster
+from http_diff import ROUTER, assert_same, get, hcm_config, pair, upstream_cluster
 
 BASIC = hcm_config()
 TRAILERS_ON = hcm_config(hcm={"http_protocol_options": {"enable_trailers": True}}, clusters=[
@@ -598,3 +600,40 @@ def test_draining_answers_with_connection_close():
         p.admin("/healthcheck/fail")
         r = p.assert_same([get("/1"), 0.2, get("/2")], responses=2, check_close=True)
         assert [x.header("connection") for x in r.finals] == ["close", "close"] and r.closed
+
+
+# ------------------------------------------------ envoy.filters.http.health_check
+
+HC_TYPE = "type.googleapis.com/envoy.extensions.filters.http.health_check.v3.HealthCheck"
+
+
+def _health_check(pass_through, **extra):
+    hc = {"name": "envoy.filters.http.health_check", "typed_config": dict(
+        {"@type": HC_TYPE, "pass_through_mode": pass_through,
+         "headers": [{"name": ":path", "string_match": {"exact": "/healthz"}}]}, **extra)}
+    return hcm_config(hcm={"http_filters": [hc, json.loads(json.dumps(ROUTER))]})
+
+
+HC_CASES = [
+    case("hc_answered", get("/healthz"), 200, config=_health_check(False), stats=["http.ingress.rq_total"]),
+    case("hc_head", get("/healthz", method="HEAD"), 200, config=_health_check(False)),
+    case("hc_post_body", get("/healthz", method="POST", body=b"x" * 10), 200, config=_health_check(False)),
+    case("hc_query_does_not_match_exact_path", get("/healthz?x=1"), 200, config=_health_check(False)),
+    case("hc_other_path_proxied", get("/other"), 200, config=_health_check(False)),
+    case("hc_pass_through", get("/healthz"), 200, config=_health_check(True)),
+]
+
+
+@pytest.mark.parametrize("config,request_,status,kw", HC_CASES)
+def test_health_check_filter(config, request_, status, kw):
+    run(config, request_, status, kw)
+
+
+@pytest.mark.parametrize("pass_through", [False, True])
+def test_health_check_filter_when_failing(pass_through):
+    """After /healthcheck/fail a health check is answered 503 (or passes
+    through), other requests carry x-envoy-immediate-health-check-fail."""
+    with pair(_health_check(pass_through)) as p:
+        p.admin("/healthcheck/fail")
+        p.assert_same(get("/healthz", headers=["connection: close"]), check_close=True)
+        p.assert_same(get("/other", headers=["connection: close"]), check_close=True)

@@ -7,10 +7,11 @@ from typing import List, Union
 
 from envoy_fast.accesslog.plan import AccessLogPlan
 from envoy_fast.extensions.registry import HttpFilterPlan, NetworkFilterPlan
-from envoy_fast.router.plan import RouteTablePlan
+from envoy_fast.router.plan import HeaderMatcherPlan, RouteTablePlan
 
 NAME = "envoy.filters.network.http_connection_manager"
 ROUTER_NAME = "envoy.filters.http.router"
+HEALTH_CHECK_NAME = "envoy.filters.http.health_check"
 
 # ServerHeaderTransformation
 SERVER_HEADER_OVERWRITE = 0
@@ -28,7 +29,14 @@ class RouterPlan(HttpFilterPlan, tag=ROUTER_NAME, kw_only=True):
     suppress_envoy_headers: bool = False
 
 
-HttpFilterPlans = Union[RouterPlan]
+class HealthCheckPlan(HttpFilterPlan, tag=HEALTH_CHECK_NAME, kw_only=True):
+    """envoy.filters.http.health_check."""
+    pass_through_mode: bool = False
+    headers: List[HeaderMatcherPlan] = []       # all must match (Envoy's HeaderUtility::matchHeaders)
+    cluster_name: str = ""                      # x-envoy-upstream-healthchecked-cluster (node.cluster)
+
+
+HttpFilterPlans = Union[RouterPlan, HealthCheckPlan]
 
 
 # Which port the connection manager strips from Host before routing.

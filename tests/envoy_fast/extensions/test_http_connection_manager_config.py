@@ -318,7 +318,8 @@ REFUSED = [
         "envoy.extensions.filters.http.router.v3.Router", "envoy.extensions.filters.http.buffer.v3.Buffer")),
      ".http_filters[0].typed_config.@type", '"@type": type.googleapis.com/envoy.extensions.filters.http.buffer',
      "unsupported HTTP filter type 'type.googleapis.com/envoy.extensions.filters.http.buffer.v3.Buffer'"
-     " (envoy_fast supports: type.googleapis.com/envoy.extensions.filters.http.router.v3.Router)"),
+     " (envoy_fast supports: type.googleapis.com/envoy.extensions.filters.http.health_check.v3.HealthCheck,"
+     " type.googleapis.com/envoy.extensions.filters.http.router.v3.Router)"),
     ("http_filter_without_typed_config", dict(filters="          http_filters:\n          - name: envoy.filters.http.router\n"),
      ".http_filters[0].typed_config", "- name: envoy.filters.http.router", "missing required field"),
     ("http_filter_empty_name", dict(filters=ROUTER_BLOCK.replace("name: envoy.filters.http.router", 'name: ""')),
@@ -389,9 +390,18 @@ def test_router_record():
     assert rec.terminal and rec.config_type is Router and rec.plan_type is RouterPlan
     assert registry.for_http_config(Router()) is rec
     assert registry.for_http_plan(RouterPlan()) is rec
-    assert registry.config_types("http_filter") == {ROUTER_URL: Router}
+    assert registry.config_types("http_filter")[ROUTER_URL] is Router
     assert registry.config_type("http_filter", "example.org/" + router_config.ROUTER_TYPE) is Router
     assert HCM_URL in registry.config_types("network_filter")
+
+
+def test_health_check_record():
+    from envoy_fast.extensions.http.health_check_config import HEALTH_CHECK_TYPE_URL, HealthCheck
+    from envoy_fast.extensions.network.http_connection_manager_plan import HealthCheckPlan
+    (rec,) = [r for r in registry.http_filters() if r.name == "envoy.filters.http.health_check"]
+    assert not rec.terminal and rec.config_type is HealthCheck and rec.plan_type is HealthCheckPlan
+    assert registry.config_types("http_filter")[HEALTH_CHECK_TYPE_URL] is HealthCheck
+    assert registry.for_http_plan(HealthCheckPlan()) is rec
 
 
 def test_http_filter_registration_rules():

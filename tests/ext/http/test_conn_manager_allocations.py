@@ -41,6 +41,18 @@ CONFIG = hcm_router_yaml("p", """
       direct_response: {status: 200, body: {inline_string: "hello"}}
 """)
 
+# The same with the health_check filter in front of the router.
+HC_CONFIG = hcm_router_yaml("p", """
+    - match: {prefix: "/up"}
+      route: {cluster: up}
+""", """
+    - name: envoy.filters.http.health_check
+      typed_config:
+        "@type": type.googleapis.com/envoy.extensions.filters.http.health_check.v3.HealthCheck
+        pass_through_mode: false
+        headers: [{name: ":path", string_match: {exact: "/healthz"}}]
+""")
+
 
 def test_connection_manager_allocates_nothing_per_request(alloc_counter):  # noqa: F811
     from hcm_harness import plan
@@ -65,13 +77,14 @@ def test_connection_manager_allocates_nothing_per_request(alloc_counter):  # noq
         listen.close()
 
 
-@pytest.mark.parametrize("path", ["/direct", "/up"])
-def test_whole_worker_path_allocates_nothing_per_request(alloc_counter, path):  # noqa: F811
+@pytest.mark.parametrize("config,path", [(CONFIG, "/direct"), (CONFIG, "/up"), (HC_CONFIG, "/healthz"),
+                                         (HC_CONFIG, "/up")], ids=["direct", "up", "health_check", "up_via_hc"])
+def test_whole_worker_path_allocates_nothing_per_request(alloc_counter, config, path):  # noqa: F811
     trips = 3000
     up, up_port = script_process(keepalive_upstream())
     listen = client = None
     try:
-        listen, store, worker = worker_for(CONFIG, up_port)
+        listen, store, worker = worker_for(config, up_port)
         client = client_process(CLIENT, listen.getsockname()[1], trips, path)
         allocs, freed, held = count_between_quiet_points(alloc_counter, worker, client)
         assert_no_objects_per("requests", trips, allocs, freed, held, max_held=200, label=path + " ")
