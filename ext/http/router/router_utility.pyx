@@ -85,11 +85,25 @@ cdef void _router_scan_envoy_headers(HttpHeaderMap headers, int *found) noexcept
                 break
 
 
+# retry_on / x-envoy-retry-on words and their ROUTER_RETRY_ON_* bits.
+cdef tuple _ROUTER_RETRY_ON_WORDS = (
+    (b"5xx", ROUTER_RETRY_ON_5XX), (b"gateway-error", ROUTER_RETRY_ON_GATEWAY_ERROR),
+    (b"reset", ROUTER_RETRY_ON_RESET), (b"connect-failure", ROUTER_RETRY_ON_CONNECT_FAILURE),
+    (b"retriable-4xx", ROUTER_RETRY_ON_RETRIABLE_4XX),
+    (b"retriable-status-codes", ROUTER_RETRY_ON_RETRIABLE_STATUS_CODES),
+    (b"refused-stream", ROUTER_RETRY_ON_REFUSED_STREAM),
+    (b"reset-before-request", ROUTER_RETRY_ON_RESET_BEFORE_REQUEST),
+    (b"envoy-ratelimited", ROUTER_RETRY_ON_ENVOY_RATE_LIMITED),
+    (b"http3-post-connect-failure", ROUTER_RETRY_ON_HTTP3_POST_CONNECT_FAILURE))
+
+
 cdef int _router_parse_retry_on(const char *s, size_t n) noexcept:
     """Envoy's RetryStateImpl::parseRetryOn: comma-separated policy names
     (unknown ones ignored) as ROUTER_RETRY_ON_* bits."""
     cdef int bits = 0
     cdef size_t i = 0, j, a, b
+    cdef bytes word
+    cdef tuple entry
     while i <= n:
         j = i
         while j < n and s[j] != b',':
@@ -99,26 +113,11 @@ cdef int _router_parse_retry_on(const char *s, size_t n) noexcept:
             a += 1
         while b > a and s[b - 1] == b' ':
             b -= 1
-        if b - a == 3 and memcmp(s + a, b"5xx", 3) == 0:
-            bits |= ROUTER_RETRY_ON_5XX
-        elif b - a == 13 and memcmp(s + a, b"gateway-error", 13) == 0:
-            bits |= ROUTER_RETRY_ON_GATEWAY_ERROR
-        elif b - a == 5 and memcmp(s + a, b"reset", 5) == 0:
-            bits |= ROUTER_RETRY_ON_RESET
-        elif b - a == 15 and memcmp(s + a, b"connect-failure", 15) == 0:
-            bits |= ROUTER_RETRY_ON_CONNECT_FAILURE
-        elif b - a == 13 and memcmp(s + a, b"retriable-4xx", 13) == 0:
-            bits |= ROUTER_RETRY_ON_RETRIABLE_4XX
-        elif b - a == 22 and memcmp(s + a, b"retriable-status-codes", 22) == 0:
-            bits |= ROUTER_RETRY_ON_RETRIABLE_STATUS_CODES
-        elif b - a == 14 and memcmp(s + a, b"refused-stream", 14) == 0:
-            bits |= ROUTER_RETRY_ON_REFUSED_STREAM
-        elif b - a == 20 and memcmp(s + a, b"reset-before-request", 20) == 0:
-            bits |= ROUTER_RETRY_ON_RESET_BEFORE_REQUEST
-        elif b - a == 17 and memcmp(s + a, b"envoy-ratelimited", 17) == 0:
-            bits |= ROUTER_RETRY_ON_ENVOY_RATE_LIMITED
-        elif b - a == 26 and memcmp(s + a, b"http3-post-connect-failure", 26) == 0:
-            bits |= ROUTER_RETRY_ON_HTTP3_POST_CONNECT_FAILURE
+        for entry in _ROUTER_RETRY_ON_WORDS:
+            word = <bytes>entry[0]
+            if b - a == <size_t>len(word) and memcmp(s + a, <const char *>word, b - a) == 0:
+                bits |= <int>entry[1]
+                break
         i = j + 1
     return bits
 
