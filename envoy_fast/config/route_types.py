@@ -56,12 +56,14 @@ _ENUMS = {
         "NOT_FOUND": 1,
         "INTERNAL_SERVER_ERROR": 2,
     },
+    "envoy.config.route.v3.VirtualHost.TlsRequirementType": {"NONE": 0, "EXTERNAL_ONLY": 1, "ALL": 2},
 }
 _base.ENUMS.update(_ENUMS)  # type: ignore[attr-defined]  (a dict: extended here, not in base)
 
 HeaderAppendAction = enum("envoy.config.core.v3.HeaderValueOption.HeaderAppendAction")
 RedirectResponseCode = enum("envoy.config.route.v3.RedirectAction.RedirectResponseCode")
 ClusterNotFoundResponseCode = enum("envoy.config.route.v3.RouteAction.ClusterNotFoundResponseCode")
+TlsRequirementType = enum("envoy.config.route.v3.VirtualHost.TlsRequirementType")
 
 #: RedirectResponseCode -> status.
 REDIRECT_CODES = {"MOVED_PERMANENTLY": 301, "FOUND": 302, "SEE_OTHER": 303,
@@ -433,6 +435,7 @@ class VirtualHost(_Message, kw_only=True):
     retry_policy: Optional[RetryPolicy] = None
     include_request_attempt_count: bool = False
     include_attempt_count_in_response: bool = False
+    require_tls: TlsRequirementType = "NONE"
 
 
 class RouteConfiguration(_Message, kw_only=True):

@@ -172,9 +172,14 @@ class RoutePlan(PlanStruct, kw_only=True):
     response_mutations: HeaderMutationsPlan = HeaderMutationsPlan()
 
 
+# VirtualHost.require_tls (RouterVirtualHostImpl.require_tls)
+REQUIRE_TLS = {"NONE": 0, "EXTERNAL_ONLY": 1, "ALL": 2}
+
+
 class VirtualHostPlan(PlanStruct, kw_only=True):
     name: str
     domains: List[str]               # lower-case
+    require_tls: int = 0             # REQUIRE_TLS: a request not over https is redirected there
     routes: List[RoutePlan] = []
     request_mutations: HeaderMutationsPlan = HeaderMutationsPlan()
     response_mutations: HeaderMutationsPlan = HeaderMutationsPlan()
@@ -363,7 +368,7 @@ def build_route_table_plan(route_config: Any, ctx: Any = None) -> RouteTablePlan
         name=route_config.name,
         internal_only_headers=[h.lower() for h in route_config.internal_only_headers],
         virtual_hosts=[VirtualHostPlan(
-            name=v.name, domains=[d.lower() for d in v.domains],
+            name=v.name, domains=[d.lower() for d in v.domains], require_tls=REQUIRE_TLS[v.require_tls],
             routes=[_route(r, v) for r in v.routes],
             request_mutations=_request_level(v), response_mutations=_response_level(v))
             for v in route_config.virtual_hosts],

@@ -143,6 +143,11 @@ ACCEPTED = {
     "health_check_filter": _health_check(pass_through_mode=False, headers=[
         {"name": ":path", "string_match": {"exact": "/healthz"}}, {"name": "x-hc", "present_match": True}]),
     "health_check_pass_through": _health_check(pass_through_mode={"value": True}),
+    "require_tls": _set(route_config={"virtual_hosts": [
+        {"name": "a", "domains": ["a"], "require_tls": "ALL", "routes": []},
+        {"name": "b", "domains": ["b"], "require_tls": "EXTERNAL_ONLY", "routes": []},
+        {"name": "c", "domains": ["*"], "require_tls": "NONE",
+         "routes": [{"match": {"prefix": "/"}, "route": {"cluster": "c"}}]}]}),
     "internal_only_headers": _set(route_config={"internal_only_headers": ["X-Secret", "x-b"]}),
 }
 # Both refuse these.
@@ -175,6 +180,8 @@ REFUSED = {
     "health_check_without_pass_through_mode": _health_check(),
     "health_check_bad_regex": _health_check(pass_through_mode=False, headers=[
         {"name": "x", "safe_regex_match": {"regex": "("}}]),
+    "require_tls_unknown": _set(route_config={"virtual_hosts": [
+        {"name": "a", "domains": ["*"], "require_tls": "SOME", "routes": []}]}),
     "decorator_without_operation": _set(route_config={"virtual_hosts": [{
         "name": "v", "domains": ["*"], "routes": [{"match": {"prefix": "/"}, "route": {"cluster": "c"},
                                                    "decorator": {"propagate": True}}]}]}),

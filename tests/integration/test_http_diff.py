@@ -181,7 +181,25 @@ ENVOY_CONTROLS = ["x-envoy-retry-on: 5xx", "x-envoy-max-retries: 1", "x-envoy-up
                   "x-envoy-original-path: /o", "x-envoy-original-host: o.test", "x-envoy-attempt-count: 3",
                   "x-envoy-is-timeout-retry: true", "x-envoy-upstream-stream-duration-ms: 5",
                   "x-envoy-external-address: 198.51.100.1", "x-envoy-decorator-operation: op2"]
+def _require_tls(mode, **hcm):
+    return hcm_config(virtual_hosts=[{"name": "all", "domains": ["*"], "require_tls": mode,
+                                      "routes": [{"match": {"prefix": "/"}, "route": {"cluster": "up"}}]}], hcm=hcm)
+
+
 HCM_CASES = [
+    case("require_tls_none", get("/a?b=1"), 200, config=_require_tls("NONE")),
+    case("require_tls_all", get("/a?b=1", host="a.test:8080"), 301, config=_require_tls("ALL")),
+    # A trusted x-forwarded-proto (no use_remote_address) says https: no redirect.
+    case("require_tls_all_xfp_https", get("/a", headers=["x-forwarded-proto: https"]), 200,
+         config=_require_tls("ALL")),
+    case("require_tls_all_post", get("/a", method="POST", body=b"xy"), 301, config=_require_tls("ALL")),
+    case("require_tls_external_only", get("/a"), 301, config=_require_tls("EXTERNAL_ONLY")),
+    case("require_tls_all_edge_xfp_https_overwritten", get("/a", headers=["x-forwarded-proto: https"]), 301,
+         config=_require_tls("ALL", use_remote_address=True)),
+    case("require_tls_host_with_default_port", get("/a", host="a.test:80"), 301, config=_require_tls("ALL")),
+    case("require_tls_external_only_internal", get("/a"), 200, config=_require_tls(
+        "EXTERNAL_ONLY", use_remote_address=True,
+        internal_address_config={"cidr_ranges": [{"address_prefix": "127.0.0.1", "prefix_len": 32}]})),
     case("strip_matching_host_port", get("/", host="a.test:{{LISTEN}}"), 200,
          config=_hcm(strip_matching_host_port=True)),
     case("strip_matching_host_port_other", get("/", host="a.test:8080"), 200,

@@ -221,6 +221,7 @@ cdef class RouteEntryImpl:
     cdef bint append_xfh            # a Host rewrite appends the old Host to x-forwarded-host
     cdef bint attempt_count_in_request      # x-envoy-attempt-count (the virtual host's flags)
     cdef bint attempt_count_in_response
+    cdef bint ssl_redirect          # require_tls's redirect: https://<host as sent><path as sent>
 
     # --- redirect
     cdef bytes redirect_scheme      # None: keep
@@ -275,6 +276,8 @@ cdef class RouteEntryImpl:
 cdef class RouterVirtualHostImpl:
     cdef str name
     cdef list routes                # RouteEntryImpl, in order
+    cdef int require_tls            # 0 none, 1 external only, 2 all (plan.REQUIRE_TLS)
+    cdef RouteEntryImpl ssl_redirect    # 301 to https://<host><path> when require_tls applies
 
 
 # A domain of a virtual host: points into a bytes object RouteConfigImpl keeps.

@@ -622,6 +622,9 @@ cdef class RouteConfigImpl:
         for v, vp in enumerate(plan.virtual_hosts):
             vh = RouterVirtualHostImpl.__new__(RouterVirtualHostImpl)
             vh.name = vp.name
+            vh.require_tls = vp.require_tls
+            if vp.require_tls:
+                vh.ssl_redirect = _router_ssl_redirect_entry(ctx, hostname)
             vh_request = RouterHeaderMutations.from_plan(vp.request_mutations, hostname)
             vh_response = RouterHeaderMutations.from_plan(vp.response_mutations, hostname)
             vh.routes = [RouteEntryImpl.from_plan(ctx, rp, vh_request, vh_response, rc_request, rc_response,
@@ -719,12 +722,39 @@ cdef class RouteConfigImpl:
     cdef RouteEntryImpl route(self, HttpHeaderMap headers, uint64_t random_value):
         cdef RouterVirtualHostImpl vh = self.find_virtual_host(headers)
         cdef RouteEntryImpl r
+        cdef size_t n
+        cdef const char *xfp
+        cdef int i
         if vh is None:
             return None
+        if vh.require_tls:
+            # Envoy's VirtualHostImpl: the request's scheme (x-forwarded-proto
+            # here) must be https, for every request (ALL) or for those not
+            # marked x-envoy-internal (EXTERNAL_ONLY).
+            xfp = _router_xfp(headers, &n)
+            if not (n == 5 and memcmp(xfp, b"https", 5) == 0):
+                if vh.require_tls == 2:
+                    return vh.ssl_redirect
+                i = headers.find(b"x-envoy-internal", 16)
+                if not (i >= 0 and headers.entries[i].value_len == 4 and
+                        memcmp(headers.value_at(i), b"true", 4) == 0):
+                    return vh.ssl_redirect
         for r in vh.routes:
             if r.matches(headers, random_value):
                 return r
         return None
+
+
+cdef RouteEntryImpl _router_ssl_redirect_entry(FactoryContext ctx, bytes hostname):
+    """The route require_tls answers with (Envoy's SslRedirectRoute): a 301
+    without header mutations."""
+    from envoy_fast.router.plan import ROUTE_KIND_REDIRECT, HeaderMutationsPlan, RoutePlan
+    cdef RouterHeaderMutations none = RouterHeaderMutations.from_plan(HeaderMutationsPlan(), hostname)
+    cdef RouteEntryImpl r = RouteEntryImpl.from_plan(
+        ctx, RoutePlan(kind=ROUTE_KIND_REDIRECT, redirect_status=301), none, none, none, none,
+        False, False, hostname)
+    r.ssl_redirect = True
+    return r
 
 
 cdef size_t _router_host_without_port(const char *host, size_t n) noexcept:

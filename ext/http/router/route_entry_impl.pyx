@@ -291,7 +291,8 @@ cdef class RouteEntryImpl:
     # -- redirect
 
     cdef bytes redirect_location(self, HttpHeaderMap request_headers):
-        """Envoy's Http::Utility::newUri for this route's redirect."""
+        """Envoy's Http::Utility::newUri for this route's redirect (for
+        require_tls: createSslRedirectPath, the host and path as sent)."""
         cdef HttpHeaderMap h = request_headers
         cdef const char *p = h.path()
         cdef size_t n = h.path_len, xfp_len = 0, q
@@ -299,6 +300,10 @@ cdef class RouteEntryImpl:
         cdef bytes scheme, host, port, path, request_port, protocol
         cdef int i
         cdef Py_ssize_t host_end
+        if self.ssl_redirect:
+            i = h.get(HTTP1_HEADER_HOST)
+            host = h.value_at(i)[:h.entries[i].value_len] if i >= 0 else b""
+            return b"https://" + host + p[:n]
         protocol = xfp[:xfp_len]
         if self.redirect_scheme is not None:
             scheme = self.redirect_scheme
