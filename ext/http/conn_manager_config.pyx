@@ -303,6 +303,7 @@ cdef class HttpConnectionManagerConfig(NetworkFilterFactory):
         c.internal_only_headers = [h.encode() for h in plan.route_table.internal_only_headers]
         c.strip_port = plan.strip_port
         c.strip_trailing_host_dot = plan.strip_trailing_host_dot
+        c.append_x_forwarded_port = plan.append_x_forwarded_port
         c.skip_xff_append = plan.skip_xff_append
         c.xff_num_trusted_hops = plan.xff_num_trusted_hops
         c.generate_request_id = plan.generate_request_id

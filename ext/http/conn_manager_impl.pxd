@@ -145,6 +145,7 @@ cdef class HttpConnectionManagerConfig(NetworkFilterFactory):
     cdef int n_internal_ranges
     cdef int strip_port             # STRIP_PORT_* (http_connection_manager_plan.py)
     cdef bint strip_trailing_host_dot
+    cdef bint append_x_forwarded_port
     cdef list internal_only_headers # bytes, lower-case (the route config's)
     cdef bint skip_xff_append
     cdef int xff_num_trusted_hops
@@ -296,7 +297,8 @@ cdef class HttpConnectionManagerImpl(ReadFilter):
     cdef size_t peer_ip_len
     cdef bint peer_loopback
     cdef bint peer_internal         # in internal_address_config's ranges
-    cdef int local_port             # the connection's own port (strip_matching_host_port); -1
+    cdef int local_port             # the connection's own port (strip_matching_host_port,
+                                    # append_x_forwarded_port); -1
     cdef str peer_address           # "ip:port" of the peer (stream info)
     cdef bytes xff_key              # the last x-forwarded-for seen, and the
     cdef str xff_address            # remote address it gave (reused while equal)

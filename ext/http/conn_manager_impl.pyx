@@ -111,7 +111,8 @@ cdef class HttpConnectionManagerImpl(ReadFilter):
         # x-envoy-external-address use it per request.
         self.peer_ip_len = 0
         self.peer_internal = False
-        self.local_port = _hcm_local_port(conn.fd) if cfg.strip_port == _HCM_STRIP_PORT_MATCHING else -1
+        self.local_port = _hcm_local_port(conn.fd) if (
+            cfg.strip_port == _HCM_STRIP_PORT_MATCHING or cfg.append_x_forwarded_port) else -1
         if conn.remote_addr.ss_family == AF_INET:
             a4 = <sockaddr_in*>&conn.remote_addr
             inet_ntop(AF_INET, &a4.sin_addr, self.peer_ip, sizeof(self.peer_ip))

@@ -306,6 +306,8 @@ cdef int http_mutate_request_headers(HttpActiveStream self) except -1:
     cdef int i
     cdef bint internal = False, edge = False
     cdef bytes name
+    cdef char port_buf[24]
+    cdef size_t n
     cdef bint upgrade
     if cfg.strip_port or cfg.strip_trailing_host_dot:
         _hcm_normalize_host(self)
@@ -364,6 +366,15 @@ cdef int http_mutate_request_headers(HttpActiveStream self) except -1:
         if h.get(HTTP1_HEADER_X_FORWARDED_PROTO) < 0:
             h.add(b"x-forwarded-proto", 17, b"http", 4, HTTP1_HEADER_X_FORWARDED_PROTO)
         internal = cfg.n_internal_ranges > 0 and _hcm_xff_single_internal(cfg, h)
+    if cfg.append_x_forwarded_port and hcm.local_port >= 0:
+        # The port the client connected to, unless a trusted hop set it.
+        i = h.find(b"x-forwarded-port", 16)
+        if i < 0 or (cfg.use_remote_address and cfg.xff_num_trusted_hops == 0):
+            n = _hcm_utoa(<uint64_t>hcm.local_port, port_buf)
+            if i < 0:
+                h.add(b"x-forwarded-port", 16, port_buf, n, HTTP1_HEADER_OTHER)
+            else:
+                h.set_value(i, port_buf, n)
     # Only an internal request keeps Envoy's controls (and gets them
     # honoured by the router); only Envoy asserts x-envoy-internal.
     if internal:

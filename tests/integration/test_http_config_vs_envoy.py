@@ -123,7 +123,8 @@ ACCEPTED = {
     # A prefix past the address's length means the whole address (Envoy clamps).
     "internal_cidr_prefix_too_long": _set(internal_address_config={"cidr_ranges": [
         {"address_prefix": "10.0.0.0", "prefix_len": 33}, {"address_prefix": "::1", "prefix_len": 128}]}),
-    "strip_host_port_and_dot": _set(strip_any_host_port=True, strip_trailing_host_dot=True),
+    "strip_host_port_and_dot": _set(strip_any_host_port=True, strip_trailing_host_dot=True,
+                                    append_x_forwarded_port=True),
     "attempt_counts": _set(route_config={"virtual_hosts": [{
         "name": "v", "domains": ["*"], "include_request_attempt_count": True,
         "include_attempt_count_in_response": True,

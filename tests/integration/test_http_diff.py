@@ -187,6 +187,11 @@ def _require_tls(mode, **hcm):
 
 
 HCM_CASES = [
+    case("append_x_forwarded_port", get("/"), 200, config=_hcm(append_x_forwarded_port=True)),
+    case("append_x_forwarded_port_kept", get("/", headers=["x-forwarded-port: 99"]), 200,
+         config=_hcm(append_x_forwarded_port=True)),
+    case("append_x_forwarded_port_edge", get("/", headers=["x-forwarded-port: 99"]), 200,
+         config=_hcm(append_x_forwarded_port=True, use_remote_address=True)),
     case("require_tls_none", get("/a?b=1"), 200, config=_require_tls("NONE")),
     case("require_tls_all", get("/a?b=1", host="a.test:8080"), 301, config=_require_tls("ALL")),
     # A trusted x-forwarded-proto (no use_remote_address) says https: no redirect.

@@ -130,6 +130,7 @@ def _build_plan(config: HttpConnectionManager, ctx: PlanContext) -> HttpConnecti
         strip_port=(STRIP_PORT_ANY if config.strip_any_host_port else
                     STRIP_PORT_MATCHING if config.strip_matching_host_port else STRIP_PORT_NONE),
         strip_trailing_host_dot=config.strip_trailing_host_dot,
+        append_x_forwarded_port=config.append_x_forwarded_port,
         skip_xff_append=config.skip_xff_append,
         xff_num_trusted_hops=config.xff_num_trusted_hops,
         generate_request_id=config.generate_request_id,

@@ -225,6 +225,7 @@ class HttpConnectionManager(_Message, NetworkFilterConfig, kw_only=True, tag_fie
     strip_matching_host_port: bool = False
     strip_any_host_port: bool = False
     strip_trailing_host_dot: bool = False
+    append_x_forwarded_port: bool = False
     rds: Optional[Dict[str, Any]] = None
     route_config: Optional[RouteConfiguration] = None
     scoped_routes: Optional[Dict[str, Any]] = None

@@ -58,6 +58,7 @@ class HttpConnectionManagerPlan(NetworkFilterPlan, tag=NAME, kw_only=True):
     internal_cidrs: List[str] = []              # internal_address_config, "10.0.0.0/8"
     strip_port: int = STRIP_PORT_NONE           # strip_matching_host_port / strip_any_host_port
     strip_trailing_host_dot: bool = False
+    append_x_forwarded_port: bool = False
     skip_xff_append: bool = False
     xff_num_trusted_hops: int = 0
     generate_request_id: bool = True
