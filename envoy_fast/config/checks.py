@@ -234,6 +234,11 @@ class Checker:
                 f"{opath}.common_http_protocol_options.max_connection_duration",
                 hint="remove `max_connection_duration` (idle_timeout and"
                      " max_requests_per_connection retire upstream connections)"))
+        if common.max_stream_duration is not None:
+            self.fail(ConfigError(
+                "not supported by envoy_fast (upstream max_stream_duration)",
+                f"{opath}.common_http_protocol_options.max_stream_duration",
+                hint="remove it; the route's timeout bounds an upstream request"))
         if common.headers_with_underscores_action != "ALLOW":
             self.fail(ConfigError(
                 "not supported by envoy_fast (upstream headers_with_underscores_action "

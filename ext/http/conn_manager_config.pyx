@@ -317,6 +317,7 @@ cdef class HttpConnectionManagerConfig(NetworkFilterFactory):
         c.max_requests_per_connection = plan.max_requests_per_connection
         c.stream_idle_timeout = plan.stream_idle_timeout
         c.request_timeout = plan.request_timeout
+        c.max_stream_duration = plan.max_stream_duration
         c.request_headers_timeout = plan.request_headers_timeout
         c.delayed_close_timeout = plan.delayed_close_timeout
         c.drain_timeout = plan.drain_timeout

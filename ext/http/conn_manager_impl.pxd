@@ -160,6 +160,7 @@ cdef class HttpConnectionManagerConfig(NetworkFilterFactory):
     cdef int max_requests_per_connection    # 0: no limit
     cdef double stream_idle_timeout
     cdef double request_timeout
+    cdef double max_stream_duration
     cdef double request_headers_timeout
     cdef double delayed_close_timeout
     cdef double drain_timeout
@@ -307,6 +308,7 @@ cdef class HttpConnectionManagerImpl(ReadFilter):
     cdef Timer idle_timer           # connection idle_timeout
     cdef Timer stream_idle_timer    # stream_idle_timeout (checks last_activity)
     cdef Timer request_timer        # request_timeout
+    cdef Timer max_stream_timer     # common_http_protocol_options.max_stream_duration
     cdef Timer headers_timer        # request_headers_timeout
     cdef Timer duration_timer       # max_connection_duration
     cdef Timer delayed_close_timer
@@ -334,6 +336,7 @@ cdef class HttpConnectionManagerImpl(ReadFilter):
     cdef int on_idle_timeout(self) except -1
     cdef int on_stream_idle_timeout(self) except -1
     cdef int on_request_timeout(self) except -1
+    cdef int on_max_stream_duration(self) except -1
     cdef int on_headers_timeout(self) except -1
     cdef int on_max_duration(self) except -1
     cdef int on_delayed_close(self) except -1

@@ -13,6 +13,10 @@ cdef int _hcm_on_stream_idle_timer(object ctx) except -1:
 cdef int _hcm_on_request_timer(object ctx) except -1:
     return (<HttpConnectionManagerImpl>ctx).on_request_timeout()
 
+
+cdef int _hcm_on_max_stream_timer(object ctx) except -1:
+    return (<HttpConnectionManagerImpl>ctx).on_max_stream_duration()
+
 cdef int _hcm_on_headers_timer(object ctx) except -1:
     return (<HttpConnectionManagerImpl>ctx).on_headers_timeout()
 
@@ -135,6 +139,8 @@ cdef class HttpConnectionManagerImpl(ReadFilter):
             self.idle_timer.enable(cfg.idle_timeout)
         if cfg.stream_idle_timeout > 0:
             self.stream_idle_timer = Timer.new(self.dispatcher, _hcm_on_stream_idle_timer, self)
+        if cfg.max_stream_duration > 0:
+            self.max_stream_timer = Timer.new(self.dispatcher, _hcm_on_max_stream_timer, self)
         if cfg.request_timeout > 0:
             self.request_timer = Timer.new(self.dispatcher, _hcm_on_request_timer, self)
         if cfg.request_headers_timeout > 0:
@@ -208,6 +214,8 @@ cdef class HttpConnectionManagerImpl(ReadFilter):
                         self.stream_idle_timer.enable(cfg.stream_idle_timeout)
                     if self.request_timer is not None and not self.request_timer.enabled():
                         self.request_timer.enable(cfg.request_timeout)
+                    if self.max_stream_timer is not None and not self.max_stream_timer.enabled():
+                        self.max_stream_timer.enable(cfg.max_stream_duration)
                 rc = self.parser.parse(data)
                 if rc == HTTP1_PARSE_NEED_MORE:
                     return 0
@@ -706,6 +714,34 @@ cdef class HttpConnectionManagerImpl(ReadFilter):
         return s.on_timeout(408, b"request timeout", HTTP_DOWNSTREAM_RQ_TIMEOUT, 0,
                             b"request_overall_timeout")
 
+    cdef int on_max_stream_duration(self) except -1:
+        """Envoy's onStreamMaxDurationReached: a stream older than
+        max_stream_duration (from its first byte) is answered 504 when its
+        request was read whole, else 408, or reset once its response began.
+        The timer is armed at a request's first byte and re-armed for the
+        stream that is current when it fires."""
+        cdef HttpActiveStream s = self.stream
+        cdef double since, elapsed, t = self.config.max_stream_duration
+        if self.connection is None or self.closing:
+            return 0
+        if s.active:
+            if s.local_complete:
+                return 0
+            since = s.start_time
+        elif self.head_start > 0:
+            since = self.head_start
+        else:
+            return 0
+        elapsed = self.dispatcher.now - since
+        if elapsed < t:
+            self.max_stream_timer.enable(t - elapsed)
+            return 0
+        if not s.active:
+            s.begin_partial()
+            self.head_start = 0
+        return s.on_timeout(504 if s.remote_complete else 408, b"downstream duration timeout",
+                            HTTP_DOWNSTREAM_RQ_MAX_DURATION_REACHED, 0, b"max_duration_timeout")
+
     cdef int on_headers_timeout(self) except -1:
         cdef HttpActiveStream s = self.stream
         cdef double elapsed, t = self.config.request_headers_timeout
@@ -749,6 +785,9 @@ cdef class HttpConnectionManagerImpl(ReadFilter):
         if self.request_timer is not None:
             self.request_timer.disable()
             self.request_timer = None
+        if self.max_stream_timer is not None:
+            self.max_stream_timer.disable()
+            self.max_stream_timer = None
         if self.headers_timer is not None:
             self.headers_timer.disable()
             self.headers_timer = None

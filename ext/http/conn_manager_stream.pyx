@@ -549,7 +549,8 @@ cdef class HttpActiveStream:
         has started)."""
         self.config.stats[stat] += 1
         if self.response_started:
-            self.stream_info.set_response_flag(flag)
+            if flag:
+                self.stream_info.set_response_flag(flag)
             return self.reset_stream()
         return self.send_local_reply(status, body, strlen(body), flag, details)
 

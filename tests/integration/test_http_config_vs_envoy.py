@@ -144,6 +144,7 @@ ACCEPTED = {
     "health_check_filter": _health_check(pass_through_mode=False, headers=[
         {"name": ":path", "string_match": {"exact": "/healthz"}}, {"name": "x-hc", "present_match": True}]),
     "health_check_pass_through": _health_check(pass_through_mode={"value": True}),
+    "max_stream_duration": _set(common_http_protocol_options={"max_stream_duration": "5s"}),
     "require_tls": _set(route_config={"virtual_hosts": [
         {"name": "a", "domains": ["a"], "require_tls": "ALL", "routes": []},
         {"name": "b", "domains": ["b"], "require_tls": "EXTERNAL_ONLY", "routes": []},
@@ -201,8 +202,6 @@ ENVOY_ONLY = {
     "tracing": (_set(tracing={}), "not supported by envoy_fast"),
     "merge_slashes": (_set(merge_slashes=True), "not supported by envoy_fast"),
     "local_reply_config": (_set(local_reply_config={}), "not supported by envoy_fast"),
-    "max_stream_duration": (_set(common_http_protocol_options={"max_stream_duration": "5s"}),
-                            "not supported by envoy_fast"),
     "max_connection_duration_0s": (_set(common_http_protocol_options={"max_connection_duration": "0s"}),
                                    "max_connection_duration 0s is not supported by envoy_fast"),
     "drain_timeout_jitter": (_set(drain_timeout_jitter={"value": 10}), "not supported by envoy_fast"),

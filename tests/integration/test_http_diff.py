@@ -187,6 +187,18 @@ def _require_tls(mode, **hcm):
 
 
 HCM_CASES = [
+    case("max_stream_duration_incomplete_request",
+         b"POST / HTTP/1.1\r\nhost: a.test\r\ncontent-length: 10\r\n\r\nab", 408,
+         config=_hcm(common_http_protocol_options={"max_stream_duration": "0.5s"}), check_close=True,
+         stats=["http.ingress.downstream_rq_max_duration_reached"]),
+    case("max_stream_duration_before_response", get("/?delay=1.5"), 504,
+         config=_hcm(common_http_protocol_options={"max_stream_duration": "0.5s"}),
+         stats=["http.ingress.downstream_rq_max_duration_reached"]),
+    case("max_stream_duration_after_headers", get("/?size=100&body_delay=1.5"), 200,
+         config=_hcm(common_http_protocol_options={"max_stream_duration": "0.5s"}), check_close=True,
+         stats=["http.ingress.downstream_rq_max_duration_reached"]),
+    case("max_stream_duration_not_reached", get("/"), 200,
+         config=_hcm(common_http_protocol_options={"max_stream_duration": "0.5s"})),
     case("append_x_forwarded_port", get("/"), 200, config=_hcm(append_x_forwarded_port=True)),
     case("append_x_forwarded_port_kept", get("/", headers=["x-forwarded-port: 99"]), 200,
          config=_hcm(append_x_forwarded_port=True)),

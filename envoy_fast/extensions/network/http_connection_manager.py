@@ -144,6 +144,7 @@ def _build_plan(config: HttpConnectionManager, ctx: PlanContext) -> HttpConnecti
         max_requests_per_connection=options.max_requests_per_connection or 0,
         stream_idle_timeout=config.stream_idle_timeout,
         request_timeout=config.request_timeout,
+        max_stream_duration=options.max_stream_duration or 0.0,
         request_headers_timeout=config.request_headers_timeout,
         delayed_close_timeout=config.delayed_close_timeout,
         drain_timeout=config.drain_timeout,

@@ -87,6 +87,7 @@ class HttpProtocolOptions(_Message, kw_only=True):
 
     idle_timeout: Duration = 3600.0
     max_connection_duration: Optional[Duration] = None
+    max_stream_duration: Optional[Duration] = None      # unset or 0: no limit
     max_headers_count: Annotated[int, Meta(ge=1, le=UINT32_MAX, extra={"wrapper": True})] = 100
     headers_with_underscores_action: HeadersWithUnderscoresAction = "ALLOW"
     max_requests_per_connection: Optional[_UInt32Value] = None

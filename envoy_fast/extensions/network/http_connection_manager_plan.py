@@ -72,6 +72,7 @@ class HttpConnectionManagerPlan(NetworkFilterPlan, tag=NAME, kw_only=True):
     max_requests_per_connection: int = 0        # 0: no limit
     stream_idle_timeout: float = 300.0
     request_timeout: float = 0.0
+    max_stream_duration: float = 0.0            # common_http_protocol_options'; 0: none
     request_headers_timeout: float = 0.0
     delayed_close_timeout: float = 1.0
     drain_timeout: float = 5.0                  # HTTP/2 GOAWAY grace in Envoy; kept for drain

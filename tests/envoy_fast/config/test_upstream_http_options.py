@@ -115,6 +115,8 @@ def test_envoy_agrees(body, key, error, tmp_path):
 @pytest.mark.parametrize("body,what", [
     (EXPLICIT + "\n        common_http_protocol_options: {max_connection_duration: 2s}",
      "upstream max_connection_duration"),
+    (EXPLICIT + "\n        common_http_protocol_options: {max_stream_duration: 2s}",
+     "upstream max_stream_duration"),
     (EXPLICIT + "\n        common_http_protocol_options: {headers_with_underscores_action: DROP_HEADER}",
      "upstream headers_with_underscores_action"),
     ("explicit_http_config: {http2_protocol_options: {}}", "http2_protocol_options"),
