@@ -337,6 +337,7 @@ cdef class HttpConnectionManagerImpl(ReadFilter):
     cdef int on_stream_idle_timeout(self) except -1
     cdef int on_request_timeout(self) except -1
     cdef int on_max_stream_duration(self) except -1
+    cdef bint stream_timer_due(self, Timer timer, double t, bint until_request_end) except -1
     cdef int on_headers_timeout(self) except -1
     cdef int on_max_duration(self) except -1
     cdef int on_delayed_close(self) except -1

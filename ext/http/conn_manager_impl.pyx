@@ -691,56 +691,49 @@ cdef class HttpConnectionManagerImpl(ReadFilter):
                             HTTP_DOWNSTREAM_RQ_IDLE_TIMEOUT, RF_STREAM_IDLE_TIMEOUT,
                             b"stream_idle_timeout")
 
-    cdef int on_request_timeout(self) except -1:
+    cdef bint stream_timer_due(self, Timer timer, double t, bint until_request_end) except -1:
+        """For a timer armed at a request's first byte (request_timeout,
+        max_stream_duration) and left armed across keep-alive requests:
+        whether the current stream has now run `t` (one that ended, or with
+        `until_request_end` one whose request was read or answered, is out of
+        its reach); re-armed for the remainder otherwise. A due request not
+        yet parsed is begun (begin_partial) so that it can be answered."""
         cdef HttpActiveStream s = self.stream
-        cdef double since, elapsed, t = self.config.request_timeout
+        cdef double since, elapsed
         if self.connection is None or self.closing:
-            return 0
+            return False
         if s.active:
-            if s.remote_complete or s.response_started:
-                return 0
+            if s.local_complete or (until_request_end and (s.remote_complete or s.response_started)):
+                return False
             since = s.start_time
         elif self.head_start > 0:
             since = self.head_start
         else:
-            return 0
+            return False
         elapsed = self.dispatcher.now - since
         if elapsed < t:
-            self.request_timer.enable(t - elapsed)
-            return 0
+            timer.enable(t - elapsed)
+            return False
         if not s.active:
             s.begin_partial()
             self.head_start = 0
-        return s.on_timeout(408, b"request timeout", HTTP_DOWNSTREAM_RQ_TIMEOUT, 0,
-                            b"request_overall_timeout")
+        return True
+
+    cdef int on_request_timeout(self) except -1:
+        if not self.stream_timer_due(self.request_timer, self.config.request_timeout, True):
+            return 0
+        return self.stream.on_timeout(408, b"request timeout", HTTP_DOWNSTREAM_RQ_TIMEOUT, 0,
+                                      b"request_overall_timeout")
 
     cdef int on_max_stream_duration(self) except -1:
         """Envoy's onStreamMaxDurationReached: a stream older than
         max_stream_duration (from its first byte) is answered 504 when its
-        request was read whole, else 408, or reset once its response began.
-        The timer is armed at a request's first byte and re-armed for the
-        stream that is current when it fires."""
-        cdef HttpActiveStream s = self.stream
-        cdef double since, elapsed, t = self.config.max_stream_duration
-        if self.connection is None or self.closing:
+        request was read whole, else 408, or reset once its response began."""
+        if not self.stream_timer_due(self.max_stream_timer, self.config.max_stream_duration, False):
             return 0
-        if s.active:
-            if s.local_complete:
-                return 0
-            since = s.start_time
-        elif self.head_start > 0:
-            since = self.head_start
-        else:
-            return 0
-        elapsed = self.dispatcher.now - since
-        if elapsed < t:
-            self.max_stream_timer.enable(t - elapsed)
-            return 0
-        if not s.active:
-            s.begin_partial()
-            self.head_start = 0
-        return s.on_timeout(504 if s.remote_complete else 408, b"downstream duration timeout",
-                            HTTP_DOWNSTREAM_RQ_MAX_DURATION_REACHED, 0, b"max_duration_timeout")
+        return self.stream.on_timeout(504 if self.stream.remote_complete else 408,
+                                      b"downstream duration timeout",
+                                      HTTP_DOWNSTREAM_RQ_MAX_DURATION_REACHED, 0, b"max_duration_timeout")
 
     cdef int on_headers_timeout(self) except -1:
         cdef HttpActiveStream s = self.stream
