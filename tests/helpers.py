@@ -626,16 +626,23 @@ def serve_request_heads(c: socket.socket, answer) -> None:
         c.sendall(out)
 
 
-def read_http_response(s: socket.socket, no_body: bool = False):
-    """(head without its blank line, body, extra) of one response off
-    blocking socket s: the body by its content-length (none with `no_body`,
-    as for HEAD, nor for 1xx, 204, 304); extra: what arrived after it."""
+def recv_head(s: socket.socket):
+    """(head without its blank line, bytes read past it) of the next
+    message head off blocking socket s; fails if s closes first."""
     buf = b""
     while b"\r\n\r\n" not in buf:
         d = s.recv(65536)
         assert d, "closed before a whole response head: %r" % buf
         buf += d
-    head, _, body = buf.partition(b"\r\n\r\n")
+    head, _, rest = buf.partition(b"\r\n\r\n")
+    return head, rest
+
+
+def read_http_response(s: socket.socket, no_body: bool = False):
+    """(head without its blank line, body, extra) of one response off
+    blocking socket s: the body by its content-length (none with `no_body`,
+    as for HEAD, nor for 1xx, 204, 304); extra: what arrived after it."""
+    head, body = recv_head(s)
     lines = head.split(b"\r\n")
     n = 0
     if not no_body and lines[0][9:10] != b"1" and lines[0][9:12] not in (b"204", b"304"):

@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from helpers import IMPLS, free_port, run_impl, wait_for, wait_stat
+from helpers import IMPLS, free_port, recv_head, run_impl, wait_for, wait_stat
 
 HCM = "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager"
 ROUTER = "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"
@@ -123,12 +123,7 @@ def handshake(port, path="/ws", extra=b""):
     s = socket.create_connection(("127.0.0.1", port), timeout=5)
     s.sendall(b"GET %s HTTP/1.1\r\nhost: a\r\nconnection: upgrade\r\nupgrade: websocket\r\n\r\n"
               % path.encode() + extra)
-    buf = b""
-    while b"\r\n\r\n" not in buf:
-        d = s.recv(65536)
-        assert d, "closed before a response head: %r" % buf
-        buf += d
-    head, _, rest = buf.partition(b"\r\n\r\n")
+    head, rest = recv_head(s)
     return s, head, rest
 
 
