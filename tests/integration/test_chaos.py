@@ -106,11 +106,11 @@ def test_misbehaving_peers_leave_no_trace():
             assert s["cluster.up.upstream_rq_pending_active"] == 0
             log = proxy.log()
             assert "handler error" not in log and "Traceback" not in log, log[-3000:]
-            # Still accepting and proxying afterwards (the upstream picks its
-            # own behaviour, so only the accept and the upstream attempt are
-            # certain).
+            # Still accepting and proxying afterwards. The upstream picks its
+            # own behaviour and a loaded machine may time the connect out, so
+            # only the accept and the upstream connection attempt are certain.
             with socket.create_connection(("127.0.0.1", lp), timeout=5):
                 wait_for(lambda: proxy.stats()["tcp.tp.downstream_cx_total"] == seed + 1
-                         and proxy.stats()["cluster.up.upstream_rq_total"] ==
-                         s["cluster.up.upstream_rq_total"] + 1, timeout=5, what="one more")
+                         and proxy.stats()["cluster.up.upstream_cx_total"] >=
+                         s["cluster.up.upstream_cx_total"] + 1, timeout=10, what="one more")
             assert proxy.admin("/ready").strip() == "LIVE"
