@@ -2,7 +2,8 @@
 """L7 edge checks, Envoy beside envoy_fast, same YAML, loopback only:
 
     python bench/http_edge.py [--impls envoy,envoy_fast] [--checks race,slowloris,rss]
-                              [--duration 10] [--slow-connections 1000] [--requests 100000]
+                              [--duration 10] [--slow-connections 1000] [--slow-rounds 3]
+                              [--slow-burst] [--no-sink] [--requests 100000]
 
 * race: an upstream that closes idle keep-alive connections at random (a
   connection idle after a response is closed after a random 0-2 ms with
@@ -11,9 +12,12 @@
   (non-2xx + socket errors). Envoy shows the race as sporadic 503 UC;
   envoy_fast must show 0.
 * slowloris: --slow-connections connections each send one header byte a
-  second; meanwhile wrk -c16 keep-alive GETs must keep p99 within 2x of the
-  p99 measured without them, and the slow connections are cut at
-  request_headers_timeout.
+  second (spread over the second; --slow-burst sends them all at once);
+  meanwhile wrk -c16 keep-alive GETs must keep p99 within 2x of the p99
+  measured without them (median of --slow-rounds), and the slow connections
+  are cut at request_headers_timeout. A control run aims the same senders at
+  a socket nobody accepts: its ratio is what the senders alone cost wrk on
+  this machine.
 * rss: --requests keep-alive requests on one connection; the worker's RSS
   after the first tenth and at the end must stay within a small bound.
 
@@ -217,10 +221,17 @@ class Slowloris:
     """n connections, each sending one byte of a request head per second
     (never the blank line). Reads what the proxy answers and records, per
     connection, when its answer (Envoy's 408) began and when the proxy closed
-    it, in seconds from its first byte."""
+    it, in seconds from that connection's first byte.
 
-    def __init__(self, port: int, n: int) -> None:
-        self.port, self.n = port, n
+    `stagger` spreads the connections' sends over each second, as a thousand
+    independent slow clients would arrive; without it every connection sends
+    in the same instant, a burst from this one thread that competes for the
+    machine's cores with wrk and the proxy."""
+
+    SLOT = 0.004            # the sender wakes at most every 4 ms
+
+    def __init__(self, port: int, n: int, stagger: bool = True) -> None:
+        self.port, self.n, self.stagger = port, n, stagger
         self.socks = []
         self.answered_at: list = []
         self.closed_at: list = []
@@ -236,26 +247,33 @@ class Slowloris:
         self._t.start()
         return self
 
+    def _due(self, t0: float, k: int, i: int) -> float:
+        return t0 + i + (k / self.n if self.stagger else 0.0)
+
     def _run(self) -> None:
         ep = select.epoll()
         open_ = {s.fileno(): s for s in self.socks}
         for fd in open_:
             ep.register(fd, select.EPOLLIN)
+        first: dict = {}
         answered = set()
-        self.t0 = t0 = time.monotonic()
-        i = 0
-        next_send = t0
+        t0 = time.monotonic()
+        k = i = 0           # the next send: connection k, head byte i
         while not self._stop.is_set() and open_:
             now = time.monotonic()
-            if now >= next_send:
-                for fd, s in list(open_.items()):
+            while self._due(t0, k, i) <= now:
+                s = self.socks[k]
+                if s.fileno() in open_:
                     try:
                         s.send(self.head[i:i + 1])
                     except OSError:
                         pass        # closed: the read side says when
-                i += 1
-                next_send += 1.0
-            for fd, _ in ep.poll(max(0.0, min(0.1, next_send - time.monotonic()))):
+                    first.setdefault(s.fileno(), now)
+                k += 1
+                if k == self.n:
+                    k, i = 0, i + 1
+            wait = min(0.1, max(self.SLOT, self._due(t0, k, i) - time.monotonic()))
+            for fd, _ in ep.poll(wait):
                 s = open_.get(fd)
                 if s is None:
                     continue
@@ -265,7 +283,7 @@ class Slowloris:
                     continue
                 except OSError:
                     d = b""
-                t = time.monotonic() - t0
+                t = time.monotonic() - first.get(fd, t0)
                 if d:
                     if fd not in answered:
                         answered.add(fd)
@@ -283,32 +301,67 @@ class Slowloris:
             s.close()
 
 
-def check_slowloris(impl: str, duration: float, n: int, headers_timeout: float = 8.0) -> dict:
+def _median(xs: list):
+    xs = sorted(x for x in xs if x is not None)
+    return xs[len(xs) // 2] if xs else None
+
+
+def check_slowloris(impl: str, duration: float, n: int, headers_timeout: float = 8.0,
+                    rounds: int = 1, stagger: bool = True, sink: bool = False) -> dict:
+    """Rounds of: wrk -c16 alone (baseline), then wrk -c16 while n slow
+    connections trickle their heads and are cut at request_headers_timeout.
+    p99_ratio is the median over rounds of loaded p99 / baseline p99.
+
+    With `sink`, each round also runs the same slow senders against a
+    listening socket nobody accepts: wrk's p99 ratio then is the cost of the
+    senders themselves on this machine, with no proxy work at all."""
     import tempfile
     with tempfile.TemporaryDirectory() as tmp:
         nginx, up = start_nginx(tmp)
         try:
             lp, ap = free_port(), free_port()
             cfg = http_config(lp, up, ap, request_headers_timeout="%gs" % headers_timeout)
+            out: dict = {"rounds": [], "slow_connections": n, "stagger": stagger,
+                         "request_headers_timeout_s": headers_timeout}
             with run_proxy(impl, cfg) as proxy:
-                base = wrk(lp, 16, duration)
-                with Slowloris(lp, n) as slow:
-                    loaded = wrk(lp, 16, duration)
-                    # The slow heads must be cut at request_headers_timeout.
-                    deadline = time.monotonic() + headers_timeout + 5
-                    while len(slow.closed_at) < n and time.monotonic() < deadline:
-                        time.sleep(0.2)
-                    closed = sorted(slow.closed_at)
-                    answered = sorted(slow.answered_at)
+                for _ in range(rounds):
+                    rnd: dict = {"baseline": wrk(lp, 16, duration)}
+                    with Slowloris(lp, n, stagger) as slow:
+                        rnd["with_slowloris"] = wrk(lp, 16, duration)
+                        # The slow heads must be cut at request_headers_timeout.
+                        deadline = time.monotonic() + headers_timeout + 5
+                        while len(slow.closed_at) < n and time.monotonic() < deadline:
+                            time.sleep(0.2)
+                        closed = sorted(slow.closed_at)
+                        answered = sorted(slow.answered_at)
+                    if sink:
+                        with socket.socket() as ls:
+                            ls.bind(("127.0.0.1", 0))
+                            ls.listen(4096)
+                            with Slowloris(ls.getsockname()[1], n, stagger):
+                                rnd["with_senders_to_sink"] = wrk(lp, 16, duration)
+                    base = rnd["baseline"]["p99_ms"]
+                    for key, name in (("with_slowloris", "p99_ratio"), ("with_senders_to_sink", "p99_ratio_sink")):
+                        if key in rnd:
+                            p = rnd[key]["p99_ms"]
+                            rnd[name] = round(p / base, 2) if p and base else None
+                    rnd.update({"slow_closed": len(closed), "slow_answered": len(answered),
+                                "slow_closed_after_s": [round(closed[0], 2), round(closed[-1], 2)] if closed else None,
+                                "slow_answered_after_s": [round(answered[0], 2), round(answered[-1], 2)] if answered else None})
+                    out["rounds"].append(rnd)
                 stats = proxy.stats()
-            return {"baseline": base, "with_slowloris": loaded,
-                    "p99_ratio": (loaded["p99_ms"] / base["p99_ms"]) if base["p99_ms"] and loaded["p99_ms"] else None,
-                    "slow_connections": n, "slow_closed": len(closed),
-                    "slow_closed_after_s": [round(closed[0], 2), round(closed[-1], 2)] if closed else None,
-                    "slow_answered": len(answered),
-                    "slow_answered_after_s": [round(answered[0], 2), round(answered[-1], 2)] if answered else None,
-                    "request_headers_timeout_s": headers_timeout,
-                    "downstream_rq_header_timeout": stats.get("http.edge.downstream_rq_header_timeout")}
+            rs = out["rounds"]
+            out["p99_ratio"] = _median([r["p99_ratio"] for r in rs])
+            if sink:
+                out["p99_ratio_sink"] = _median([r["p99_ratio_sink"] for r in rs])
+            out["failed"] = sum(r[k]["failed"] for r in rs for k in ("baseline", "with_slowloris"))
+            for k in ("slow_closed", "slow_answered"):
+                out[k] = min(r[k] for r in rs)
+            for k in ("slow_closed_after_s", "slow_answered_after_s"):
+                spans = [r[k] for r in rs if r[k]]
+                out[k] = [min(x[0] for x in spans), max(x[1] for x in spans)] if spans else None
+            out["downstream_rq_header_timeout"] = stats.get("http.edge.downstream_rq_header_timeout")
+            return out
         finally:
             nginx.terminate()
             nginx.wait(timeout=10)
@@ -363,6 +416,12 @@ def main(argv=None) -> int:
     ap.add_argument("--duration", type=float, default=10)
     ap.add_argument("--close-probability", type=float, default=0.02)
     ap.add_argument("--slow-connections", type=int, default=1000)
+    ap.add_argument("--slow-rounds", type=int, default=3,
+                    help="slowloris rounds; the p99 ratio is their median")
+    ap.add_argument("--slow-burst", action="store_true",
+                    help="every slow connection sends in the same instant (default: spread over the second)")
+    ap.add_argument("--no-sink", action="store_true",
+                    help="skip the control run of the slow senders against a socket nobody accepts")
     ap.add_argument("--requests", type=int, default=100000)
     ap.add_argument("--out", default=os.path.join(HERE, "results"))
     a = ap.parse_args(argv)
@@ -379,7 +438,8 @@ def main(argv=None) -> int:
                 if check == "race":
                     r = check_race(impl, a.duration, a.close_probability)
                 elif check == "slowloris":
-                    r = check_slowloris(impl, a.duration, a.slow_connections)
+                    r = check_slowloris(impl, a.duration, a.slow_connections, rounds=a.slow_rounds,
+                                        stagger=not a.slow_burst, sink=not a.no_sink)
                 elif check == "rss":
                     r = check_rss(impl, a.requests)
                 else:

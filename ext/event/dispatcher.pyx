@@ -281,8 +281,15 @@ cdef class Dispatcher:
         t.disable()
 
     cdef int run_timers(self) except -1:
+        # At most MAX_TIMERS_PER_TURN per turn (HAProxy's runqueue-depth):
+        # a thousand request_headers_timeouts due at once then answer in
+        # batches between epoll turns instead of holding every other
+        # client for the whole burst. The rest stay due, so the next
+        # epoll_wait does not block.
         cdef Timer t
-        while self.heap_len and (<Timer>self.heap[0]).deadline <= self.now:
+        cdef int budget = MAX_TIMERS_PER_TURN
+        while budget and self.heap_len and (<Timer>self.heap[0]).deadline <= self.now:
+            budget -= 1
             t = <Timer>self.heap[0]
             self.heap_remove(t)
             try:

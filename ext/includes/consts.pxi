@@ -12,6 +12,8 @@ cdef enum:
     READ_MAX_BYTES = 65536
     # Events one epoll_wait returns.
     MAX_EPOLL_EVENTS = 256
+    # Expired timers one loop turn runs before polling again.
+    MAX_TIMERS_PER_TURN = 64
     # Connections one listener accepts per readiness event (batched accept4).
     ACCEPT_BATCH = 64
     # Batches a listener that stops for good accepts at most to empty its

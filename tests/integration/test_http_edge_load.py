@@ -45,7 +45,7 @@ def test_slowloris_does_not_delay_other_clients(edge):
     for attempt in range(3):
         r = edge.check_slowloris("envoy_fast", 4, 1000, headers_timeout=5.0)
         print("slowloris:", r)
-        assert r["baseline"]["failed"] == 0 and r["with_slowloris"]["failed"] == 0, r
+        assert r["failed"] == 0, r
         # Every slow head is answered 408 at request_headers_timeout (5 s
         # from its first byte) and closed delayed_close_timeout (1 s) later,
         # as Envoy does.
