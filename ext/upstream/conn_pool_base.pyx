@@ -417,7 +417,42 @@ cdef class TcpConnPoolImpl(ConnPoolImplBase):
 # Unit tests drive a pool on its own Dispatcher, host and cluster, with real
 # connections to a real upstream, and no Worker.
 
+
 cdef list _blocks_for_test = []     # stat rows of test pools: live as long as the process
+
+
+cdef HostImpl host_for_test(str ip, int port, double connect_timeout, int max_connections,
+                            int max_pending_requests, int max_requests):
+    """A host of a cluster named "test" of its own, outside any cluster
+    manager: stats in a block of their own, circuit breakers at the given
+    limits (the test pools build on it)."""
+    cdef int64_t[::1] row
+    cdef Py_ssize_t hist = CLUSTER_STATS_COUNT, res = hist + 2 * HIST_SLOTS
+    cdef Py_ssize_t mine = res + RESOURCE_COUNT, host_base = mine + RESOURCE_COUNT
+    cdef ClusterInfo info = ClusterInfo.__new__(ClusterInfo)
+    cdef HostImpl host = HostImpl.__new__(HostImpl)
+    block = bytearray(8 * (host_base + HOST_STATS_COUNT))
+    _blocks_for_test.append(block)
+    row = memoryview(block).cast("q")
+    info.name = "test"
+    info.stats = &row[0]
+    info.connect_ms = &row[hist]
+    info.length_ms = &row[hist + HIST_SLOTS]
+    info.connect_timeout = connect_timeout
+    info.buffer_limit = 1 << 20
+    info.connections = _pool_resource(&row[res + RESOURCE_CONNECTIONS],
+                                      &row[mine + RESOURCE_CONNECTIONS], max_connections)
+    info.pending_requests = _pool_resource(&row[res + RESOURCE_PENDING_REQUESTS],
+                                           &row[mine + RESOURCE_PENDING_REQUESTS],
+                                           max_pending_requests)
+    info.requests = _pool_resource(&row[res + RESOURCE_REQUESTS],
+                                   &row[mine + RESOURCE_REQUESTS], max_requests)
+    host.cluster = info
+    host.weight = 1
+    host.stats = &row[host_base]
+    host.address_str = "%s:%d" % (ip, port)
+    _fill_sockaddr(&host.address, &host.address_len, ip, port)
+    return host
 
 
 @cython.final
@@ -452,33 +487,10 @@ cdef class TcpPoolForTest:
     def __init__(self, Dispatcher dispatcher, str ip, int port, double connect_timeout=5.0,
                  int max_connections=1024, int max_pending_requests=1024,
                  int max_requests=1024, bint reuses_clients=False):
-        cdef int64_t[::1] row
-        cdef Py_ssize_t hist = CLUSTER_STATS_COUNT, res = hist + 2 * HIST_SLOTS
-        cdef Py_ssize_t mine = res + RESOURCE_COUNT, host_base = mine + RESOURCE_COUNT
-        block = bytearray(8 * (host_base + HOST_STATS_COUNT))
-        _blocks_for_test.append(block)
-        row = memoryview(block).cast("q")
         self.dispatcher = dispatcher
-        self.info = ClusterInfo.__new__(ClusterInfo)
-        self.info.name = "test"
-        self.info.stats = &row[0]
-        self.info.connect_ms = &row[hist]
-        self.info.length_ms = &row[hist + HIST_SLOTS]
-        self.info.connect_timeout = connect_timeout
-        self.info.buffer_limit = 1 << 20
-        self.info.connections = _pool_resource(&row[res + RESOURCE_CONNECTIONS],
-                                               &row[mine + RESOURCE_CONNECTIONS], max_connections)
-        self.info.pending_requests = _pool_resource(&row[res + RESOURCE_PENDING_REQUESTS],
-                                                    &row[mine + RESOURCE_PENDING_REQUESTS],
-                                                    max_pending_requests)
-        self.info.requests = _pool_resource(&row[res + RESOURCE_REQUESTS],
-                                            &row[mine + RESOURCE_REQUESTS], max_requests)
-        self.host = HostImpl.__new__(HostImpl)
-        self.host.cluster = self.info
-        self.host.weight = 1
-        self.host.stats = &row[host_base]
-        self.host.address_str = "%s:%d" % (ip, port)
-        _fill_sockaddr(&self.host.address, &self.host.address_len, ip, port)
+        self.host = host_for_test(ip, port, connect_timeout, max_connections,
+                                  max_pending_requests, max_requests)
+        self.info = self.host.cluster
         self.pool = TcpConnPoolImpl.__new__(TcpConnPoolImpl)
         self.pool.init_pool(dispatcher, self.host)
         self.pool.reuses_clients = reuses_clients

@@ -137,41 +137,19 @@ cdef class Http1ConnPoolForTest:
                  int64_t max_requests_per_connection=0, double idle_timeout=3600.0,
                  int max_headers_count=100, size_t buffer_limit=1 << 20,
                  bint enable_trailers=False):
-        cdef int64_t[::1] row
-        cdef Py_ssize_t hist = CLUSTER_STATS_COUNT, res = hist + 2 * HIST_SLOTS
-        cdef Py_ssize_t mine = res + RESOURCE_COUNT, host_base = mine + RESOURCE_COUNT
         self.dispatcher = dispatcher
         self.streams = {}
         self.events = []
         if ip is None:
             return                      # for_pool fills it
-        block = bytearray(8 * (host_base + HOST_STATS_COUNT))
-        _blocks_for_test.append(block)
-        row = memoryview(block).cast("q")
-        self.info = ClusterInfo.__new__(ClusterInfo)
-        self.info.name = "test"
-        self.info.stats = &row[0]
-        self.info.connect_ms = &row[hist]
-        self.info.length_ms = &row[hist + HIST_SLOTS]
-        self.info.connect_timeout = connect_timeout
+        self.host = host_for_test(ip, port, connect_timeout, max_connections,
+                                  max_pending_requests, max_requests)
+        self.info = self.host.cluster
         self.info.buffer_limit = buffer_limit
         self.info.max_requests_per_connection = max_requests_per_connection
         self.info.idle_timeout = idle_timeout
         self.info.max_response_headers_count = max_headers_count
         self.info.enable_trailers = enable_trailers
-        self.info.connections = _pool_resource(&row[res + RESOURCE_CONNECTIONS],
-                                               &row[mine + RESOURCE_CONNECTIONS], max_connections)
-        self.info.pending_requests = _pool_resource(&row[res + RESOURCE_PENDING_REQUESTS],
-                                                    &row[mine + RESOURCE_PENDING_REQUESTS],
-                                                    max_pending_requests)
-        self.info.requests = _pool_resource(&row[res + RESOURCE_REQUESTS],
-                                            &row[mine + RESOURCE_REQUESTS], max_requests)
-        self.host = HostImpl.__new__(HostImpl)
-        self.host.cluster = self.info
-        self.host.weight = 1
-        self.host.stats = &row[host_base]
-        self.host.address_str = "%s:%d" % (ip, port)
-        _fill_sockaddr(&self.host.address, &self.host.address_len, ip, port)
         self.pool = Http1ConnPoolImpl.new(dispatcher, self.host)
 
     @staticmethod
