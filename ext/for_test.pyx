@@ -201,6 +201,20 @@ cdef class ConnectionForTest:
 
 # ---------------------------------------------------------------- tcp_proxy
 
+cdef FactoryContext context_for_test(Dispatcher dispatcher, plan, int64_t *stats_row):
+    """A worker's factory context without the Worker: stats rows in the
+    caller's block (laid out as the plan says) and a cluster manager holding
+    the plan's clusters."""
+    cdef FactoryContext context = FactoryContext.__new__(FactoryContext)
+    context.dispatcher = dispatcher
+    context.stats_row = stats_row
+    context.shared_row = stats_row + <Py_ssize_t>plan.shared_row * <Py_ssize_t>plan.nstats
+    context.cluster_manager = ClusterManagerImpl(context)
+    for c in plan.clusters:
+        context.cluster_manager.add_or_update_cluster(c)
+    return context
+
+
 @cython.final
 cdef class TcpProxyForTest:
     """tcp_proxy without a Worker: a ClusterManagerImpl built from the
@@ -225,14 +239,8 @@ cdef class TcpProxyForTest:
             raise ValueError("TcpProxyForTest: a plan with access_log needs a Worker")
         self.dispatcher = dispatcher
         self.stats_view = memoryview(stats_buffer).cast("B").cast("q")
-        self.context = FactoryContext.__new__(FactoryContext)
-        self.context.dispatcher = dispatcher
-        self.context.stats_row = &self.stats_view[0]
-        self.context.shared_row = &self.stats_view[<Py_ssize_t>plan.shared_row * <Py_ssize_t>plan.nstats]
-        self.cluster_manager = ClusterManagerImpl(self.context)
-        self.context.cluster_manager = self.cluster_manager
-        for c in plan.clusters:
-            self.cluster_manager.add_or_update_cluster(c)
+        self.context = context_for_test(dispatcher, plan, &self.stats_view[0])
+        self.cluster_manager = self.context.cluster_manager
         factory = self.context.network_filter_factory(tcp_proxy_plan)
         if type(factory) is not TcpProxyConfig:
             raise TypeError("TcpProxyForTest: %r is not a tcp_proxy plan" % (tcp_proxy_plan,))

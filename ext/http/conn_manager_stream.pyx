@@ -7,22 +7,6 @@ cdef bytes _HCM_TEXT_PLAIN = b"text/plain"
 cdef bytes _HCM_CONTINUE_100 = b"HTTP/1.1 100 Continue\r\n\r\n"
 
 
-cdef inline size_t _hcm_utoa(uint64_t v, char *out) noexcept:
-    """Decimal digits of v into out (no NUL); how many."""
-    cdef char tmp[24]
-    cdef size_t n = 0, i
-    if v == 0:
-        out[0] = b'0'
-        return 1
-    while v:
-        tmp[n] = <char>(48 + v % 10)
-        v //= 10
-        n += 1
-    for i in range(n):
-        out[i] = tmp[n - 1 - i]
-    return n
-
-
 cdef int64_t *http_conn_manager_stats(HttpStreamFilterCallbacks callbacks) noexcept:
     """The http.<stat_prefix>. block of the HCM a filter runs in (the router
     charges no_route, rq_direct_response ... there); NULL outside an HCM."""
@@ -531,7 +515,7 @@ cdef class HttpActiveStream:
             if self.stream_id != id or not self.active:
                 return 0
         if body_len:
-            n = _hcm_utoa(body_len, digits)
+            n = format_uint(body_len, digits)
             h.add(b"content-length", 14, digits, n, HTTP1_HEADER_CONTENT_LENGTH)
             h.add(b"content-type", 12, b"text/plain", 10, HTTP1_HEADER_CONTENT_TYPE)
         self.encode_headers(0, h, body_len == 0 or self.is_head)

@@ -370,7 +370,7 @@ cdef int http_mutate_request_headers(HttpActiveStream self) except -1:
         # The port the client connected to, unless a trusted hop set it.
         i = h.find(b"x-forwarded-port", 16)
         if i < 0 or (cfg.use_remote_address and cfg.xff_num_trusted_hops == 0):
-            n = _hcm_utoa(<uint64_t>hcm.local_port, port_buf)
+            n = format_uint(<uint64_t>hcm.local_port, port_buf)
             if i < 0:
                 h.add(b"x-forwarded-port", 16, port_buf, n, HTTP1_HEADER_OTHER)
             else:

@@ -56,21 +56,30 @@ cdef int http1_encode_request_head(OwnedBuffer out, HttpHeaderMap h) except -1:
     return 0
 
 
+cdef inline size_t format_uint(uint64_t v, char *out) noexcept:
+    """v in decimal into out (>= 20 bytes, no NUL); returns the length."""
+    cdef char tmp[24]
+    cdef size_t n = 0, i
+    if v == 0:
+        out[0] = b'0'
+        return 1
+    while v:
+        tmp[n] = <char>(48 + v % 10)
+        v //= 10
+        n += 1
+    for i in range(n):
+        out[i] = tmp[n - 1 - i]
+    return n
+
+
 cdef int http1_encode_response_head(OwnedBuffer out, HttpHeaderMap h, bint http10) except -1:
     """"HTTP/1.1 NNN Reason", the headers in order, the blank line."""
     cdef char line[64]
     cdef size_t rn, n = 9
     cdef const char *reason = http1_reason_phrase(h.status, &rn)
-    cdef char digits[10]
-    cdef int k = 10
     cdef unsigned int status = <unsigned int>h.status if h.status >= 100 else 500
     memcpy(line, b"HTTP/1.0 " if http10 else b"HTTP/1.1 ", 9)
-    while status and k > 0:         # an upstream's 2000 is relayed as such
-        k -= 1
-        digits[k] = <char>(48 + status % 10)
-        status //= 10
-    memcpy(line + n, digits + k, 10 - k)
-    n += 10 - k
+    n += format_uint(status, line + n)    # an upstream's 2000 is relayed as such
     line[n] = b' '
     memcpy(line + n + 1, reason, rn)    # the longest phrase is 33 bytes
     n += 1 + rn

@@ -272,14 +272,14 @@ cdef class RouterFilter(HttpStreamDecoderFilter):
                 expected = 1
             elif g - elapsed_ms < expected:
                 expected = g - elapsed_ms
-        n = _router_format_uint(expected, buf)
+        n = format_uint(expected, buf)
         return self.downstream_headers.set_id(HTTP1_HEADER_X_ENVOY_EXPECTED_RQ_TIMEOUT_MS, buf, n)
 
     cdef int set_attempt_count(self, HttpHeaderMap headers) except -1:
         """x-envoy-attempt-count: this attempt's number (the virtual host's
         include_request_attempt_count / include_attempt_count_in_response)."""
         cdef char buf[24]
-        cdef size_t n = _router_format_uint(<uint64_t>self.attempt_count, buf)
+        cdef size_t n = format_uint(<uint64_t>self.attempt_count, buf)
         return _router_set_named(headers, b"x-envoy-attempt-count", 21, buf, n)
 
     cdef RouterUpstreamRequest start_upstream_request(self, HostImpl host, bint end_stream):
@@ -597,7 +597,7 @@ cdef class RouterFilter(HttpStreamDecoderFilter):
             return self.decoder_callbacks.send_local_reply(
                 status, NULL, 0, 0, b"websocket_handshake_unsuccessful")
         if self.request_complete_time >= 0 and not self.config.suppress_envoy_headers:
-            n = _router_format_uint(
+            n = format_uint(
                 <uint64_t>((self.dispatcher.now - self.request_complete_time) * 1000.0), buf)
             headers.set_id(HTTP1_HEADER_X_ENVOY_UPSTREAM_SERVICE_TIME, buf, n)
         self.charge_upstream_code(status, ur.host)

@@ -146,14 +146,8 @@ cdef class RouterForTest:
         self.dispatcher = dispatcher
         self.buffer_limit = buffer_limit
         self.stats_view = memoryview(stats_buffer).cast("B").cast("q")
-        self.context = FactoryContext.__new__(FactoryContext)
-        self.context.dispatcher = dispatcher
-        self.context.stats_row = &self.stats_view[0]
-        self.context.shared_row = &self.stats_view[<Py_ssize_t>plan.shared_row * <Py_ssize_t>plan.nstats]
-        self.cluster_manager = ClusterManagerImpl(self.context)
-        self.context.cluster_manager = self.cluster_manager
-        for c in plan.clusters:
-            self.cluster_manager.add_or_update_cluster(c)
+        self.context = context_for_test(dispatcher, plan, &self.stats_view[0])
+        self.cluster_manager = self.context.cluster_manager
         self.route_config = RouteConfigImpl.from_plan(self.context, hcm_plan.route_table)
         self.factory = <RouterFilterFactory>RouterFilterFactory.from_plan(
             self.context, hcm_plan.http_filters[len(hcm_plan.http_filters) - 1])

@@ -2,22 +2,6 @@
 # request's x-envoy-* controls, reset reasons as Envoy names them, buffer copies.
 # Nothing here allocates on the default path.
 
-cdef size_t _router_format_uint(uint64_t v, char *out) noexcept:
-    """v in decimal into out (>= 21 bytes); returns the length."""
-    cdef char tmp[24]
-    cdef size_t n = 0, i
-    if v == 0:
-        out[0] = b'0'
-        return 1
-    while v:
-        tmp[n] = <char>(48 + v % 10)
-        v //= 10
-        n += 1
-    for i in range(n):
-        out[i] = tmp[n - 1 - i]
-    return n
-
-
 cdef bint _router_parse_uint(const char *s, size_t n, uint64_t *out) noexcept:
     """absl::SimpleAtoi for a uint64 header value (digits only)."""
     cdef uint64_t v = 0
