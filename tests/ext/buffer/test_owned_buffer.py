@@ -300,7 +300,7 @@ def test_read_from_fd_respects_max_bytes_in_slices():
         # One slice is reserved for max_bytes <= SLICE.
         assert 0 < got <= SLICE
         assert b.slice_count() == 1
-        got2 = b.read_from_fd(a.fileno())          # default: up to 64 KiB
+        got2 = b.read_from_fd(a.fileno(), 65536)
         assert 0 < got2 <= 65536 + SLICE
         assert b.bytes() == pattern(200000, 10)[:got + got2]
     finally:
