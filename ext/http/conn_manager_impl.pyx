@@ -13,7 +13,6 @@ cdef int _hcm_on_stream_idle_timer(object ctx) except -1:
 cdef int _hcm_on_request_timer(object ctx) except -1:
     return (<HttpConnectionManagerImpl>ctx).on_request_timeout()
 
-
 cdef int _hcm_on_max_stream_timer(object ctx) except -1:
     return (<HttpConnectionManagerImpl>ctx).on_max_stream_duration()
 

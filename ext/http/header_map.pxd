@@ -72,6 +72,10 @@ cdef class HttpHeaderMap:
         return self.buf + self.entries[i].name_off
     cdef inline const char *value_at(self, int i) noexcept:
         return self.buf + self.entries[i].value_off
+    cdef inline bint value_is(self, int i, const char *v, size_t n) noexcept:
+        """Entry i exists (i >= 0) and its value is exactly v."""
+        return i >= 0 and self.entries[i].value_len == n and \
+            memcmp(self.buf + self.entries[i].value_off, v, n) == 0
     cdef inline const char *path(self) noexcept:
         return self.buf + self.path_off
     cdef int encode_headers(self, OwnedBuffer out, int first_id) except -1

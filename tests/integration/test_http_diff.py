@@ -181,6 +181,8 @@ ENVOY_CONTROLS = ["x-envoy-retry-on: 5xx", "x-envoy-max-retries: 1", "x-envoy-up
                   "x-envoy-original-path: /o", "x-envoy-original-host: o.test", "x-envoy-attempt-count: 3",
                   "x-envoy-is-timeout-retry: true", "x-envoy-upstream-stream-duration-ms: 5",
                   "x-envoy-external-address: 198.51.100.1", "x-envoy-decorator-operation: op2"]
+
+
 def _require_tls(mode, **hcm):
     return hcm_config(virtual_hosts=[{"name": "all", "domains": ["*"], "require_tls": mode,
                                       "routes": [{"match": {"prefix": "/"}, "route": {"cluster": "up"}}]}], hcm=hcm)

@@ -724,7 +724,6 @@ cdef class RouteConfigImpl:
         cdef RouteEntryImpl r
         cdef size_t n
         cdef const char *xfp
-        cdef int i
         if vh is None:
             return None
         if vh.require_tls:
@@ -735,9 +734,7 @@ cdef class RouteConfigImpl:
             if not (n == 5 and memcmp(xfp, b"https", 5) == 0):
                 if vh.require_tls == 2:
                     return vh.ssl_redirect
-                i = headers.find(b"x-envoy-internal", 16)
-                if not (i >= 0 and headers.entries[i].value_len == 4 and
-                        memcmp(headers.value_at(i), b"true", 4) == 0):
+                if not headers.value_is(headers.find(b"x-envoy-internal", 16), b"true", 4):
                     return vh.ssl_redirect
         for r in vh.routes:
             if r.matches(headers, random_value):

@@ -165,8 +165,7 @@ cdef class RouterFilter(HttpStreamDecoderFilter):
         self.stream_info.upstream_cluster_name = cluster.info.name
         _router_scan_envoy_headers(headers, envoy_headers)
         i = envoy_headers[_RH_INTERNAL]
-        self.internal_request = i >= 0 and headers.entries[i].value_len == 4 and \
-            memcmp(headers.value_at(i), b"true", 4) == 0
+        self.internal_request = headers.value_is(i, b"true", 4)
         host = self.choose_host()
         if host is None:
             self.send_no_healthy_upstream()
