@@ -18,6 +18,7 @@ cdef object _listener_log = _logging.getLogger("envoy_fast.worker")
 
 include "event/dispatcher.pyx"
 include "buffer/owned_buffer.pyx"
+include "network/address.pyx"
 include "network/filter_manager.pyx"
 include "network/transport_socket.pyx"
 include "network/connection_impl.pyx"
@@ -308,6 +309,10 @@ cdef class Worker:
 
     def live_connections_for_test(self):
         return self.dispatcher.live_connections
+
+    def free_connections_for_test(self):
+        """Closed connections kept for reuse (Dispatcher.free_connections)."""
+        return self.dispatcher.free_connections_len
 
     def handler_errors_for_test(self):
         return self.dispatcher.handler_errors

@@ -21,12 +21,19 @@
 #   queued writes). A handler closed meanwhile is skipped.
 # * deferred_delete(obj) keeps obj alive until the end of the current batch
 #   (Envoy's DeferredDeletable): nothing is freed inside its own callback.
+# * A closed connection is kept until the end of the batch too; then, if
+#   nothing else holds it, it is recycled (ConnectionImpl.recycle) for the
+#   next connection instead of freed, up to CONN_FREE_LIST_MAX.
+
+cdef class ConnectionImpl           # network/connection_impl.pxd
+
 
 cdef class FileEventHandler:
     cdef int fd
     cdef uint32_t epoll_mask        # events wanted (0: not in epoll)
     cdef uint32_t kernel_mask       # events registered in the kernel now
     cdef bint dirty                 # queued for apply_epoll_changes()
+    cdef FileEventHandler next_dirty    # the Dispatcher's dirty chain
     cdef bint write_queued          # queued for exec_queued_writes()
     cdef Dispatcher dispatcher
 
@@ -64,7 +71,13 @@ cdef class Dispatcher:
     cdef double now                 # monotonic seconds, refreshed once per loop turn
     cdef bint exit_requested
     cdef list deferred              # objects kept alive until the batch ends
-    cdef list dirty                 # handlers whose epoll interest changed
+    # Closed connections (chained by ConnectionImpl.next_free, no list to
+    # grow and shrink): those closed in this batch, then those recycled.
+    cdef ConnectionImpl closed_connections
+    cdef ConnectionImpl free_connections
+    cdef Py_ssize_t free_connections_len
+    cdef FileEventHandler dirty     # handlers whose epoll interest changed (chained
+                                    # by next_dirty: no list to grow each turn)
     cdef PyObject **write_queue     # handlers to flush at the end of the turn
     cdef Py_ssize_t write_queue_len
     cdef Py_ssize_t write_queue_cap
@@ -81,6 +94,8 @@ cdef class Dispatcher:
     cdef int register(self, FileEventHandler h, uint32_t mask) except -1
     cdef inline void deferred_delete(self, object obj):
         self.deferred.append(obj)
+    cdef int flush_deferred(self) except -1
+    cdef ConnectionImpl take_free_connection(self)
     cdef int apply_epoll_changes(self) except -1
     cdef void queue_write(self, FileEventHandler h) noexcept
     cdef int exec_queued_writes(self) except -1

@@ -292,7 +292,6 @@ cdef class HttpConnectionManagerConfig(NetworkFilterFactory):
         c.listener_stats = &ctx.stats_row[hist] if hist >= 0 else &c.no_listener_stats[0]
         c.worker = ctx.worker
         c.managers = set()
-        c.closed_managers = []
         c.filter_factories = [_http_filter_factory(ctx, f) for f in plan.http_filters]
         c.route_config = _http_route_config(ctx, plan.route_table)
         c.server_name = plan.server_name.encode()
@@ -336,9 +335,20 @@ cdef class HttpConnectionManagerConfig(NetworkFilterFactory):
         return c
 
     cdef int create_filter(self, FilterManager manager, ConnectionImpl conn) except -1:
-        cdef HttpConnectionManagerImpl f = HttpConnectionManagerImpl.__new__(HttpConnectionManagerImpl)
-        f.config = self
-        f.dispatcher = conn.dispatcher
+        cdef HttpConnectionManagerImpl f
+        if self.closed_managers is not None:
+            # Their closing call stacks have unwound (this runs from an
+            # accept): each is made ready again, or has its cycles cut.
+            _hcm_recycle_closed(self)
+        f = self.free_managers
+        if f is not None:
+            self.free_managers = f.next_free
+            f.next_free = None
+            self.free_managers_len -= 1
+        else:
+            f = HttpConnectionManagerImpl.__new__(HttpConnectionManagerImpl)
+            f.config = self
+            f.dispatcher = conn.dispatcher
         manager.add_read_filter(f)
         return 0
 

@@ -290,13 +290,20 @@ cdef class HttpConnectionManagerForTest:
     def start_drain(self):
         self.config.start_drain()
 
+    def manager_for_test(self, Py_ssize_t i):
+        """id() of the manager serving downstream `i` (None once closed)."""
+        cdef ConnectionForTest t = <ConnectionForTest>self.downstreams[i]
+        for f in t.conn.filter_manager.read_filters if t.conn.filter_manager.read_filters else ():
+            return id(f)
+        return None
+
     def remote_address(self, Py_ssize_t i):
         """Downstream `i`'s last stream's remote address (stream info)."""
         cdef ConnectionForTest t = <ConnectionForTest>self.downstreams[i]
         cdef HttpConnectionManagerImpl m
         for f in t.conn.filter_manager.read_filters if t.conn.filter_manager.read_filters else ():
             m = <HttpConnectionManagerImpl>f
-            return m.stream.stream_info.downstream_remote_address
+            return m.stream.stream_info.remote_address()
         return None
 
     def run_for_test(self, double seconds):

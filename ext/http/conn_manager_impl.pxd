@@ -135,7 +135,12 @@ cdef class HttpConnectionManagerConfig(NetworkFilterFactory):
     cdef Worker worker              # its draining flag; None (tests): see draining
     cdef bint draining              # set by start_drain(): every response closes
     cdef set managers               # live HttpConnectionManagerImpl, for drain
-    cdef list closed_managers       # closed, their cycles cut at the next connection
+    # Managers chained by next_free (no list to grow and shrink): closed
+    # ones, recycled or their cycles cut at the next connection, and those
+    # ready for a new connection (recycle()).
+    cdef HttpConnectionManagerImpl closed_managers
+    cdef HttpConnectionManagerImpl free_managers
+    cdef Py_ssize_t free_managers_len
     cdef list filter_factories      # HttpFilterFactory, configured order
     cdef object route_config        # RouteConfigImpl, or None (no route: 404)
     cdef bytes server_name
@@ -282,6 +287,7 @@ cdef class HttpConnectionManagerImpl(ReadFilter):
     cdef HttpConnectionManagerConfig config
     cdef Dispatcher dispatcher
     cdef ConnectionImpl connection
+    cdef HttpConnectionManagerImpl next_free    # the config's closed / free chain
     cdef _HttpConnManagerConnectionCallbacks connection_callbacks
     cdef Http1RequestParser parser
     cdef Http1BodyDecoder body_decoder
@@ -300,7 +306,6 @@ cdef class HttpConnectionManagerImpl(ReadFilter):
     cdef bint peer_internal         # in internal_address_config's ranges
     cdef int local_port             # the connection's own port (strip_matching_host_port,
                                     # append_x_forwarded_port); -1
-    cdef str peer_address           # "ip:port" of the peer (stream info)
     cdef bytes xff_key              # the last x-forwarded-for seen, and the
     cdef str xff_address            # remote address it gave (reused while equal)
     cdef double head_start          # first byte of the request head; 0: none pending
@@ -315,7 +320,9 @@ cdef class HttpConnectionManagerImpl(ReadFilter):
     cdef Timer resume_timer         # next pipelined request, after a stream ends
     cdef Timer drain_timer          # drain_timeout after the drain sequence starts
 
+    cdef int create_connection_objects(self) except -1
     cdef int dispatch(self) except -1
+    cdef bint recycle(self) except -1
     cdef int release(self) except -1
     cdef int on_head(self) except -1
     cdef int decode_body(self, OwnedBuffer data) except -1
@@ -342,6 +349,7 @@ cdef class HttpConnectionManagerImpl(ReadFilter):
     cdef int on_max_duration(self) except -1
     cdef int on_delayed_close(self) except -1
     cdef void disable_timers(self)
+    cdef void drop_timers(self)
 
 
 cdef int64_t *http_conn_manager_stats(HttpStreamFilterCallbacks callbacks) noexcept

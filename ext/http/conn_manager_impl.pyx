@@ -63,11 +63,19 @@ cdef class _HttpConnManagerConnectionCallbacks(ConnectionCallbacks):
         return 0
 
 
-cdef int _hcm_release_closed(list closed) except -1:
+cdef int _hcm_recycle_closed(HttpConnectionManagerConfig cfg) except -1:
+    """The closed managers of `cfg`, their call stacks gone: onto the free
+    list while it has room and nothing outside holds their objects; the
+    others get their cycles cut."""
     cdef HttpConnectionManagerImpl m
-    for m in closed:
-        m.release()
-    del closed[:]
+    while cfg.closed_managers is not None:
+        m = cfg.closed_managers
+        cfg.closed_managers = m.next_free
+        m.next_free = None
+        # (EF_DEBUG builds count objects from allocation to free: there
+        # nothing is kept.)
+        if EF_DEBUG or cfg.free_managers_len >= HCM_FREE_LIST_MAX or not m.recycle():
+            m.release()
     return 0
 
 
@@ -83,18 +91,58 @@ cdef class HttpConnectionManagerImpl(ReadFilter):
         cdef sockaddr_in *a4
         cdef sockaddr_in6 *a6
         self.connection = conn
-        if cfg.closed_managers:
-            _hcm_release_closed(cfg.closed_managers)
         cfg.stats[HTTP_DOWNSTREAM_CX_TOTAL] += 1
         cfg.stats[HTTP_DOWNSTREAM_CX_ACTIVE] += 1
         cfg.stats[HTTP_DOWNSTREAM_CX_HTTP1_TOTAL] += 1
         cfg.stats[HTTP_DOWNSTREAM_CX_HTTP1_ACTIVE] += 1
         conn.set_stats(&cfg.stats[HTTP_DOWNSTREAM_CX_RX_BYTES_TOTAL],
                        &cfg.stats[HTTP_DOWNSTREAM_CX_TX_BYTES_TOTAL])
-        self.connection_callbacks = _HttpConnManagerConnectionCallbacks.__new__(
-            _HttpConnManagerConnectionCallbacks)
+        if self.stream is None:
+            self.create_connection_objects()
+        s = self.stream
         self.connection_callbacks.parent = self
         conn.add_callbacks(self.connection_callbacks)
+        s.stream_info.connection_id = conn.connection_id
+        if cfg.needs_addresses:
+            s.stream_info.fill_downstream(conn)
+        else:
+            s.stream_info.set_peer(conn)
+        # The peer's address as text, once: x-forwarded-for and
+        # x-envoy-external-address use it per request.
+        self.peer_ip_len = 0
+        self.peer_internal = False
+        self.peer_loopback = False
+        self.local_port = _hcm_local_port(conn.fd) if (
+            cfg.strip_port == _HCM_STRIP_PORT_MATCHING or cfg.append_x_forwarded_port) else -1
+        if conn.remote_addr.ss_family == AF_INET:
+            a4 = <sockaddr_in*>&conn.remote_addr
+            self.peer_ip_len = format_ip(&conn.remote_addr, self.peer_ip)
+            self.peer_loopback = (ntohl(a4.sin_addr.s_addr) >> 24) == 127
+            self.peer_internal = cfg.n_internal_ranges > 0 and \
+                _hcm_is_internal(cfg, 4, <const unsigned char *>&a4.sin_addr)
+        elif conn.remote_addr.ss_family == AF_INET6:
+            a6 = <sockaddr_in6*>&conn.remote_addr
+            self.peer_ip_len = format_ip(&conn.remote_addr, self.peer_ip)
+            self.peer_loopback = self.peer_ip_len == 3 and memcmp(self.peer_ip, b"::1", 3) == 0
+            self.peer_internal = cfg.n_internal_ranges > 0 and \
+                _hcm_is_internal(cfg, 6, <const unsigned char *>&a6.sin6_addr)
+        self.created = self.dispatcher.now
+        self.idle_since = self.created
+        if self.idle_timer is not None:
+            self.idle_timer.enable(cfg.idle_timeout)
+        if self.duration_timer is not None:
+            self.duration_timer.enable(cfg.max_connection_duration)
+        cfg.managers.add(self)
+        return FILTER_CONTINUE
+
+    cdef int create_connection_objects(self) except -1:
+        """What serves a connection, made for this manager's first one and
+        kept when it is recycled: connection callbacks, codec, response
+        buffer, the stream and the timers the config asks for."""
+        cdef HttpConnectionManagerConfig cfg = self.config
+        cdef HttpActiveStream s
+        self.connection_callbacks = _HttpConnManagerConnectionCallbacks.__new__(
+            _HttpConnManagerConnectionCallbacks)
         self.parser = Http1RequestParser(cfg.max_request_headers_kb, cfg.max_headers_count)
         self.body_decoder = Http1BodyDecoder(cfg.enable_trailers, cfg.max_request_headers_kb,
                                              cfg.max_headers_count)
@@ -104,38 +152,11 @@ cdef class HttpConnectionManagerImpl(ReadFilter):
         s.config = cfg
         s.request_headers = HttpHeaderMap()
         s.stream_info = StreamInfoImpl.__new__(StreamInfoImpl)
-        s.stream_info.connection_id = conn.connection_id
-        if cfg.needs_addresses:
-            s.stream_info.fill_downstream(conn)
         s.body = OwnedBuffer.new()
         s.watermark_callbacks = []
         self.stream = s
-        # The peer's address as text, once: x-forwarded-for and
-        # x-envoy-external-address use it per request.
-        self.peer_ip_len = 0
-        self.peer_internal = False
-        self.local_port = _hcm_local_port(conn.fd) if (
-            cfg.strip_port == _HCM_STRIP_PORT_MATCHING or cfg.append_x_forwarded_port) else -1
-        if conn.remote_addr.ss_family == AF_INET:
-            a4 = <sockaddr_in*>&conn.remote_addr
-            inet_ntop(AF_INET, &a4.sin_addr, self.peer_ip, sizeof(self.peer_ip))
-            self.peer_loopback = (ntohl(a4.sin_addr.s_addr) >> 24) == 127
-            self.peer_ip_len = strlen(self.peer_ip)
-            self.peer_internal = cfg.n_internal_ranges > 0 and \
-                _hcm_is_internal(cfg, 4, <const unsigned char *>&a4.sin_addr)
-        elif conn.remote_addr.ss_family == AF_INET6:
-            a6 = <sockaddr_in6*>&conn.remote_addr
-            inet_ntop(AF_INET6, &a6.sin6_addr, self.peer_ip, sizeof(self.peer_ip))
-            self.peer_ip_len = strlen(self.peer_ip)
-            self.peer_loopback = self.peer_ip_len == 3 and memcmp(self.peer_ip, b"::1", 3) == 0
-            self.peer_internal = cfg.n_internal_ranges > 0 and \
-                _hcm_is_internal(cfg, 6, <const unsigned char *>&a6.sin6_addr)
-        self.peer_address = _sockaddr_str(&conn.remote_addr)
-        self.created = self.dispatcher.now
-        self.idle_since = self.created
         if cfg.idle_timeout > 0:
             self.idle_timer = Timer.new(self.dispatcher, _hcm_on_idle_timer, self)
-            self.idle_timer.enable(cfg.idle_timeout)
         if cfg.stream_idle_timeout > 0:
             self.stream_idle_timer = Timer.new(self.dispatcher, _hcm_on_stream_idle_timer, self)
         if cfg.max_stream_duration > 0:
@@ -146,9 +167,7 @@ cdef class HttpConnectionManagerImpl(ReadFilter):
             self.headers_timer = Timer.new(self.dispatcher, _hcm_on_headers_timer, self)
         if cfg.max_connection_duration > 0:
             self.duration_timer = Timer.new(self.dispatcher, _hcm_on_duration_timer, self)
-            self.duration_timer.enable(cfg.max_connection_duration)
-        cfg.managers.add(self)
-        return FILTER_CONTINUE
+        return 0
 
     cdef int on_data(self, OwnedBuffer data, bint end_stream) except -1:
         if self.closing:
@@ -209,7 +228,7 @@ cdef class HttpConnectionManagerImpl(ReadFilter):
                     self.idle_since = 0
                     if self.headers_timer is not None and not self.headers_timer.enabled():
                         self.headers_timer.enable(cfg.request_headers_timeout)
-                    if self.stream_idle_timer is not None and not self.stream_idle_timer.enabled():
+                    if cfg.stream_idle_timeout > 0 and not self.stream_idle_timer.enabled():
                         self.stream_idle_timer.enable(cfg.stream_idle_timeout)
                     if self.request_timer is not None and not self.request_timer.enabled():
                         self.request_timer.enable(cfg.request_timeout)
@@ -346,7 +365,7 @@ cdef class HttpConnectionManagerImpl(ReadFilter):
         h.remove_id(HTTP1_HEADER_KEEP_ALIVE)
         h.remove_id(HTTP1_HEADER_PROXY_CONNECTION)
         if h.get(HTTP1_HEADER_DATE) < 0:
-            h.add(b"date", 4, http_date_value(), 29, HTTP1_HEADER_DATE)
+            h.add_lower(b"date", 4, http_date_value(), 29, HTTP1_HEADER_DATE)
         if cfg.server_header_transformation == HTTP_SERVER_HEADER_OVERWRITE or \
                 (cfg.server_header_transformation == HTTP_SERVER_HEADER_APPEND_IF_ABSENT
                  and h.get(HTTP1_HEADER_SERVER) < 0):
@@ -398,14 +417,14 @@ cdef class HttpConnectionManagerImpl(ReadFilter):
         if h.get(HTTP1_HEADER_CONTENT_LENGTH) >= 0 or status < 200 or status == 204 or status == 304:
             pass
         elif end_stream and not s.is_head:
-            h.add(b"content-length", 14, b"0", 1, HTTP1_HEADER_CONTENT_LENGTH)
+            h.add_lower(b"content-length", 14, b"0", 1, HTTP1_HEADER_CONTENT_LENGTH)
             framing = True
         elif s.version != HTTP1_VERSION_11:
             pass                            # HTTP/1.0: the close ends the body
         else:
             # A HEAD response without a length says chunked, as Envoy's
             # (headers only, no body).
-            h.add(b"transfer-encoding", 17, b"chunked", 7, HTTP1_HEADER_TRANSFER_ENCODING)
+            h.add_lower(b"transfer-encoding", 17, b"chunked", 7, HTTP1_HEADER_TRANSFER_ENCODING)
             framing = True
             s.chunk_encoding = not s.is_head
         http1_encode_response_head(out, h, s.version != HTTP1_VERSION_11)
@@ -614,13 +633,66 @@ cdef class HttpConnectionManagerImpl(ReadFilter):
         self.connection_callbacks.parent = None
         self.connection = None
         self.closing = True
-        # The stream and its filter wrappers point back here: refcounting
-        # alone would never free them, and the cyclic collector would then
-        # run over thousands of connections' objects (CPU and latency
-        # spikes). The cycles are cut later, once this call stack (which
-        # may still use them) has unwound.
-        cfg.closed_managers.append(self)
+        # The stream, its filter wrappers and the timers point back here:
+        # refcounting alone would never free them, and the cyclic collector
+        # would then run over thousands of connections' objects (CPU and
+        # latency spikes). Once this call stack (which may still use them)
+        # has unwound, the next connection recycles this manager or cuts
+        # its cycles.
+        self.next_free = cfg.closed_managers
+        cfg.closed_managers = self
         return 0
+
+    cdef bint recycle(self) except -1:
+        """Make this closed manager ready to serve a new connection, keeping
+        its objects; False (nothing changed) when something outside still
+        holds one of them (a filter that outlived its stream keeps its
+        wrapper): then it is not reused."""
+        cdef HttpActiveStream s = self.stream
+        cdef StreamInfoImpl info
+        cdef Py_ssize_t held
+        cdef object w
+        if s is None or s.active or self.connection is not None:
+            return False
+        info = s.stream_info
+        # The wrappers are held by their list and point at the stream and
+        # its stream info; anything more is a holder from outside.
+        for w in s.decoder_filters or ():
+            if Py_REFCNT(w) > 2:        # the list's reference and w's
+                return False
+        for w in s.encoder_filters or ():
+            if Py_REFCNT(w) > 2:
+                return False
+        held = (len(s.decoder_filters) if s.decoder_filters is not None else 0) + \
+            (len(s.encoder_filters) if s.encoder_filters is not None else 0)
+        if Py_REFCNT(s) > held + 2 or Py_REFCNT(info) > held + 2:
+            return False                # (+ the manager's or the stream's, and ours)
+        self.read_callbacks = None
+        self.initialized = False
+        self.drain_state = HTTP_DRAIN_NOT_DRAINING
+        self.closing = False
+        self.read_paused = False
+        self.flow_paused = 0
+        self.accumulated_requests = 0
+        self.dispatching = False
+        self.xff_key = None
+        self.xff_address = None
+        self.head_start = 0
+        self.parser.reset()
+        self.body_decoder.start(HTTP1_BODY_NONE, -1)
+        self.out.drain_all()
+        s.request_headers.clear()
+        s.request_trailers = None
+        s.local_reply_filter = None
+        s.route = None
+        s.response_headers = None
+        info.reset_for_stream(0)
+        info.downstream_remote_address = None
+        info.downstream_local_address = None
+        self.next_free = self.config.free_managers
+        self.config.free_managers = self
+        self.config.free_managers_len += 1
+        return True
 
     cdef int release(self) except -1:
         """Cut this closed manager's reference cycles, unless a filter
@@ -628,6 +700,7 @@ cdef class HttpConnectionManagerImpl(ReadFilter):
         those)."""
         cdef HttpActiveStream s = self.stream
         cdef object w
+        self.drop_timers()
         if s is None:
             return 0
         if s.decoder_filters is not None:
@@ -767,31 +840,34 @@ cdef class HttpConnectionManagerImpl(ReadFilter):
         return 0
 
     cdef void disable_timers(self):
-        # Timers hold this object as their context: drop them (cycle).
         if self.idle_timer is not None:
             self.idle_timer.disable()
-            self.idle_timer = None
         if self.stream_idle_timer is not None:
             self.stream_idle_timer.disable()
-            self.stream_idle_timer = None
         if self.request_timer is not None:
             self.request_timer.disable()
-            self.request_timer = None
         if self.max_stream_timer is not None:
             self.max_stream_timer.disable()
-            self.max_stream_timer = None
         if self.headers_timer is not None:
             self.headers_timer.disable()
-            self.headers_timer = None
         if self.duration_timer is not None:
             self.duration_timer.disable()
-            self.duration_timer = None
         if self.delayed_close_timer is not None:
             self.delayed_close_timer.disable()
-            self.delayed_close_timer = None
         if self.resume_timer is not None:
             self.resume_timer.disable()
-            self.resume_timer = None
         if self.drain_timer is not None:
             self.drain_timer.disable()
-            self.drain_timer = None
+
+    cdef void drop_timers(self):
+        # Timers hold this object as their context: drop them (cycle).
+        self.disable_timers()
+        self.idle_timer = None
+        self.stream_idle_timer = None
+        self.request_timer = None
+        self.max_stream_timer = None
+        self.headers_timer = None
+        self.duration_timer = None
+        self.delayed_close_timer = None
+        self.resume_timer = None
+        self.drain_timer = None

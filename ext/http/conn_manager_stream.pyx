@@ -156,7 +156,7 @@ cdef class HttpActiveStream:
         self.response_status = 0
         self.response_headers = None
         self.stream_info.reset_for_stream(self.start_time)
-        self.stream_info.downstream_remote_address = hcm.peer_address
+        self.stream_info.downstream_remote_address = None     # the peer's
         if cfg.access_loggers is not None:
             self.stream_info.start_time = _wall_clock()
         return 0
@@ -516,8 +516,8 @@ cdef class HttpActiveStream:
                 return 0
         if body_len:
             n = format_uint(body_len, digits)
-            h.add(b"content-length", 14, digits, n, HTTP1_HEADER_CONTENT_LENGTH)
-            h.add(b"content-type", 12, b"text/plain", 10, HTTP1_HEADER_CONTENT_TYPE)
+            h.add_lower(b"content-length", 14, digits, n, HTTP1_HEADER_CONTENT_LENGTH)
+            h.add_lower(b"content-type", 12, b"text/plain", 10, HTTP1_HEADER_CONTENT_TYPE)
         self.encode_headers(0, h, body_len == 0 or self.is_head)
         if body_len and not self.is_head and self.stream_id == id and self.active \
                 and not self.local_complete:

@@ -84,7 +84,7 @@ cdef int http_check_request_head(HttpActiveStream self) except -1:
             hcm.send_protocol_error(426, b"http1.invalid_version")
             return False
         if h.get(HTTP1_HEADER_HOST) < 0 and len(cfg.default_host_for_http_10):
-            h.add(b"host", 4, cfg.default_host_for_http_10,
+            h.add_lower(b"host", 4, cfg.default_host_for_http_10,
                   len(cfg.default_host_for_http_10), HTTP1_HEADER_HOST)
     # Connection: close / keep-alive / upgrade; other tokens name
     # hop-by-hop headers, removed here.
@@ -358,13 +358,13 @@ cdef int http_mutate_request_headers(HttpActiveStream self) except -1:
             if i >= 0:
                 h.append_value(i, xff, xff_len, b",", 1)
             else:
-                h.add(b"x-forwarded-for", 15, xff, xff_len, HTTP1_HEADER_X_FORWARDED_FOR)
+                h.add_lower(b"x-forwarded-for", 15, xff, xff_len, HTTP1_HEADER_X_FORWARDED_FOR)
         # A trusted prior hop's x-forwarded-proto stays (Envoy).
         if cfg.xff_num_trusted_hops == 0 or h.get(HTTP1_HEADER_X_FORWARDED_PROTO) < 0:
             h.set_id(HTTP1_HEADER_X_FORWARDED_PROTO, b"http", 4)
     else:
         if h.get(HTTP1_HEADER_X_FORWARDED_PROTO) < 0:
-            h.add(b"x-forwarded-proto", 17, b"http", 4, HTTP1_HEADER_X_FORWARDED_PROTO)
+            h.add_lower(b"x-forwarded-proto", 17, b"http", 4, HTTP1_HEADER_X_FORWARDED_PROTO)
         internal = cfg.n_internal_ranges > 0 and _hcm_xff_single_internal(cfg, h)
     if cfg.append_x_forwarded_port and hcm.local_port >= 0:
         # The port the client connected to, unless a trusted hop set it.
@@ -372,14 +372,14 @@ cdef int http_mutate_request_headers(HttpActiveStream self) except -1:
         if i < 0 or (cfg.use_remote_address and cfg.xff_num_trusted_hops == 0):
             n = format_uint(<uint64_t>hcm.local_port, port_buf)
             if i < 0:
-                h.add(b"x-forwarded-port", 16, port_buf, n, HTTP1_HEADER_OTHER)
+                h.add_lower(b"x-forwarded-port", 16, port_buf, n, HTTP1_HEADER_OTHER)
             else:
                 h.set_value(i, port_buf, n)
     # Only an internal request keeps Envoy's controls (and gets them
     # honoured by the router); only Envoy asserts x-envoy-internal.
     if internal:
         h.remove_name(b"x-envoy-internal", 16)
-        h.add(b"x-envoy-internal", 16, b"true", 4, HTTP1_HEADER_OTHER)
+        h.add_lower(b"x-envoy-internal", 16, b"true", 4, HTTP1_HEADER_OTHER)
         self.force_trace = h.find(b"x-envoy-force-trace", 19) >= 0
     else:
         _hcm_clean_internal_headers(h, edge)
@@ -390,12 +390,12 @@ cdef int http_mutate_request_headers(HttpActiveStream self) except -1:
         if i >= 0:
             h.set_value(i, ext, ext_len)
         else:
-            h.add(b"x-envoy-external-address", 24, ext, ext_len, HTTP1_HEADER_OTHER)
+            h.add_lower(b"x-envoy-external-address", 24, ext, ext_len, HTTP1_HEADER_OTHER)
     if cfg.generate_request_id:
         i = h.get(HTTP1_HEADER_X_REQUEST_ID)
         if i < 0:
             http_uuid4(hcm.dispatcher, uuid)
-            h.add(b"x-request-id", 12, uuid, 36, HTTP1_HEADER_X_REQUEST_ID)
+            h.add_lower(b"x-request-id", 12, uuid, 36, HTTP1_HEADER_X_REQUEST_ID)
         elif edge and not cfg.preserve_external_request_id:
             http_uuid4(hcm.dispatcher, uuid)
             h.set_value(i, uuid, 36)
@@ -404,7 +404,7 @@ cdef int http_mutate_request_headers(HttpActiveStream self) except -1:
         if i >= 0:
             h.append_value(i, cfg.via, len(cfg.via), b", ", 2)
         else:
-            h.add(b"via", 3, cfg.via, len(cfg.via), HTTP1_HEADER_OTHER)
+            h.add_lower(b"via", 3, cfg.via, len(cfg.via), HTTP1_HEADER_OTHER)
     return 0
 
 
@@ -423,7 +423,7 @@ cdef int http_set_remote_address(HttpActiveStream self) except -1:
     cdef size_t n
     cdef const char *v
     if i < 0 or (cfg.use_remote_address and cfg.xff_num_trusted_hops == 0):
-        self.stream_info.downstream_remote_address = hcm.peer_address
+        self.stream_info.downstream_remote_address = None     # the peer's
         return 0
     v = h.value_at(i)
     n = h.entries[i].value_len
@@ -434,7 +434,7 @@ cdef int http_set_remote_address(HttpActiveStream self) except -1:
     hcm.xff_key = v[:n]
     n = _hcm_xff_entry(v, n, hops, buf)
     if n == 0:
-        hcm.xff_address = hcm.peer_address
+        hcm.xff_address = self.stream_info.peer_address()
     elif memchr(buf, b':', n) != NULL:
         hcm.xff_address = "[%s]:0" % buf[:n].decode("latin-1")
     else:

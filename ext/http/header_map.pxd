@@ -56,6 +56,10 @@ cdef class HttpHeaderMap:
     cdef uint32_t append_bytes(self, const char *data, size_t n) except? 0xffffffff
     cdef int add(self, const char *name, size_t name_len,
                  const char *value, size_t value_len, int id) except -1
+    cdef int add_lower(self, const char *name, size_t name_len,
+                       const char *value, size_t value_len, int id) except -1
+    cdef int add_entry(self, const char *name, size_t name_len,
+                       const char *value, size_t value_len, int id, bint lower) except -1
     cdef int set_id(self, int id, const char *value, size_t value_len) except -1
     cdef int set_value(self, int i, const char *value, size_t value_len) except -1
     cdef int append_value(self, int i, const char *value, size_t value_len,

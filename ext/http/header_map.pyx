@@ -263,6 +263,16 @@ cdef class HttpHeaderMap:
                  const char *value, size_t value_len, int id) except -1:
         """Append a header (name lower-cased here); `id` is its
         Http1HeaderId, or HTTP1_HEADER_OTHER (then looked up)."""
+        return self.add_entry(name, name_len, value, value_len, id, True)
+
+    cdef int add_lower(self, const char *name, size_t name_len,
+                       const char *value, size_t value_len, int id) except -1:
+        """add() for a name already in lower case (the proxy's own headers):
+        copied as it is."""
+        return self.add_entry(name, name_len, value, value_len, id, False)
+
+    cdef int add_entry(self, const char *name, size_t name_len,
+                       const char *value, size_t value_len, int id, bint lower) except -1:
         cdef HttpHeaderEntry *e
         cdef size_t j
         cdef char *p
@@ -274,8 +284,11 @@ cdef class HttpHeaderMap:
         e.name_off = <uint32_t>self.buf_len
         e.name_len = <uint32_t>name_len
         p = self.buf + self.buf_len
-        for j in range(name_len):
-            p[j] = <char>_http1_lower(<unsigned char>name[j])
+        if lower:
+            for j in range(name_len):
+                p[j] = <char>_http1_lower(<unsigned char>name[j])
+        else:
+            memcpy(p, name, name_len)
         self.buf_len += name_len
         e.value_off = self.append_bytes(value, value_len)
         e.value_len = <uint32_t>value_len
@@ -322,7 +335,7 @@ cdef class HttpHeaderMap:
         `value`, later ones go; added at the end when absent."""
         cdef int i = self.index[id], j
         if i < 0:
-            return self.add(_HTTP1_HEADER_NAMES[id], _HTTP1_HEADER_LENS[id], value, value_len, id)
+            return self.add_lower(_HTTP1_HEADER_NAMES[id], _HTTP1_HEADER_LENS[id], value, value_len, id)
         self.set_value(i, value, value_len)
         j = self.next_same(i)
         while j >= 0:

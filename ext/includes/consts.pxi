@@ -33,4 +33,10 @@ cdef enum:
     # max_headers_count defaults.
     HTTP1_MAX_HEADERS_KB = 60
     HTTP1_MAX_HEADERS_COUNT = 100
+    # Closed connections (buffers, filter manager, transport socket) a worker
+    # keeps for new ones.
+    CONN_FREE_LIST_MAX = 256
+    # Closed HTTP connection managers (with their stream, parser, buffers,
+    # timers and filter wrappers) an HCM config keeps for new connections.
+    HCM_FREE_LIST_MAX = 128
     HTTP_DRAIN_FIRST_REQUEST_GRACE_MS = 250  # a just-accepted connection's wait for its request when the listener drains

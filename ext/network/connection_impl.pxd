@@ -55,6 +55,7 @@ cdef class ConnectionImpl(FileEventHandler):
     cdef uint64_t bytes_written
     cdef double last_activity
     cdef TransportSocket transport_socket
+    cdef ConnectionImpl next_free   # Dispatcher's closed_connections / free_connections chain
     # addresses
     cdef sockaddr_storage remote_addr
     cdef socklen_t remote_addr_len
@@ -68,6 +69,7 @@ cdef class ConnectionImpl(FileEventHandler):
     cdef ConnectionImpl new_client(Dispatcher dispatcher, const sockaddr_storage *addr,
                                    socklen_t addr_len, size_t buffer_limit)
     cdef void init_common(self, Dispatcher dispatcher, int fd, size_t buffer_limit, bint set_nodelay)
+    cdef void recycle(self) noexcept
     cdef void add_callbacks(self, ConnectionCallbacks cb)
     cdef int raise_event(self, int event) except -1
     cdef void set_stats(self, int64_t *rx, int64_t *tx) noexcept

@@ -8,6 +8,14 @@ cdef void _conn_write_watermark(object ctx, bint above) noexcept:
 cdef int _one = 1
 
 
+cdef inline ConnectionImpl _conn_alloc(Dispatcher dispatcher):
+    # A closed connection the Dispatcher kept (recycle()), else a new one.
+    cdef ConnectionImpl c = dispatcher.take_free_connection()
+    if c is None:
+        c = ConnectionImpl.__new__(ConnectionImpl)
+    return c
+
+
 cdef class ConnectionImpl(FileEventHandler):
 
     def __init__(self):
@@ -18,7 +26,7 @@ cdef class ConnectionImpl(FileEventHandler):
                                    bint nodelay_inherited=False):
         """`nodelay_inherited`: accepted from a listen socket that has
         TCP_NODELAY, which Linux copies to the accepted one."""
-        cdef ConnectionImpl c = ConnectionImpl.__new__(ConnectionImpl)
+        cdef ConnectionImpl c = _conn_alloc(dispatcher)
         c.init_common(dispatcher, fd, buffer_limit, not nodelay_inherited)
         c.half_close = True
         return c
@@ -30,7 +38,7 @@ cdef class ConnectionImpl(FileEventHandler):
         cdef ConnectionImpl c
         if fd < 0:
             raise OSError(errno, "socket: " + strerror(errno).decode())
-        c = ConnectionImpl.__new__(ConnectionImpl)
+        c = _conn_alloc(dispatcher)
         c.init_common(dispatcher, fd, buffer_limit, True)
         c.half_close = True
         memcpy(&c.remote_addr, addr, addr_len)
@@ -38,17 +46,21 @@ cdef class ConnectionImpl(FileEventHandler):
         return c
 
     cdef void init_common(self, Dispatcher dispatcher, int fd, size_t buffer_limit, bint set_nodelay):
+        # A recycled connection keeps its objects; recycle() reset the rest.
         self.dispatcher = dispatcher
         self.fd = fd
-        self.transport_socket = RawBufferSocket.new(self)
+        if self.transport_socket is None:
+            self.transport_socket = RawBufferSocket.new(self)
+            self.read_buffer = OwnedBuffer.new()
+            self.write_buffer = OwnedBuffer.new()
+            self.filter_manager = FilterManager.__new__(FilterManager)
+            self.callbacks = []
+        else:
+            self.transport_socket.callbacks = self
         self.buffer_limit = buffer_limit
         self.read_size = SLICE_SIZE
-        self.read_buffer = OwnedBuffer.new()
-        self.write_buffer = OwnedBuffer.new()
         self.write_buffer.set_watermarks(buffer_limit, _conn_write_watermark, self)
-        self.filter_manager = FilterManager.__new__(FilterManager)
         self.filter_manager.connection = self
-        self.callbacks = []
         self.rx_bytes_stat = &self.dummy_stat[0]
         self.tx_bytes_stat = &self.dummy_stat[1]
         self.last_activity = dispatcher.now
@@ -62,6 +74,47 @@ cdef class ConnectionImpl(FileEventHandler):
     def __dealloc__(self):
         if self.fd >= 0:
             close(self.fd)
+
+    cdef void recycle(self) noexcept:
+        """Back to a new connection's state, for the Dispatcher's free list:
+        called once the connection is closed and nothing holds it (the
+        buffers are empty, the transport socket let go of its pipe, the
+        filter manager and the callbacks were cleared on close). What
+        init_common() sets is left to it."""
+        cdef RawBufferSocket ts
+        if self.state != CONN_CLOSED or self.fd >= 0 or self.kernel_mask or self.dirty \
+                or self.write_queued or type(self.transport_socket) is not RawBufferSocket \
+                or self.callbacks or self.filter_manager.connection is not None:
+            return                      # not a plain closed connection: let it go
+        ts = <RawBufferSocket>self.transport_socket
+        if ts.pipe_r >= 0 or ts.splice_target is not None or ts.splice_peer is not None:
+            return
+        ts.last_read = 0
+        ts.pipe_cap = 0
+        ts.pipe_above_high = False
+        ts.pending_write_bytes = 0
+        self.read_buffer.drain_all()
+        self.write_buffer.drain_all()
+        self.write_buffer.above_high = False
+        self.epoll_mask = 0
+        self.state = CONN_OPEN
+        self.connecting = False
+        self.half_close = False
+        self.read_end_seen = False
+        self.write_end_pending = False
+        self.write_end_sent = False
+        self.write_blocked = False
+        self.peer_closed = False
+        self.read_disable_count = 0
+        self.connect_errno = 0
+        self.dummy_stat[0] = self.dummy_stat[1] = 0
+        self.bytes_read = 0
+        self.bytes_written = 0
+        self.remote_addr_len = 0
+        self.local_addr_len = 0
+        self.next_free = self.dispatcher.free_connections
+        self.dispatcher.free_connections = self
+        self.dispatcher.free_connections_len += 1
 
     cdef void add_callbacks(self, ConnectionCallbacks cb):
         self.callbacks.append(cb)
@@ -317,15 +370,17 @@ cdef class ConnectionImpl(FileEventHandler):
         self.write_buffer.drain_all()
         self.write_buffer.watermark_ctx = None
         self.dispatcher.live_connections -= 1
-        self.dispatcher.deferred.append(self)
+        # Kept until the batch ends (then recycled if nothing holds it).
+        self.next_free = self.dispatcher.closed_connections
+        self.dispatcher.closed_connections = self
         cbs = self.callbacks
         # Callbacks may be running below us on the stack: free them later.
-        self.dispatcher.deferred.append(cbs)
+        self.dispatcher.deferred.extend(cbs)
         try:
             for cb in cbs:
                 (<ConnectionCallbacks>cb).on_event(event)
         finally:
-            self.callbacks = []
+            del cbs[:]
             self.filter_manager.clear()
         return 0
     # Python API for tests (write path and close semantics through a real

@@ -99,10 +99,11 @@ cdef class FilterManager:
         for f in self.read_filters:
             f.read_callbacks = None
         # A filter may be running below us on the stack (it closed its own
-        # connection): keep the filters alive until the batch ends.
+        # connection): keep the filters alive until the batch ends. (The
+        # list itself stays, for a recycled connection.)
         if self.connection is not None:
-            self.connection.dispatcher.deferred.append(self.read_filters)
-        self.read_filters = []
+            self.connection.dispatcher.deferred.extend(self.read_filters)
+        del self.read_filters[:]
         self.write_filters = None
         self.sole_filter = None
         self.connection = None

@@ -67,6 +67,7 @@ cdef class ActiveTcpConnection(ConnectionCallbacks):
     cdef ActiveTcpListener listener
     cdef ConnectionImpl connection
     cdef double created
+    cdef ActiveTcpConnection next_free  # the listener's free chain
 
 
 cdef enum:  # ListenerStat: offsets in a listener's stats block
@@ -92,6 +93,9 @@ cdef class ActiveTcpListener:
     cdef Py_ssize_t num_connections
     cdef size_t buffer_limit
     cdef set connections            # ActiveTcpConnection, for drain/shutdown
+    cdef ActiveTcpSocket spare_socket   # the last accepted socket's, for the next
+    cdef ActiveTcpConnection free_active    # closed ones' trackers, for new connections
+    cdef Py_ssize_t free_active_len
     # Warnings (connection limit reached, accept failing): None when the
     # level hides them; at most one line a second, the rest counted.
     cdef object log                 # logging.Logger or None

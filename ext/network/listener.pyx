@@ -291,18 +291,33 @@ cdef class ActiveTcpListener:
             if self.log is not None:
                 _warn_listener(self, 0)
             return 0
-        socket = ActiveTcpSocket.__new__(ActiveTcpSocket)
-        socket.listener = self
+        socket = self.spare_socket
+        if socket is not None:
+            self.spare_socket = None
+        else:
+            socket = ActiveTcpSocket.__new__(ActiveTcpSocket)
+            socket.listener = self
         socket.fd = fd
         memcpy(&socket.remote_addr, addr, addr_len)
         socket.remote_addr_len = addr_len
-        return socket.continue_filter_chain(True)
+        socket.local_addr_len = 0
+        socket.continue_filter_chain(True)
+        if socket.fd < 0 and Py_REFCNT(socket) == 1 and not EF_DEBUG:
+            # Done with (no listener filter holds it): the next accept's.
+            self.spare_socket = socket
+        return 0
 
     cdef int new_connection(self, ActiveTcpSocket socket, FilterChainImpl chain) except -1:
         # Accepted by a TcpListener, whose socket has TCP_NODELAY (listen_on).
         cdef ConnectionImpl conn = ConnectionImpl.new_server(self.dispatcher, socket.fd, self.buffer_limit, True)
-        cdef ActiveTcpConnection active = ActiveTcpConnection.__new__(ActiveTcpConnection)
+        cdef ActiveTcpConnection active = self.free_active
         cdef NetworkFilterFactory factory
+        if active is not None:
+            self.free_active = active.next_free
+            active.next_free = None
+            self.free_active_len -= 1
+        else:
+            active = ActiveTcpConnection.__new__(ActiveTcpConnection)
         socket.fd = -1
         memcpy(&conn.remote_addr, &socket.remote_addr, socket.remote_addr_len)
         conn.remote_addr_len = socket.remote_addr_len
@@ -335,6 +350,12 @@ cdef class ActiveTcpListener:
         self.stats[LISTENER_DOWNSTREAM_CX_ACTIVE] -= 1
         self.stats[LISTENER_DOWNSTREAM_CX_DESTROY] += 1
         hist_record(self.cx_length_ms, (self.dispatcher.now - active.created) * 1000.0)
+        if self.free_active_len < CONN_FREE_LIST_MAX and not EF_DEBUG:
+            # Its connection's close has called it for the last time: it can
+            # track the next connection (it holds nothing now).
+            active.next_free = self.free_active
+            self.free_active = active
+            self.free_active_len += 1
 
     def close_all_for_shutdown(self):
         cdef ActiveTcpConnection a

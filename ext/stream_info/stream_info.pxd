@@ -39,7 +39,9 @@ cdef class StreamInfoImpl:
     cdef double start_time              # wall clock at accept
     cdef double start_mono
     cdef str downstream_local_address
-    cdef str downstream_remote_address
+    cdef str downstream_remote_address  # None: the peer's (remote_address())
+    cdef sockaddr_storage peer_addr     # the downstream connection's peer
+    cdef str peer_text                  # peer_addr as text, made on first use
     cdef str upstream_local_address
     cdef str upstream_transport_failure_reason
     cdef uint64_t bytes_received
@@ -58,6 +60,9 @@ cdef class StreamInfoImpl:
     cdef void set_response_flag(self, int flag)
     cdef inline bint has_response_flag(self, int flag) noexcept:
         return (self.response_flags & flag) != 0
+    cdef void set_peer(self, ConnectionImpl conn) noexcept
+    cdef str peer_address(self)
+    cdef str remote_address(self)
     cdef void fill_downstream(self, ConnectionImpl conn)
     cdef void reset_for_stream(self, double now) noexcept
     cdef void fill_upstream(self, ConnectionImpl conn)

@@ -7,18 +7,6 @@ cdef double _wall_clock() noexcept:
     return <double>ts.tv_sec + <double>ts.tv_nsec * 1e-9
 
 
-cdef str _sockaddr_str(sockaddr_storage *addr):
-    """"ip:port" ("[ip]:port" for IPv6), as Envoy prints addresses."""
-    cdef char buf[64]
-    if addr.ss_family == AF_INET:
-        inet_ntop(AF_INET, &(<sockaddr_in*>addr).sin_addr, buf, sizeof(buf))
-        return "%s:%d" % (buf.decode(), ntohs((<sockaddr_in*>addr).sin_port))
-    if addr.ss_family == AF_INET6:
-        inet_ntop(AF_INET6, &(<sockaddr_in6*>addr).sin6_addr, buf, sizeof(buf))
-        return "[%s]:%d" % (buf.decode(), ntohs((<sockaddr_in6*>addr).sin6_port))
-    return None
-
-
 cdef str _local_address(int fd):
     cdef sockaddr_storage addr
     cdef socklen_t len = sizeof(sockaddr_storage)
@@ -52,11 +40,34 @@ cdef class StreamInfoImpl:
                 self.response_flag_names = []
             self.response_flag_names.append(response_flag_short_string(flag))
 
+    cdef void set_peer(self, ConnectionImpl conn) noexcept:
+        """The downstream connection's peer; its text is made only when
+        something reads it (a formatter, an access log)."""
+        if conn.remote_addr_len:
+            memcpy(&self.peer_addr, &conn.remote_addr, conn.remote_addr_len)
+        else:
+            self.peer_addr.ss_family = 0
+        self.peer_text = None
+
+    cdef str peer_address(self):
+        """The peer as "ip:port" ("[ip]:port" for IPv6); None if unknown."""
+        if self.peer_text is None:
+            self.peer_text = _sockaddr_str(&self.peer_addr)
+        return self.peer_text
+
+    cdef str remote_address(self):
+        """Envoy's downstream remote address: the peer, or what
+        x-forwarded-for made of it."""
+        if self.downstream_remote_address is not None:
+            return self.downstream_remote_address
+        return self.peer_address()
+
     cdef void fill_downstream(self, ConnectionImpl conn):
         self.connection_id = conn.connection_id
         self.start_time = _wall_clock()
         self.start_mono = conn.dispatcher.now
-        self.downstream_remote_address = _sockaddr_str(&conn.remote_addr)
+        self.set_peer(conn)
+        self.downstream_remote_address = None
         self.downstream_local_address = _local_address(conn.fd)
 
     cdef void reset_for_stream(self, double now) noexcept:
@@ -90,7 +101,7 @@ cdef class StreamInfoImpl:
         return {
             "start_time": self.start_time,
             "duration_ms": int((now - self.start_mono) * 1000.0),
-            "downstream_remote_address": self.downstream_remote_address,
+            "downstream_remote_address": self.remote_address(),
             "downstream_local_address": self.downstream_local_address,
             "upstream_host": host.address_str if host is not None else None,
             "upstream_cluster": self.upstream_cluster_name,

@@ -56,22 +56,6 @@ cdef int http1_encode_request_head(OwnedBuffer out, HttpHeaderMap h) except -1:
     return 0
 
 
-cdef inline size_t format_uint(uint64_t v, char *out) noexcept:
-    """v in decimal into out (>= 20 bytes, no NUL); returns the length."""
-    cdef char tmp[24]
-    cdef size_t n = 0, i
-    if v == 0:
-        out[0] = b'0'
-        return 1
-    while v:
-        tmp[n] = <char>(48 + v % 10)
-        v //= 10
-        n += 1
-    for i in range(n):
-        out[i] = tmp[n - 1 - i]
-    return n
-
-
 cdef int http1_encode_response_head(OwnedBuffer out, HttpHeaderMap h, bint http10) except -1:
     """"HTTP/1.1 NNN Reason", the headers in order, the blank line."""
     cdef char line[64]

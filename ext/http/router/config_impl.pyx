@@ -382,6 +382,7 @@ cdef class RouterHeaderFormatter:
         cdef size_t start, n = 0
         cdef const char *v
         cdef bytes b
+        cdef str addr
         cdef HostImpl host
         if self.literal is not None:
             return _router_scratch_add(self.literal, len(self.literal))
@@ -410,11 +411,12 @@ cdef class RouterHeaderFormatter:
                         _router_scratch_add(b"HTTP/1.0", 8)
             elif info is not None:
                 if k == ROUTER_FORMAT_DOWNSTREAM_REMOTE_ADDRESS:
-                    if info.downstream_remote_address is not None:
-                        b = info.downstream_remote_address.encode()
+                    addr = info.remote_address()
+                    if addr is not None:
+                        b = addr.encode()
                         _router_scratch_add(b, len(b))
                 elif k == ROUTER_FORMAT_DOWNSTREAM_REMOTE_ADDRESS_WITHOUT_PORT:
-                    b = _router_without_port(info.downstream_remote_address)
+                    b = _router_without_port(info.remote_address())
                     _router_scratch_add(b, len(b))
                 elif k == ROUTER_FORMAT_DOWNSTREAM_LOCAL_ADDRESS:
                     if info.downstream_local_address is not None:

@@ -41,7 +41,7 @@ cdef int _router_update_authority(HttpHeaderMap headers, const char *host, size_
         if append_xfh:
             j = headers.find(b"x-forwarded-host", 16)
             if j < 0:
-                headers.add(b"x-forwarded-host", 16, _router_scratch + off, _router_scratch_len - off,
+                headers.add_lower(b"x-forwarded-host", 16, _router_scratch + off, _router_scratch_len - off,
                             HTTP1_HEADER_OTHER)
             else:
                 headers.append_value(j, _router_scratch + off, _router_scratch_len - off, b",", 1)

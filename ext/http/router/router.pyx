@@ -375,7 +375,7 @@ cdef class RouterFilter(HttpStreamDecoderFilter):
         (observed)."""
         if self.local_reply_kind == ROUTER_LOCAL_REPLY_DIRECT and \
                 self.redirect_location is not None and len(self.redirect_location):
-            headers.add(b"location", 8, <const char *>self.redirect_location,
+            headers.add_lower(b"location", 8, <const char *>self.redirect_location,
                         len(self.redirect_location), HTTP1_HEADER_OTHER)
         if self.route_entry is not None:
             self.route_entry.finalize_response_headers(
@@ -383,7 +383,7 @@ cdef class RouterFilter(HttpStreamDecoderFilter):
             if self.route_entry.attempt_count_in_response and self.local_reply_kind != ROUTER_LOCAL_REPLY_DIRECT:
                 self.set_attempt_count(headers)
         if self.dropped and not self.config.suppress_envoy_headers:
-            headers.add(b"x-envoy-overloaded", 18, b"true", 4, HTTP1_HEADER_OTHER)
+            headers.add_lower(b"x-envoy-overloaded", 18, b"true", 4, HTTP1_HEADER_OTHER)
         return 0
 
     # --- stats
