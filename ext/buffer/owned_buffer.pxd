@@ -72,6 +72,14 @@ cdef class OwnedBuffer:
     cdef void move(self, OwnedBuffer other) noexcept
     cdef void move_n(self, OwnedBuffer other, size_t n) noexcept
     cdef ssize_t search(self, const char *pattern, size_t m, size_t start, size_t end) noexcept
+    cdef inline const char *peek(self, size_t n) noexcept:
+        """The first n bytes in place when one slice holds them (the usual
+        case for a message head), else NULL: nothing is copied."""
+        cdef Slice *s
+        if self.count == 0 or n > self.len:
+            return NULL
+        s = self.slice_at(0)
+        return s.base + s.start if s.end - s.start >= n else NULL
     cdef inline ssize_t find_byte(self, char c, size_t start, size_t end) noexcept:
         return self.search(&c, 1, start, end)
     cdef bint match_at(self, size_t index, size_t offset, const char *pattern, size_t m) noexcept

@@ -291,10 +291,10 @@ cdef class HttpConnectionManagerForTest:
         self.config.start_drain()
 
     def manager_for_test(self, Py_ssize_t i):
-        """id() of the manager serving downstream `i` (None once closed)."""
+        """The manager serving downstream `i` (opaque; None once closed)."""
         cdef ConnectionForTest t = <ConnectionForTest>self.downstreams[i]
         for f in t.conn.filter_manager.read_filters if t.conn.filter_manager.read_filters else ():
-            return id(f)
+            return f
         return None
 
     def remote_address(self, Py_ssize_t i):

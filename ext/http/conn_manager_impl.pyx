@@ -681,7 +681,13 @@ cdef class HttpConnectionManagerImpl(ReadFilter):
         self.parser.reset()
         self.body_decoder.start(HTTP1_BODY_NONE, -1)
         self.out.drain_all()
-        s.request_headers.clear()
+        # What a big request grew is given back: a kept manager holds no
+        # more memory than a new one.
+        s.request_headers.shrink()
+        if s.local_headers is not None:
+            s.local_headers.shrink()
+        if self.body_decoder.trailers is not None:
+            self.body_decoder.trailers.shrink()
         s.request_trailers = None
         s.local_reply_filter = None
         s.route = None

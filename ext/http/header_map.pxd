@@ -46,6 +46,7 @@ cdef class HttpHeaderMap:
     cdef bint maybe_repeated        # load_head saw a name that may repeat
 
     cdef void clear(self) noexcept
+    cdef void shrink(self) noexcept
     cdef int reserve_bytes(self, size_t n) except -1
     cdef int reserve_entries(self, int n) except -1
     cdef int load_head(self, const char *head, size_t head_len,

@@ -101,6 +101,24 @@ cdef class HttpHeaderMap:
         self.byte_size = 0
         self.maybe_repeated = False
 
+    cdef void shrink(self) noexcept:
+        """clear(), and give back what a big message grew the map to (a map
+        kept for a later connection holds no more than a new one)."""
+        cdef char *b
+        cdef HttpHeaderEntry *e
+        self.clear()
+        if self.buf_cap > _HTTP_HEADER_MAP_INITIAL_BYTES:
+            b = <char*>realloc(self.buf, _HTTP_HEADER_MAP_INITIAL_BYTES)
+            if b != NULL:
+                self.buf = b
+                self.buf_cap = _HTTP_HEADER_MAP_INITIAL_BYTES
+        if self.cap > _HTTP_HEADER_MAP_INITIAL_ENTRIES:
+            e = <HttpHeaderEntry*>realloc(self.entries,
+                                          _HTTP_HEADER_MAP_INITIAL_ENTRIES * sizeof(HttpHeaderEntry))
+            if e != NULL:
+                self.entries = e
+                self.cap = _HTTP_HEADER_MAP_INITIAL_ENTRIES
+
     cdef int reserve_bytes(self, size_t n) except -1:
         cdef size_t cap = self.buf_cap
         cdef char *p

@@ -110,3 +110,36 @@ def test_sigusr1_reopens_log_files(tmp_path):
             wait_for(lambda: os.path.exists(log_path) and
                      len(open(log_path).read().splitlines()) == 3, what="records in the new file")
             assert len(open(log_path + ".1").read().splitlines()) == 3
+
+
+def test_recycled_connections_log_their_own_bytes_and_peers(tmp_path):
+    # A closed connection's objects serve the next one (the worker recycles
+    # them): each record has its own connection's byte counts and peer,
+    # whatever the one before it did (half-closed, reset, bulk).
+    log_path = str(tmp_path / "seq.log")
+    fmt = "%BYTES_RECEIVED% %BYTES_SENT% %DOWNSTREAM_REMOTE_ADDRESS%\n"
+    logs = [{"name": "text", "typed_config": {"@type": FILE, "path": log_path,
+                                              "log_format": {"text_format_source": {"inline_string": fmt}}}}]
+    sizes = [1, 70000, 5, 300, 2, 131072, 9, 40, 3, 11]
+    peers = []
+    with echo_server() as up:
+        lp, ap = free_port(), free_port()
+        cfg = bootstrap([listener("l0", lp, [{"filters": [tcp_proxy_filter("up", access_log=logs)]}])],
+                        [cluster("up", [up.port])], ap)
+        with run_envoy_fast(cfg):
+            for i, n in enumerate(sizes):
+                c = socket.create_connection(("127.0.0.1", lp), timeout=10)
+                peers.append("127.0.0.1:%d" % c.getsockname()[1])
+                c.sendall(b"x" * n)
+                assert recv_exactly(c, n) == b"x" * n
+                if i % 3 == 0:
+                    c.shutdown(socket.SHUT_WR)          # half-close, read to the end
+                    assert c.recv(1) == b""
+                elif i % 3 == 1:
+                    c.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+                c.close()                               # i % 3 == 1: a reset
+                wait_for(lambda: os.path.exists(log_path) and
+                         len(open(log_path).read().splitlines()) == i + 1, timeout=5,
+                         what="record %d" % (i + 1))
+    records = [l.split() for l in open(log_path).read().splitlines()]
+    assert [(int(r[0]), int(r[1]), r[2]) for r in records] == [(n, n, p) for n, p in zip(sizes, peers)]

@@ -185,11 +185,20 @@ cdef class Http1HeadParser:
         cdef ssize_t lf
         cdef char c
         cdef bint empty
+        cdef const char *p
+        cdef const char *q
         # The head may not exceed max_head_bytes: look no further, and fail
         # as soon as that many bytes hold no blank line.
         limit = n if n < self.max_head_bytes else self.max_head_bytes
+        # In one slice (the usual case): memchr over it, no call per line
+        # through the buffer.
+        p = data.peek(limit)
         while self.scanned < limit:
-            lf = data.find_byte(b'\n', self.scanned, limit)
+            if p != NULL:
+                q = <const char *>memchr(p + self.scanned, b'\n', limit - self.scanned)
+                lf = q - p if q != NULL else -1
+            else:
+                lf = data.find_byte(b'\n', self.scanned, limit)
             if lf < 0:
                 self.scanned = limit
                 break
@@ -198,7 +207,10 @@ cdef class Http1HeadParser:
             # accepts a bare LF.
             empty = <size_t>lf == self.line_start
             if <size_t>lf == self.line_start + 1:
-                data.copy_out(self.line_start, &c, 1)
+                if p != NULL:
+                    c = p[self.line_start]
+                else:
+                    data.copy_out(self.line_start, &c, 1)
                 empty = c == b'\r'
             self.line_start = lf + 1
             if not empty:

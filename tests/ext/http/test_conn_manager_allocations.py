@@ -121,6 +121,7 @@ NEW_CONNECTION_CLIENT = quiet_point_client("""
 """, 300)
 
 
+@pytest.mark.skipif(_worker.DEBUG_BUILD, reason="EF_DEBUG builds keep no free list")
 def test_a_new_connection_per_request_allocates_almost_nothing(alloc_counter):  # noqa: F811
     # Closed connections, their listener trackers and connection managers
     # (buffers, stream, parser, timers, filter wrappers) are recycled: what
