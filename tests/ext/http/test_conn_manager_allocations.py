@@ -81,17 +81,25 @@ def test_connection_manager_allocates_nothing_per_request(alloc_counter):  # noq
                                          (HC_CONFIG, "/up")], ids=["direct", "up", "health_check", "up_via_hc"])
 def test_whole_worker_path_allocates_nothing_per_request(alloc_counter, config, path):  # noqa: F811
     trips = 3000
+    allocs, freed, held, values, worker = _through_worker(alloc_counter, config, CLIENT, trips, path)
+    assert_no_objects_per("requests", trips, allocs, freed, held, max_held=200, label=path + " ")
+    assert values["http.p.downstream_rq_2xx"] == 300 + trips
+
+
+def _through_worker(alloc_counter, config, client_script, trips, path):
+    """(allocations, free-list objects, blocks held, stats, worker) while
+    `client_script` runs `trips` requests for `path` through a Worker on
+    `config` with a keep-alive upstream; the client and the worker's loop
+    ended cleanly."""
     up, up_port = script_process(keepalive_upstream())
     listen = client = None
     try:
         listen, store, worker = worker_for(config, up_port)
-        client = client_process(CLIENT, listen.getsockname()[1], trips, path)
+        client = client_process(client_script, listen.getsockname()[1], trips, path)
         allocs, freed, held = count_between_quiet_points(alloc_counter, worker, client)
-        assert_no_objects_per("requests", trips, allocs, freed, held, max_held=200, label=path + " ")
         assert client.returncode == 0
-        values = store.values()
-        assert values["http.p.downstream_rq_2xx"] == 300 + trips
         assert worker.handler_errors_for_test() == 0
+        return allocs, freed, held, store.values(), worker
     finally:
         if client is not None:
             client.kill()
@@ -130,25 +138,12 @@ def test_a_new_connection_per_request_allocates_almost_nothing(alloc_counter):  
     # Building them all anew cost 30 allocations and 12 free-list objects
     # per connection.
     trips = 2000
-    up, up_port = script_process(keepalive_upstream())
-    listen = client = None
-    try:
-        listen, store, worker = worker_for(CONFIG, up_port)
-        client = client_process(NEW_CONNECTION_CLIENT, listen.getsockname()[1], trips, "/up")
-        allocs, freed, held = count_between_quiet_points(alloc_counter, worker, client)
-        print("over %d connections: %d allocations, %d free-list objects, %d blocks still held"
-              % (trips, allocs, freed, held))
-        assert allocs < 4 * trips
-        assert freed < trips // 10
-        assert held < 200
-        assert client.returncode == 0
-        assert store.values()["http.p.downstream_rq_2xx"] == 300 + trips
-        assert worker.free_connections_for_test() >= 1
-        assert worker.handler_errors_for_test() == 0
-    finally:
-        if client is not None:
-            client.kill()
-        up.kill()
-        up.wait()
-        if listen is not None:
-            listen.close()
+    allocs, freed, held, values, worker = _through_worker(alloc_counter, CONFIG, NEW_CONNECTION_CLIENT,
+                                                          trips, "/up")
+    print("over %d connections: %d allocations, %d free-list objects, %d blocks still held"
+          % (trips, allocs, freed, held))
+    assert allocs < 4 * trips
+    assert freed < trips // 10
+    assert held < 200
+    assert values["http.p.downstream_rq_2xx"] == 300 + trips
+    assert worker.free_connections_for_test() >= 1

@@ -6,23 +6,9 @@ one, served by the same manager, behaves as a fresh one."""
 import pytest
 
 from envoy_fast import _worker
-from hcm_harness import Hcm
-from test_conn_manager import echoed_headers
+from test_conn_manager import echoed_headers, hcm_factory  # noqa: F401
 
 GET = b"GET /a HTTP/1.1\r\nHost: h\r\n\r\n"
-
-
-@pytest.fixture
-def hcm_factory():
-    made = []
-
-    def make(*a, **kw):
-        h = Hcm(*a, **kw)
-        made.append(h)
-        return h
-    yield make
-    for h in made:
-        h.close()
 
 
 def closed(h, c):
@@ -34,7 +20,7 @@ def closed(h, c):
 
 
 @pytest.mark.skipif(_worker.DEBUG_BUILD, reason="EF_DEBUG builds keep no free list")
-def test_the_next_connection_reuses_the_closed_manager(hcm_factory):
+def test_the_next_connection_reuses_the_closed_manager(hcm_factory):  # noqa: F811
     h = hcm_factory()
     a = h.connect()
     assert a.request(GET).status == 200
@@ -45,7 +31,7 @@ def test_the_next_connection_reuses_the_closed_manager(hcm_factory):
     assert b.request(GET).status == 200
 
 
-def test_after_a_protocol_error_the_next_connection_keeps_alive(hcm_factory):
+def test_after_a_protocol_error_the_next_connection_keeps_alive(hcm_factory):  # noqa: F811
     h = hcm_factory(delayed_close_timeout=0.05)
     a = h.connect()
     r = a.request(b"GET /a HTTP/1.1\r\nHost: h\r\nBad Name: x\r\n\r\n")
@@ -60,7 +46,7 @@ def test_after_a_protocol_error_the_next_connection_keeps_alive(hcm_factory):
     assert h.stats()["downstream_cx_protocol_error"] == 1
 
 
-def test_a_half_sent_head_does_not_reach_the_next_connection(hcm_factory):
+def test_a_half_sent_head_does_not_reach_the_next_connection(hcm_factory):  # noqa: F811
     h = hcm_factory()
     a = h.connect()
     a.send(b"POST /left HTTP/1.1\r\nHost: h\r\nContent-Le")
@@ -71,7 +57,7 @@ def test_a_half_sent_head_does_not_reach_the_next_connection(hcm_factory):
     assert r.status == 200 and r.body.startswith(b"GET /b\n")
 
 
-def test_a_body_cut_short_does_not_reach_the_next_connection(hcm_factory):
+def test_a_body_cut_short_does_not_reach_the_next_connection(hcm_factory):  # noqa: F811
     h = hcm_factory()
     a = h.connect()
     a.send(b"POST /left HTTP/1.1\r\nHost: h\r\nContent-Length: 100\r\n\r\nonly part")
@@ -82,7 +68,7 @@ def test_a_body_cut_short_does_not_reach_the_next_connection(hcm_factory):
     assert r.status == 200 and r.body.endswith(b"\n\nhello")
 
 
-def test_max_requests_per_connection_counts_per_connection(hcm_factory):
+def test_max_requests_per_connection_counts_per_connection(hcm_factory):  # noqa: F811
     h = hcm_factory(max_requests_per_connection=2, delayed_close_timeout=0.05)
     a = h.connect()
     assert a.request(GET).header(b"connection") is None
@@ -94,7 +80,7 @@ def test_max_requests_per_connection_counts_per_connection(hcm_factory):
     assert b.request(GET).header(b"connection") == b"close"
 
 
-def test_the_peer_address_is_the_new_connections(hcm_factory):
+def test_the_peer_address_is_the_new_connections(hcm_factory):  # noqa: F811
     h = hcm_factory(use_remote_address=True)
     a = h.connect(peer=("203.0.113.7", 4321))
     d = dict(echoed_headers(a.request(b"GET / HTTP/1.1\r\nHost: h\r\nX-Forwarded-For: 1.2.3.4\r\n\r\n")))
@@ -108,7 +94,7 @@ def test_the_peer_address_is_the_new_connections(hcm_factory):
     assert h.hcm.remote_address(1) == "198.51.100.9:1234"
 
 
-def test_the_idle_timeout_starts_again(hcm_factory):
+def test_the_idle_timeout_starts_again(hcm_factory):  # noqa: F811
     # The first connection idles most of a timeout away; the next one gets
     # the whole timeout, from its own start.
     h = hcm_factory(idle_timeout=0.4)
@@ -123,7 +109,7 @@ def test_the_idle_timeout_starts_again(hcm_factory):
     assert h.stats()["downstream_cx_idle_timeout"] == 1
 
 
-def test_a_filter_that_keeps_its_callbacks_keeps_the_manager_out(hcm_factory):
+def test_a_filter_that_keeps_its_callbacks_keeps_the_manager_out(hcm_factory):  # noqa: F811
     # The static test filter is handed out again for every stream and holds
     # the wrapper of its last one: that manager is not reused.
     h = hcm_factory(filters=("static",))
