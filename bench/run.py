@@ -803,6 +803,26 @@ def measure(proxy: Proc, upstream: Proc, port: int, wl: str, a, cpus_load) -> di
     return r
 
 
+def merge_passes(results: list[dict]) -> list[dict]:
+    """--interleave: one row per (proxy, concurrency, workload) from the
+    rows of every pass, its runs in pass order, the median run as result
+    (a pass that failed keeps its error if no pass succeeded)."""
+    merged: dict = {}
+    for r in results:
+        key = (r["proxy"], r["concurrency"], r["workload"])
+        m = merged.get(key)
+        if m is None:
+            merged[key] = m = dict(r, runs=list(r.get("runs") or []))
+            continue
+        m["runs"].extend(r.get("runs") or [])
+        if r.get("status") == "ok" and m.get("status") != "ok":
+            m.update({k: v for k, v in r.items() if k != "runs"})
+    for m in merged.values():
+        if m.get("status") == "ok" and m["runs"]:
+            m["result"] = median_run(m["runs"])
+    return list(merged.values())
+
+
 def median_run(runs: list[dict]) -> dict:
     ok = [x for x in runs if x.get("rps") is not None]
     if not ok:
@@ -992,6 +1012,10 @@ def parse_args(argv=None):
     ap.add_argument("--concurrency", default="1",
                     help="workers/threads per proxy; comma list (e.g. 1,2,4) for scaling runs")
     ap.add_argument("--repeat", type=int, default=1, help="runs per workload; the median (by req/s) is reported")
+    ap.add_argument("--interleave", action="store_true",
+                    help="take the --repeat runs in passes over all the proxies (each restarted per pass) "
+                         "instead of all of one proxy's runs in a row: a noisy phase of the machine is then "
+                         "shared out among the proxies instead of landing on one")
     ap.add_argument("--wrk-threads", type=int, default=1, help="wrk -t")
     ap.add_argument("--upstream-workers", type=int, default=1, help="nginx upstream worker_processes")
     ap.add_argument("--pin", action="store_true",
@@ -1154,11 +1178,18 @@ def main(argv=None) -> int:
         meta["upstream"] = {"port": up_port, "workers": a.upstream_workers, "conf": str(conf)}
         log(f"upstream nginx on 127.0.0.1:{up_port} (pid {upstream.pid})")
 
-        for conc in a.conc_list:
-            for name in a.proxy_list:
-                if not upstream.alive():
-                    raise RuntimeError(f"upstream nginx died: {upstream.log_tail()}")
-                bench_proxy(name, conc, a, work, upstream, up_port, results, skip)
+        passes = a.repeat if a.interleave else 1
+        per_pass = argparse.Namespace(**dict(vars(a), repeat=1)) if a.interleave else a
+        for i in range(passes):
+            if a.interleave:
+                log(f"pass {i + 1}/{passes}")
+            for conc in a.conc_list:
+                for name in a.proxy_list:
+                    if not upstream.alive():
+                        raise RuntimeError(f"upstream nginx died: {upstream.log_tail()}")
+                    bench_proxy(name, conc, per_pass, work, upstream, up_port, results, skip)
+        if a.interleave:
+            results = merge_passes(results)
     except KeyboardInterrupt:
         log("interrupted: cleaning up")
         rc = 130

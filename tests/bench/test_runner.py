@@ -91,3 +91,36 @@ def test_layers_pick_the_workloads():
     assert a.workload_list == ["small_keepalive", "new_conn", "1mb"]
     a = bench.parse_args(["--workloads", "1mb,http_64k", "--layers", "l4,l7"])
     assert [bench.layer(w) for w in a.workload_list] == ["l4", "l7"]
+
+
+def test_interleaved_passes_merge_into_one_row_per_workload(tmp_path):
+    """--interleave takes the --repeat runs in passes over the proxies: one
+    row per workload at the end, with every pass's run, in pass order."""
+    require_peer("wrk")
+    require_peer("nginx")
+    env = dict(os.environ, ENVOY_FAST_CMD="%s -m envoy_fast" % sys.executable,
+               PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    out_dir = tmp_path / "out"
+    r = subprocess.run([sys.executable, str(BENCH), "--proxies", "envoy_fast", "--workloads",
+                        "http_small_keepalive,http_new_conn", "--duration", "1", "--warmup", "0",
+                        "--repeat", "2", "--interleave", "--no-install", "--out", str(out_dir)],
+                       env=env, capture_output=True, text=True, timeout=180)
+    out = r.stdout + r.stderr
+    assert r.returncode == 0, out
+    assert "pass 2/2" in out, out
+    rows = json.loads((out_dir / "results.json").read_text())["results"]
+    assert [(x["proxy"], x["workload"], x["status"], len(x["runs"])) for x in rows] == \
+        [("envoy_fast", "http_small_keepalive", "ok", 2), ("envoy_fast", "http_new_conn", "ok", 2)], rows
+    for row in rows:
+        assert row["result"] in row["runs"] and row["result"]["errors"] == 0
+
+
+def test_merge_passes_keeps_a_pass_that_worked():
+    bench = _bench_module()
+    ok = {"rps": 10.0}
+    rows = bench.merge_passes([
+        {"proxy": "p", "concurrency": 1, "workload": "w", "status": "error", "error": "x", "runs": []},
+        {"proxy": "p", "concurrency": 1, "workload": "w", "status": "ok", "error": None, "runs": [ok],
+         "result": ok},
+    ])
+    assert len(rows) == 1 and rows[0]["status"] == "ok" and rows[0]["result"] is ok
