@@ -299,12 +299,8 @@ cdef class HttpConnectionManagerForTest:
 
     def remote_address(self, Py_ssize_t i):
         """Downstream `i`'s last stream's remote address (stream info)."""
-        cdef ConnectionForTest t = <ConnectionForTest>self.downstreams[i]
-        cdef HttpConnectionManagerImpl m
-        for f in t.conn.filter_manager.read_filters if t.conn.filter_manager.read_filters else ():
-            m = <HttpConnectionManagerImpl>f
-            return m.stream.stream_info.remote_address()
-        return None
+        m = self.manager_for_test(i)
+        return (<HttpConnectionManagerImpl>m).stream.stream_info.remote_address() if m is not None else None
 
     def run_for_test(self, double seconds):
         self.dispatcher.run_for_test(seconds)

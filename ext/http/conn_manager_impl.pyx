@@ -63,6 +63,19 @@ cdef class _HttpConnManagerConnectionCallbacks(ConnectionCallbacks):
         return 0
 
 
+cdef bint _hcm_wrapper_held(HttpActiveStream s) except -1:
+    """A filter outlived the stream and still holds one of its wrappers
+    (each is held only by its list otherwise)."""
+    cdef object w
+    for w in s.decoder_filters or ():
+        if Py_REFCNT(w) > 2:            # the list's reference and w's
+            return True
+    for w in s.encoder_filters or ():
+        if Py_REFCNT(w) > 2:
+            return True
+    return False
+
+
 cdef int _hcm_recycle_closed(HttpConnectionManagerConfig cfg) except -1:
     """The closed managers of `cfg`, their call stacks gone: onto the free
     list while it has room and nothing outside holds their objects; the
@@ -109,20 +122,18 @@ cdef class HttpConnectionManagerImpl(ReadFilter):
             s.stream_info.set_peer(conn)
         # The peer's address as text, once: x-forwarded-for and
         # x-envoy-external-address use it per request.
-        self.peer_ip_len = 0
         self.peer_internal = False
         self.peer_loopback = False
         self.local_port = _hcm_local_port(conn.fd) if (
             cfg.strip_port == _HCM_STRIP_PORT_MATCHING or cfg.append_x_forwarded_port) else -1
+        self.peer_ip_len = format_ip(&conn.remote_addr, self.peer_ip)
         if conn.remote_addr.ss_family == AF_INET:
             a4 = <sockaddr_in*>&conn.remote_addr
-            self.peer_ip_len = format_ip(&conn.remote_addr, self.peer_ip)
             self.peer_loopback = (ntohl(a4.sin_addr.s_addr) >> 24) == 127
             self.peer_internal = cfg.n_internal_ranges > 0 and \
                 _hcm_is_internal(cfg, 4, <const unsigned char *>&a4.sin_addr)
         elif conn.remote_addr.ss_family == AF_INET6:
             a6 = <sockaddr_in6*>&conn.remote_addr
-            self.peer_ip_len = format_ip(&conn.remote_addr, self.peer_ip)
             self.peer_loopback = self.peer_ip_len == 3 and memcmp(self.peer_ip, b"::1", 3) == 0
             self.peer_internal = cfg.n_internal_ranges > 0 and \
                 _hcm_is_internal(cfg, 6, <const unsigned char *>&a6.sin6_addr)
@@ -651,18 +662,13 @@ cdef class HttpConnectionManagerImpl(ReadFilter):
         cdef HttpActiveStream s = self.stream
         cdef StreamInfoImpl info
         cdef Py_ssize_t held
-        cdef object w
         if s is None or s.active or self.connection is not None:
             return False
         info = s.stream_info
-        # The wrappers are held by their list and point at the stream and
-        # its stream info; anything more is a holder from outside.
-        for w in s.decoder_filters or ():
-            if Py_REFCNT(w) > 2:        # the list's reference and w's
-                return False
-        for w in s.encoder_filters or ():
-            if Py_REFCNT(w) > 2:
-                return False
+        if _hcm_wrapper_held(s):
+            return False
+        # The wrappers point at the stream and its stream info; anything
+        # more is a holder from outside.
         held = (len(s.decoder_filters) if s.decoder_filters is not None else 0) + \
             (len(s.encoder_filters) if s.encoder_filters is not None else 0)
         if Py_REFCNT(s) > held + 2 or Py_REFCNT(info) > held + 2:
@@ -705,18 +711,9 @@ cdef class HttpConnectionManagerImpl(ReadFilter):
         outlived its stream and still holds a wrapper (the collector frees
         those)."""
         cdef HttpActiveStream s = self.stream
-        cdef object w
         self.drop_timers()
-        if s is None:
+        if s is None or _hcm_wrapper_held(s):
             return 0
-        if s.decoder_filters is not None:
-            for w in s.decoder_filters:
-                if Py_REFCNT(w) > 2:        # the list's reference and w's
-                    return 0
-        if s.encoder_filters is not None:
-            for w in s.encoder_filters:
-                if Py_REFCNT(w) > 2:
-                    return 0
         s.decoder_filters = None
         s.encoder_filters = None
         s.local_reply_filter = None
