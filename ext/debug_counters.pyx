@@ -49,7 +49,7 @@ cdef dict _debug_counts(Dispatcher d):
     out["slices_free"] = free
     out["slices_in_use"] = allocated - free
     out["connections_open"] = d.live_connections
-    out["timers_armed"] = d.heap_len
+    out["timers_armed"] = d.timers_armed
     return out
 
 

@@ -6,9 +6,11 @@ cimport cython
 from cpython.exc cimport PyErr_CheckSignals
 from cpython.object cimport PyObject
 from cpython.ref cimport Py_INCREF, Py_DECREF, Py_REFCNT
-from libc.stdint cimport uint32_t, uint64_t, int64_t
+from libc.stdint cimport uint16_t, uint32_t, uint64_t, int64_t
 from includes.system cimport *
+from includes.pylist cimport ef_list_clear
 import os as _os
+import threading as _threading
 import logging as _logging
 import socket as _socket
 import msgspec as _msgspec
@@ -277,6 +279,8 @@ cdef class Worker:
         """Run the event loop until shutdown (or EOF on the control channel)."""
         if EF_DEBUG:
             _debug_start(self)
+        # A worker process starts no threads: its loop keeps the GIL.
+        self.dispatcher.release_gil = _threading.active_count() > 1
         try:
             self.dispatcher.run()
         finally:
@@ -284,6 +288,7 @@ cdef class Worker:
                 self.access_logs.flush()
 
     def run_for_test(self, double seconds):
+        self.dispatcher.release_gil = _threading.active_count() > 1
         self.dispatcher.run_for_test(seconds)
 
     def close_all(self):

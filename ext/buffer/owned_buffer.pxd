@@ -65,6 +65,8 @@ cdef class OwnedBuffer:
     cdef Slice *push_slice(self) noexcept
     cdef void append_data(self, const char *data, size_t n) noexcept
     cdef void add(self, const char *data, size_t n) noexcept
+    cdef char *tail_space(self, size_t n) noexcept
+    cdef void commit_tail(self, size_t n) noexcept
     cdef void drain_front(self, size_t n) noexcept
     cdef void drain(self, size_t n) noexcept
     cdef void drain_all(self) noexcept

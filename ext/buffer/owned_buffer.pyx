@@ -142,6 +142,26 @@ cdef class OwnedBuffer:
             self.append_data(data, n)
             self.check_watermarks()
 
+    cdef char *tail_space(self, size_t n) noexcept:
+        """n contiguous writable bytes at the end, for an encoder to write a
+        message head in place (no staging copy); NULL when n exceeds a
+        slice. commit_tail(k) then keeps the first k (1..n) of them."""
+        cdef Slice *s
+        if n > SLICE_SIZE:
+            return NULL
+        if self.count:
+            s = &self.ring[(self.head + self.count - 1) & (self.ring_cap - 1)]
+            if s.cap - s.end >= n:
+                return s.base + s.end
+        s = self.push_slice()
+        return s.base
+
+    cdef void commit_tail(self, size_t n) noexcept:
+        cdef Slice *s = &self.ring[(self.head + self.count - 1) & (self.ring_cap - 1)]
+        s.end += n
+        self.len += n
+        self.check_watermarks()
+
     cdef void drain_front(self, size_t n) noexcept:
         """drain() without the watermark check."""
         cdef Slice *s

@@ -11,7 +11,8 @@
 # * set_epoll_mask() changes take effect at the end of the loop turn
 #   (apply_epoll_changes): one epoll_ctl per fd per turn at most, none for a
 #   connection closed in the turn it changed.
-# * Timers fire after the epoll batch, in deadline order; a timer may re-arm
+# * Timers fire after the epoll batch, in deadline order (a heap, and FIFO
+#   queues for the common durations); a timer may re-arm
 #   itself or others from its callback. A timer is a C callback plus the
 #   context object it gets (Envoy's TimerCb): firing is one C call, and each
 #   owner gives each of its timers its own function, so no kind numbers.
@@ -54,14 +55,17 @@ cdef class Timer:
     cdef timer_cb_t cb
     cdef object ctx                 # the owner; it drops the Timer to cut the cycle
     cdef double deadline
-    cdef Py_ssize_t heap_index      # -1 when not armed
+    cdef Py_ssize_t heap_index      # in the heap; -1 when not there
+    cdef int queue                  # in that timeout queue; -1 when not in one
+    cdef PyObject *qprev            # neighbours in the queue (the queue's
+    cdef PyObject *qnext            # reference is the armed timer's own)
 
     @staticmethod
     cdef Timer new(Dispatcher dispatcher, timer_cb_t cb, object ctx)
     cdef void enable(self, double timeout_s) noexcept
     cdef void disable(self) noexcept
     cdef inline bint enabled(self) noexcept:
-        return self.heap_index >= 0
+        return self.heap_index >= 0 or self.queue >= 0
 
 
 @cython.final
@@ -70,6 +74,7 @@ cdef class Dispatcher:
     cdef epoll_event *events
     cdef double now                 # monotonic seconds, refreshed once per loop turn
     cdef bint exit_requested
+    cdef bint release_gil           # drop the GIL in epoll_wait (other threads)
     cdef list deferred              # objects kept alive until the batch ends
     # Closed connections (chained by ConnectionImpl.next_free, no list to
     # grow and shrink): those closed in this batch, then those recycled.
@@ -84,6 +89,15 @@ cdef class Dispatcher:
     cdef PyObject **heap            # binary min-heap of Timer, by deadline
     cdef Py_ssize_t heap_len
     cdef Py_ssize_t heap_cap
+    # Timeout queues (libevent's common timeouts): the timers armed with
+    # one of the first TIMER_QUEUES durations seen (idle, stream idle,
+    # route timeouts...) are due in the order they were armed, so each
+    # duration keeps a FIFO list: arming and disarming are O(1), no heap.
+    cdef double queue_timeout[TIMER_QUEUES]
+    cdef PyObject *queue_head[TIMER_QUEUES]
+    cdef PyObject *queue_tail[TIMER_QUEUES]
+    cdef int n_queues
+    cdef Py_ssize_t timers_armed    # in the heap and the queues
     cdef uint64_t rng_state         # xorshift64* for load balancers
     cdef object error_log           # callable(str) for handler errors
     cdef uint64_t handler_errors
@@ -104,6 +118,10 @@ cdef class Dispatcher:
     cdef int run(self) except -1
     cdef int run_timers(self) except -1
     cdef int next_timeout_ms(self) noexcept
+    cdef int timer_queue_for(self, double timeout_s) noexcept
+    cdef void queue_append(self, int q, Timer t) noexcept
+    cdef void queue_remove(self, Timer t) noexcept
+    cdef Timer next_timer(self)
     cdef void heap_push(self, Timer t) noexcept
     cdef void heap_remove(self, Timer t) noexcept
     cdef void heap_sift_up(self, Py_ssize_t i) noexcept

@@ -78,17 +78,28 @@ cdef class Timer:
         t.cb = cb
         t.ctx = ctx
         t.heap_index = -1
+        t.queue = -1
         return t
 
     cdef void enable(self, double timeout_s) noexcept:
+        cdef Dispatcher d = self.dispatcher
+        cdef int q
         if self.heap_index >= 0:
-            self.dispatcher.heap_remove(self)
-        self.deadline = self.dispatcher.now + timeout_s
-        self.dispatcher.heap_push(self)
+            d.heap_remove(self)
+        elif self.queue >= 0:
+            d.queue_remove(self)
+        self.deadline = d.now + timeout_s
+        q = d.timer_queue_for(timeout_s)
+        if q >= 0:
+            d.queue_append(q, self)
+        else:
+            d.heap_push(self)
 
     cdef void disable(self) noexcept:
         if self.heap_index >= 0:
             self.dispatcher.heap_remove(self)
+        elif self.queue >= 0:
+            self.dispatcher.queue_remove(self)
 
 
 @cython.final
@@ -100,6 +111,7 @@ cdef class Dispatcher:
         self.events = NULL
         self.heap = NULL
         self.write_queue = NULL
+        self.release_gil = True
 
     def __init__(self, uint64_t seed=0x9E3779B97F4A7C15ULL, error_log=None):
         self.epfd = epoll_create1(EPOLL_CLOEXEC)
@@ -120,6 +132,12 @@ cdef class Dispatcher:
 
     def __dealloc__(self):
         cdef Py_ssize_t i
+        cdef Timer t
+        for i in range(self.n_queues):
+            while self.queue_head[i] != NULL:
+                t = <Timer>self.queue_head[i]
+                self.queue_remove(t)
+            t = None
         if self.heap != NULL:
             for i in range(self.heap_len):
                 (<Timer>self.heap[i]).heap_index = -1
@@ -144,10 +162,15 @@ cdef class Dispatcher:
         self.now = <double>ts.tv_sec + <double>ts.tv_nsec * 1e-9
 
     cdef int next_timeout_ms(self) noexcept:
-        cdef double delta
-        if self.heap_len == 0:
+        cdef double delta, first
+        cdef int q
+        if self.timers_armed == 0:
             return 1000
-        delta = (<Timer>self.heap[0]).deadline - self.now
+        first = (<Timer>self.heap[0]).deadline if self.heap_len else 1e300
+        for q in range(self.n_queues):
+            if self.queue_head[q] != NULL and (<Timer>self.queue_head[q]).deadline < first:
+                first = (<Timer>self.queue_head[q]).deadline
+        delta = first - self.now
         if delta <= 0:
             return 0
         if delta > 1.0:
@@ -194,11 +217,12 @@ cdef class Dispatcher:
         socket are made once, not per connection. (EF_DEBUG builds count
         objects from allocation to free: there nothing is kept.)"""
         cdef ConnectionImpl c
-        del self.deferred[:]
+        ef_list_clear(self.deferred)
         while self.closed_connections is not None:
             c = self.closed_connections
             self.closed_connections = c.next_free
             c.next_free = None
+            c.release_closed()
             if Py_REFCNT(c) == 1 and not EF_DEBUG \
                     and self.free_connections_len < CONN_FREE_LIST_MAX:
                 c.recycle()
@@ -273,9 +297,14 @@ cdef class Dispatcher:
             if self.deferred or self.closed_connections is not None:
                 self.flush_deferred()
             timeout = self.next_timeout_ms()
-            # The only place the GIL is dropped: a worker has no other
-            # threads, but tests run a Dispatcher beside Python threads.
-            with nogil:
+            # The only place the GIL is dropped, when another thread may
+            # want it (tests run a Dispatcher beside Python threads): a
+            # worker process has none, and the hand-over costs a mutex and a
+            # condition variable every turn.
+            if self.release_gil:
+                with nogil:
+                    n = epoll_wait(self.epfd, self.events, MAX_EPOLL_EVENTS, timeout)
+            else:
                 n = epoll_wait(self.epfd, self.events, MAX_EPOLL_EVENTS, timeout)
             self.update_now()
             if n < 0:
@@ -292,7 +321,7 @@ cdef class Dispatcher:
                 except BaseException as exc:
                     self.on_handler_error(h, exc)
             h = None    # else the last handler stays alive while the loop idles
-            if self.heap_len:
+            if self.timers_armed:
                 self.run_timers()
         if self.write_queue_len:
             self.exec_queued_writes()
@@ -315,10 +344,12 @@ cdef class Dispatcher:
         # epoll_wait does not block.
         cdef Timer t
         cdef int budget = MAX_TIMERS_PER_TURN
-        while budget and self.heap_len and (<Timer>self.heap[0]).deadline <= self.now:
+        while budget:
+            t = self.next_timer()
+            if t is None or t.deadline > self.now:
+                break
             budget -= 1
-            t = <Timer>self.heap[0]
-            self.heap_remove(t)
+            t.disable()
             try:
                 t.cb(t.ctx)
             except BaseException as exc:
@@ -326,6 +357,60 @@ cdef class Dispatcher:
                 if self.error_log is not None:
                     self.error_log("timer error: %r" % (exc,))
         return 0
+
+    cdef Timer next_timer(self):
+        """The armed timer with the earliest deadline (None when none)."""
+        cdef PyObject *best = self.heap[0] if self.heap_len else NULL
+        cdef int q
+        for q in range(self.n_queues):
+            if self.queue_head[q] != NULL and (best == NULL or (<Timer>self.queue_head[q]).deadline
+                                               < (<Timer>best).deadline):
+                best = self.queue_head[q]
+        return <Timer>best if best != NULL else None
+
+    cdef int timer_queue_for(self, double timeout_s) noexcept:
+        """The queue of this duration (made for the first TIMER_QUEUES
+        durations seen), or -1: the heap."""
+        cdef int q
+        for q in range(self.n_queues):
+            if self.queue_timeout[q] == timeout_s:
+                return q
+        if self.n_queues == TIMER_QUEUES:
+            return -1
+        q = self.n_queues
+        self.queue_timeout[q] = timeout_s
+        self.queue_head[q] = self.queue_tail[q] = NULL
+        self.n_queues += 1
+        return q
+
+    cdef void queue_append(self, int q, Timer t) noexcept:
+        # Deadlines are now + one duration, and `now` never goes back: the
+        # tail is the latest.
+        Py_INCREF(t)
+        t.queue = q
+        t.qnext = NULL
+        t.qprev = self.queue_tail[q]
+        if self.queue_tail[q] != NULL:
+            (<Timer>self.queue_tail[q]).qnext = <PyObject*>t
+        else:
+            self.queue_head[q] = <PyObject*>t
+        self.queue_tail[q] = <PyObject*>t
+        self.timers_armed += 1
+
+    cdef void queue_remove(self, Timer t) noexcept:
+        cdef int q = t.queue
+        if t.qprev != NULL:
+            (<Timer>t.qprev).qnext = t.qnext
+        else:
+            self.queue_head[q] = t.qnext
+        if t.qnext != NULL:
+            (<Timer>t.qnext).qprev = t.qprev
+        else:
+            self.queue_tail[q] = t.qprev
+        t.qprev = t.qnext = NULL
+        t.queue = -1
+        self.timers_armed -= 1
+        Py_DECREF(t)
 
     # Indexed binary heap: each Timer knows its slot, so disable() is
     # O(log n) and a connection that connects in 1 ms leaves no stale entry.
@@ -342,6 +427,7 @@ cdef class Dispatcher:
         self.heap[self.heap_len] = <PyObject*>t
         t.heap_index = self.heap_len
         self.heap_len += 1
+        self.timers_armed += 1
         self.heap_sift_up(t.heap_index)
 
     cdef void heap_remove(self, Timer t) noexcept:
@@ -355,6 +441,7 @@ cdef class Dispatcher:
             self.heap_sift_down(i)
             self.heap_sift_up(last.heap_index)
         t.heap_index = -1
+        self.timers_armed -= 1
         Py_DECREF(t)
 
     cdef void heap_sift_up(self, Py_ssize_t i) noexcept:

@@ -144,7 +144,14 @@ cdef const char *http_date_value() noexcept:
     return _hcm_date
 
 
-cdef const char *_hcm_hex = b"0123456789abcdef"
+# Each byte's two hex digits, and where each of a UUID's 16 bytes goes in
+# its 36 characters.
+cdef char _hcm_hex_pairs[512]
+for _i in range(256):
+    _hcm_hex_pairs[2 * _i] = b"0123456789abcdef"[_i >> 4]
+    _hcm_hex_pairs[2 * _i + 1] = b"0123456789abcdef"[_i & 15]
+cdef unsigned char _hcm_uuid_pos[16]
+_hcm_uuid_pos[:] = [0, 2, 4, 6, 9, 11, 14, 16, 19, 21, 24, 26, 28, 30, 32, 34]
 
 
 cdef void http_uuid4(Dispatcher d, char *out) noexcept:
@@ -152,18 +159,14 @@ cdef void http_uuid4(Dispatcher d, char *out) noexcept:
     state: a request id costs two xorshift steps, no object."""
     cdef uint64_t r[2]
     cdef unsigned char *b = <unsigned char*>r
-    cdef int i, j = 0
+    cdef int i
     r[0] = d.random()
     r[1] = d.random()
     b[6] = (b[6] & 0x0f) | 0x40
     b[8] = (b[8] & 0x3f) | 0x80
     for i in range(16):
-        if i == 4 or i == 6 or i == 8 or i == 10:
-            out[j] = b'-'
-            j += 1
-        out[j] = _hcm_hex[b[i] >> 4]
-        out[j + 1] = _hcm_hex[b[i] & 15]
-        j += 2
+        memcpy(out + _hcm_uuid_pos[i], &_hcm_hex_pairs[2 * b[i]], 2)
+    out[8] = out[13] = out[18] = out[23] = b'-'
 
 
 cdef bytes _http_internal_ranges(list cidrs):
@@ -291,7 +294,6 @@ cdef class HttpConnectionManagerConfig(NetworkFilterFactory):
         hist = plan.listener_stats_base
         c.listener_stats = &ctx.stats_row[hist] if hist >= 0 else &c.no_listener_stats[0]
         c.worker = ctx.worker
-        c.managers = set()
         c.filter_factories = [_http_filter_factory(ctx, f) for f in plan.http_filters]
         c.route_config = _http_route_config(ctx, plan.route_table)
         c.server_name = plan.server_name.encode()
@@ -353,10 +355,14 @@ cdef class HttpConnectionManagerConfig(NetworkFilterFactory):
         return 0
 
     cdef int start_drain(self) except -1:
-        cdef HttpConnectionManagerImpl m
+        cdef HttpConnectionManagerImpl m = self.live_managers
+        cdef list live = []
         if self.draining:
             return 0
         self.draining = True
-        for m in list(self.managers):
+        while m is not None:
+            live.append(m)
+            m = m.live_next
+        for m in live:
             m.start_drain()
         return 0

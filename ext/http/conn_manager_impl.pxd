@@ -134,7 +134,7 @@ cdef class HttpConnectionManagerConfig(NetworkFilterFactory):
     cdef int64_t no_listener_stats[HTTP_LISTENER_STATS_COUNT]
     cdef Worker worker              # its draining flag; None (tests): see draining
     cdef bint draining              # set by start_drain(): every response closes
-    cdef set managers               # live HttpConnectionManagerImpl, for drain
+    cdef HttpConnectionManagerImpl live_managers    # for drain (intrusive list)
     # Managers chained by next_free (no list to grow and shrink): closed
     # ones, recycled or their cycles cut at the next connection, and those
     # ready for a new connection (recycle()).
@@ -288,6 +288,8 @@ cdef class HttpConnectionManagerImpl(ReadFilter):
     cdef Dispatcher dispatcher
     cdef ConnectionImpl connection
     cdef HttpConnectionManagerImpl next_free    # the config's closed / free chain
+    cdef HttpConnectionManagerImpl live_prev    # the config's live managers
+    cdef HttpConnectionManagerImpl live_next
     cdef _HttpConnManagerConnectionCallbacks connection_callbacks
     cdef Http1RequestParser parser
     cdef Http1BodyDecoder body_decoder
@@ -300,7 +302,7 @@ cdef class HttpConnectionManagerImpl(ReadFilter):
     cdef int accumulated_requests
     cdef double created
     cdef bint dispatching           # inside dispatch(): a stream end needs no resume timer
-    cdef char peer_ip[48]           # the downstream peer's address, as text
+    cdef char peer_ip[48]           # the downstream peer's address, as text (made for use_remote_address)
     cdef size_t peer_ip_len
     cdef bint peer_loopback
     cdef bint peer_internal         # in internal_address_config's ranges

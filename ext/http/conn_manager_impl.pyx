@@ -63,6 +63,9 @@ cdef class _HttpConnManagerConnectionCallbacks(ConnectionCallbacks):
         return 0
 
 
+cdef const char *_HCM_IN6_LOOPBACK = b"\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\x01"    # ::1
+
+
 cdef bint _hcm_wrapper_held(HttpActiveStream s) except -1:
     """A filter outlived the stream and still holds one of its wrappers
     (each is held only by its list otherwise)."""
@@ -126,7 +129,8 @@ cdef class HttpConnectionManagerImpl(ReadFilter):
         self.peer_loopback = False
         self.local_port = _hcm_local_port(conn.fd) if (
             cfg.strip_port == _HCM_STRIP_PORT_MATCHING or cfg.append_x_forwarded_port) else -1
-        self.peer_ip_len = format_ip(&conn.remote_addr, self.peer_ip)
+        # (Only use_remote_address writes it into requests.)
+        self.peer_ip_len = format_ip(&conn.remote_addr, self.peer_ip) if cfg.use_remote_address else 0
         if conn.remote_addr.ss_family == AF_INET:
             a4 = <sockaddr_in*>&conn.remote_addr
             self.peer_loopback = (ntohl(a4.sin_addr.s_addr) >> 24) == 127
@@ -134,7 +138,7 @@ cdef class HttpConnectionManagerImpl(ReadFilter):
                 _hcm_is_internal(cfg, 4, <const unsigned char *>&a4.sin_addr)
         elif conn.remote_addr.ss_family == AF_INET6:
             a6 = <sockaddr_in6*>&conn.remote_addr
-            self.peer_loopback = self.peer_ip_len == 3 and memcmp(self.peer_ip, b"::1", 3) == 0
+            self.peer_loopback = memcmp(&a6.sin6_addr, _HCM_IN6_LOOPBACK, 16) == 0
             self.peer_internal = cfg.n_internal_ranges > 0 and \
                 _hcm_is_internal(cfg, 6, <const unsigned char *>&a6.sin6_addr)
         self.created = self.dispatcher.now
@@ -143,7 +147,11 @@ cdef class HttpConnectionManagerImpl(ReadFilter):
             self.idle_timer.enable(cfg.idle_timeout)
         if self.duration_timer is not None:
             self.duration_timer.enable(cfg.max_connection_duration)
-        cfg.managers.add(self)
+        self.live_prev = None
+        self.live_next = cfg.live_managers
+        if cfg.live_managers is not None:
+            cfg.live_managers.live_prev = self
+        cfg.live_managers = self
         return FILTER_CONTINUE
 
     cdef int create_connection_objects(self) except -1:
@@ -639,7 +647,14 @@ cdef class HttpConnectionManagerImpl(ReadFilter):
             cfg.stats[HTTP_DOWNSTREAM_CX_DESTROY_ACTIVE_RQ] += 1
         if cfg.cx_length_hist != NULL:
             hist_record(cfg.cx_length_hist, (self.dispatcher.now - self.created) * 1000.0)
-        cfg.managers.discard(self)
+        if self.live_prev is None:
+            if cfg.live_managers is self:
+                cfg.live_managers = self.live_next
+        else:
+            self.live_prev.live_next = self.live_next
+        if self.live_next is not None:
+            self.live_next.live_prev = self.live_prev
+        self.live_prev = self.live_next = None
         self.disable_timers()
         self.connection_callbacks.parent = None
         self.connection = None

@@ -88,12 +88,10 @@ cdef class HttpHeaderMap:
         free(self.entries)
 
     cdef void clear(self) noexcept:
-        cdef int i
         self.buf_len = 0
         self.count = 0
         self.live = 0
-        for i in range(HTTP1_HEADER_COUNT):
-            self.index[i] = -1
+        memset(self.index, 0xff, sizeof(int) * HTTP1_HEADER_COUNT)     # all -1
         self.method = -1
         self.path_off = self.path_len = 0
         self.status = 0
@@ -162,12 +160,12 @@ cdef class HttpHeaderMap:
     cdef int load_head(self, const char *head, size_t head_len,
                        const Http1Header *headers, int count) except -1:
         """Take a parsed head: one copy of the block, an entry per header
-        (offsets unchanged), names lower-cased. Clears the map first.
-        maybe_repeated: two names hash alike (a 64-bit filter, then the
-        earlier hashes compared), so distinct names never pay a merge scan."""
-        cdef int i, j, k
+        (offsets unchanged; the parser lower-cased the names). Clears the
+        map first. maybe_repeated: two names hash alike (a 64-bit filter,
+        then the earlier hashes compared), so distinct names never pay a
+        merge scan."""
+        cdef int i, k
         cdef HttpHeaderEntry *e
-        cdef char *name
         cdef uint64_t seen = 0, bit
         cdef uint32_t hsh
         cdef uint32_t hashes[_HTTP_HEADER_MAP_HASHED]
@@ -183,12 +181,8 @@ cdef class HttpHeaderMap:
             e.value_off = headers[i].value_off
             e.value_len = headers[i].value_len
             e.id = headers[i].id
-            name = self.buf + e.name_off
-            hsh = 0
-            for j in range(<int>e.name_len):
-                name[j] = <char>_http1_lower(<unsigned char>name[j])
-                hsh = hsh * 31 + <unsigned char>name[j]
-            bit = (<uint64_t>1) << ((hsh ^ (hsh >> 7)) & 63)
+            hsh = headers[i].hash
+            bit = (<uint64_t>1) << _http1_name_slot(hsh)
             if seen & bit and not self.maybe_repeated:
                 if i >= _HTTP_HEADER_MAP_HASHED:
                     self.maybe_repeated = True
@@ -292,23 +286,28 @@ cdef class HttpHeaderMap:
     cdef int add_entry(self, const char *name, size_t name_len,
                        const char *value, size_t value_len, int id, bint lower) except -1:
         cdef HttpHeaderEntry *e
-        cdef size_t j
+        cdef size_t j, off
         cdef char *p
         if id == HTTP1_HEADER_OTHER:
             id = _http1_header_id(name, name_len)
-        self.reserve_entries(1)
-        self.reserve_bytes(name_len + value_len)
-        e = &self.entries[self.count]
-        e.name_off = <uint32_t>self.buf_len
-        e.name_len = <uint32_t>name_len
-        p = self.buf + self.buf_len
+        if self.count == self.cap:
+            self.reserve_entries(1)
+        if self.buf_len + name_len + value_len > self.buf_cap:
+            self.reserve_bytes(name_len + value_len)
+        off = self.buf_len
+        p = self.buf + off
         if lower:
             for j in range(name_len):
                 p[j] = <char>_http1_lower(<unsigned char>name[j])
         else:
             memcpy(p, name, name_len)
-        self.buf_len += name_len
-        e.value_off = self.append_bytes(value, value_len)
+        if value_len:
+            memcpy(p + name_len, value, value_len)
+        self.buf_len = off + name_len + value_len
+        e = &self.entries[self.count]
+        e.name_off = <uint32_t>off
+        e.name_len = <uint32_t>name_len
+        e.value_off = <uint32_t>(off + name_len)
         e.value_len = <uint32_t>value_len
         e.id = id
         if id != HTTP1_HEADER_OTHER and self.index[id] < 0:
@@ -425,25 +424,24 @@ cdef class HttpHeaderMap:
                 return i
         return -1
 
-    cdef int encode_headers(self, OwnedBuffer out, int first_id) except -1:
-        """Write "name: value\\r\\n" for each live entry, those of `first_id`
-        (e.g. host, as Envoy's encoder puts :authority first) before the
-        rest; HTTP1_HEADER_OTHER for plain order. No blank line."""
+    cdef size_t headers_size(self) noexcept:
+        """What write_headers() writes: "name: value\\r\\n" per live entry."""
         cdef int i
         cdef HttpHeaderEntry *e
         cdef size_t need = 0
-        cdef char *p
-        cdef char *start
         for i in range(self.count):
             e = &self.entries[i]
             if e.id != HTTP_HEADER_DEAD:
                 need += e.name_len + e.value_len + 4
-        if need == 0:
-            return 0
-        # One contiguous run in the buffer's tail: build it in the map's own
-        # spare room, then append it (a single copy into the buffer).
-        self.reserve_bytes(need)
-        start = p = self.buf + self.buf_len
+        return need
+
+    cdef char *write_headers(self, char *p, int first_id) noexcept:
+        """Write "name: value\\r\\n" for each live entry at p, those of
+        `first_id` (e.g. host, as Envoy's encoder puts :authority first)
+        before the rest; HTTP1_HEADER_OTHER for plain order. No blank line.
+        Returns the end."""
+        cdef int i
+        cdef HttpHeaderEntry *e
         if first_id != HTTP1_HEADER_OTHER:
             for i in range(self.count):
                 e = &self.entries[i]
@@ -453,7 +451,23 @@ cdef class HttpHeaderMap:
             e = &self.entries[i]
             if e.id != HTTP_HEADER_DEAD and (first_id == HTTP1_HEADER_OTHER or e.id != first_id):
                 p = _http_header_write(p, self.buf, e)
-        out.add(start, p - start)
+        return p
+
+    cdef int encode_headers(self, OwnedBuffer out, int first_id) except -1:
+        """write_headers() into `out`: in its tail when there is room, else
+        built in the map's own spare room and appended."""
+        cdef size_t need = self.headers_size()
+        cdef char *p
+        cdef char *start
+        if need == 0:
+            return 0
+        p = out.tail_space(need)
+        if p != NULL:
+            out.commit_tail(self.write_headers(p, first_id) - p)
+            return 0
+        self.reserve_bytes(need)
+        start = self.buf + self.buf_len
+        out.add(start, self.write_headers(start, first_id) - start)
         return 0
 
     # -- for tests and the admin: Python views (never on the request path)

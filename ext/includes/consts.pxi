@@ -17,6 +17,7 @@ cdef enum:
     MAX_EPOLL_EVENTS = 256
     # Expired timers one loop turn runs before polling again.
     MAX_TIMERS_PER_TURN = 64
+    TIMER_QUEUES = 8                # timeout durations with a FIFO queue
     # Connections one listener accepts per readiness event (batched accept4).
     ACCEPT_BATCH = 64
     # Batches a listener that stops for good accepts at most to empty its

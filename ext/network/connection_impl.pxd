@@ -84,6 +84,7 @@ cdef class ConnectionImpl(FileEventHandler):
     cdef int on_connected(self, uint32_t events) except -1
     cdef int close(self, int close_type) except -1
     cdef int close_socket(self, int event) except -1
+    cdef void release_closed(self) noexcept
     cdef int connect(self) except -1
     cdef int on_write_drained(self) except -1
     cdef void on_write_watermark(self, bint above) noexcept

@@ -373,16 +373,21 @@ cdef class ConnectionImpl(FileEventHandler):
         # Kept until the batch ends (then recycled if nothing holds it).
         self.next_free = self.dispatcher.closed_connections
         self.dispatcher.closed_connections = self
+        # Callbacks and filters may be running below us on the stack: the
+        # lists keep them until the batch ends (release_closed).
         cbs = self.callbacks
-        # Callbacks may be running below us on the stack: free them later.
-        self.dispatcher.deferred.extend(cbs)
         try:
             for cb in cbs:
                 (<ConnectionCallbacks>cb).on_event(event)
         finally:
-            del cbs[:]
             self.filter_manager.clear()
         return 0
+
+    cdef void release_closed(self) noexcept:
+        """At the end of the batch that closed this connection: let go of
+        its callbacks and filters (the lists stay, for recycle())."""
+        ef_list_clear(self.callbacks)
+        self.filter_manager.release_filters()
     # Python API for tests (write path and close semantics through a real
     # socket); never on the data path.
 

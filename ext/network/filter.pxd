@@ -63,3 +63,4 @@ cdef class FilterManager:
     cdef inline int continue_reading(self, ReadFilter after) except -1:
         return self.on_continue_reading(after.filter_index + 1)
     cdef void clear(self)
+    cdef void release_filters(self)

@@ -94,16 +94,17 @@ cdef class FilterManager:
         return FILTER_CONTINUE
 
     cdef void clear(self):
-        # Cut the connection <-> filter cycles on close.
+        # Cut the connection <-> filter cycles on close. A filter may be
+        # running below us on the stack (it closed its own connection): the
+        # list keeps the filters alive until the batch ends, when the
+        # Dispatcher empties it (release_filters).
         cdef ReadFilter f
         for f in self.read_filters:
             f.read_callbacks = None
-        # A filter may be running below us on the stack (it closed its own
-        # connection): keep the filters alive until the batch ends. (The
-        # list itself stays, for a recycled connection.)
-        if self.connection is not None:
-            self.connection.dispatcher.deferred.extend(self.read_filters)
-        del self.read_filters[:]
         self.write_filters = None
         self.sole_filter = None
         self.connection = None
+
+    cdef void release_filters(self):
+        # (The list itself stays, for a recycled connection.)
+        ef_list_clear(self.read_filters)

@@ -68,6 +68,10 @@ cdef class ActiveTcpConnection(ConnectionCallbacks):
     cdef ConnectionImpl connection
     cdef double created
     cdef ActiveTcpConnection next_free  # the listener's free chain
+    # The listener's live connections (intrusive: O(1) in and out, no set
+    # to hash into per connection).
+    cdef ActiveTcpConnection live_prev
+    cdef ActiveTcpConnection live_next
 
 
 cdef enum:  # ListenerStat: offsets in a listener's stats block
@@ -92,7 +96,7 @@ cdef class ActiveTcpListener:
     cdef Py_ssize_t connection_limit    # -1: none
     cdef Py_ssize_t num_connections
     cdef size_t buffer_limit
-    cdef set connections            # ActiveTcpConnection, for drain/shutdown
+    cdef ActiveTcpConnection live_head  # live connections, for drain/shutdown
     cdef ActiveTcpSocket spare_socket   # the last accepted socket's, for the next
     cdef ActiveTcpConnection free_active    # closed ones' trackers, for new connections
     cdef Py_ssize_t free_active_len

@@ -267,7 +267,6 @@ cdef class ActiveTcpListener:
         self.filter_chain_manager = manager
         self.connection_limit = connection_limit
         self.buffer_limit = buffer_limit
-        self.connections = set()
 
     @staticmethod
     cdef ActiveTcpListener from_plan(FactoryContext ctx, object plan):
@@ -325,7 +324,11 @@ cdef class ActiveTcpListener:
         active.connection = conn
         active.created = self.dispatcher.now
         conn.add_callbacks(active)
-        self.connections.add(active)
+        active.live_prev = None
+        active.live_next = self.live_head
+        if self.live_head is not None:
+            self.live_head.live_prev = active
+        self.live_head = active
         self.num_connections += 1
         self.stats[LISTENER_DOWNSTREAM_CX_TOTAL] += 1
         self.stats[LISTENER_DOWNSTREAM_CX_ACTIVE] += 1
@@ -345,7 +348,13 @@ cdef class ActiveTcpListener:
             return
         active.listener = None
         active.connection = None
-        self.connections.discard(active)
+        if active.live_prev is None:
+            self.live_head = active.live_next
+        else:
+            active.live_prev.live_next = active.live_next
+        if active.live_next is not None:
+            active.live_next.live_prev = active.live_prev
+        active.live_prev = active.live_next = None
         self.num_connections -= 1
         self.stats[LISTENER_DOWNSTREAM_CX_ACTIVE] -= 1
         self.stats[LISTENER_DOWNSTREAM_CX_DESTROY] += 1
@@ -358,8 +367,12 @@ cdef class ActiveTcpListener:
             self.free_active_len += 1
 
     def close_all_for_shutdown(self):
-        cdef ActiveTcpConnection a
-        for a in list(self.connections):
+        cdef ActiveTcpConnection a = self.live_head
+        cdef list live = []
+        while a is not None:
+            live.append(a)
+            a = a.live_next
+        for a in live:
             if a.connection is not None:
                 a.connection.close(CLOSE_NO_FLUSH)
 

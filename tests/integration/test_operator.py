@@ -525,20 +525,26 @@ def test_enable_reuse_port(tmp_path, impl, reuse):
 
 def test_enable_reuse_port_false_serves_on_every_worker(tmp_path):
     """One shared socket: connections still reach both workers (not just one)."""
+    # Which worker accepts is the scheduler's choice: a worker kept off the
+    # CPU for a moment (a loaded machine) may miss a whole batch, so more
+    # batches are tried before concluding that one worker gets nothing.
     with named_server("up") as up:
         lp, ap = free_port(), free_port()
         with run_envoy_fast(config(lp, ap, up.port, enable_reuse_port=False), concurrency=2) as proxy:
             held = []
-            for _ in range(40):
-                s = socket.create_connection(("127.0.0.1", lp), timeout=5)
-                assert s.recv(10) == b"up\n"
-                held.append(s)
-            stats = proxy.stats()
+            for _ in range(5):
+                for _ in range(40):
+                    s = socket.create_connection(("127.0.0.1", lp), timeout=5)
+                    assert s.recv(10) == b"up\n"
+                    held.append(s)
+                stats = proxy.stats()
+                per_worker = [stats.get("listener.127.0.0.1_%d.worker_%d.downstream_cx_total" % (lp, i), 0)
+                              for i in range(2)]
+                if min(per_worker) > 0:
+                    break
             for s in held:
                 s.close()
-    per_worker = [stats.get("listener.127.0.0.1_%d.worker_%d.downstream_cx_total" % (lp, i), 0)
-                  for i in range(2)]
-    assert sum(per_worker) == 40, per_worker
+    assert sum(per_worker) == len(held), per_worker
     assert min(per_worker) > 0, per_worker
 
 

@@ -72,8 +72,11 @@ cdef bint _http1_connection_upgrade(HttpHeaderMap h) noexcept:
 cdef void _http1_buffer_copy(OwnedBuffer dst, OwnedBuffer src) noexcept:
     """Append a copy of src's bytes to dst (src unchanged)."""
     cdef BufferCursor c
-    cdef const char *p
+    cdef const char *p = src.peek(src.len)
     cdef size_t k
+    if p != NULL:
+        dst.add(p, src.len)             # one slice (a request head): one copy
+        return
     if not src.seek(&c, 0):
         return
     while True:
@@ -82,6 +85,9 @@ cdef void _http1_buffer_copy(OwnedBuffer dst, OwnedBuffer src) noexcept:
             break
         dst.add(p, k)
         src.advance(&c, k)
+
+
+cdef const char *_HTTP1_SLASH = b"/"
 
 
 @cython.final
@@ -110,7 +116,11 @@ cdef class Http1RequestEncoder:
         cdef OwnedBuffer out
         cdef int m = headers.method, i, hidden_n = 0
         cdef int hidden[16]
-        cdef bint has_length
+        cdef const char *path
+        cdef size_t ml, pl, fl = 0
+        cdef const char *framing = NULL
+        cdef char *start
+        cdef char *p
         if client is None:
             return 0
         if m < 0 or m >= HTTP1_METHOD_COUNT:
@@ -118,40 +128,60 @@ cdef class Http1RequestEncoder:
         out = client.out
         self.method = m
         client.head_request = m == HTTP1_METHOD_HEAD
-        out.add(_HTTP1_METHOD_NAMES[m], _HTTP1_METHOD_LENS[m])
-        out.add(b" ", 1)
-        if headers.path_len:
-            out.add(headers.path(), headers.path_len)
-        else:
-            out.add(b"/", 1)
-        out.add(b" HTTP/1.1\r\n", 11)
+        self.chunked = False
+        # An upgrade's body is the new protocol's bytes: never framed (Envoy
+        # disables chunk encoding for it).
+        self.upgrade = headers.get(HTTP1_HEADER_UPGRADE) >= 0 and _http1_connection_upgrade(headers)
+        if headers.get(HTTP1_HEADER_CONTENT_LENGTH) < 0 and not self.upgrade:
+            if end_stream:
+                if not _http1_method_bodiless(m):
+                    framing = b"content-length: 0\r\n"
+                    fl = 19
+            else:
+                framing = b"transfer-encoding: chunked\r\n"
+                fl = 28
+                self.chunked = True
         # Framing is the encoder's: a transfer-encoding from downstream is
-        # not copied (the body is re-chunked below when needed).
+        # not copied (the body is re-chunked when needed). Hidden while
+        # encoding (the caller's map keeps it, for logs).
         if headers.get(HTTP1_HEADER_TRANSFER_ENCODING) >= 0:
-            # Hidden while encoding (the caller's map keeps it, for logs).
             for i in range(headers.count):
                 if headers.entries[i].id == HTTP1_HEADER_TRANSFER_ENCODING and hidden_n < 16:
                     headers.entries[i].id = HTTP_HEADER_DEAD
                     hidden[hidden_n] = i
                     hidden_n += 1
-            headers.encode_headers(out, HTTP1_HEADER_HOST)
-            for i in range(hidden_n):
-                headers.entries[hidden[i]].id = HTTP1_HEADER_TRANSFER_ENCODING
+        ml = _HTTP1_METHOD_LENS[m]
+        if headers.path_len:
+            path = headers.path()
+            pl = headers.path_len
         else:
+            path = _HTTP1_SLASH
+            pl = 1
+        # The head in one run, in place in the buffer's tail.
+        start = p = out.tail_space(ml + 1 + pl + 11 + headers.headers_size() + fl + 2)
+        if p != NULL:
+            memcpy(p, _HTTP1_METHOD_NAMES[m], ml)
+            p[ml] = b' '
+            p += ml + 1
+            memcpy(p, path, pl)
+            memcpy(p + pl, b" HTTP/1.1\r\n", 11)
+            p = headers.write_headers(p + pl + 11, HTTP1_HEADER_HOST)
+            if fl:
+                memcpy(p, framing, fl)
+            p[fl] = b'\r'
+            p[fl + 1] = b'\n'
+            out.commit_tail(p + fl + 2 - start)
+        else:
+            out.add(_HTTP1_METHOD_NAMES[m], ml)
+            out.add(b" ", 1)
+            out.add(path, pl)
+            out.add(b" HTTP/1.1\r\n", 11)
             headers.encode_headers(out, HTTP1_HEADER_HOST)
-        has_length = headers.get(HTTP1_HEADER_CONTENT_LENGTH) >= 0
-        self.chunked = False
-        # An upgrade's body is the new protocol's bytes: never framed (Envoy
-        # disables chunk encoding for it).
-        self.upgrade = headers.get(HTTP1_HEADER_UPGRADE) >= 0 and _http1_connection_upgrade(headers)
-        if not has_length and not self.upgrade:
-            if end_stream:
-                if not _http1_method_bodiless(m):
-                    out.add(b"content-length: 0\r\n", 19)
-            else:
-                out.add(b"transfer-encoding: chunked\r\n", 28)
-                self.chunked = True
-        out.add(b"\r\n", 2)
+            if fl:
+                out.add(framing, fl)
+            out.add(b"\r\n", 2)
+        for i in range(hidden_n):
+            headers.entries[hidden[i]].id = HTTP1_HEADER_TRANSFER_ENCODING
         if end_stream:
             self.request_complete = True
         return self._write(out, False)

@@ -45,23 +45,43 @@ cdef const char *http1_reason_phrase(int status, size_t *n) noexcept:
 
 cdef int http1_encode_request_head(OwnedBuffer out, HttpHeaderMap h) except -1:
     """"METHOD path HTTP/1.1", host first, the other headers in order, the
-    blank line (Envoy's RequestEncoderImpl)."""
+    blank line (Envoy's RequestEncoderImpl): written in place in `out`'s
+    tail when a slice holds it."""
     cdef int m = h.method if 0 <= h.method < HTTP1_METHOD_COUNT else HTTP1_METHOD_GET
-    out.add(_HTTP1_METHOD_NAMES[m], _HTTP1_METHOD_LENS[m])
-    out.add(b" ", 1)
-    out.add(h.path(), h.path_len)
-    out.add(b" HTTP/1.1\r\n", 11)
-    h.encode_headers(out, HTTP1_HEADER_HOST)
-    out.add(b"\r\n", 2)
+    cdef size_t ml = _HTTP1_METHOD_LENS[m]
+    cdef char *start
+    cdef char *p
+    start = p = out.tail_space(ml + 1 + h.path_len + 11 + h.headers_size() + 2)
+    if p == NULL:
+        out.add(_HTTP1_METHOD_NAMES[m], ml)
+        out.add(b" ", 1)
+        out.add(h.path(), h.path_len)
+        out.add(b" HTTP/1.1\r\n", 11)
+        h.encode_headers(out, HTTP1_HEADER_HOST)
+        out.add(b"\r\n", 2)
+        return 0
+    memcpy(p, _HTTP1_METHOD_NAMES[m], ml)
+    p[ml] = b' '
+    p += ml + 1
+    memcpy(p, h.path(), h.path_len)
+    p += h.path_len
+    memcpy(p, b" HTTP/1.1\r\n", 11)
+    p = h.write_headers(p + 11, HTTP1_HEADER_HOST)
+    p[0] = b'\r'
+    p[1] = b'\n'
+    out.commit_tail(p + 2 - start)
     return 0
 
 
 cdef int http1_encode_response_head(OwnedBuffer out, HttpHeaderMap h, bint http10) except -1:
-    """"HTTP/1.1 NNN Reason", the headers in order, the blank line."""
+    """"HTTP/1.1 NNN Reason", the headers in order, the blank line: written
+    in place in `out`'s tail when a slice holds it."""
     cdef char line[64]
     cdef size_t rn, n = 9
     cdef const char *reason = http1_reason_phrase(h.status, &rn)
     cdef unsigned int status = <unsigned int>h.status if h.status >= 100 else 500
+    cdef char *start
+    cdef char *p
     memcpy(line, b"HTTP/1.0 " if http10 else b"HTTP/1.1 ", 9)
     n += format_uint(status, line + n)    # an upstream's 2000 is relayed as such
     line[n] = b' '
@@ -69,9 +89,18 @@ cdef int http1_encode_response_head(OwnedBuffer out, HttpHeaderMap h, bint http1
     n += 1 + rn
     line[n] = b'\r'
     line[n + 1] = b'\n'
-    out.add(line, n + 2)
-    h.encode_headers(out, HTTP1_HEADER_OTHER)
-    out.add(b"\r\n", 2)
+    n += 2
+    start = p = out.tail_space(n + h.headers_size() + 2)
+    if p == NULL:
+        out.add(line, n)
+        h.encode_headers(out, HTTP1_HEADER_OTHER)
+        out.add(b"\r\n", 2)
+        return 0
+    memcpy(p, line, n)
+    p = h.write_headers(p + n, HTTP1_HEADER_OTHER)
+    p[0] = b'\r'
+    p[1] = b'\n'
+    out.commit_tail(p + 2 - start)
     return 0
 
 

@@ -80,7 +80,8 @@ cdef enum Http1Version:
     HTTP1_VERSION_10 = 10           # HTTP/1.0 and any HTTP/d.d but 1.1
     HTTP1_VERSION_11 = 11
 
-# One header: offsets into the linearized head.
+# One header: offsets into the linearized head, whose names the parse
+# lower-cases in place.
 ctypedef struct Http1Header:
     uint32_t name_off
     uint32_t name_len
@@ -88,6 +89,7 @@ ctypedef struct Http1Header:
     uint32_t value_len
     int id                          # Http1HeaderId
     int flags                       # HTTP1_HEADER_FLAG_*
+    uint32_t hash                   # of the (lower-cased) name
 
 cdef enum:
     # The name holds '_' (headers_with_underscores_action: the HCM rejects

@@ -28,12 +28,45 @@ cdef size_t _HTTP1_HEADER_LENS[HTTP1_HEADER_COUNT]
 for _i in range(HTTP1_HEADER_COUNT):
     _HTTP1_HEADER_LENS[_i] = len(<bytes>_HTTP1_HEADER_NAMES[_i])
 
+
+cdef inline uint32_t _http1_name_hash(const char *lower, size_t n) noexcept:
+    """A lower-case name's hash, from its length and three of its bytes: O(1)
+    per header (what it is for, an id lookup and a repeat filter, compare
+    the names themselves after it)."""
+    return <uint32_t>(n * 0x9E3779B1U + <unsigned char>lower[0] * 0x85EBCA77U
+                      + <unsigned char>lower[n - 1] * 0xC2B2AE3DU
+                      + <unsigned char>lower[n >> 1] * 0x27D4EB2FU)
+
+
+cdef inline int _http1_name_slot(uint32_t h) noexcept:
+    return <int>((h >> 25) & 63)
+
+
+# Known header ids by name hash (0: none): the parser finds a header's id
+# with one lookup and one compare. Checked here: no two names share a slot.
+cdef unsigned char _http1_header_slots[64]
+for _i in range(64):
+    _http1_header_slots[_i] = 0
+for _i in range(1, HTTP1_HEADER_COUNT):
+    _h = _http1_name_hash(_HTTP1_HEADER_NAMES[_i], _HTTP1_HEADER_LENS[_i])
+    if _http1_header_slots[_http1_name_slot(_h)]:
+        raise ImportError("known header names share a hash slot")
+    _http1_header_slots[_http1_name_slot(_h)] = _i
+del _h
+
 # RFC 9110 tchar: the bytes allowed in a method and a header name (3 for
 # '_', so a name's OR tells whether it holds one).
 cdef unsigned char _http1_tchar[256]
 for _i in range(256):
     _http1_tchar[_i] = (3 if _i == 95 else 1) if (
         48 <= _i <= 57 or 65 <= _i <= 90 or 97 <= _i <= 122 or chr(_i) in "!#$%&'*+-.^_`|~") else 0
+
+# A header name byte, lower-cased (0: not a tchar, ':' included); bit 8
+# marks '_' (headers_with_underscores_action).
+cdef uint16_t _http1_name_char[256]
+for _i in range(256):
+    _http1_name_char[_i] = 0 if not _http1_tchar[_i] else (
+        (_i + 32 if 65 <= _i <= 90 else _i) | (0x100 if _i == 95 else 0))
 
 # Bytes a header value keeps as they are: HT, visible ASCII, SP, obs-text.
 cdef unsigned char _http1_value_char[256]
@@ -67,6 +100,14 @@ cdef inline unsigned char _http1_lower(unsigned char c) noexcept:
     return c + 32 if 65 <= c <= 90 else c
 
 
+# What a header value may hold unchecked, eight bytes at a time: no byte
+# below 0x20 (HT included: the byte loop takes it) and no DEL.
+cdef inline bint _http1_plain_word(uint64_t x) noexcept:
+    cdef uint64_t ones = 0x0101010101010101ULL, highs = 0x8080808080808080ULL
+    cdef uint64_t d = x ^ (ones * 0x7f)
+    return (((x - ones * 0x20) & ~x) | ((d - ones) & ~d)) & highs == 0
+
+
 cdef inline bint _http1_ieq(const char *a, const char *lower, size_t n) noexcept:
     """a[0:n] equals the lowercase `lower`, ignoring ASCII case."""
     cdef size_t i
@@ -94,11 +135,29 @@ cdef bint _http1_has_token(const char *v, size_t n, const char *tok, size_t tn) 
     return False
 
 
+cdef inline int _http1_header_id_hashed(const char *lower, size_t n, uint32_t h) noexcept:
+    """The id of a lower-case name whose _http1_name_hash is h."""
+    cdef int i = _http1_header_slots[_http1_name_slot(h)]
+    if i and _HTTP1_HEADER_LENS[i] == n and memcmp(lower, _HTTP1_HEADER_NAMES[i], n) == 0:
+        return i
+    return HTTP1_HEADER_OTHER
+
+
 cdef inline int _http1_header_id(const char *name, size_t n) noexcept:
-    cdef int i
-    for i in range(1, HTTP1_HEADER_COUNT):
-        if _HTTP1_HEADER_LENS[i] == n and _http1_ieq(name, _HTTP1_HEADER_NAMES[i], n):
-            return i
+    """The id of a name in any case."""
+    cdef char key[3]
+    cdef int id
+    if n == 0:
+        return HTTP1_HEADER_OTHER
+    # The hash reads bytes 0, n-1 and n/2: lower-case just those.
+    key[0] = <char>_http1_lower(<unsigned char>name[0])
+    key[1] = <char>_http1_lower(<unsigned char>name[n >> 1])
+    key[2] = <char>_http1_lower(<unsigned char>name[n - 1])
+    id = _http1_header_slots[_http1_name_slot(<uint32_t>(
+        n * 0x9E3779B1U + <unsigned char>key[0] * 0x85EBCA77U
+        + <unsigned char>key[2] * 0xC2B2AE3DU + <unsigned char>key[1] * 0x27D4EB2FU))]
+    if id and _HTTP1_HEADER_LENS[id] == n and _http1_ieq(name, _HTTP1_HEADER_NAMES[id], n):
+        return id
     return HTTP1_HEADER_OTHER
 
 
@@ -128,7 +187,6 @@ cdef class Http1HeadParser:
 
     cdef void reset(self) noexcept:
         """Ready for the next head (after the caller drains this one)."""
-        cdef int i
         self.header_count = 0
         self.scanned = 0
         self.line_start = 0
@@ -143,8 +201,7 @@ cdef class Http1HeadParser:
         self.conn_close = self.conn_keep_alive = self.conn_upgrade = False
         self.expect_continue = False
         self.underscore_headers = 0
-        for i in range(HTTP1_HEADER_COUNT):
-            self.header_index[i] = -1
+        memset(self.header_index, 0xff, sizeof(int) * HTTP1_HEADER_COUNT)  # all -1
         self.error_status = 0
         self.error_detail = NULL
 
@@ -234,7 +291,10 @@ cdef class Http1HeadParser:
         cdef char *p = <char*>self.head
         cdef size_t end = self.head_len, next_line, eol, start, colon, vs, w
         cdef unsigned char c
+        cdef uint16_t v
         cdef int flags
+        cdef uint32_t hsh
+        cdef uint64_t word
         cdef Http1Header *h = NULL
         cdef bint rewriting
         while True:
@@ -259,15 +319,21 @@ cdef class Http1HeadParser:
                     return HTTP1_PARSE_ERROR
                 start = i
                 flags = 0
-                while i < eol and p[i] != b':':
-                    c = _http1_tchar[<unsigned char>p[i]]
-                    if not c:
+                # The name is checked and lower-cased in place (Envoy
+                # forwards names in lower case): one table load a byte.
+                while i < eol:
+                    v = _http1_name_char[<unsigned char>p[i]]
+                    if not v:
+                        if p[i] == b':':
+                            break
                         return self._error(400, HTTP1_DETAIL_CODEC_ERROR)
-                    flags |= c
+                    flags |= v
+                    p[i] = <char>v
                     i += 1
-                flags = HTTP1_HEADER_FLAG_UNDERSCORE if flags & 2 else 0
+                flags = HTTP1_HEADER_FLAG_UNDERSCORE if flags & 0x100 else 0
                 if i == eol or i == start:
                     return self._error(400, HTTP1_DETAIL_CODEC_ERROR)
+                hsh = _http1_name_hash(p + start, i - start)
                 if self.header_count == self.max_headers:
                     return self._error(431, HTTP1_DETAIL_TOO_MANY_HEADERS)
                 colon = i
@@ -280,7 +346,8 @@ cdef class Http1HeadParser:
                 h.name_len = colon - start
                 h.value_off = i
                 h.value_len = 0
-                h.id = _http1_header_id(p + start, colon - start)
+                h.id = _http1_header_id_hashed(p + start, colon - start, hsh)
+                h.hash = hsh
                 h.flags = flags
                 if flags:
                     self.underscore_headers += 1
@@ -291,6 +358,11 @@ cdef class Http1HeadParser:
             w = h.value_off + h.value_len
             vs = i
             if not rewriting:
+                while i + 8 <= eol:
+                    memcpy(&word, p + i, 8)
+                    if not _http1_plain_word(word):
+                        break
+                    i += 8
                 while i < eol and _http1_value_char[<unsigned char>p[i]]:
                     i += 1
             while i < eol:

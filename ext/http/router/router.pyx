@@ -90,7 +90,7 @@ cdef class RouterFilter(HttpStreamDecoderFilter):
         if self.attempted_hosts is None:
             self.attempted_hosts = []
         elif len(self.attempted_hosts):
-            del self.attempted_hosts[:]
+            ef_list_clear(self.attempted_hosts)
         self.attempt_count = 1
         self.has_retry_buffer = False
         self.retry_buffer_limit = _ROUTER_NO_LIMIT

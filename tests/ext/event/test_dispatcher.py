@@ -179,3 +179,43 @@ def test_dropping_a_timer_object_disarms_nothing_it_does_not_own():
     gc.collect()
     d.run_for_test(0.1)
     assert fired == ["dropped"]
+
+
+def test_timers_of_one_duration_fire_in_arming_order_and_leave_from_anywhere():
+    # One duration (as every connection's idle timeout): the timers armed
+    # over several turns fire in the order they were armed; those disarmed
+    # at the head, in the middle and at the tail of that order never fire,
+    # and one re-armed with another duration fires at its new deadline.
+    d = Dispatcher()
+    fired = []
+    timers = []
+    for i in range(12):
+        t = make_timer(d, fired, i)
+        t.enable(0.1)
+        timers.append(t)
+        d.run_for_test(0.004)   # a later deadline for each
+    for i in (0, 5, 11):
+        timers[i].disable()
+        assert not timers[i].enabled
+    timers[3].enable(0.3)       # now due after the others
+    assert timers[3].enabled
+    d.run_for_test(0.6)
+    assert fired == [1, 2, 4, 6, 7, 8, 9, 10, 3]
+    assert not any(t.enabled for t in timers)
+
+
+def test_timers_past_the_duration_queues_still_fire_in_deadline_order():
+    # More distinct durations than there are duration queues: the rest go
+    # to the heap, and the two kinds interleave by deadline.
+    d = Dispatcher()
+    fired = []
+    delays = [0.01 * k for k in range(20, 0, -1)] * 3
+    timers = []
+    for i, delay in enumerate(delays):
+        t = make_timer(d, fired, i)
+        t.enable(delay)
+        timers.append(t)
+    d.run_for_test(0.5)
+    assert sorted(fired) == list(range(len(delays)))
+    fired_delays = [delays[i] for i in fired]
+    assert fired_delays == sorted(fired_delays)

@@ -22,9 +22,9 @@ OK = b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 5\r\nX-Y_z
 def test_status_line_and_headers():
     r = parse(OK)
     assert (r["status"], r["reason"], r["version"]) == (200, b"OK", "HTTP/1.1")
-    assert r["headers"] == [(b"Content-Type", b"text/plain", "content-type"),
-                            (b"Content-Length", b"5", "content-length"),
-                            (b"X-Y_z", b"1", None)]
+    assert r["headers"] == [(b"content-type", b"text/plain", "content-type"),
+                            (b"content-length", b"5", "content-length"),
+                            (b"x-y_z", b"1", None)]
     assert r["underscore"] == [2]
     assert r["content_length"] == 5 and r["body_mode"] == "content_length"
     assert r["head_len"] == len(OK) - 5
@@ -38,8 +38,8 @@ def test_status_line_variants_envoy_accepts():
     assert parse(b"HTTP/1.1 2000 X\r\n\r\n")["status"] == 2000
     assert parse(b"HTTP/1.1 600 X\r\n\r\n")["status"] == 600
     assert parse(b"HTTP/2.0 200 OK\r\n\r\n")["version"] == "HTTP/1.0"
-    assert parse(b"HTTP/1.1 200 OK\nA: b\n\n")["headers"] == [(b"A", b"b", None)]
-    assert parse(b"HTTP/1.1 200 OK\r\nX: a\r\n b\r\n\r\n")["headers"] == [(b"X", b"a b", None)]
+    assert parse(b"HTTP/1.1 200 OK\nA: b\n\n")["headers"] == [(b"a", b"b", None)]
+    assert parse(b"HTTP/1.1 200 OK\r\nX: a\r\n b\r\n\r\n")["headers"] == [(b"x", b"a b", None)]
     assert parse(b"HTTP/1.1 200 OK\r\nHost: a b\r\n\r\n")["headers"][0][1] == b"a b"
 
 
