@@ -24,6 +24,10 @@ cdef class TimerForTest:
         """Arm (or re-arm) to fire `timeout_s` after the loop's current time."""
         self.timer.enable(timeout_s)
 
+    def enable_common(self, double timeout_s):
+        """enable() through the duration queues (a shared, configured duration)."""
+        self.timer.enable_common(timeout_s)
+
     def disable(self):
         self.timer.disable()
 

@@ -19,6 +19,7 @@ cdef object _upstream_log = _logging.getLogger("envoy_fast.upstream")
 cdef object _listener_log = _logging.getLogger("envoy_fast.worker")
 
 include "event/dispatcher.pyx"
+include "common/live_list.pyx"
 include "buffer/owned_buffer.pyx"
 include "network/address.pyx"
 include "network/filter_manager.pyx"

@@ -63,6 +63,7 @@ cdef class Timer:
     @staticmethod
     cdef Timer new(Dispatcher dispatcher, timer_cb_t cb, object ctx)
     cdef void enable(self, double timeout_s) noexcept
+    cdef void enable_common(self, double timeout_s) noexcept
     cdef void disable(self) noexcept
     cdef inline bint enabled(self) noexcept:
         return self.heap_index >= 0 or self.queue >= 0
@@ -89,10 +90,10 @@ cdef class Dispatcher:
     cdef PyObject **heap            # binary min-heap of Timer, by deadline
     cdef Py_ssize_t heap_len
     cdef Py_ssize_t heap_cap
-    # Timeout queues (libevent's common timeouts): the timers armed with
-    # one of the first TIMER_QUEUES durations seen (idle, stream idle,
-    # route timeouts...) are due in the order they were armed, so each
-    # duration keeps a FIFO list: arming and disarming are O(1), no heap.
+    # Timeout queues (libevent's common timeouts): timers armed with
+    # enable_common() and one of the first TIMER_QUEUES such durations
+    # (idle, stream idle, route timeouts...) fall due in the order they were
+    # armed, so each duration keeps a FIFO list: O(1) in and out, no heap.
     cdef double queue_timeout[TIMER_QUEUES]
     cdef PyObject *queue_head[TIMER_QUEUES]
     cdef PyObject *queue_tail[TIMER_QUEUES]

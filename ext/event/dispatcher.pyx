@@ -82,12 +82,17 @@ cdef class Timer:
         return t
 
     cdef void enable(self, double timeout_s) noexcept:
+        self.disable()
+        self.deadline = self.dispatcher.now + timeout_s
+        self.dispatcher.heap_push(self)
+
+    cdef void enable_common(self, double timeout_s) noexcept:
+        """enable() for a duration that many timers share (a configured
+        timeout, not a remainder or a client's value): O(1) in that
+        duration's queue while there is one for it, else the heap."""
         cdef Dispatcher d = self.dispatcher
         cdef int q
-        if self.heap_index >= 0:
-            d.heap_remove(self)
-        elif self.queue >= 0:
-            d.queue_remove(self)
+        self.disable()
         self.deadline = d.now + timeout_s
         q = d.timer_queue_for(timeout_s)
         if q >= 0:

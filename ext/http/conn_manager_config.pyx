@@ -355,14 +355,10 @@ cdef class HttpConnectionManagerConfig(NetworkFilterFactory):
         return 0
 
     cdef int start_drain(self) except -1:
-        cdef HttpConnectionManagerImpl m = self.live_managers
-        cdef list live = []
+        cdef HttpConnectionManagerImpl m
         if self.draining:
             return 0
         self.draining = True
-        while m is not None:
-            live.append(m)
-            m = m.live_next
-        for m in live:
+        for m in live_list_items(self.live_managers):
             m.start_drain()
         return 0

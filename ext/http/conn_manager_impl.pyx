@@ -144,14 +144,10 @@ cdef class HttpConnectionManagerImpl(ReadFilter):
         self.created = self.dispatcher.now
         self.idle_since = self.created
         if self.idle_timer is not None:
-            self.idle_timer.enable(cfg.idle_timeout)
+            self.idle_timer.enable_common(cfg.idle_timeout)
         if self.duration_timer is not None:
-            self.duration_timer.enable(cfg.max_connection_duration)
-        self.live_prev = None
-        self.live_next = cfg.live_managers
-        if cfg.live_managers is not None:
-            cfg.live_managers.live_prev = self
-        cfg.live_managers = self
+            self.duration_timer.enable_common(cfg.max_connection_duration)
+        cfg.live_managers = live_list_push(cfg.live_managers, self)
         return FILTER_CONTINUE
 
     cdef int create_connection_objects(self) except -1:
@@ -246,13 +242,13 @@ cdef class HttpConnectionManagerImpl(ReadFilter):
                     self.head_start = self.dispatcher.now
                     self.idle_since = 0
                     if self.headers_timer is not None and not self.headers_timer.enabled():
-                        self.headers_timer.enable(cfg.request_headers_timeout)
+                        self.headers_timer.enable_common(cfg.request_headers_timeout)
                     if cfg.stream_idle_timeout > 0 and not self.stream_idle_timer.enabled():
-                        self.stream_idle_timer.enable(cfg.stream_idle_timeout)
+                        self.stream_idle_timer.enable_common(cfg.stream_idle_timeout)
                     if self.request_timer is not None and not self.request_timer.enabled():
-                        self.request_timer.enable(cfg.request_timeout)
+                        self.request_timer.enable_common(cfg.request_timeout)
                     if self.max_stream_timer is not None and not self.max_stream_timer.enabled():
-                        self.max_stream_timer.enable(cfg.max_stream_duration)
+                        self.max_stream_timer.enable_common(cfg.max_stream_duration)
                 rc = self.parser.parse(data)
                 if rc == HTTP1_PARSE_NEED_MORE:
                     return 0
@@ -314,7 +310,7 @@ cdef class HttpConnectionManagerImpl(ReadFilter):
             # The route's idle_timeout is shorter (or the only one).
             if self.stream_idle_timer is None:
                 self.stream_idle_timer = Timer.new(self.dispatcher, _hcm_on_stream_idle_timer, self)
-            self.stream_idle_timer.enable(s.idle_timeout)
+            self.stream_idle_timer.enable_common(s.idle_timeout)
         s.create_filter_chain()
         if s.remote_complete:
             s.stream_info.request_complete_mono = self.dispatcher.now
@@ -548,7 +544,7 @@ cdef class HttpConnectionManagerImpl(ReadFilter):
         if self.config.delayed_close_timeout > 0:
             if self.delayed_close_timer is None:
                 self.delayed_close_timer = Timer.new(self.dispatcher, _hcm_on_delayed_close_timer, self)
-            self.delayed_close_timer.enable(self.config.delayed_close_timeout)
+            self.delayed_close_timer.enable_common(self.config.delayed_close_timeout)
             if self.read_paused:
                 self.read_paused = False
                 self.connection.read_disable(False)
@@ -593,7 +589,7 @@ cdef class HttpConnectionManagerImpl(ReadFilter):
         self.drain_state = HTTP_DRAIN_DRAINING
         if self.drain_timer is None:
             self.drain_timer = Timer.new(self.dispatcher, _hcm_on_drain_timer, self)
-        self.drain_timer.enable(self.config.drain_timeout)
+        self.drain_timer.enable_common(self.config.drain_timeout)
         return 0
 
     cdef int on_drain_timeout(self) except -1:
@@ -647,14 +643,7 @@ cdef class HttpConnectionManagerImpl(ReadFilter):
             cfg.stats[HTTP_DOWNSTREAM_CX_DESTROY_ACTIVE_RQ] += 1
         if cfg.cx_length_hist != NULL:
             hist_record(cfg.cx_length_hist, (self.dispatcher.now - self.created) * 1000.0)
-        if self.live_prev is None:
-            if cfg.live_managers is self:
-                cfg.live_managers = self.live_next
-        else:
-            self.live_prev.live_next = self.live_next
-        if self.live_next is not None:
-            self.live_next.live_prev = self.live_prev
-        self.live_prev = self.live_next = None
+        cfg.live_managers = live_list_remove(cfg.live_managers, self)
         self.disable_timers()
         self.connection_callbacks.parent = None
         self.connection = None

@@ -324,11 +324,7 @@ cdef class ActiveTcpListener:
         active.connection = conn
         active.created = self.dispatcher.now
         conn.add_callbacks(active)
-        active.live_prev = None
-        active.live_next = self.live_head
-        if self.live_head is not None:
-            self.live_head.live_prev = active
-        self.live_head = active
+        self.live_head = live_list_push(self.live_head, active)
         self.num_connections += 1
         self.stats[LISTENER_DOWNSTREAM_CX_TOTAL] += 1
         self.stats[LISTENER_DOWNSTREAM_CX_ACTIVE] += 1
@@ -348,13 +344,7 @@ cdef class ActiveTcpListener:
             return
         active.listener = None
         active.connection = None
-        if active.live_prev is None:
-            self.live_head = active.live_next
-        else:
-            active.live_prev.live_next = active.live_next
-        if active.live_next is not None:
-            active.live_next.live_prev = active.live_prev
-        active.live_prev = active.live_next = None
+        self.live_head = live_list_remove(self.live_head, active)
         self.num_connections -= 1
         self.stats[LISTENER_DOWNSTREAM_CX_ACTIVE] -= 1
         self.stats[LISTENER_DOWNSTREAM_CX_DESTROY] += 1
@@ -367,12 +357,8 @@ cdef class ActiveTcpListener:
             self.free_active_len += 1
 
     def close_all_for_shutdown(self):
-        cdef ActiveTcpConnection a = self.live_head
-        cdef list live = []
-        while a is not None:
-            live.append(a)
-            a = a.live_next
-        for a in live:
+        cdef ActiveTcpConnection a
+        for a in live_list_items(self.live_head):
             if a.connection is not None:
                 a.connection.close(CLOSE_NO_FLUSH)
 

@@ -152,7 +152,7 @@ cdef class ConnPoolImplBase:
         self.transition_active_client_state(client, CLIENT_CONNECTING)
         client.connect_timer = Timer.new(self.dispatcher, _on_connect_timeout, client)
         if self.cluster.connect_timeout > 0:
-            client.connect_timer.enable(self.cluster.connect_timeout)
+            client.connect_timer.enable_common(self.cluster.connect_timeout)
         return conn.connect()
 
     cdef void transition_active_client_state(self, ActiveClient client, int new_state):

@@ -235,11 +235,11 @@ cdef class TcpProxyFilter(ReadFilter):
         down.read_disable(True)
         if config.max_downstream_connection_duration > 0:
             self.duration_timer = Timer.new(self.dispatcher, _on_max_duration_timer, self)
-            self.duration_timer.enable(config.max_downstream_connection_duration)
+            self.duration_timer.enable_common(config.max_downstream_connection_duration)
         if config.idle_timeout > 0:
             # From accept, as Envoy: an upstream that never answers is idle too.
             self.idle_timer = Timer.new(self.dispatcher, _on_idle_timer, self)
-            self.idle_timer.enable(config.idle_timeout)
+            self.idle_timer.enable_common(config.idle_timeout)
         self.initialize_upstream_connection()
         return FILTER_STOP_ITERATION
 

@@ -404,7 +404,7 @@ cdef class Http1ConnPoolImpl(ConnPoolImplBase):
             return 0
         if client.idle_timer is None:
             client.idle_timer = Timer.new(self.dispatcher, _http1_on_idle_timeout, client)
-        client.idle_timer.enable(t)
+        client.idle_timer.enable_common(t)
         return 0
 
     cdef int on_idle_timeout(self, Http1ActiveClient client) except -1:

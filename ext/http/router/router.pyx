@@ -363,7 +363,10 @@ cdef class RouterFilter(HttpStreamDecoderFilter):
             if self.global_timeout > 0:
                 if self.response_timer is None:
                     self.response_timer = Timer.new(self.dispatcher, _router_on_response_timeout, self)
-                self.response_timer.enable(self.global_timeout)
+                if self.global_timeout == self.route_entry.timeout:
+                    self.response_timer.enable_common(self.global_timeout)
+                else:
+                    self.response_timer.enable(self.global_timeout)     # the client's
             if ur.create_per_try_timeout_on_request_complete:
                 ur.setup_per_try_timeout()
         return 0

@@ -241,7 +241,10 @@ cdef class RouterUpstreamRequest(HttpPoolCallbacks):
             return 0
         if self.per_try_timer is None:
             self.per_try_timer = Timer.new(parent.dispatcher, _router_on_per_try_timer, self)
-        self.per_try_timer.enable(parent.per_try_timeout)
+        if parent.per_try_timeout == parent.route_entry.retry_policy.per_try_timeout:
+            self.per_try_timer.enable_common(parent.per_try_timeout)
+        else:
+            self.per_try_timer.enable(parent.per_try_timeout)       # the client's
         return 0
 
     cdef int on_per_try_timeout(self) except -1:

@@ -191,13 +191,13 @@ def test_timers_of_one_duration_fire_in_arming_order_and_leave_from_anywhere():
     timers = []
     for i in range(12):
         t = make_timer(d, fired, i)
-        t.enable(0.1)
+        t.enable_common(0.1)
         timers.append(t)
         d.run_for_test(0.004)   # a later deadline for each
     for i in (0, 5, 11):
         timers[i].disable()
         assert not timers[i].enabled
-    timers[3].enable(0.3)       # now due after the others
+    timers[3].enable_common(0.3)    # now due after the others
     assert timers[3].enabled
     d.run_for_test(0.6)
     assert fired == [1, 2, 4, 6, 7, 8, 9, 10, 3]
@@ -205,15 +205,20 @@ def test_timers_of_one_duration_fire_in_arming_order_and_leave_from_anywhere():
 
 
 def test_timers_past_the_duration_queues_still_fire_in_deadline_order():
-    # More distinct durations than there are duration queues: the rest go
-    # to the heap, and the two kinds interleave by deadline.
+    # More distinct shared durations than there are duration queues: the
+    # rest go to the heap, with the plain timers, and all interleave by
+    # deadline.
     d = Dispatcher()
     fired = []
     delays = [0.01 * k for k in range(20, 0, -1)] * 3
     timers = []
     for i, delay in enumerate(delays):
         t = make_timer(d, fired, i)
-        t.enable(delay)
+        if i % 4:
+            t.enable_common(delay)
+        else:
+            t.enable(delay + 0.001)
+            delays[i] = delay + 0.001
         timers.append(t)
     d.run_for_test(0.5)
     assert sorted(fired) == list(range(len(delays)))
