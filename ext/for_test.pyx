@@ -359,7 +359,8 @@ cdef class HttpHeaderMapForTest:
         return self.map.byte_size
 
     def encode(self, str first=None):
-        cdef OwnedBuffer out = OwnedBuffer.new()
-        self.map.encode_headers(out, HTTP1_HEADER_OTHER if first is None
-                                else _HTTP1_HEADER_ID_NAMES_FOR_TEST.index(first))
-        return out.to_bytes()
+        cdef bytearray out = bytearray(self.map.headers_size())
+        cdef char *p = out
+        cdef char *end = self.map.write_headers(p, HTTP1_HEADER_OTHER if first is None
+                                                else _HTTP1_HEADER_ID_NAMES_FOR_TEST.index(first))
+        return bytes(out[:end - p])

@@ -280,8 +280,6 @@ cdef class Worker:
         """Run the event loop until shutdown (or EOF on the control channel)."""
         if EF_DEBUG:
             _debug_start(self)
-        # A worker process starts no threads: its loop keeps the GIL.
-        self.dispatcher.release_gil = _threading.active_count() > 1
         try:
             self.dispatcher.run()
         finally:
@@ -289,7 +287,6 @@ cdef class Worker:
                 self.access_logs.flush()
 
     def run_for_test(self, double seconds):
-        self.dispatcher.release_gil = _threading.active_count() > 1
         self.dispatcher.run_for_test(seconds)
 
     def close_all(self):

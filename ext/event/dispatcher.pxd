@@ -64,6 +64,7 @@ cdef class Timer:
     cdef Timer new(Dispatcher dispatcher, timer_cb_t cb, object ctx)
     cdef void enable(self, double timeout_s) noexcept
     cdef void enable_common(self, double timeout_s) noexcept
+    cdef void arm(self, double timeout_s, int q) noexcept
     cdef void disable(self) noexcept
     cdef inline bint enabled(self) noexcept:
         return self.heap_index >= 0 or self.queue >= 0
@@ -75,7 +76,6 @@ cdef class Dispatcher:
     cdef epoll_event *events
     cdef double now                 # monotonic seconds, refreshed once per loop turn
     cdef bint exit_requested
-    cdef bint release_gil           # drop the GIL in epoll_wait (other threads)
     cdef list deferred              # objects kept alive until the batch ends
     # Closed connections (chained by ConnectionImpl.next_free, no list to
     # grow and shrink): those closed in this batch, then those recycled.

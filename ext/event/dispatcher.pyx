@@ -82,23 +82,22 @@ cdef class Timer:
         return t
 
     cdef void enable(self, double timeout_s) noexcept:
-        self.disable()
-        self.deadline = self.dispatcher.now + timeout_s
-        self.dispatcher.heap_push(self)
+        self.arm(timeout_s, -1)
 
     cdef void enable_common(self, double timeout_s) noexcept:
         """enable() for a duration that many timers share (a configured
         timeout, not a remainder or a client's value): O(1) in that
         duration's queue while there is one for it, else the heap."""
-        cdef Dispatcher d = self.dispatcher
-        cdef int q
+        self.arm(timeout_s, self.dispatcher.timer_queue_for(timeout_s))
+
+    cdef void arm(self, double timeout_s, int q) noexcept:
+        """Due timeout_s from now, in queue q (-1: the heap)."""
         self.disable()
-        self.deadline = d.now + timeout_s
-        q = d.timer_queue_for(timeout_s)
+        self.deadline = self.dispatcher.now + timeout_s
         if q >= 0:
-            d.queue_append(q, self)
+            self.dispatcher.queue_append(q, self)
         else:
-            d.heap_push(self)
+            self.dispatcher.heap_push(self)
 
     cdef void disable(self) noexcept:
         if self.heap_index >= 0:
@@ -116,7 +115,6 @@ cdef class Dispatcher:
         self.events = NULL
         self.heap = NULL
         self.write_queue = NULL
-        self.release_gil = True
 
     def __init__(self, uint64_t seed=0x9E3779B97F4A7C15ULL, error_log=None):
         self.epfd = epoll_create1(EPOLL_CLOEXEC)
@@ -167,15 +165,11 @@ cdef class Dispatcher:
         self.now = <double>ts.tv_sec + <double>ts.tv_nsec * 1e-9
 
     cdef int next_timeout_ms(self) noexcept:
-        cdef double delta, first
-        cdef int q
-        if self.timers_armed == 0:
+        cdef double delta
+        cdef Timer t = self.next_timer()
+        if t is None:
             return 1000
-        first = (<Timer>self.heap[0]).deadline if self.heap_len else 1e300
-        for q in range(self.n_queues):
-            if self.queue_head[q] != NULL and (<Timer>self.queue_head[q]).deadline < first:
-                first = (<Timer>self.queue_head[q]).deadline
-        delta = first - self.now
+        delta = t.deadline - self.now
         if delta <= 0:
             return 0
         if delta > 1.0:
@@ -291,6 +285,11 @@ cdef class Dispatcher:
     cdef int run(self) except -1:
         cdef int n, i, timeout
         cdef FileEventHandler h
+        # The GIL is dropped in epoll_wait only when another thread may
+        # want it (tests run a Dispatcher beside Python threads): a worker
+        # process has none, and the hand-over costs a mutex and a condition
+        # variable every turn.
+        cdef bint release_gil = _threading.active_count() > 1
         self.exit_requested = False
         while not self.exit_requested:
             # End of the previous turn: queued writes first, so a blocked
@@ -302,11 +301,7 @@ cdef class Dispatcher:
             if self.deferred or self.closed_connections is not None:
                 self.flush_deferred()
             timeout = self.next_timeout_ms()
-            # The only place the GIL is dropped, when another thread may
-            # want it (tests run a Dispatcher beside Python threads): a
-            # worker process has none, and the hand-over costs a mutex and a
-            # condition variable every turn.
-            if self.release_gil:
+            if release_gil:
                 with nogil:
                     n = epoll_wait(self.epfd, self.events, MAX_EPOLL_EVENTS, timeout)
             else:

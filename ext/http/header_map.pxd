@@ -83,6 +83,5 @@ cdef class HttpHeaderMap:
             memcmp(self.buf + self.entries[i].value_off, v, n) == 0
     cdef inline const char *path(self) noexcept:
         return self.buf + self.path_off
-    cdef int encode_headers(self, OwnedBuffer out, int first_id) except -1
     cdef size_t headers_size(self) noexcept
     cdef char *write_headers(self, char *p, int first_id) noexcept

@@ -453,23 +453,6 @@ cdef class HttpHeaderMap:
                 p = _http_header_write(p, self.buf, e)
         return p
 
-    cdef int encode_headers(self, OwnedBuffer out, int first_id) except -1:
-        """write_headers() into `out`: in its tail when there is room, else
-        built in the map's own spare room and appended."""
-        cdef size_t need = self.headers_size()
-        cdef char *p
-        cdef char *start
-        if need == 0:
-            return 0
-        p = out.tail_space(need)
-        if p != NULL:
-            out.commit_tail(self.write_headers(p, first_id) - p)
-            return 0
-        self.reserve_bytes(need)
-        start = self.buf + self.buf_len
-        out.add(start, self.write_headers(start, first_id) - start)
-        return 0
-
     # -- for tests and the admin: Python views (never on the request path)
 
     def items_for_test(self):

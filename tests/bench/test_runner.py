@@ -62,22 +62,27 @@ def test_a_proxy_that_does_not_run_fails_the_bench(tmp_path):
     assert "FAILED: no result for envoy_fast c=1" in r.stdout + r.stderr
 
 
-def test_envoy_fast_l7_row_is_measured(tmp_path):
-    """envoy_fast serves the L7 bench config: its http_small_keepalive row
-    has a result with no errors, and nothing is reported failed."""
+def _bench_envoy_fast_from_source(tmp_path, workloads, *extra):
+    """Run bench/run.py on envoy_fast from this tree (1 s, no warm-up): it
+    must succeed; its output and result rows."""
     require_peer("wrk")
     require_peer("nginx")
     env = dict(os.environ, ENVOY_FAST_CMD="%s -m envoy_fast" % sys.executable,
                PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
     out_dir = tmp_path / "out"
-    r = subprocess.run([sys.executable, str(BENCH), "--proxies", "envoy_fast", "--workloads",
-                        "http_small_keepalive", "--duration", "1", "--warmup", "0", "--no-install",
-                        "--out", str(out_dir)],
-                       env=env, capture_output=True, text=True, timeout=120)
+    r = subprocess.run([sys.executable, str(BENCH), "--proxies", "envoy_fast", "--workloads", workloads,
+                        "--duration", "1", "--warmup", "0", "--no-install", "--out", str(out_dir), *extra],
+                       env=env, capture_output=True, text=True, timeout=180)
     out = r.stdout + r.stderr
     assert r.returncode == 0, out
+    return out, json.loads((out_dir / "results.json").read_text())["results"]
+
+
+def test_envoy_fast_l7_row_is_measured(tmp_path):
+    """envoy_fast serves the L7 bench config: its http_small_keepalive row
+    has a result with no errors, and nothing is reported failed."""
+    out, rows = _bench_envoy_fast_from_source(tmp_path, "http_small_keepalive")
     assert "FAILED" not in out, out
-    rows = json.loads((out_dir / "results.json").read_text())["results"]
     assert [(x["proxy"], x["workload"], x["status"]) for x in rows] == \
         [("envoy_fast", "http_small_keepalive", "ok")], rows
     assert rows[0]["result"]["requests"] > 0 and rows[0]["result"]["errors"] == 0, rows[0]["result"]
@@ -96,19 +101,9 @@ def test_layers_pick_the_workloads():
 def test_interleaved_passes_merge_into_one_row_per_workload(tmp_path):
     """--interleave takes the --repeat runs in passes over the proxies: one
     row per workload at the end, with every pass's run, in pass order."""
-    require_peer("wrk")
-    require_peer("nginx")
-    env = dict(os.environ, ENVOY_FAST_CMD="%s -m envoy_fast" % sys.executable,
-               PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
-    out_dir = tmp_path / "out"
-    r = subprocess.run([sys.executable, str(BENCH), "--proxies", "envoy_fast", "--workloads",
-                        "http_small_keepalive,http_new_conn", "--duration", "1", "--warmup", "0",
-                        "--repeat", "2", "--interleave", "--no-install", "--out", str(out_dir)],
-                       env=env, capture_output=True, text=True, timeout=180)
-    out = r.stdout + r.stderr
-    assert r.returncode == 0, out
+    out, rows = _bench_envoy_fast_from_source(tmp_path, "http_small_keepalive,http_new_conn",
+                                              "--repeat", "2", "--interleave")
     assert "pass 2/2" in out, out
-    rows = json.loads((out_dir / "results.json").read_text())["results"]
     assert [(x["proxy"], x["workload"], x["status"], len(x["runs"])) for x in rows] == \
         [("envoy_fast", "http_small_keepalive", "ok", 2), ("envoy_fast", "http_new_conn", "ok", 2)], rows
     for row in rows:

@@ -316,7 +316,7 @@ def http1_encode_request_for_test(str method, bytes path, list headers, list chu
     cdef OwnedBuffer out = OwnedBuffer.new()
     m.method = _HTTP1_METHOD_NAMES_LIST_FOR_TEST.index(method)
     m.set_path(path, len(path))
-    http1_encode_request_head(out, m)
+    http1_encode_request_head(out, m, NULL, 0)
     _http1_encode_body_for_test(out, chunks, trailers)
     return out.to_bytes()
 

@@ -87,9 +87,6 @@ cdef void _http1_buffer_copy(OwnedBuffer dst, OwnedBuffer src) noexcept:
         src.advance(&c, k)
 
 
-cdef const char *_HTTP1_SLASH = b"/"
-
-
 @cython.final
 cdef class Http1RequestEncoder:
 
@@ -116,11 +113,8 @@ cdef class Http1RequestEncoder:
         cdef OwnedBuffer out
         cdef int m = headers.method, i, hidden_n = 0
         cdef int hidden[16]
-        cdef const char *path
-        cdef size_t ml, pl, fl = 0
+        cdef size_t fl = 0
         cdef const char *framing = NULL
-        cdef char *start
-        cdef char *p
         if client is None:
             return 0
         if m < 0 or m >= HTTP1_METHOD_COUNT:
@@ -150,36 +144,7 @@ cdef class Http1RequestEncoder:
                     headers.entries[i].id = HTTP_HEADER_DEAD
                     hidden[hidden_n] = i
                     hidden_n += 1
-        ml = _HTTP1_METHOD_LENS[m]
-        if headers.path_len:
-            path = headers.path()
-            pl = headers.path_len
-        else:
-            path = _HTTP1_SLASH
-            pl = 1
-        # The head in one run, in place in the buffer's tail.
-        start = p = out.tail_space(ml + 1 + pl + 11 + headers.headers_size() + fl + 2)
-        if p != NULL:
-            memcpy(p, _HTTP1_METHOD_NAMES[m], ml)
-            p[ml] = b' '
-            p += ml + 1
-            memcpy(p, path, pl)
-            memcpy(p + pl, b" HTTP/1.1\r\n", 11)
-            p = headers.write_headers(p + pl + 11, HTTP1_HEADER_HOST)
-            if fl:
-                memcpy(p, framing, fl)
-            p[fl] = b'\r'
-            p[fl + 1] = b'\n'
-            out.commit_tail(p + fl + 2 - start)
-        else:
-            out.add(_HTTP1_METHOD_NAMES[m], ml)
-            out.add(b" ", 1)
-            out.add(path, pl)
-            out.add(b" HTTP/1.1\r\n", 11)
-            headers.encode_headers(out, HTTP1_HEADER_HOST)
-            if fl:
-                out.add(framing, fl)
-            out.add(b"\r\n", 2)
+        http1_encode_request_head(out, headers, framing, fl)
         for i in range(hidden_n):
             headers.entries[hidden[i]].id = HTTP1_HEADER_TRANSFER_ENCODING
         if end_stream:

@@ -1,5 +1,7 @@
 # HTTP/1.1 encoders (see encoder.pxd).
 
+from libc.stdlib cimport malloc, free
+
 # The reason phrase Envoy 1.40 writes for each status (read off the real
 # binary for 100..999: any other code gets "Unknown", 599 has its own).
 cdef dict _HTTP1_REASONS = {
@@ -43,45 +45,73 @@ cdef const char *http1_reason_phrase(int status, size_t *n) noexcept:
     return _http1_reason_table[i]
 
 
-cdef int http1_encode_request_head(OwnedBuffer out, HttpHeaderMap h) except -1:
-    """"METHOD path HTTP/1.1", host first, the other headers in order, the
-    blank line (Envoy's RequestEncoderImpl): written in place in `out`'s
-    tail when a slice holds it."""
-    cdef int m = h.method if 0 <= h.method < HTTP1_METHOD_COUNT else HTTP1_METHOD_GET
-    cdef size_t ml = _HTTP1_METHOD_LENS[m]
+cdef inline int http1_write_head(OwnedBuffer out, const char *line, size_t line_len,
+                          const char *path, size_t path_len, const char *line_end, size_t end_len,
+                          HttpHeaderMap h, int first_id, const char *extra, size_t extra_len) except -1:
+    """A message head in one run: the start line (line + path + line_end),
+    h's headers (those of `first_id` first; h may be None), `extra` header
+    lines, the blank line. Written in place in `out`'s tail; a head longer
+    than a slice is built in a scratch block and appended."""
+    cdef size_t need = line_len + path_len + end_len + extra_len + 2
     cdef char *start
+    cdef char *scratch = NULL
     cdef char *p
-    start = p = out.tail_space(ml + 1 + h.path_len + 11 + h.headers_size() + 2)
-    if p == NULL:
-        out.add(_HTTP1_METHOD_NAMES[m], ml)
-        out.add(b" ", 1)
-        out.add(h.path(), h.path_len)
-        out.add(b" HTTP/1.1\r\n", 11)
-        h.encode_headers(out, HTTP1_HEADER_HOST)
-        out.add(b"\r\n", 2)
-        return 0
-    memcpy(p, _HTTP1_METHOD_NAMES[m], ml)
-    p[ml] = b' '
-    p += ml + 1
-    memcpy(p, h.path(), h.path_len)
-    p += h.path_len
-    memcpy(p, b" HTTP/1.1\r\n", 11)
-    p = h.write_headers(p + 11, HTTP1_HEADER_HOST)
+    if h is not None:
+        need += h.headers_size()
+    start = out.tail_space(need)
+    if start == NULL:
+        start = scratch = <char*>malloc(need)
+        if scratch == NULL:
+            raise MemoryError()
+    p = start
+    if line_len:
+        memcpy(p, line, line_len)
+        p += line_len
+    if path_len:
+        memcpy(p, path, path_len)
+        p += path_len
+    if end_len:
+        memcpy(p, line_end, end_len)
+        p += end_len
+    if h is not None:
+        p = h.write_headers(p, first_id)
+    if extra_len:
+        memcpy(p, extra, extra_len)
+        p += extra_len
     p[0] = b'\r'
     p[1] = b'\n'
-    out.commit_tail(p + 2 - start)
+    p += 2
+    if scratch == NULL:
+        out.commit_tail(p - start)
+    else:
+        out.add(scratch, p - start)
+        free(scratch)
     return 0
 
 
+cdef int http1_encode_request_head(OwnedBuffer out, HttpHeaderMap h,
+                                   const char *extra, size_t extra_len) except -1:
+    """"METHOD path HTTP/1.1" ("/" when the map has no path), host first,
+    the other headers in order, `extra` header lines (the encoder's
+    framing), the blank line (Envoy's RequestEncoderImpl)."""
+    cdef int m = h.method if 0 <= h.method < HTTP1_METHOD_COUNT else HTTP1_METHOD_GET
+    cdef size_t ml = _HTTP1_METHOD_LENS[m]
+    cdef char line[16]                  # the longest method is 11 bytes
+    memcpy(line, _HTTP1_METHOD_NAMES[m], ml)
+    line[ml] = b' '
+    if h.path_len:
+        return http1_write_head(out, line, ml + 1, h.path(), h.path_len, b" HTTP/1.1\r\n", 11,
+                                h, HTTP1_HEADER_HOST, extra, extra_len)
+    return http1_write_head(out, line, ml + 1, b"/", 1, b" HTTP/1.1\r\n", 11,
+                            h, HTTP1_HEADER_HOST, extra, extra_len)
+
+
 cdef int http1_encode_response_head(OwnedBuffer out, HttpHeaderMap h, bint http10) except -1:
-    """"HTTP/1.1 NNN Reason", the headers in order, the blank line: written
-    in place in `out`'s tail when a slice holds it."""
+    """"HTTP/1.1 NNN Reason", the headers in order, the blank line."""
     cdef char line[64]
     cdef size_t rn, n = 9
     cdef const char *reason = http1_reason_phrase(h.status, &rn)
     cdef unsigned int status = <unsigned int>h.status if h.status >= 100 else 500
-    cdef char *start
-    cdef char *p
     memcpy(line, b"HTTP/1.0 " if http10 else b"HTTP/1.1 ", 9)
     n += format_uint(status, line + n)    # an upstream's 2000 is relayed as such
     line[n] = b' '
@@ -89,19 +119,7 @@ cdef int http1_encode_response_head(OwnedBuffer out, HttpHeaderMap h, bint http1
     n += 1 + rn
     line[n] = b'\r'
     line[n + 1] = b'\n'
-    n += 2
-    start = p = out.tail_space(n + h.headers_size() + 2)
-    if p == NULL:
-        out.add(line, n)
-        h.encode_headers(out, HTTP1_HEADER_OTHER)
-        out.add(b"\r\n", 2)
-        return 0
-    memcpy(p, line, n)
-    p = h.write_headers(p + n, HTTP1_HEADER_OTHER)
-    p[0] = b'\r'
-    p[1] = b'\n'
-    out.commit_tail(p + 2 - start)
-    return 0
+    return http1_write_head(out, line, n + 2, NULL, 0, NULL, 0, h, HTTP1_HEADER_OTHER, NULL, 0)
 
 
 cdef void http1_encode_chunk(OwnedBuffer out, OwnedBuffer data) noexcept:
@@ -124,8 +142,4 @@ cdef void http1_encode_chunk(OwnedBuffer out, OwnedBuffer data) noexcept:
 
 
 cdef int http1_encode_last_chunk(OwnedBuffer out, HttpHeaderMap trailers) except -1:
-    out.add(b"0\r\n", 3)
-    if trailers is not None:
-        trailers.encode_headers(out, HTTP1_HEADER_OTHER)
-    out.add(b"\r\n", 2)
-    return 0
+    return http1_write_head(out, b"0\r\n", 3, NULL, 0, NULL, 0, trailers, HTTP1_HEADER_OTHER, NULL, 0)

@@ -29,13 +29,17 @@ for _i in range(HTTP1_HEADER_COUNT):
     _HTTP1_HEADER_LENS[_i] = len(<bytes>_HTTP1_HEADER_NAMES[_i])
 
 
-cdef inline uint32_t _http1_name_hash(const char *lower, size_t n) noexcept:
-    """A lower-case name's hash, from its length and three of its bytes: O(1)
-    per header (what it is for, an id lookup and a repeat filter, compare
-    the names themselves after it)."""
-    return <uint32_t>(n * 0x9E3779B1U + <unsigned char>lower[0] * 0x85EBCA77U
-                      + <unsigned char>lower[n - 1] * 0xC2B2AE3DU
-                      + <unsigned char>lower[n >> 1] * 0x27D4EB2FU)
+cdef inline unsigned char _http1_lower(unsigned char c) noexcept:
+    return c + 32 if 65 <= c <= 90 else c
+
+
+cdef inline uint32_t _http1_name_hash(const char *name, size_t n) noexcept:
+    """A (non-empty) name's hash, any case, from its length and three of its
+    bytes: O(1) per header (what it is for, an id lookup and a repeat
+    filter, compare the names themselves after it)."""
+    return <uint32_t>(n * 0x9E3779B1U + _http1_lower(<unsigned char>name[0]) * 0x85EBCA77U
+                      + _http1_lower(<unsigned char>name[n - 1]) * 0xC2B2AE3DU
+                      + _http1_lower(<unsigned char>name[n >> 1]) * 0x27D4EB2FU)
 
 
 cdef inline int _http1_name_slot(uint32_t h) noexcept:
@@ -54,12 +58,10 @@ for _i in range(1, HTTP1_HEADER_COUNT):
     _http1_header_slots[_http1_name_slot(_h)] = _i
 del _h
 
-# RFC 9110 tchar: the bytes allowed in a method and a header name (3 for
-# '_', so a name's OR tells whether it holds one).
+# RFC 9110 tchar: the bytes allowed in a method and a header name.
 cdef unsigned char _http1_tchar[256]
 for _i in range(256):
-    _http1_tchar[_i] = (3 if _i == 95 else 1) if (
-        48 <= _i <= 57 or 65 <= _i <= 90 or 97 <= _i <= 122 or chr(_i) in "!#$%&'*+-.^_`|~") else 0
+    _http1_tchar[_i] = 48 <= _i <= 57 or 65 <= _i <= 90 or 97 <= _i <= 122 or chr(_i) in "!#$%&'*+-.^_`|~"
 
 # A header name byte, lower-cased (0: not a tchar, ':' included); bit 8
 # marks '_' (headers_with_underscores_action).
@@ -94,10 +96,6 @@ cdef const char *HTTP1_DETAIL_INVALID_TE = b"http1.invalid_transfer_encoding"
 cdef const char *HTTP1_DETAIL_TE_NOT_ALLOWED = b"http1.transfer_encoding_not_allowed"
 cdef const char *HTTP1_DETAIL_CL_NOT_ALLOWED = b"http1.content_length_not_allowed"
 cdef const char *HTTP1_DETAIL_INVALID_AUTHORITY = b"http.invalid_authority"
-
-
-cdef inline unsigned char _http1_lower(unsigned char c) noexcept:
-    return c + 32 if 65 <= c <= 90 else c
 
 
 # What a header value may hold unchecked, eight bytes at a time: no byte
@@ -145,17 +143,10 @@ cdef inline int _http1_header_id_hashed(const char *lower, size_t n, uint32_t h)
 
 cdef inline int _http1_header_id(const char *name, size_t n) noexcept:
     """The id of a name in any case."""
-    cdef char key[3]
     cdef int id
     if n == 0:
         return HTTP1_HEADER_OTHER
-    # The hash reads bytes 0, n-1 and n/2: lower-case just those.
-    key[0] = <char>_http1_lower(<unsigned char>name[0])
-    key[1] = <char>_http1_lower(<unsigned char>name[n >> 1])
-    key[2] = <char>_http1_lower(<unsigned char>name[n - 1])
-    id = _http1_header_slots[_http1_name_slot(<uint32_t>(
-        n * 0x9E3779B1U + <unsigned char>key[0] * 0x85EBCA77U
-        + <unsigned char>key[2] * 0xC2B2AE3DU + <unsigned char>key[1] * 0x27D4EB2FU))]
+    id = _http1_header_slots[_http1_name_slot(_http1_name_hash(name, n))]
     if id and _HTTP1_HEADER_LENS[id] == n and _http1_ieq(name, _HTTP1_HEADER_NAMES[id], n):
         return id
     return HTTP1_HEADER_OTHER
